@@ -1,0 +1,60 @@
+# Two commands on a fresh machine: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.12: on PATH, or pyenv's copy when it is installed but not the global version.
+PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do \
+	  $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help install install-dev run test lint bench migrate seed simulate clean
+
+help:
+	@echo "make run     install, migrate, seed demo data, start web + worker + beat + simulator"
+	@echo "make test    install test dependencies, lint, check import contracts, run the whole suite"
+	@echo "make bench   run the benchmarks (BENCH=name for one); writes bench/results.json and the README table"
+
+$(VENV)/.python:
+	@test -n "$(PYTHON)" || { echo "error: Python 3.12 not found; install python3.12 or set PYTHON=/path/to/python3.12"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	touch $@
+
+$(VENV)/.installed: requirements.txt $(VENV)/.python
+	$(PIP) install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	$(PY) scripts/run.py
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+test: install-dev lint
+	$(PY) -m crm.embedded_redis -- $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install-dev
+	$(PY) -m crm.embedded_redis -- $(PY) bench/run.py $(if $(BENCH),--only $(BENCH),)
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+simulate: install
+	$(PY) -m crm.embedded_redis -- $(PY) manage.py simulate --customers $${CUSTOMERS:-20} --seed $${SEED:-1}
+
+clean:
+	rm -rf $(VENV) var/*.sqlite3* var/staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,14 @@
+"""The Celery application. All Celery settings live in crm/settings.py under CELERY_*."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
+
+app = Celery("crm")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["crm", "loyalty"], related_name="tasks")
+
+# Worker heartbeat for /healthz (imported for its signal handlers).
+import crm.heartbeat  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""CRM models, split by sub-domain and re-exported here."""

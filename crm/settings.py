@@ -1,0 +1,245 @@
+"""Settings for the private-domain CRM, all read from the environment (see README, "Configuration")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from celery.schedules import crontab
+from kombu import Queue
+
+from crm.env import celery_url, env_bool, env_float, env_int, env_list, env_str, redis_py_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY", "dev-insecure-change-me-" + "x" * 40)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Public base URL of the CRM, used in links sent to customers (card page, red packet page).
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", f"http://127.0.0.1:{env_int('PORT', 8000)}")
+
+DJANGO_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+]
+THIRD_PARTY_APPS = [
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+]
+LOCAL_APPS = [
+    "crm.apps.CrmConfig",
+    "loyalty.apps.LoyaltyConfig",
+    "wecom_sim.apps.WecomSimConfig",
+]
+INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "crm.urls"
+WSGI_APPLICATION = "crm.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'crm.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default runs web, worker, beat and simulator as separate processes on one file:
+    # WAL lets readers proceed during a write, IMMEDIATE takes the write lock up front (no upgrade
+    # deadlocks), and the timeout waits for it instead of failing with "database is locked".
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file (not :memory:) so that worker processes started by tests see the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis and Celery -----------------------------------------------------------------------
+REDIS_URL = redis_py_url(env_str("REDIS_URL", "redis://127.0.0.1:6379/0"))
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "crm",
+    }
+}
+
+CELERY_BROKER_URL = celery_url(REDIS_URL)
+CELERY_RESULT_BACKEND = None  # tasks write their outcome to the database; nothing reads results
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "Asia/Shanghai"
+CELERY_ENABLE_UTC = True
+# At-least-once delivery: a task is acknowledged after it ran, and re-queued if its worker died.
+# Every task is idempotent (database unique constraints), so a second run is harmless.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+# Separate queues so a campaign burst never starves callback handling.
+CELERY_TASK_QUEUES = [Queue("callbacks"), Queue("pushes"), Queue("redpackets"), Queue("default")]
+CELERY_TASK_ROUTES = {
+    "crm.tasks.callbacks.*": {"queue": "callbacks"},
+    "crm.tasks.campaigns.*": {"queue": "pushes"},
+    "crm.tasks.redpackets.*": {"queue": "redpackets"},
+}
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "campaigns-launch-due": {"task": "crm.tasks.campaigns.launch_due_campaigns", "schedule": 15.0},
+    "campaigns-poll-results": {"task": "crm.tasks.campaigns.poll_mass_message_results", "schedule": 20.0},
+    "redpackets-refund-expired": {"task": "crm.tasks.redpackets.refund_expired_pools", "schedule": 60.0},
+    "callbacks-sweep-unprocessed": {"task": "crm.tasks.callbacks.sweep_unprocessed", "schedule": 60.0},
+    "contacts-nightly-reconcile": {
+        "task": "crm.tasks.contacts.nightly_reconcile",
+        "schedule": crontab(hour=3, minute=30),
+    },
+}
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5)
+WORKER_HEARTBEAT_STALE_SECONDS = env_int("WORKER_HEARTBEAT_STALE_SECONDS", 30)
+
+# --- WeCom ----------------------------------------------------------------------------------
+# The CRM talks to WeCom only over HTTP. By default that is the bundled simulator, served on
+# SIM_PORT; point WECOM_API_BASE_URL at https://qyapi.weixin.qq.com/cgi-bin for the real thing.
+SIM_PORT = env_int("SIM_PORT", 8001)
+WECOM_API_BASE_URL = env_str("WECOM_API_BASE_URL", f"http://127.0.0.1:{SIM_PORT}/wecom-sim/cgi-bin").rstrip("/")
+WECOM_PAY_BASE_URL = env_str("WECOM_PAY_BASE_URL", f"http://127.0.0.1:{SIM_PORT}/wecom-sim/mch").rstrip("/")
+WECOM_CORP_ID = env_str("WECOM_CORP_ID", "ww5f3c0a1d2e4b6c8d")
+WECOM_CORP_SECRET = env_str("WECOM_CORP_SECRET", "demo-corp-secret-0123456789abcdefghijklmnopqr")
+WECOM_AGENT_ID = env_int("WECOM_AGENT_ID", 1000002)
+WECOM_CALLBACK_TOKEN = env_str("WECOM_CALLBACK_TOKEN", "demoCallbackToken2026")
+# 43 characters of [A-Za-z0-9], as WeCom's admin console generates.
+WECOM_ENCODING_AES_KEY = env_str("WECOM_ENCODING_AES_KEY", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C")
+WECOM_CALLBACK_URL = env_str("WECOM_CALLBACK_URL", f"{PUBLIC_BASE_URL}/wecom/callback")
+WECOM_CALLBACK_MAX_AGE_SECONDS = env_int("WECOM_CALLBACK_MAX_AGE_SECONDS", 300)
+WECOM_HTTP_TIMEOUT = env_float("WECOM_HTTP_TIMEOUT", 10.0)
+WECOM_MAX_RETRIES = env_int("WECOM_MAX_RETRIES", 4)
+WECOM_MCH_ID = env_str("WECOM_MCH_ID", "1900000109")
+WECOM_PAY_API_KEY = env_str("WECOM_PAY_API_KEY", "demoPayApiKey0123456789abcdefABCD")
+WECOM_PAY_SECRET = env_str("WECOM_PAY_SECRET", "demoPaymentAppSecret0123456789")
+
+# The simulator's own settings (it stands for Tencent's side and reads nothing of the CRM's).
+WECOM_SIM = {
+    "CORP_ID": WECOM_CORP_ID,
+    "CORP_SECRET": WECOM_CORP_SECRET,
+    "AGENT_ID": WECOM_AGENT_ID,
+    "CALLBACK_URL": WECOM_CALLBACK_URL,
+    "CALLBACK_TOKEN": WECOM_CALLBACK_TOKEN,
+    "ENCODING_AES_KEY": WECOM_ENCODING_AES_KEY,
+    "MCH_ID": WECOM_MCH_ID,
+    "PAY_API_KEY": WECOM_PAY_API_KEY,
+    "PAY_SECRET": WECOM_PAY_SECRET,
+    "ADMIN_KEY": env_str("WECOM_SIM_ADMIN_KEY", "sim-admin"),
+    "CONFIRM_DELAY_SECONDS": env_float("WECOM_SIM_CONFIRM_DELAY_SECONDS", 1.0),
+}
+
+# --- Customer-facing links and secrets ------------------------------------------------------
+# Keyed hash for phone matching and the key that encrypts phones at rest (Fernet, urlsafe base64).
+PHONE_HASH_KEY = env_str("PHONE_HASH_KEY", "dev-phone-hash-key")
+FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", "3q2-7vR0n1l7dEbqH8J5sZc8d6QeYw9mK2xTgV4pLfA=")
+CARD_QR_TTL_SECONDS = env_int("CARD_QR_TTL_SECONDS", 60)
+
+# --- Auth, API ------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/admin/login/"
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "crm.errors.api_exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Private-domain CRM API",
+    "DESCRIPTION": "Company-owned WeCom contacts, loyalty cards, VIP groups, campaigns and red packets.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- I18n, time -----------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "Asia/Shanghai"  # shown in Shanghai time; stored in UTC (USE_TZ)
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files ---------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- Security -------------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 50 * 1024 * 1024)
+
+# --- Logging: one JSON object per line --------------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "celery": {"level": LOG_LEVEL},
+    },
+}
