@@ -1,5 +1,10 @@
 """CRM HTTP routes: the staff API under /api/, the WeCom callback, customer-facing pages under /m/."""
 
-from django.urls import path  # noqa: F401
+from crm.api import callbacks, campaigns, contacts, customer_pages
 
-urlpatterns: list = []
+urlpatterns = [
+    *callbacks.urlpatterns,
+    *contacts.urlpatterns,
+    *campaigns.urlpatterns,
+    *customer_pages.urlpatterns,
+]

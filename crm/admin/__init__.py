@@ -1,0 +1,3 @@
+"""Django admin, one module per sub-domain."""
+
+from crm.admin import callbacks, campaigns, contacts  # noqa: F401

@@ -1,0 +1,3 @@
+"""Routes: see crm/api/urls.py."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""CRM models: callbacks."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""CRM models: campaigns."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""CRM models: consent."""
+
+__all__: list[str] = []

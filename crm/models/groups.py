@@ -1,0 +1,3 @@
+"""CRM models: groups."""
+
+__all__: list[str] = []

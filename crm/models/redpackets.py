@@ -1,0 +1,3 @@
+"""CRM models: redpackets."""
+
+__all__: list[str] = []

@@ -1,0 +1,40 @@
+"""Signed links that identify a customer on customer-facing pages (card page, red-packet page).
+
+In production WeChat OAuth identifies the customer; the signed token stands in for it and is
+what the welcome message and campaign messages carry.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core import signing
+
+from crm.errors import ApplicationError
+
+_SALT = "crm.customer-link"
+
+
+def sign_contact(contact_id: int, purpose: str) -> str:
+    return signing.dumps({"c": contact_id, "p": purpose}, salt=_SALT, compress=True)
+
+
+def unsign_contact(token: str, purpose: str, max_age: int | None = None) -> int:
+    """The contact id in a token made by sign_contact for this purpose, or a 403 ApplicationError."""
+    try:
+        data = signing.loads(token, salt=_SALT, max_age=max_age)
+    except signing.SignatureExpired:
+        raise ApplicationError("This link has expired.", code="link_expired", field="token", status_code=403)
+    except signing.BadSignature:
+        raise ApplicationError("This link is not valid.", code="bad_link", field="token", status_code=403)
+    if data.get("p") != purpose:
+        raise ApplicationError("This link is not valid here.", code="bad_link", field="token", status_code=403)
+    return int(data["c"])
+
+
+def absolute_url(path: str) -> str:
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/{path.lstrip('/')}"
+
+
+def card_url(contact_id: int) -> str:
+    """The loyalty card page for this contact (served by loyalty at /m/card/<token>/)."""
+    return absolute_url(f"/m/card/{sign_contact(contact_id, 'card')}/")
