@@ -16,7 +16,7 @@ from django.conf import settings
 from crm.heartbeat import HEARTBEAT_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_KEY_PATTERN = "crm:*"
+APP_KEY_PATTERNS = ("crm:*", "wecomsim:*")
 
 
 def pytest_configure(config):
@@ -33,14 +33,16 @@ def redis_client():
 
 
 def _clear_app_keys(client) -> None:
-    keys = [k for k in client.scan_iter(match=APP_KEY_PATTERN, count=1000) if not k.startswith(HEARTBEAT_PREFIX.encode())]
-    if keys:
-        client.delete(*keys)
+    for pattern in APP_KEY_PATTERNS:
+        keys = [k for k in client.scan_iter(match=pattern, count=1000) if not k.startswith(HEARTBEAT_PREFIX.encode())]
+        if keys:
+            client.delete(*keys)
 
 
 @pytest.fixture(autouse=True)
 def _isolated_redis(redis_client):
-    """Each test starts with none of the app's Redis keys (tokens, locks, red-packet state, replay guards).
+    """Each test starts with none of the app's Redis keys (`crm:*`: tokens, locks, red-packet state, replay guards;
+    `wecomsim:*`: the simulator's rate windows and faults).
 
     Broker queues are left alone; a running worker's bindings live there."""
     _clear_app_keys(redis_client)
