@@ -1,1 +1,212 @@
-"""Loyalty models."""
+"""Loyalty models: tiers, cards, the append-only points ledger, stores, purchases (till scans) and rewards."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Tier(models.Model):
+    """A membership level reached at `min_points` lifetime points; VIP tiers earn an invitation to the VIP group."""
+
+    name = models.CharField(max_length=64, unique=True)
+    min_points = models.PositiveIntegerField(unique=True)
+    is_vip = models.BooleanField(default=False)
+    rank = models.PositiveSmallIntegerField(unique=True, help_text="Order of tiers, lowest first.")
+
+    class Meta:
+        ordering = ["rank"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Card(models.Model):
+    """The loyalty card of one company-owned contact, made on first use."""
+
+    contact = models.OneToOneField("crm.Contact", on_delete=models.PROTECT, related_name="loyalty_card")
+    number = models.CharField(max_length=16, unique=True, help_text="Printed card number (digits, Luhn check).")
+    tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="cards")
+    # Both are caches of the ledger, written only by loyalty.services.points under a row lock on the card.
+    points_balance = models.IntegerField(default=0)
+    lifetime_points = models.IntegerField(default=0, help_text="Earned + adjusted points; decides the tier.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.CheckConstraint(condition=models.Q(points_balance__gte=0), name="card_balance_gte_0")]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Refuses bulk update and delete: ledger rows are facts, corrected only by new rows."""
+
+    def update(self, **kwargs):
+        raise TypeError(f"{self.model.__name__} is append-only: add a correcting entry instead")
+
+    def delete(self):
+        raise TypeError(f"{self.model.__name__} is append-only: add a correcting entry instead")
+
+
+class PointsLedger(models.Model):
+    """One points movement (append-only). A card's balance is the sum of its rows."""
+
+    class Kind(models.TextChoices):
+        EARN = "earn", "Earn"
+        REDEEM = "redeem", "Redeem"
+        ADJUST = "adjust", "Adjust"
+        EXPIRE = "expire", "Expire"
+
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="ledger")
+    delta = models.IntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    reason = models.CharField(max_length=255, blank=True)
+    # Every credit carries a key; the unique constraint makes a retried credit a no-op.
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    purchase = models.ForeignKey(
+        "loyalty.Purchase", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
+    )
+    redemption = models.ForeignKey(
+        "loyalty.Redemption", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
+    )
+    balance_after = models.IntegerField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "points ledger entry"
+        verbose_name_plural = "points ledger"
+        constraints = [models.CheckConstraint(condition=~models.Q(delta=0), name="ledger_delta_nonzero")]
+
+    def __str__(self) -> str:
+        return f"{self.card_id} {self.delta:+d} {self.kind}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise TypeError("PointsLedger is append-only: add a correcting entry instead")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("PointsLedger is append-only: add a correcting entry instead")
+
+
+class Store(models.Model):
+    """A physical store whose tills scan cards; `code` is what the till sends (e.g. store-sh-001)."""
+
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=128)
+    city = models.CharField(max_length=64, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+class Purchase(models.Model):
+    """A receipt scanned at a till against a card; a receipt credits at most once (unique per store)."""
+
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="purchases")
+    receipt_id = models.CharField(max_length=64)
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="purchases")
+    amount_fen = models.PositiveBigIntegerField()
+    points = models.IntegerField(default=0)
+    cashier = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    qr_issued_at = models.DateTimeField(null=True, blank=True, help_text="When the scanned QR token was issued.")
+    tier_before = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    tier_after = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    scanned_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["store", "receipt_id"], name="uniq_purchase_store_receipt")]
+
+    def __str__(self) -> str:
+        return f"{self.store_id}/{self.receipt_id}"
+
+
+class PurchaseLine(models.Model):
+    """One item on a scanned receipt: what the customer bought."""
+
+    purchase = models.ForeignKey(Purchase, on_delete=models.CASCADE, related_name="lines")
+    sku = models.CharField(max_length=64, db_index=True)
+    name = models.CharField(max_length=128, blank=True)
+    qty = models.PositiveIntegerField(default=1)
+    amount_fen = models.PositiveBigIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.sku} x{self.qty}"
+
+
+class TierChange(models.Model):
+    """An audit row for each tier move of a card; a move into a VIP tier triggers the VIP group invitation."""
+
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="tier_changes")
+    from_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    to_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    lifetime_points = models.IntegerField()
+    vip_invite_sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.card_id}: {self.from_tier_id} -> {self.to_tier_id}"
+
+    @property
+    def entered_vip(self) -> bool:
+        return bool(self.to_tier and self.to_tier.is_vip and not (self.from_tier and self.from_tier.is_vip))
+
+
+class Reward(models.Model):
+    """Something a customer can redeem for points; `stock` None means unlimited."""
+
+    name = models.CharField(max_length=128)
+    points_cost = models.PositiveIntegerField()
+    stock = models.PositiveIntegerField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["points_cost", "id"]
+        constraints = [models.CheckConstraint(condition=models.Q(points_cost__gt=0), name="reward_cost_gt_0")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.points_cost} pts)"
+
+
+class Redemption(models.Model):
+    """A reward redeemed with points; the request key makes a retried redemption return the first one."""
+
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="redemptions")
+    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="redemptions")
+    points = models.PositiveIntegerField()
+    idempotency_key = models.CharField(max_length=128, unique=True)
+    store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.PROTECT, related_name="redemptions")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.card_id}: {self.reward_id}"

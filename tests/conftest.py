@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,6 +10,7 @@ import redis as redis_lib
 from django.conf import settings
 
 from crm.heartbeat import HEARTBEAT_PREFIX
+from crm.localstack import WorkerProcess, child_env, wire_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_KEY_PATTERNS = ("crm:*", "wecomsim:*")
@@ -49,109 +46,31 @@ def _isolated_redis(redis_client):
     yield
 
 
-def test_database_url() -> str:
-    """A DATABASE_URL for other processes (workers) that points at the test database."""
-    from django.db import connection
-
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or ""
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    host = db.get("HOST") or "127.0.0.1"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{auth}{host}{port}/{db['NAME']}"
-
-
-test_database_url.__test__ = False  # not a test
-
-
 @pytest.fixture
 def live_stack(live_server, settings):
     """The CRM and the simulator served over real HTTP by one live server, wired to each other.
 
     Yields the base URL. The CRM's WeCom client is pointed at the simulator under it, and the
     simulator's callbacks at the CRM's /wecom/callback under it."""
-    base = live_server.url
-    settings.PUBLIC_BASE_URL = base
-    settings.WECOM_API_BASE_URL = f"{base}/wecom-sim/cgi-bin"
-    settings.WECOM_PAY_BASE_URL = f"{base}/wecom-sim/mch"
-    settings.WECOM_CALLBACK_URL = f"{base}/wecom/callback"
-    settings.WECOM_SIM = {**settings.WECOM_SIM, "CALLBACK_URL": f"{base}/wecom/callback"}
-    yield base
-
-
-class WorkerProcess:
-    """A real `celery worker` child process, consuming every queue, against the test database."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.log_path = ROOT / "var" / "test-worker.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, redis_client, timeout: float = 60) -> None:
-        before = set(redis_client.scan_iter(match=HEARTBEAT_PREFIX + "*"))
-        hostname = f"testworker-{os.getpid()}-{time.monotonic_ns()}@localhost"
-        cmd = [
-            sys.executable, "-m", "celery", "-A", "crm", "worker",
-            "-Q", "callbacks,pushes,redpackets,default",
-            "--pool", "threads", "--concurrency", "4",
-            "--hostname", hostname, "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-        ]
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-        key = (HEARTBEAT_PREFIX + hostname).encode()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"celery worker exited with {self.proc.returncode}; see {self.log_path}")
-            if redis_client.exists(key):
-                return
-            time.sleep(0.1)
-        del before
-        raise RuntimeError(f"celery worker did not become ready in {timeout}s; see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc:
-            self.log.close()
-
-    def kill(self) -> None:
-        """Die without cleanup, as a crashed machine would."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
+    # `settings` (pytest-django) restores every value after the test; wire_settings assigns through it.
+    settings.PUBLIC_BASE_URL = settings.PUBLIC_BASE_URL
+    settings.WECOM_API_BASE_URL = settings.WECOM_API_BASE_URL
+    settings.WECOM_PAY_BASE_URL = settings.WECOM_PAY_BASE_URL
+    settings.WECOM_CALLBACK_URL = settings.WECOM_CALLBACK_URL
+    settings.WECOM_SIM = dict(settings.WECOM_SIM)
+    wire_settings(live_server.url)
+    yield live_server.url
 
 
 def worker_env(base_url: str, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="crm.settings",
-        DATABASE_URL=test_database_url(),
-        REDIS_URL=settings.REDIS_URL,
-        PUBLIC_BASE_URL=base_url,
-        WECOM_API_BASE_URL=f"{base_url}/wecom-sim/cgi-bin",
-        WECOM_PAY_BASE_URL=f"{base_url}/wecom-sim/mch",
-        WECOM_CALLBACK_URL=f"{base_url}/wecom/callback",
-        CELERY_TASK_ALWAYS_EAGER="false",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
+    return child_env(base_url, **extra)
 
 
 @pytest.fixture(scope="session")
 def _session_worker(request, django_db_setup, django_db_blocker, live_server, redis_client):
     with django_db_blocker.unblock():
         env = worker_env(live_server.url)
-    worker = WorkerProcess(env)
+    worker = WorkerProcess(env, log_path=ROOT / "var" / "test-worker.log")
     worker.start(redis_client)
     yield worker
     worker.stop()
@@ -160,7 +79,7 @@ def _session_worker(request, django_db_setup, django_db_blocker, live_server, re
 @pytest.fixture
 def celery_worker(live_stack, _session_worker):
     """A real Celery worker process (shared by the session), wired to the live stack."""
-    if _session_worker.proc.poll() is not None:
+    if not _session_worker.alive:
         _session_worker.start(redis_lib.Redis.from_url(settings.REDIS_URL))
     return _session_worker
 
@@ -172,7 +91,7 @@ def worker_factory(live_stack, django_db_blocker, redis_client):
 
     def start(**extra_env: str) -> WorkerProcess:
         with django_db_blocker.unblock():
-            worker = WorkerProcess(worker_env(live_stack, **extra_env))
+            worker = WorkerProcess(worker_env(live_stack, **extra_env), log_path=ROOT / "var" / "test-worker.log")
         worker.start(redis_client)
         started.append(worker)
         return worker

@@ -1,4 +1,4 @@
-"""Company-owned contacts (WeCom external contacts) and their follow relations to staff."""
+"""Company-owned contacts (WeCom external contacts), their follow relations to staff, timeline and welcome sends."""
 
 from django.db import models
 
@@ -28,6 +28,7 @@ class Contact(models.Model):
     # The channel that first brought this customer (attribution); set once, on the first add.
     channel = models.ForeignKey("crm.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts")
     first_added_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -48,6 +49,8 @@ class FollowRelation(models.Model):
     state = models.CharField(max_length=64, blank=True, help_text="Contact-way state this add came through.")
     add_way = models.IntegerField(default=0)
     oper_userid = models.CharField(max_length=64, blank=True)
+    # WeCom corp tag ids this staff member put on the contact (the company view is ContactTag).
+    wecom_tag_ids = models.JSONField(default=list, blank=True)
     added_at = models.DateTimeField(null=True, blank=True)
     deleted_by_staff_at = models.DateTimeField(null=True, blank=True)
     deleted_by_customer_at = models.DateTimeField(null=True, blank=True)
@@ -63,3 +66,99 @@ class FollowRelation(models.Model):
     @property
     def is_active(self) -> bool:
         return self.deleted_by_staff_at is None
+
+
+class ContactEvent(models.Model):
+    """One row of a contact's timeline: every state change of the contact writes one."""
+
+    class Kind(models.TextChoices):
+        ADDED = "added", "Added a staff member"
+        HALF_ADDED = "half_added", "Added (awaiting staff confirmation)"
+        EDITED = "edited", "Remark or tags edited"
+        DELETED_BY_STAFF = "deleted_by_staff", "Deleted by staff"
+        DELETED_BY_CUSTOMER = "deleted_by_customer", "Deleted the staff member"
+        CHANNEL = "channel", "Attributed to channel"
+        WELCOME = "welcome", "Welcome message"
+        JOINED_GROUP = "joined_group", "Joined a group"
+        LEFT_GROUP = "left_group", "Left a group"
+        TAGGED = "tagged", "Tagged"
+        UNTAGGED = "untagged", "Untagged"
+        VIP_INVITED = "vip_invited", "Invited to VIP group"
+        TRANSFER = "transfer", "Handover"
+        SYNC_REPAIR = "sync_repair", "Repaired by reconciliation"
+        CONSENT = "consent", "Consent changed"
+        DATA_RIGHTS = "data_rights", "Data export or erasure"
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)
+    staff = models.ForeignKey("crm.Staff", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    data = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["contact", "-occurred_at"], name="contactevent_timeline")]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} {self.kind} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class WelcomeMessage(models.Model):
+    """The welcome sent with one WelcomeCode; the unique key makes a redelivered callback never send twice."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        ALREADY_SENT = "already_sent", "Already sent (41051)"
+        EXPIRED = "expired", "Code expired (41050)"
+        FAILED = "failed", "Failed"
+
+    follow = models.ForeignKey(FollowRelation, on_delete=models.CASCADE, related_name="welcomes")
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    welcome_code = models.CharField(max_length=256)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    text = models.TextField(blank=True)
+    link_url = models.URLField(max_length=1024, blank=True)
+    errcode = models.IntegerField(null=True, blank=True)
+    errmsg = models.CharField(max_length=512, blank=True)
+    event_time = models.DateTimeField(null=True, blank=True, help_text="CreateTime of the add event (20 s window).")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"welcome {self.follow_id} ({self.status})"
+
+
+class SyncRun(models.Model):
+    """A full sync or a reconciliation pass; its checkpoint lets a crashed run resume where it stopped."""
+
+    class Kind(models.TextChoices):
+        FULL = "full", "Full sync"
+        RECONCILE = "reconcile", "Reconciliation"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    # {"staff": [userids to do], "done": [userids done], "userid": current, "cursor": next page cursor}
+    checkpoint = models.JSONField(default=dict, blank=True)
+    pages = models.PositiveIntegerField(default=0)
+    contacts_seen = models.PositiveIntegerField(default=0)
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.status})"

@@ -1,3 +1,93 @@
-"""CRM models: redpackets."""
+"""CRM models: red-packet pools, claims (paid through the WeCom pay API) and refunds."""
 
-__all__: list[str] = []
+from django.db import models
+
+__all__ = ["RedPacketClaim", "RedPacketPool", "RedPacketRefund"]
+
+MIN_PACKET_FEN = 100  # WeCom corp red packets: 1..200 yuan without a scene_id
+MAX_PACKET_FEN = 20000
+
+
+class RedPacketPool(models.Model):
+    """A campaign's red-packet budget, split into `count` packets (lucky or fixed) precomputed at launch."""
+
+    class Mode(models.TextChoices):
+        LUCKY = "lucky", "Lucky (random amounts)"
+        FIXED = "fixed", "Fixed amount"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        REFUNDED = "refunded", "Expired and refunded"
+        CANCELLED = "cancelled", "Cancelled"
+
+    campaign = models.OneToOneField(
+        "crm.Campaign", null=True, blank=True, on_delete=models.CASCADE, related_name="red_packet_pool"
+    )
+    act_name = models.CharField(max_length=32, default="Red packet")
+    wishing = models.CharField(max_length=128, default="Thank you!")
+    sender_name = models.CharField(max_length=128, default="Our brand")
+    budget_fen = models.PositiveBigIntegerField()
+    count = models.PositiveIntegerField()
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.LUCKY)
+    min_fen = models.PositiveIntegerField(default=MIN_PACKET_FEN)
+    max_fen = models.PositiveIntegerField(default=MAX_PACKET_FEN)
+    expires_at = models.DateTimeField(db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    # The precomputed split (written once at activation): Redis state is rebuilt from it and the claims.
+    amounts = models.JSONField(default=list, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(min_fen__gte=MIN_PACKET_FEN), name="rp_pool_min_ge_100"),
+            models.CheckConstraint(condition=models.Q(max_fen__lte=MAX_PACKET_FEN), name="rp_pool_max_le_20000"),
+            models.CheckConstraint(condition=models.Q(min_fen__lte=models.F("max_fen")), name="rp_pool_min_le_max"),
+        ]
+
+    def __str__(self) -> str:
+        return f"pool {self.pk} ({self.budget_fen} fen / {self.count})"
+
+
+class RedPacketClaim(models.Model):
+    """A customer's claimed packet (one per pool and contact) and its payout, keyed by a deterministic billno."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Claimed, payout queued"
+        PAYING = "paying", "Paying"
+        PAID = "paid", "Paid"
+        FAILED = "failed", "Payout failed"
+
+    pool = models.ForeignKey(RedPacketPool, on_delete=models.PROTECT, related_name="claims")
+    contact = models.ForeignKey("crm.Contact", on_delete=models.PROTECT, related_name="red_packet_claims")
+    amount_fen = models.PositiveIntegerField()
+    # mch_id + yyyymmdd + claim id (10 digits): 28 chars, derived from the claim, re-entrant at the pay API.
+    billno = models.CharField(max_length=28, unique=True, null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
+    openid = models.CharField(max_length=64, blank=True)
+    send_listid = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=512, blank=True)
+    claimed_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["pool", "contact"], name="uniq_rp_claim_pool_contact")]
+
+    def __str__(self) -> str:
+        return f"claim {self.pk}: {self.amount_fen} fen ({self.status})"
+
+
+class RedPacketRefund(models.Model):
+    """What an expired pool left unclaimed, returned to the budget (one per pool)."""
+
+    pool = models.OneToOneField(RedPacketPool, on_delete=models.PROTECT, related_name="refund")
+    amount_fen = models.PositiveBigIntegerField()
+    packets = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"refund {self.amount_fen} fen of pool {self.pool_id}"

@@ -1,0 +1,549 @@
+"""The WeCom server API client: the only code in the CRM that speaks WeCom.
+
+- The access token is cached in Redis (shared by every process) and fetched under a Redis lock, so fifty
+  workers starting together make one gettoken call; on 40014/42001 it is dropped, refreshed and the call
+  repeated once.
+- -1, 6000, 45009, 45033, HTTP 5xx, timeouts and connection errors are retried with exponential backoff and
+  full jitter, a bounded number of times; every other errcode is raised at once as `WeComError`.
+- Every call is logged with endpoint, errcode, duration_ms and attempt; never the token or the secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import requests
+from requests.adapters import HTTPAdapter
+
+from crm.wecom.errors import BACKOFF_ERRCODES, TOKEN_ERRCODES, TRANSPORT_ERRCODE, WeComError
+
+logger = logging.getLogger(__name__)
+
+TOKEN_KEY = "crm:wecom:token:{corp_id}"
+TOKEN_LOCK_KEY = "crm:wecom:token-lock:{corp_id}"
+_SECRET_IN_TEXT = re.compile(r"(access_token|corpsecret)=[^&\s'\"]+")
+
+# Delete the cached token only if it is still the one that failed (another worker may have refreshed it).
+_COMPARE_AND_DELETE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Everything a client is built from; `get_client()` rebuilds when any of it changes."""
+
+    base_url: str
+    corp_id: str
+    corp_secret: str = field(repr=False)  # never in logs or tracebacks
+    timeout: float = 10.0
+    max_retries: int = 4
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    retry_base_delay: float = 0.2
+    retry_max_delay: float = 10.0
+    agent_id: int | None = None
+
+    @classmethod
+    def from_settings(cls) -> ClientConfig:
+        from django.conf import settings
+
+        return cls(
+            base_url=settings.WECOM_API_BASE_URL.rstrip("/"),
+            corp_id=settings.WECOM_CORP_ID,
+            corp_secret=settings.WECOM_CORP_SECRET,
+            timeout=float(settings.WECOM_HTTP_TIMEOUT),
+            max_retries=int(settings.WECOM_MAX_RETRIES),
+            redis_url=settings.REDIS_URL,
+            retry_base_delay=float(getattr(settings, "WECOM_RETRY_BASE_DELAY", 0.2)),
+            retry_max_delay=float(getattr(settings, "WECOM_RETRY_MAX_DELAY", 10.0)),
+            agent_id=getattr(settings, "WECOM_AGENT_ID", None),
+        )
+
+
+def _redact(text: str) -> str:
+    return _SECRET_IN_TEXT.sub(r"\1=***", text)
+
+
+def _compact(body: dict[str, Any]) -> dict[str, Any]:
+    """Drop keyword arguments left at None, so optional WeCom fields are simply absent."""
+    return {k: v for k, v in body.items() if v is not None}
+
+
+class WeComClient:
+    """A WeCom API client for one corp app (corp id + secret)."""
+
+    def __init__(self, config: ClientConfig, redis_client: redis.Redis | None = None) -> None:
+        self.config = config
+        self.redis = redis_client or redis.Redis.from_url(
+            config.redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
+        )
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self._token_key = TOKEN_KEY.format(corp_id=config.corp_id)
+        self._lock_key = TOKEN_LOCK_KEY.format(corp_id=config.corp_id)
+        self._cad = self.redis.register_script(_COMPARE_AND_DELETE)
+
+    # --- generic calls ---------------------------------------------------------------------------
+
+    def get(self, path: str, **params: Any) -> dict:
+        """GET `path` (relative to the base, e.g. "user/get") with the token; the JSON dict when errcode == 0."""
+        return self._call("GET", path, params=_compact(params))
+
+    def post(self, path: str, body: dict | None = None) -> dict:
+        """POST a JSON `body` to `path` with the token; the JSON dict when errcode == 0."""
+        return self._call("POST", path, body=body or {})
+
+    def _call(self, method: str, path: str, params: dict | None = None, body: dict | None = None) -> dict:
+        path = path.strip("/")
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            token = self.access_token()
+            try:
+                return self._request(method, path, {**(params or {}), "access_token": token}, body, attempt)
+            except WeComError as exc:
+                if exc.errcode in TOKEN_ERRCODES and not refreshed:
+                    # Invalidated early or expired: drop this token, fetch a new one, repeat the call once.
+                    refreshed = True
+                    self.invalidate_token(token)
+                    attempt -= 1
+                    continue
+                if self._should_back_off(exc, attempt):
+                    self._sleep(attempt)
+                    continue
+                raise
+
+    def _should_back_off(self, exc: WeComError, attempt: int) -> bool:
+        if attempt > self.config.max_retries:
+            return False
+        return exc.errcode in BACKOFF_ERRCODES and exc.retryable
+
+    def _sleep(self, attempt: int) -> None:
+        # Full jitter: many workers hitting 45009 together must not retry in lockstep.
+        ceiling = min(self.config.retry_max_delay, self.config.retry_base_delay * (2 ** (attempt - 1)))
+        time.sleep(random.uniform(ceiling / 2, ceiling))
+
+    def _request(self, method: str, path: str, params: dict, body: dict | None, attempt: int) -> dict:
+        url = f"{self.config.base_url}/{path}"
+        started = time.monotonic()
+        errcode: int | None = None
+        try:
+            try:
+                if method == "GET":
+                    response = self.session.get(url, params=params, timeout=self.config.timeout)
+                else:
+                    data = json.dumps(body, ensure_ascii=False).encode()
+                    response = self.session.post(
+                        url,
+                        params=params,
+                        data=data,
+                        headers={"Content-Type": "application/json; charset=utf-8"},
+                        timeout=self.config.timeout,
+                    )
+            except requests.Timeout as exc:
+                raise WeComError(TRANSPORT_ERRCODE, f"timeout: {_redact(str(exc))}", path, retryable=True) from None
+            except requests.RequestException as exc:
+                raise WeComError(
+                    TRANSPORT_ERRCODE, f"{type(exc).__name__}: {_redact(str(exc))}", path, retryable=True
+                ) from None
+            if response.status_code >= 500:
+                raise WeComError(TRANSPORT_ERRCODE, f"HTTP {response.status_code}", path, retryable=True)
+            if response.status_code != 200:
+                # WeCom answers business errors with HTTP 200; anything else is a wrong path or a proxy refusing.
+                raise WeComError(TRANSPORT_ERRCODE, f"HTTP {response.status_code}", path, retryable=False)
+            try:
+                data = response.json()
+            except ValueError:
+                raise WeComError(TRANSPORT_ERRCODE, "response is not JSON", path, retryable=True) from None
+            if not isinstance(data, dict):
+                raise WeComError(TRANSPORT_ERRCODE, "response is not a JSON object", path, retryable=True)
+            errcode = int(data.get("errcode", 0) or 0)
+            if errcode != 0:
+                raise WeComError(errcode, str(data.get("errmsg", "")), path)
+            return data
+        except WeComError as exc:
+            errcode = exc.errcode
+            raise
+        finally:
+            logger.info(
+                "wecom call",
+                extra={
+                    "endpoint": path,
+                    "method": method,
+                    "errcode": errcode,
+                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                    "attempt": attempt,
+                },
+            )
+
+    # --- access token ----------------------------------------------------------------------------
+
+    def access_token(self) -> str:
+        """The cached token, fetched once for all processes (under a Redis lock) when absent."""
+        cached = self.redis.get(self._token_key)
+        if cached:
+            return cached.decode()
+        wait = self.config.timeout * (self.config.max_retries + 1) + 5
+        lock = self.redis.lock(self._lock_key, timeout=wait, blocking_timeout=wait, sleep=0.02)
+        acquired = lock.acquire()
+        try:
+            # Whoever held the lock before us has most likely stored a fresh token.
+            cached = self.redis.get(self._token_key)
+            if cached:
+                return cached.decode()
+            token, expires_in = self._fetch_token()
+            # Refresh before WeCom expires it: a margin of a fifth of the lifetime, at most 5 minutes.
+            ttl = max(1, expires_in - min(300, expires_in // 5))
+            self.redis.set(self._token_key, token, ex=ttl)
+            return token
+        finally:
+            if acquired:
+                try:
+                    lock.release()
+                except redis.exceptions.LockError:  # it expired while we were fetching; harmless
+                    pass
+
+    def _fetch_token(self) -> tuple[str, int]:
+        params = {"corpid": self.config.corp_id, "corpsecret": self.config.corp_secret}
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                data = self._request("GET", "gettoken", params, None, attempt)
+                return str(data["access_token"]), int(data.get("expires_in", 7200))
+            except WeComError as exc:
+                if self._should_back_off(exc, attempt):
+                    self._sleep(attempt)
+                    continue
+                raise
+            except (KeyError, TypeError, ValueError):
+                raise WeComError(TRANSPORT_ERRCODE, "gettoken answered without access_token", "gettoken", True)
+
+    def invalidate_token(self, token: str | None = None) -> None:
+        """Forget the cached token (only if it is still `token`, when given)."""
+        if token is None:
+            self.redis.delete(self._token_key)
+        else:
+            self._cad(keys=[self._token_key], args=[token])
+
+    # --- paging ----------------------------------------------------------------------------------
+
+    def iter_pages(self, path: str, body: dict, cursor_field: str = "cursor") -> Iterator[dict]:
+        """POST `path` repeatedly, following `next_cursor` until it is empty; yields each whole page."""
+        body = dict(body)
+        seen: set[str] = set()
+        while True:
+            page = self.post(path, body)
+            yield page
+            cursor = page.get("next_cursor") or ""
+            if not cursor or cursor in seen:  # a cursor repeating would loop forever
+                return
+            seen.add(cursor)
+            body[cursor_field] = cursor
+
+    def _iter_items(self, path: str, body: dict, key: str) -> Iterator[dict]:
+        for page in self.iter_pages(path, body):
+            yield from page.get(key) or []
+
+    # --- members ---------------------------------------------------------------------------------
+
+    def user_get(self, userid: str) -> dict:
+        return self.get("user/get", userid=userid)
+
+    def user_list_id(self, cursor: str | None = None, limit: int | None = None) -> dict:
+        return self.post("user/list_id", _compact({"cursor": cursor, "limit": limit}))
+
+    def iter_user_list_id(self, limit: int = 10000) -> Iterator[dict]:
+        """Every member as {userid|open_userid, department}."""
+        return self._iter_items("user/list_id", {"limit": limit}, "dept_user")
+
+    def get_follow_user_list(self) -> dict:
+        return self.get("externalcontact/get_follow_user_list")
+
+    # --- external contacts -----------------------------------------------------------------------
+
+    def externalcontact_list(self, userid: str) -> dict:
+        return self.get("externalcontact/list", userid=userid)
+
+    def externalcontact_get(self, external_userid: str, cursor: str | None = None) -> dict:
+        return self.get("externalcontact/get", external_userid=external_userid, cursor=cursor)
+
+    def externalcontact_get_all(self, external_userid: str) -> dict:
+        """`externalcontact/get` with every follow_user page (WeCom pages above 500 followers) merged."""
+        result = self.externalcontact_get(external_userid)
+        seen: set[str] = set()
+        cursor = result.get("next_cursor") or ""
+        while cursor and cursor not in seen:
+            seen.add(cursor)
+            page = self.externalcontact_get(external_userid, cursor=cursor)
+            result.setdefault("follow_user", []).extend(page.get("follow_user") or [])
+            cursor = page.get("next_cursor") or ""
+        result["next_cursor"] = ""
+        return result
+
+    def batch_get_by_user(self, userid_list: list[str], cursor: str | None = None, limit: int | None = None) -> dict:
+        return self.post(
+            "externalcontact/batch/get_by_user",
+            _compact({"userid_list": userid_list, "cursor": cursor, "limit": limit}),
+        )
+
+    def iter_batch_get_by_user(
+        self, userids: Iterable[str], limit: int = 100, unlicensed: list[str] | None = None
+    ) -> Iterator[dict]:
+        """Every {external_contact, follow_info} of these members, 100 userids per request, following cursors.
+
+        WeCom may succeed while skipping members (fail_info.unlicensed_userid_list): pass a list as `unlicensed`
+        to collect them."""
+        userids = list(userids)
+        for start in range(0, len(userids), 100):
+            chunk = userids[start : start + 100]
+            for page in self.iter_pages("externalcontact/batch/get_by_user", {"userid_list": chunk, "limit": limit}):
+                skipped = (page.get("fail_info") or {}).get("unlicensed_userid_list") or []
+                if skipped:
+                    logger.warning("wecom batch_get_by_user skipped unlicensed members", extra={"count": len(skipped)})
+                    if unlicensed is not None:
+                        unlicensed.extend(skipped)
+                yield from page.get("external_contact_list") or []
+
+    def remark(self, userid: str, external_userid: str, **fields: Any) -> dict:
+        """fields: remark, description, remark_company, remark_mobiles, remark_pic_mediaid."""
+        return self.post("externalcontact/remark", {"userid": userid, "external_userid": external_userid, **fields})
+
+    def convert_to_openid(self, external_userid: str) -> dict:
+        return self.post("externalcontact/convert_to_openid", {"external_userid": external_userid})
+
+    # --- corp tags -------------------------------------------------------------------------------
+
+    def get_corp_tag_list(self, tag_id: list[str] | None = None, group_id: list[str] | None = None) -> dict:
+        return self.post("externalcontact/get_corp_tag_list", _compact({"tag_id": tag_id, "group_id": group_id}))
+
+    def add_corp_tag(
+        self,
+        tag: list[dict],
+        group_id: str | None = None,
+        group_name: str | None = None,
+        order: int | None = None,
+        agentid: int | None = None,
+    ) -> dict:
+        body = {"tag": tag, "group_id": group_id, "group_name": group_name, "order": order, "agentid": agentid}
+        return self.post("externalcontact/add_corp_tag", _compact(body))
+
+    def edit_corp_tag(self, id: str, name: str | None = None, order: int | None = None, **extra: Any) -> dict:
+        return self.post("externalcontact/edit_corp_tag", _compact({"id": id, "name": name, "order": order, **extra}))
+
+    def del_corp_tag(self, tag_id: list[str] | None = None, group_id: list[str] | None = None, **extra: Any) -> dict:
+        return self.post("externalcontact/del_corp_tag", _compact({"tag_id": tag_id, "group_id": group_id, **extra}))
+
+    def mark_tag(
+        self,
+        userid: str,
+        external_userid: str,
+        add_tag: list[str] | None = None,
+        remove_tag: list[str] | None = None,
+    ) -> dict:
+        body = {"userid": userid, "external_userid": external_userid, "add_tag": add_tag, "remove_tag": remove_tag}
+        return self.post("externalcontact/mark_tag", _compact(body))
+
+    # --- contact ways and welcome messages ---------------------------------------------------------
+
+    def add_contact_way(self, type: int, scene: int, **fields: Any) -> dict:
+        """fields: style, remark, skip_verify, state, user, party, is_temp, expires_in, ... -> {config_id, qr_code}."""
+        return self.post("externalcontact/add_contact_way", {"type": type, "scene": scene, **fields})
+
+    def get_contact_way(self, config_id: str) -> dict:
+        return self.post("externalcontact/get_contact_way", {"config_id": config_id})
+
+    def list_contact_way(self, **fields: Any) -> dict:
+        """fields: start_time, end_time, cursor, limit."""
+        return self.post("externalcontact/list_contact_way", fields)
+
+    def update_contact_way(self, config_id: str, **fields: Any) -> dict:
+        return self.post("externalcontact/update_contact_way", {"config_id": config_id, **fields})
+
+    def del_contact_way(self, config_id: str) -> dict:
+        return self.post("externalcontact/del_contact_way", {"config_id": config_id})
+
+    def send_welcome_msg(
+        self, welcome_code: str, text: dict | None = None, attachments: list[dict] | None = None
+    ) -> dict:
+        body = {"welcome_code": welcome_code, "text": text, "attachments": attachments}
+        return self.post("externalcontact/send_welcome_msg", _compact(body))
+
+    # --- mass messages ---------------------------------------------------------------------------
+
+    def add_msg_template(self, **fields: Any) -> dict:
+        """fields: chat_type, external_userid, chat_id_list, tag_filter, sender, allow_select, text, attachments.
+
+        -> {msgid, fail_list}: check fail_list, the call succeeds with some recipients refused."""
+        return self.post("externalcontact/add_msg_template", fields)
+
+    def get_groupmsg_list_v2(self, **fields: Any) -> dict:
+        """fields: chat_type, start_time, end_time, creator, filter_type, limit, cursor."""
+        return self.post("externalcontact/get_groupmsg_list_v2", fields)
+
+    def iter_groupmsg_list_v2(self, **fields: Any) -> Iterator[dict]:
+        return self._iter_items("externalcontact/get_groupmsg_list_v2", fields, "group_msg_list")
+
+    def get_groupmsg_task(self, msgid: str, cursor: str | None = None, limit: int | None = None) -> dict:
+        return self.post(
+            "externalcontact/get_groupmsg_task", _compact({"msgid": msgid, "cursor": cursor, "limit": limit})
+        )
+
+    def iter_groupmsg_task(self, msgid: str, limit: int = 1000) -> Iterator[dict]:
+        return self._iter_items("externalcontact/get_groupmsg_task", {"msgid": msgid, "limit": limit}, "task_list")
+
+    def get_groupmsg_send_result(
+        self, msgid: str, userid: str, cursor: str | None = None, limit: int | None = None
+    ) -> dict:
+        body = {"msgid": msgid, "userid": userid, "cursor": cursor, "limit": limit}
+        return self.post("externalcontact/get_groupmsg_send_result", _compact(body))
+
+    def iter_groupmsg_send_result(self, msgid: str, userid: str, limit: int = 1000) -> Iterator[dict]:
+        body = {"msgid": msgid, "userid": userid, "limit": limit}
+        return self._iter_items("externalcontact/get_groupmsg_send_result", body, "send_list")
+
+    def cancel_groupmsg_send(self, msgid: str) -> dict:
+        return self.post("externalcontact/cancel_groupmsg_send", {"msgid": msgid})
+
+    def remind_groupmsg_send(self, msgid: str) -> dict:
+        return self.post("externalcontact/remind_groupmsg_send", {"msgid": msgid})
+
+    # --- inheritance -----------------------------------------------------------------------------
+
+    def transfer_customer(
+        self,
+        handover_userid: str,
+        takeover_userid: str,
+        external_userid: list[str],
+        transfer_success_msg: str | None = None,
+    ) -> dict:
+        """-> {customer:[{external_userid, errcode}]}: per-item errcodes; 0 only means "transfer started"."""
+        body = {
+            "handover_userid": handover_userid,
+            "takeover_userid": takeover_userid,
+            "external_userid": external_userid,
+            "transfer_success_msg": transfer_success_msg,
+        }
+        return self.post("externalcontact/transfer_customer", _compact(body))
+
+    def transfer_result(self, handover_userid: str, takeover_userid: str, cursor: str | None = None) -> dict:
+        body = {"handover_userid": handover_userid, "takeover_userid": takeover_userid, "cursor": cursor}
+        return self.post("externalcontact/transfer_result", _compact(body))
+
+    def iter_transfer_result(self, handover_userid: str, takeover_userid: str) -> Iterator[dict]:
+        body = {"handover_userid": handover_userid, "takeover_userid": takeover_userid}
+        return self._iter_items("externalcontact/transfer_result", body, "customer")
+
+    def resigned_transfer_customer(
+        self, handover_userid: str, takeover_userid: str, external_userid: list[str]
+    ) -> dict:
+        body = {
+            "handover_userid": handover_userid,
+            "takeover_userid": takeover_userid,
+            "external_userid": external_userid,
+        }
+        return self.post("externalcontact/resigned/transfer_customer", body)
+
+    def resigned_transfer_result(self, handover_userid: str, takeover_userid: str, cursor: str | None = None) -> dict:
+        body = {"handover_userid": handover_userid, "takeover_userid": takeover_userid, "cursor": cursor}
+        return self.post("externalcontact/resigned/transfer_result", _compact(body))
+
+    def iter_resigned_transfer_result(self, handover_userid: str, takeover_userid: str) -> Iterator[dict]:
+        body = {"handover_userid": handover_userid, "takeover_userid": takeover_userid}
+        return self._iter_items("externalcontact/resigned/transfer_result", body, "customer")
+
+    def get_unassigned_list(
+        self, page_id: int | None = None, cursor: str | None = None, page_size: int | None = None
+    ) -> dict:
+        body = {"page_id": page_id, "cursor": cursor, "page_size": page_size}
+        return self.post("externalcontact/get_unassigned_list", _compact(body))
+
+    def iter_unassigned_list(self, page_size: int = 1000) -> Iterator[dict]:
+        """Every {handover_userid, external_userid, dimission_time}, by cursor (stops on is_last too)."""
+        body: dict[str, Any] = {"page_size": page_size}
+        seen: set[str] = set()
+        while True:
+            page = self.post("externalcontact/get_unassigned_list", body)
+            yield from page.get("info") or []
+            cursor = page.get("next_cursor") or ""
+            if page.get("is_last") or not cursor or cursor in seen:
+                return
+            seen.add(cursor)
+            body["cursor"] = cursor
+
+    def groupchat_transfer(self, chat_id_list: list[str], new_owner: str) -> dict:
+        """Resigned owners' groups. -> {failed_chat_list:[{chat_id, errcode, errmsg}]} (partial success)."""
+        return self.post("externalcontact/groupchat/transfer", {"chat_id_list": chat_id_list, "new_owner": new_owner})
+
+    def groupchat_onjob_transfer(self, chat_id_list: list[str], new_owner: str) -> dict:
+        return self.post(
+            "externalcontact/groupchat/onjob_transfer", {"chat_id_list": chat_id_list, "new_owner": new_owner}
+        )
+
+    # --- customer groups -------------------------------------------------------------------------
+
+    def groupchat_list(self, **fields: Any) -> dict:
+        """fields: status_filter, owner_filter{userid_list}, cursor, limit (1..1000)."""
+        fields.setdefault("limit", 1000)
+        return self.post("externalcontact/groupchat/list", fields)
+
+    def iter_groupchat_list(self, **fields: Any) -> Iterator[dict]:
+        fields.setdefault("limit", 1000)
+        return self._iter_items("externalcontact/groupchat/list", fields, "group_chat_list")
+
+    def groupchat_get(self, chat_id: str, need_name: int = 0) -> dict:
+        return self.post("externalcontact/groupchat/get", {"chat_id": chat_id, "need_name": need_name})
+
+    def groupchat_add_join_way(self, scene: int, **fields: Any) -> dict:
+        """fields: remark, auto_create_room, room_base_name, room_base_id, chat_id_list, state -> {config_id}."""
+        return self.post("externalcontact/groupchat/add_join_way", {"scene": scene, **fields})
+
+    def get_join_way(self, config_id: str) -> dict:
+        return self.post("externalcontact/groupchat/get_join_way", {"config_id": config_id})
+
+    def update_join_way(self, config_id: str, scene: int, **fields: Any) -> dict:
+        return self.post(
+            "externalcontact/groupchat/update_join_way", {"config_id": config_id, "scene": scene, **fields}
+        )
+
+    def del_join_way(self, config_id: str) -> dict:
+        return self.post("externalcontact/groupchat/del_join_way", {"config_id": config_id})
+
+    # --- app messages ----------------------------------------------------------------------------
+
+    def message_send(self, msgtype: str, **fields: Any) -> dict:
+        """An app message (to staff): touser/toparty/totag, msgtype and its content; agentid from settings if absent."""
+        body = {"msgtype": msgtype, **fields}
+        if "agentid" not in body and self.config.agent_id is not None:
+            body["agentid"] = self.config.agent_id
+        return self.post("message/send", body)
+
+
+_client: WeComClient | None = None
+_client_lock = threading.Lock()
+
+
+def get_client() -> WeComClient:
+    """The process-wide client, rebuilt whenever the settings it was built from change (tests override them)."""
+    global _client
+    config = ClientConfig.from_settings()
+    client = _client
+    if client is not None and client.config == config:
+        return client
+    with _client_lock:
+        if _client is None or _client.config != config:
+            _client = WeComClient(config)
+        return _client
