@@ -123,6 +123,7 @@ CELERY_TASK_ROUTES = {
     "crm.tasks.redpackets.*": {"queue": "redpackets"},
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep the JSON logging configured below
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "campaigns-launch-due": {"task": "crm.tasks.campaigns.launch_due_campaigns", "schedule": 15.0},
@@ -199,6 +200,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Company-owned WeCom contacts, loyalty cards, VIP groups, campaigns and red packets.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and Swagger UI are for the brand's own staff: log in at /admin/ first.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

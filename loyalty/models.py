@@ -122,6 +122,7 @@ class Purchase(models.Model):
     card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="purchases")
     amount_fen = models.PositiveBigIntegerField()
     points = models.IntegerField(default=0)
+    balance_after = models.IntegerField(default=0, help_text="Card balance right after this receipt's credit.")
     cashier = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -100,9 +100,9 @@ def main() -> int:
         gunicorn = str(VENV_BIN / "gunicorn")
         celery = str(VENV_BIN / "celery")
         start("simulator", [gunicorn, "crm.wsgi", "-b", f"{HOST}:{SIM_PORT}", "--workers", "1", "--threads", "16",
-                            "--timeout", "60", "--access-logfile", "-", "--name", "wecom-sim"])
+                            "-c", "python:crm.gunicorn_conf", "--name", "wecom-sim"])
         start("web", [gunicorn, "crm.wsgi", "-b", f"{HOST}:{PORT}", "--workers", "2", "--threads", "8",
-                      "--timeout", "60", "--access-logfile", "-", "--name", "crm-web"])
+                      "-c", "python:crm.gunicorn_conf", "--name", "crm-web"])
         start("worker", [celery, "-A", "crm", "worker", "-Q", "callbacks,pushes,redpackets,default",
                          "--concurrency", "4", "--pool", "threads", "--loglevel", "INFO", "--hostname", "crm@%h"])
         start("beat", [celery, "-A", "crm", "beat", "--loglevel", "INFO"])

@@ -1,0 +1,106 @@
+"""Channels: WeCom "contact me" QR codes (add_contact_way) whose `state` attributes new contacts."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from crm.errors import ApplicationError
+from crm.models.channels import Channel
+from crm.models.contacts import FollowRelation
+from crm.models.staff import Staff
+from crm.wecom.client import get_client
+from crm.wecom.errors import WeComError
+
+_STATE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,30}$")
+
+
+def channel_create(*, name: str, state: str, staff_userids: list[str], welcome_text: str = "") -> Channel:
+    """Create a scene-2 (QR) contact way in WeCom for these staff and store its config_id and qr_code.
+
+    Validation happens before WeCom is called, so a refused input never leaves a config behind."""
+    name = (name or "").strip()
+    if not name:
+        raise ApplicationError("A channel needs a name.", field="name")
+    if not _STATE_RE.match(state or ""):
+        raise ApplicationError("state must be 1-30 characters of letters, digits, - _ . :", field="state")
+    if Channel.objects.filter(state=state).exists():
+        raise ApplicationError(f"A channel with state {state!r} already exists.", code="duplicate", field="state")
+    if not staff_userids:
+        raise ApplicationError("A channel needs at least one staff member.", field="staff_userids")
+    if len(staff_userids) > 100:
+        raise ApplicationError("A multi-person contact way holds at most 100 members.", field="staff_userids")
+    staff = list(Staff.objects.filter(userid__in=staff_userids))
+    missing = sorted(set(staff_userids) - {s.userid for s in staff})
+    if missing:
+        raise ApplicationError(f"Unknown staff: {', '.join(missing)}", field="staff_userids")
+    unusable = sorted(s.userid for s in staff if not (s.is_active and s.has_customer_contact))
+    if unusable:
+        raise ApplicationError(
+            f"Staff without customer contact or resigned: {', '.join(unusable)}", field="staff_userids"
+        )
+
+    client = get_client()
+    try:
+        created = client.add_contact_way(
+            type=1 if len(staff_userids) == 1 else 2,
+            scene=2,
+            remark=name[:30],
+            skip_verify=True,
+            state=state,
+            user=list(staff_userids),
+        )
+        qr_code = created.get("qr_code") or client.get_contact_way(created["config_id"])["contact_way"].get("qr_code")
+    except WeComError as exc:
+        raise ApplicationError(f"WeCom refused the contact way: {exc.errmsg}", code=f"wecom_{exc.errcode}") from exc
+
+    try:
+        with transaction.atomic():
+            channel = Channel.objects.create(
+                name=name,
+                state=state,
+                config_id=created["config_id"],
+                qr_code=qr_code or "",
+                welcome_text=welcome_text,
+            )
+            channel.staff.set(staff)
+    except IntegrityError:
+        # Lost a race on the same state: remove the config we just made so it is not orphaned in WeCom.
+        try:
+            client.del_contact_way(created["config_id"])
+        except WeComError:
+            pass
+        raise ApplicationError(f"A channel with state {state!r} already exists.", code="duplicate", field="state")
+    return channel
+
+
+def channel_for_state(state: str | None) -> Channel | None:
+    return Channel.objects.filter(state=state).first() if state else None
+
+
+def channel_daily_stats(channel: Channel, start: date, end: date) -> list[dict]:
+    """Per day (Asia/Shanghai) in [start, end]: follow relations added through this channel, deleted, net."""
+    tz = timezone.get_current_timezone()
+    since = timezone.make_aware(datetime.combine(start, time.min), tz)
+    until = timezone.make_aware(datetime.combine(end + timedelta(days=1), time.min), tz)
+    follows = FollowRelation.objects.filter(state=channel.state)
+    days: dict[date, dict] = {}
+    for d in range((end - start).days + 1):
+        day = start + timedelta(days=d)
+        days[day] = {"day": day.isoformat(), "adds": 0, "deletions": 0, "net": 0}
+    for added_at in follows.filter(added_at__gte=since, added_at__lt=until).values_list("added_at", flat=True):
+        days[timezone.localtime(added_at, tz).date()]["adds"] += 1
+    for f in follows.filter(deleted_by_staff_at__gte=since, deleted_by_staff_at__lt=until).values_list(
+        "deleted_by_staff_at", flat=True
+    ):
+        days[timezone.localtime(f, tz).date()]["deletions"] += 1
+    for f in follows.filter(
+        deleted_by_staff_at__isnull=True, deleted_by_customer_at__gte=since, deleted_by_customer_at__lt=until
+    ).values_list("deleted_by_customer_at", flat=True):
+        days[timezone.localtime(f, tz).date()]["deletions"] += 1
+    for row in days.values():
+        row["net"] = row["adds"] - row["deletions"]
+    return list(days.values())

@@ -1,0 +1,287 @@
+"""Contacts: company-owned customers built from WeCom's view (externalcontact/get), with follow relations,
+channel attribution, timeline, and phone numbers encrypted at rest and matched by keyed hash."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+from datetime import datetime
+
+from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from crm.errors import ApplicationError
+from crm.models.channels import Channel
+from crm.models.contacts import Contact, ContactEvent, FollowRelation
+from crm.models.staff import Staff
+from crm.models.tags import ContactTag, Tag
+from crm.services.contact_events import from_wecom_ts, timeline_add
+from crm.services.staff import staff_get_or_create
+from crm.wecom.client import get_client
+from crm.wecom.errors import WeComError
+
+logger = logging.getLogger(__name__)
+
+# WeCom answers these when the relation or the customer is gone: nothing to re-read.
+GONE_ERRCODES = frozenset({84061, 40096, 40003})
+
+# --- phone: encrypted at rest, matched by keyed hash --------------------------------------------
+
+
+def phone_normalise(raw: str) -> str:
+    """Digits only, mainland +86/0086 prefix dropped: '+86 138-0013-8000' -> '13800138000'."""
+    digits = re.sub(r"\D", "", raw or "")
+    for prefix in ("0086", "86"):
+        if digits.startswith(prefix) and len(digits) - len(prefix) == 11:
+            digits = digits[len(prefix) :]
+    if not 5 <= len(digits) <= 15:
+        raise ApplicationError("Not a phone number.", field="phone")
+    return digits
+
+
+def phone_hash(raw: str) -> str:
+    """HMAC-SHA256 (settings.PHONE_HASH_KEY) of the normalised number: what we store and match on."""
+    return hmac.new(settings.PHONE_HASH_KEY.encode(), phone_normalise(raw).encode(), hashlib.sha256).hexdigest()
+
+
+def _fernet() -> Fernet:
+    return Fernet(settings.FIELD_ENCRYPTION_KEY.encode())
+
+
+def phone_encrypt(raw: str) -> str:
+    return _fernet().encrypt(phone_normalise(raw).encode()).decode()
+
+
+def phone_decrypt(token: str) -> str:
+    if not token:
+        return ""
+    try:
+        return _fernet().decrypt(token.encode()).decode()
+    except InvalidToken:
+        return ""
+
+
+def contact_set_phone(contact: Contact, raw: str) -> Contact:
+    contact.phone_encrypted = phone_encrypt(raw)
+    contact.phone_hash = phone_hash(raw)
+    contact.save(update_fields=["phone_encrypted", "phone_hash", "updated_at"])
+    return contact
+
+
+# --- upserts from WeCom's view ----------------------------------------------------------------
+
+
+def contact_upsert(external_contact: dict) -> tuple[Contact, bool]:
+    """Create or update the Contact from WeCom's `external_contact` object. Returns (contact, created)."""
+    eid = external_contact["external_userid"]
+    values = {
+        "name": (external_contact.get("name") or "")[:128],
+        "type": int(external_contact.get("type") or Contact.Type.WECHAT),
+        "gender": int(external_contact.get("gender") or 0),
+        "avatar": (external_contact.get("avatar") or "")[:512],
+        "corp_name": (external_contact.get("corp_name") or "")[:128],
+        "synced_at": timezone.now(),
+    }
+    if external_contact.get("unionid"):
+        values["unionid"] = external_contact["unionid"]
+    contact = Contact.objects.select_for_update().filter(external_userid=eid).first()
+    if contact is None:
+        contact, created = Contact.objects.get_or_create(external_userid=eid, defaults=values)
+        if created:
+            return contact, True
+    changed = [name for name, value in values.items() if getattr(contact, name) != value and name != "synced_at"]
+    for name, value in values.items():
+        setattr(contact, name, value)
+    contact.save()
+    del changed
+    return contact, False
+
+
+def _tag_ids(follow_info: dict) -> list[str]:
+    """Corp tag ids from either shape: get's follow_user.tags[] or batch's follow_info.tag_id[]."""
+    if "tag_id" in follow_info:
+        return sorted(t for t in follow_info.get("tag_id") or [] if t)
+    return sorted(t["tag_id"] for t in follow_info.get("tags") or [] if t.get("tag_id") and t.get("type", 1) == 1)
+
+
+def follow_upsert(
+    contact: Contact, follow_info: dict, *, occurred_at: datetime | None = None, source: str = "callback"
+) -> tuple[FollowRelation, bool]:
+    """Create or refresh one follow relation from WeCom's follow_user / follow_info. Writes timeline rows for
+    what changed: a new (or re-made) relation, a remark/tag edit. Attributes the contact to a channel once.
+
+    Returns (follow, added) where added means the relation is new or came back after a deletion."""
+    staff = staff_get_or_create(follow_info["userid"])
+    added_at = from_wecom_ts(follow_info.get("createtime")) or occurred_at or timezone.now()
+    state = (follow_info.get("state") or "")[:64]
+    values = {
+        "remark": (follow_info.get("remark") or "")[:64],
+        "description": (follow_info.get("description") or "")[:256],
+        "state": state,
+        "add_way": int(follow_info.get("add_way") or 0),
+        "oper_userid": (follow_info.get("oper_userid") or "")[:64],
+        "wecom_tag_ids": _tag_ids(follow_info),
+    }
+    follow = FollowRelation.objects.select_for_update().filter(staff=staff, contact=contact).first()
+    added = False
+    if follow is None:
+        follow, added = FollowRelation.objects.get_or_create(
+            staff=staff, contact=contact, defaults={**values, "added_at": added_at}
+        )
+    if not added:
+        edited = {k: v for k, v in values.items() if getattr(follow, k) != v and k in ("remark", "description")}
+        tags_changed = follow.wecom_tag_ids != values["wecom_tag_ids"]
+        if follow.deleted_by_staff_at is not None:
+            # WeCom lists the relation again: it was re-made (a re-add, or the takeover of a transfer).
+            added = True
+            follow.deleted_by_staff_at = None
+            follow.added_at = added_at
+        follow.deleted_by_customer_at = None if added else follow.deleted_by_customer_at
+        for name, value in values.items():
+            setattr(follow, name, value)
+        follow.save()
+        if (edited or tags_changed) and not added:
+            timeline_add(
+                contact,
+                ContactEvent.Kind.EDITED,
+                staff=staff,
+                data={**edited, **({"tag_ids": values["wecom_tag_ids"]} if tags_changed else {}), "source": source},
+                occurred_at=occurred_at,
+            )
+    if added:
+        timeline_add(
+            contact,
+            ContactEvent.Kind.ADDED,
+            staff=staff,
+            data={"state": state, "add_way": values["add_way"], "remark": values["remark"], "source": source},
+            occurred_at=added_at,
+        )
+        if contact.first_added_at is None or added_at < contact.first_added_at:
+            contact.first_added_at = added_at
+            contact.save(update_fields=["first_added_at", "updated_at"])
+    _contact_tags_from_wecom(contact, staff, values["wecom_tag_ids"])
+    _attribute_channel(contact, state, staff, added_at)
+    return follow, added
+
+
+def _attribute_channel(contact: Contact, state: str, staff: Staff, occurred_at: datetime) -> None:
+    """Set the contact's channel once: the first channel (by `state`) that brought it."""
+    if contact.channel_id or not state:
+        return
+    channel = Channel.objects.filter(state=state).first()
+    if channel is None:
+        return
+    updated = Contact.objects.filter(pk=contact.pk, channel__isnull=True).update(channel=channel)
+    if updated:
+        contact.channel = channel
+        timeline_add(
+            contact,
+            ContactEvent.Kind.CHANNEL,
+            staff=staff,
+            data={"channel_id": channel.id, "state": state, "name": channel.name},
+            occurred_at=occurred_at,
+        )
+
+
+def _contact_tags_from_wecom(contact: Contact, staff: Staff, tag_ids: list[str]) -> None:
+    """Mirror corp tags this staff member set in WeCom onto the company view (add only; untag is explicit)."""
+    if not tag_ids:
+        return
+    for tag in Tag.objects.filter(wecom_id__in=tag_ids):
+        _, created = ContactTag.objects.get_or_create(contact=contact, tag=tag, defaults={"staff": staff})
+        if created:
+            timeline_add(contact, ContactEvent.Kind.TAGGED, staff=staff, data={"tag": str(tag), "source": "wecom"})
+
+
+# --- re-reading WeCom ---------------------------------------------------------------------------
+
+
+def wecom_read_contact(external_userid: str) -> dict | None:
+    """externalcontact/get with all follow pages; None if WeCom says the customer is gone for us."""
+    try:
+        return get_client().externalcontact_get_all(external_userid)
+    except WeComError as exc:
+        if exc.errcode in GONE_ERRCODES:
+            return None
+        raise
+
+
+def contact_apply_wecom(
+    data: dict, *, occurred_at: datetime | None = None, source: str = "callback"
+) -> tuple[Contact, dict[str, tuple[FollowRelation, bool]]]:
+    """Apply one externalcontact/get answer: the contact, every follow relation WeCom lists, and mark relations
+    WeCom no longer lists as deleted by staff. Returns the contact and {userid: (follow, added)}."""
+    with transaction.atomic():
+        contact, _ = contact_upsert(data["external_contact"])
+        follows: dict[str, tuple[FollowRelation, bool]] = {}
+        for info in data.get("follow_user") or []:
+            if info.get("userid"):
+                follows[info["userid"].lower()] = follow_upsert(contact, info, occurred_at=occurred_at, source=source)
+        for follow in contact.follows.select_related("staff").filter(deleted_by_staff_at__isnull=True):
+            if follow.staff.userid.lower() not in follows:
+                follow_mark_deleted_by_staff(follow, occurred_at=occurred_at, reason=f"not listed ({source})")
+    return contact, follows
+
+
+def contact_refresh(external_userid: str, *, source: str = "refresh") -> Contact | None:
+    """Re-read one customer from WeCom and apply it; None (and relations marked deleted) if WeCom says gone."""
+    data = wecom_read_contact(external_userid)
+    if data is None:
+        with transaction.atomic():
+            contact = Contact.objects.filter(external_userid=external_userid).first()
+            if contact:
+                for follow in contact.follows.filter(deleted_by_staff_at__isnull=True):
+                    follow_mark_deleted_by_staff(follow, reason=f"gone in WeCom ({source})")
+        return None
+    contact, _ = contact_apply_wecom(data, source=source)
+    return contact
+
+
+# --- deletions (the relation row and the contact are kept: the company owns the customer) -------
+
+
+def follow_mark_deleted_by_staff(
+    follow: FollowRelation, *, occurred_at: datetime | None = None, reason: str = ""
+) -> bool:
+    """The member deleted the customer (or WeCom no longer lists the pair). Returns False if already marked."""
+    when = occurred_at or timezone.now()
+    updated = FollowRelation.objects.filter(pk=follow.pk, deleted_by_staff_at__isnull=True).update(
+        deleted_by_staff_at=when, updated_at=timezone.now()
+    )
+    if updated:
+        follow.deleted_by_staff_at = when
+        timeline_add(
+            follow.contact, ContactEvent.Kind.DELETED_BY_STAFF, staff=follow.staff, data={"reason": reason},
+            occurred_at=when,
+        )
+    return bool(updated)
+
+
+def follow_mark_deleted_by_customer(follow: FollowRelation, *, occurred_at: datetime | None = None) -> bool:
+    """The customer deleted the member: the relation is one-way now (WeCom APIs still work)."""
+    when = occurred_at or timezone.now()
+    updated = FollowRelation.objects.filter(pk=follow.pk, deleted_by_customer_at__isnull=True).update(
+        deleted_by_customer_at=when, updated_at=timezone.now()
+    )
+    if updated:
+        follow.deleted_by_customer_at = when
+        timeline_add(follow.contact, ContactEvent.Kind.DELETED_BY_CUSTOMER, staff=follow.staff, occurred_at=when)
+    return bool(updated)
+
+
+def follow_active_for(contact: Contact) -> FollowRelation | None:
+    """The relation to message this contact through: active staff, not deleted by either side, newest first."""
+    return (
+        contact.follows.select_related("staff")
+        .filter(
+            deleted_by_staff_at__isnull=True,
+            deleted_by_customer_at__isnull=True,
+            staff__status=Staff.Status.ACTIVE,
+        )
+        .order_by("-added_at", "-id")
+        .first()
+    )

@@ -1,0 +1,105 @@
+"""The points ledger: every movement is a new row with an idempotency key; the card's balance follows it."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from crm.errors import ApplicationError, Conflict, NotFound
+from loyalty.models import Card, PointsLedger, Purchase, Redemption
+from loyalty.services.tiers import tier_evaluate
+
+# Kinds that count toward the tier (what the customer earned); redeeming or expiring points never demotes.
+TIER_KINDS = frozenset({PointsLedger.Kind.EARN, PointsLedger.Kind.ADJUST})
+MAX_KEY_LENGTH = 200
+
+
+def _same_entry(entry: PointsLedger, card_id: int, delta: int, kind: str) -> PointsLedger:
+    if (entry.card_id, entry.delta, entry.kind) != (card_id, delta, kind):
+        raise Conflict(
+            "This idempotency key was already used for a different points movement.", field="idempotency_key"
+        )
+    return entry
+
+
+@transaction.atomic
+def points_credit(
+    *,
+    card_id: int,
+    delta: int,
+    kind: str,
+    idempotency_key: str,
+    reason: str = "",
+    purchase: Purchase | None = None,
+    redemption: Redemption | None = None,
+    user: AbstractBaseUser | None = None,
+) -> PointsLedger:
+    """Append one ledger row and move the card's balance with it, exactly once per idempotency key.
+
+    The card row is locked first, so concurrent credits to one card serialise and balance == sum(ledger).
+    A repeated key with the same movement returns the first row; with a different one -> 409."""
+    if kind not in PointsLedger.Kind.values:
+        raise ApplicationError(f"Unknown ledger kind {kind!r}.", field="kind")
+    if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
+        raise ApplicationError("delta must be a non-zero integer.", field="delta")
+    if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
+        raise ApplicationError(f"idempotency_key is required (at most {MAX_KEY_LENGTH} chars).", field="idempotency_key")
+
+    card = Card.objects.select_for_update().filter(pk=card_id).first()
+    if card is None:
+        raise NotFound("No such card.", field="card")
+    # Checked under the card lock: a concurrent credit with this key has committed or not started.
+    existing = PointsLedger.objects.filter(idempotency_key=idempotency_key).first()
+    if existing:
+        return _same_entry(existing, card_id, delta, kind)
+
+    new_balance = card.points_balance + delta
+    if new_balance < 0:
+        raise ApplicationError(
+            f"Not enough points: the balance is {card.points_balance}.", code="insufficient_points", field="delta"
+        )
+    try:
+        with transaction.atomic():
+            entry = PointsLedger.objects.create(
+                card=card,
+                delta=delta,
+                kind=kind,
+                reason=reason[:255],
+                idempotency_key=idempotency_key,
+                purchase=purchase,
+                redemption=redemption,
+                balance_after=new_balance,
+                created_by=user if user is not None and user.is_authenticated else None,
+            )
+    except IntegrityError:
+        # The same key used concurrently for another card (whose lock we do not hold).
+        existing = PointsLedger.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return _same_entry(existing, card_id, delta, kind)
+    card.points_balance = new_balance
+    update_fields = ["points_balance", "updated_at"]
+    if kind in TIER_KINDS:
+        card.lifetime_points += delta
+        update_fields.append("lifetime_points")
+    card.save(update_fields=update_fields)
+    return entry
+
+
+@transaction.atomic
+def points_adjust(
+    *, card_id: int, delta: int, reason: str, idempotency_key: str, user: AbstractBaseUser | None = None
+) -> PointsLedger:
+    """A manual correction or goodwill credit by an admin (counts toward the tier), then re-evaluate the tier."""
+    if not reason or not reason.strip():
+        raise ApplicationError("A reason is required for a manual adjustment.", field="reason")
+    entry = points_credit(
+        card_id=card_id,
+        delta=delta,
+        kind=PointsLedger.Kind.ADJUST,
+        idempotency_key=f"adjust:{idempotency_key}",
+        reason=reason.strip(),
+        user=user,
+    )
+    tier_evaluate(card_id)
+    return entry

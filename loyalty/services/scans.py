@@ -1,0 +1,170 @@
+"""Till scans: record the purchase and its lines, credit points once per receipt, re-evaluate the tier."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from crm.errors import ApplicationError, Conflict
+from loyalty.models import Card, PointsLedger, Purchase, PurchaseLine, Store, TierChange
+from loyalty.qr import QrToken, qr_token_check_fresh, qr_token_parse
+from loyalty.services.points import points_credit
+from loyalty.services.tiers import tier_evaluate
+
+MAX_AMOUNT_FEN = 10**10  # 100 million yuan: anything above is a till bug, not a purchase
+MAX_ITEMS = 500
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    purchase: Purchase
+    duplicate: bool
+    tier_change: TierChange | None = None
+
+
+def points_for_amount(amount_fen: int) -> int:
+    """Points earned for a receipt: one per LOYALTY_FEN_PER_POINT fen (default 100, one point per yuan)."""
+    return amount_fen // int(getattr(settings, "LOYALTY_FEN_PER_POINT", 100))
+
+
+def _clean_items(items: list[dict[str, Any]] | None) -> list[PurchaseLine]:
+    if items is None:
+        return []
+    if not isinstance(items, list) or len(items) > MAX_ITEMS:
+        raise ApplicationError(f"items must be a list of at most {MAX_ITEMS} lines.", field="items")
+    lines = []
+    for index, item in enumerate(items):
+        where = f"items[{index}]"
+        if not isinstance(item, dict):
+            raise ApplicationError("Each item must be an object.", field=where)
+        sku = item.get("sku")
+        if not isinstance(sku, str) or not sku.strip() or len(sku) > 64:
+            raise ApplicationError("sku is required (at most 64 chars).", field=f"{where}.sku")
+        name = item.get("name") or ""
+        if not isinstance(name, str) or len(name) > 128:
+            raise ApplicationError("name must be text of at most 128 chars.", field=f"{where}.name")
+        qty, amount = item.get("qty", 1), item.get("amount_fen")
+        if not isinstance(qty, int) or isinstance(qty, bool) or not 1 <= qty <= 100_000:
+            raise ApplicationError("qty must be a positive integer.", field=f"{where}.qty")
+        if not isinstance(amount, int) or isinstance(amount, bool) or not 0 <= amount <= MAX_AMOUNT_FEN:
+            raise ApplicationError("amount_fen must be a non-negative integer (fen).", field=f"{where}.amount_fen")
+        lines.append(PurchaseLine(sku=sku.strip(), name=name, qty=qty, amount_fen=amount))
+    return lines
+
+
+def _replay(existing: Purchase, parsed: QrToken, amount_fen: int) -> ScanResult:
+    """The receipt was recorded before: the same scan again is a harmless retry; a different one is a conflict."""
+    if existing.amount_fen != amount_fen:
+        raise Conflict(
+            f"Receipt already recorded with amount_fen={existing.amount_fen}.",
+            field="amount_fen",
+            details={"purchase_id": existing.pk, "amount_fen": existing.amount_fen},
+        )
+    if existing.card.number != parsed.card_number:
+        raise Conflict(
+            "Receipt already recorded for another card.", field="receipt_id", details={"purchase_id": existing.pk}
+        )
+    return ScanResult(purchase=existing, duplicate=True)
+
+
+def _existing(store: Store, receipt_id: str) -> Purchase | None:
+    return (
+        Purchase.objects.select_related("card", "store", "tier_after")
+        .filter(store=store, receipt_id=receipt_id)
+        .first()
+    )
+
+
+def scan_record(
+    *,
+    qr_token: str,
+    store_code: str,
+    receipt_id: str,
+    amount_fen: int,
+    items: list[dict[str, Any]] | None = None,
+    cashier: AbstractBaseUser | None = None,
+    now: float | None = None,
+) -> ScanResult:
+    """A till scanned a card's QR for a receipt: record it and credit points exactly once per (store, receipt).
+
+    Forged token -> 403, malformed/expired -> 400 (field qr_token); unknown store -> 400 (store); the same
+    receipt again -> the original result with duplicate=True (even after the token expired: till retries);
+    the same receipt with another amount or card -> 409."""
+    parsed = qr_token_parse(qr_token)
+    receipt_id = receipt_id.strip() if isinstance(receipt_id, str) else ""
+    if not receipt_id or len(receipt_id) > 64:
+        raise ApplicationError("receipt_id is required (at most 64 chars).", field="receipt_id")
+    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or not 0 < amount_fen <= MAX_AMOUNT_FEN:
+        raise ApplicationError("amount_fen must be a positive integer (fen).", field="amount_fen")
+    lines = _clean_items(items)
+    store = Store.objects.filter(code=store_code).first() if isinstance(store_code, str) else None
+    if store is None:
+        raise ApplicationError(f"Unknown store {store_code!r}.", code="unknown_store", field="store")
+
+    existing = _existing(store, receipt_id)
+    if existing:
+        return _replay(existing, parsed, amount_fen)
+    if not store.is_active:
+        raise ApplicationError(f"Store {store.code} is closed.", code="store_inactive", field="store")
+    qr_token_check_fresh(parsed, now)
+    card_id = Card.objects.filter(number=parsed.card_number).values_list("pk", flat=True).first()
+    if card_id is None:
+        raise ApplicationError("No card has this number.", code="unknown_card", field="qr_token")
+
+    with transaction.atomic():
+        # Lock the card first: scans of one card serialise, and a concurrent retry of this receipt
+        # finds the first one's purchase here instead of racing it.
+        card = Card.objects.select_for_update().get(pk=card_id)
+        existing = _existing(store, receipt_id)
+        if existing:
+            return _replay(existing, parsed, amount_fen)
+        points = points_for_amount(amount_fen)
+        try:
+            with transaction.atomic():
+                purchase = Purchase.objects.create(
+                    store=store,
+                    receipt_id=receipt_id,
+                    card=card,
+                    amount_fen=amount_fen,
+                    points=points,
+                    balance_after=card.points_balance,
+                    cashier=cashier if cashier is not None and cashier.is_authenticated else None,
+                    qr_issued_at=datetime.fromtimestamp(parsed.issued_at, tz=UTC),
+                    tier_before_id=card.tier_id,
+                    tier_after_id=card.tier_id,
+                )
+        except IntegrityError:
+            # The same receipt scanned at the same moment against another card (we do not hold its lock).
+            existing = _existing(store, receipt_id)
+            if existing is None:
+                raise
+            return _replay(existing, parsed, amount_fen)
+        for line in lines:
+            line.purchase = purchase
+        PurchaseLine.objects.bulk_create(lines)
+        change = None
+        if points:
+            entry = points_credit(
+                card_id=card.pk,
+                delta=points,
+                kind=PointsLedger.Kind.EARN,
+                idempotency_key=f"receipt:{store.pk}:{receipt_id}",
+                reason=f"Receipt {receipt_id} at {store.code}",
+                purchase=purchase,
+                user=cashier,
+            )
+            change = tier_evaluate(card.pk)
+            purchase.balance_after = entry.balance_after
+            purchase.tier_after = change.to_tier if change else card.tier
+            purchase.save(update_fields=["balance_after", "tier_after"])
+    return ScanResult(purchase=purchase, duplicate=False, tier_change=change)
+
+
+def scan_now() -> float:
+    return time.time()

@@ -1,0 +1,68 @@
+"""Mass-message tasks, their per-sender tasks and per-recipient results, app messages, shopper inboxes."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from wecom_sim.models.world import SimCorp, SimShopper
+
+
+class SimMassMessage(models.Model):
+    """A mass-message task from add_msg_template; nothing is delivered until a sender confirms."""
+
+    corp = models.ForeignKey(SimCorp, on_delete=models.CASCADE, related_name="mass_messages")
+    msgid = models.CharField(max_length=64, unique=True)
+    chat_type = models.CharField(max_length=8, default="single")
+    creator = models.CharField(max_length=64, blank=True)
+    create_type = models.IntegerField(default=0)
+    text = models.JSONField(default=dict)
+    attachments = models.JSONField(default=list)
+    created_at = models.DateTimeField()
+    cancelled = models.BooleanField(default=False)
+    reminds = models.JSONField(default=list)
+
+
+class SimMassTask(models.Model):
+    """One sender's part of a mass message: status 0 not sent, 2 sent (confirmed)."""
+
+    message = models.ForeignKey(SimMassMessage, on_delete=models.CASCADE, related_name="tasks")
+    userid = models.CharField(max_length=64)
+    status = models.IntegerField(default=0)
+    send_time = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "userid"], name="wecomsim_masstask_unique")]
+
+
+class SimMassResult(models.Model):
+    """One recipient of a mass message: 0 pending, 1 sent, 2 not a friend, 3 receive quota reached."""
+
+    message = models.ForeignKey(SimMassMessage, on_delete=models.CASCADE, related_name="results")
+    userid = models.CharField(max_length=64)
+    external_userid = models.CharField(max_length=64, blank=True)
+    chat_id = models.CharField(max_length=64, blank=True)
+    status = models.IntegerField(default=0)
+    send_time = models.DateTimeField(null=True, blank=True)
+
+
+class SimInboxMessage(models.Model):
+    """A message that reached a shopper's WeChat: welcome, mass or group message."""
+
+    shopper = models.ForeignKey(SimShopper, on_delete=models.CASCADE, related_name="inbox")
+    kind = models.CharField(max_length=16)
+    from_userid = models.CharField(max_length=64, blank=True)
+    text = models.TextField(blank=True)
+    attachments = models.JSONField(default=list)
+    ref = models.CharField(max_length=64, blank=True)
+    received_at = models.DateTimeField()
+
+
+class SimAppMessage(models.Model):
+    """An app message sent to members through message/send."""
+
+    corp = models.ForeignKey(SimCorp, on_delete=models.CASCADE, related_name="app_messages")
+    msgid = models.CharField(max_length=64, unique=True)
+    touser = models.JSONField(default=list)
+    msgtype = models.CharField(max_length=32)
+    body = models.JSONField(default=dict)
+    sent_at = models.DateTimeField()
