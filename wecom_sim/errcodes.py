@@ -27,6 +27,7 @@ TEXTS = {
     41004: "corpsecret missing",
     41037: "missing type",
     41040: "invalid scene",
+    41041: "user count exceed limit",
     41042: "invalid style",
     41043: "missing config_id",
     41044: "invalid config_id",
@@ -47,12 +48,15 @@ TEXTS = {
     45033: "api concurrent out of limit",
     47001: "data format error",
     48002: "api forbidden",
+    48001: "api unauthorized",
     60111: "userid not found",
+    81013: "user & party & tag all invalid",
     81017: "invalid owner_filter, too many visible users",
     84061: "not external contact",
     90500: "the owner of chat not dismiss",
     90501: "chat is not external chat",
     90502: "the owner has dismissed",
+    90503: "chat is full",
     90504: "the new owner is the same as the old one",
 }
 

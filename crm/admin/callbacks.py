@@ -1,1 +1,32 @@
-"""Admin: callbacks."""
+"""Admin: WeCom callback events (read-only log, with a "process again" action)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from crm.models import CallbackEvent
+
+
+@admin.register(CallbackEvent)
+class CallbackEventAdmin(admin.ModelAdmin):
+    list_display = ("id", "event", "change_type", "status", "attempts", "event_time", "received_at", "processed_at")
+    list_filter = ("status", "event", "change_type")
+    search_fields = ("dedupe_key", "decrypted_xml", "result", "error")
+    date_hierarchy = "received_at"
+    readonly_fields = [f.name for f in CallbackEvent._meta.fields]
+    actions = ["process_again"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Process again (skipped for events already processed)")
+    def process_again(self, request, queryset) -> None:
+        from crm.tasks.callbacks import process_callback
+
+        ids = list(queryset.exclude(status=CallbackEvent.Status.PROCESSED).values_list("id", flat=True))
+        for event_id in ids:
+            process_callback.delay(event_id)
+        self.message_user(request, f"Queued {len(ids)} event(s).", messages.SUCCESS)

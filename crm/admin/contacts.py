@@ -1,1 +1,320 @@
-"""Admin: contacts."""
+"""Admin for staff, contacts, channels, tags, groups, consent and handovers: searchable, actions call services."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from crm.errors import ApplicationError
+from crm.models.channels import Channel
+from crm.models.consent import ConsentRecord, DataSource, SourceAggregate, SourceEvent, SourceOrderLine
+from crm.models.contacts import Contact, ContactEvent, FollowRelation, SyncRun, WelcomeMessage
+from crm.models.groups import CustomerGroup, GroupJoinWay, GroupMember, VipInvite
+from crm.models.staff import GroupHandoverItem, Handover, HandoverItem, Staff
+from crm.models.tags import ContactTag, Tag, TagGroup
+from crm.wecom.errors import WeComError
+
+
+def _run(request: HttpRequest, label: str, func, *args, **kwargs) -> None:
+    """Run a service from an admin action and report its outcome (or the refusal) as a message."""
+    try:
+        result = func(*args, **kwargs)
+    except (ApplicationError, WeComError) as exc:
+        messages.error(request, f"{label}: {exc}")
+        return
+    messages.success(request, f"{label}: {result}")
+
+
+@admin.register(Staff)
+class StaffAdmin(admin.ModelAdmin):
+    list_display = ["userid", "name", "status", "has_customer_contact", "resigned_at", "synced_at"]
+    list_filter = ["status", "has_customer_contact"]
+    search_fields = ["userid", "name"]
+    actions = ["sync_from_wecom"]
+
+    @admin.action(description="Sync all staff from WeCom")
+    def sync_from_wecom(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from crm.services.staff import staff_sync
+
+        _run(request, "Staff sync", staff_sync)
+
+
+class FollowInline(admin.TabularInline):
+    model = FollowRelation
+    extra = 0
+    fields = ["staff", "remark", "state", "add_way", "added_at", "deleted_by_staff_at", "deleted_by_customer_at"]
+    readonly_fields = fields
+    can_delete = False
+
+
+class ContactTagInline(admin.TabularInline):
+    model = ContactTag
+    extra = 0
+    autocomplete_fields = ["tag"]
+    readonly_fields = ["staff", "created_at"]
+
+
+class ContactEventInline(admin.TabularInline):
+    model = ContactEvent
+    extra = 0
+    fields = ["occurred_at", "kind", "staff", "data"]
+    readonly_fields = fields
+    can_delete = False
+    ordering = ["-occurred_at"]
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "external_userid", "type", "channel", "first_added_at"]
+    list_filter = ["type", "gender", "channel"]
+    search_fields = ["name", "external_userid", "unionid", "follows__remark"]
+    readonly_fields = ["external_userid", "phone_encrypted", "phone_hash", "first_added_at", "synced_at",
+                       "created_at", "updated_at"]
+    inlines = [FollowInline, ContactTagInline, ContactEventInline]
+    actions = ["refresh_from_wecom", "invite_to_vip"]
+
+    @admin.action(description="Re-read selected contacts from WeCom")
+    def refresh_from_wecom(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from crm.services.contacts import contact_refresh
+
+        for contact in queryset[:200]:
+            _run(request, contact.external_userid, contact_refresh, contact.external_userid, source="admin")
+
+    @admin.action(description="Invite selected contacts to the VIP group")
+    def invite_to_vip(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from crm.services.vip import invite_to_vip_group
+
+        for contact in queryset[:500]:
+            _run(request, str(contact), invite_to_vip_group, contact.id)
+
+
+@admin.register(FollowRelation)
+class FollowRelationAdmin(admin.ModelAdmin):
+    list_display = ["contact", "staff", "remark", "state", "add_way", "added_at", "deleted_by_staff_at",
+                    "deleted_by_customer_at"]
+    list_filter = ["add_way"]
+    search_fields = ["contact__name", "contact__external_userid", "staff__userid", "remark", "state"]
+    raw_id_fields = ["contact", "staff"]
+
+
+@admin.register(ContactEvent)
+class ContactEventAdmin(admin.ModelAdmin):
+    list_display = ["occurred_at", "contact", "kind", "staff"]
+    list_filter = ["kind"]
+    search_fields = ["contact__name", "contact__external_userid", "staff__userid"]
+    raw_id_fields = ["contact", "staff"]
+    date_hierarchy = "occurred_at"
+
+
+@admin.register(WelcomeMessage)
+class WelcomeMessageAdmin(admin.ModelAdmin):
+    list_display = ["id", "follow", "status", "errcode", "event_time", "sent_at"]
+    list_filter = ["status"]
+    search_fields = ["follow__contact__external_userid", "follow__staff__userid", "idempotency_key"]
+    raw_id_fields = ["follow"]
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "status", "pages", "contacts_seen", "started_at", "finished_at"]
+    list_filter = ["kind", "status"]
+    search_fields = ["error"]
+    readonly_fields = ["checkpoint", "report"]
+
+
+@admin.register(Channel)
+class ChannelAdmin(admin.ModelAdmin):
+    list_display = ["name", "state", "config_id", "active_from", "active_until", "created_at"]
+    search_fields = ["name", "state", "config_id"]
+    readonly_fields = ["config_id", "qr_code"]
+    filter_horizontal = ["staff"]
+
+
+@admin.register(TagGroup)
+class TagGroupAdmin(admin.ModelAdmin):
+    list_display = ["name", "wecom_id", "order", "deleted_at"]
+    search_fields = ["name", "wecom_id"]
+    actions = ["sync_from_wecom"]
+
+    @admin.action(description="Sync corp tags from WeCom")
+    def sync_from_wecom(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from crm.services.tags import tags_sync_from_wecom
+
+        _run(request, "Tag sync", tags_sync_from_wecom)
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ["name", "group", "wecom_id", "order", "deleted_at"]
+    list_filter = ["group"]
+    search_fields = ["name", "group__name", "wecom_id"]
+
+
+@admin.register(ContactTag)
+class ContactTagAdmin(admin.ModelAdmin):
+    list_display = ["contact", "tag", "staff", "created_at"]
+    search_fields = ["contact__name", "contact__external_userid", "tag__name"]
+    raw_id_fields = ["contact", "staff"]
+    autocomplete_fields = ["tag"]
+
+
+class GroupMemberInline(admin.TabularInline):
+    model = GroupMember
+    extra = 0
+    fields = ["member_id", "type", "contact", "name", "join_scene", "join_state", "joined_at", "left_at"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(CustomerGroup)
+class CustomerGroupAdmin(admin.ModelAdmin):
+    list_display = ["name", "chat_id", "owner", "is_vip", "status", "member_version", "synced_at"]
+    list_filter = ["is_vip", "status"]
+    search_fields = ["name", "chat_id", "owner__userid"]
+    inlines = [GroupMemberInline]
+    actions = ["mark_vip", "resync"]
+
+    @admin.action(description="Mark selected groups as VIP groups")
+    def mark_vip(self, request: HttpRequest, queryset: QuerySet) -> None:
+        updated = queryset.update(is_vip=True)
+        messages.success(request, f"{updated} group(s) marked VIP")
+
+    @admin.action(description="Re-read selected groups from WeCom")
+    def resync(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from crm.services.groups import group_sync
+
+        for group in queryset[:100]:
+            _run(request, group.chat_id, group_sync, group.chat_id)
+
+
+@admin.register(GroupMember)
+class GroupMemberAdmin(admin.ModelAdmin):
+    list_display = ["group", "member_id", "type", "contact", "join_scene", "joined_at", "left_at"]
+    list_filter = ["type", "join_scene"]
+    search_fields = ["member_id", "name", "group__name", "group__chat_id"]
+    raw_id_fields = ["group", "contact"]
+
+
+@admin.register(GroupJoinWay)
+class GroupJoinWayAdmin(admin.ModelAdmin):
+    list_display = ["state", "config_id", "is_vip", "created_at"]
+    search_fields = ["state", "config_id"]
+
+
+@admin.register(VipInvite)
+class VipInviteAdmin(admin.ModelAdmin):
+    list_display = ["contact", "state", "status", "sender", "msgid", "sent_at", "joined_at"]
+    list_filter = ["status"]
+    search_fields = ["contact__name", "contact__external_userid", "msgid"]
+    raw_id_fields = ["contact", "sender", "join_way"]
+
+
+class HandoverItemInline(admin.TabularInline):
+    model = HandoverItem
+    extra = 0
+    fields = ["external_userid", "takeover", "status", "errcode", "batch_no", "takeover_time", "finished_at"]
+    readonly_fields = fields
+    can_delete = False
+
+
+class GroupHandoverItemInline(admin.TabularInline):
+    model = GroupHandoverItem
+    extra = 0
+    fields = ["group", "new_owner", "status", "errcode", "errmsg"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Handover)
+class HandoverAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "handover_staff", "status", "created_at", "finished_at"]
+    list_filter = ["kind", "status"]
+    search_fields = ["handover_staff__userid", "handover_staff__name"]
+    filter_horizontal = ["takeovers"]
+    readonly_fields = ["status", "created_by", "finished_at"]
+    inlines = [HandoverItemInline, GroupHandoverItemInline]
+    actions = ["start", "refresh_results", "show_report"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        if not change:
+            obj.created_by = request.user.get_username()
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Plan and submit to WeCom (in the background)")
+    def start(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from crm.services.handover import handover_start
+
+        for handover in queryset:
+            _run(request, f"Handover #{handover.pk}", handover_start, handover.pk)
+
+    @admin.action(description="Refresh transfer results from WeCom")
+    def refresh_results(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from crm.services.handover import handover_poll
+
+        for handover in queryset:
+            _run(request, f"Handover #{handover.pk}", handover_poll, handover.pk)
+
+    @admin.action(description="Show the handover report")
+    def show_report(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from crm.services.handover import handover_report
+
+        for handover in queryset:
+            _run(request, f"Handover #{handover.pk}", handover_report, handover.pk)
+
+
+@admin.register(HandoverItem)
+class HandoverItemAdmin(admin.ModelAdmin):
+    list_display = ["handover", "external_userid", "takeover", "status", "errcode", "takeover_time"]
+    list_filter = ["status"]
+    search_fields = ["external_userid", "contact__name", "takeover__userid"]
+    raw_id_fields = ["handover", "contact", "takeover"]
+
+
+@admin.register(GroupHandoverItem)
+class GroupHandoverItemAdmin(admin.ModelAdmin):
+    list_display = ["handover", "group", "new_owner", "status", "errcode"]
+    list_filter = ["status"]
+    search_fields = ["group__chat_id", "group__name", "new_owner__userid"]
+    raw_id_fields = ["handover", "group", "new_owner"]
+
+
+@admin.register(ConsentRecord)
+class ConsentRecordAdmin(admin.ModelAdmin):
+    list_display = ["contact", "purpose", "version", "granted", "source", "recorded_at"]
+    list_filter = ["purpose", "granted", "source"]
+    search_fields = ["contact__name", "contact__external_userid"]
+    raw_id_fields = ["contact"]
+
+
+@admin.register(DataSource)
+class DataSourceAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "openness"]
+    list_filter = ["openness"]
+    search_fields = ["code", "name"]
+
+
+@admin.register(SourceEvent)
+class SourceEventAdmin(admin.ModelAdmin):
+    list_display = ["source", "event_id", "contact", "kind", "occurred_at"]
+    list_filter = ["source", "kind"]
+    search_fields = ["event_id", "contact__external_userid"]
+    raw_id_fields = ["contact"]
+
+
+@admin.register(SourceOrderLine)
+class SourceOrderLineAdmin(admin.ModelAdmin):
+    list_display = ["source", "order_id", "line_no", "contact", "sku", "quantity", "amount_fen", "ordered_at"]
+    list_filter = ["source"]
+    search_fields = ["order_id", "sku", "phone_hash"]
+    raw_id_fields = ["contact"]
+
+
+@admin.register(SourceAggregate)
+class SourceAggregateAdmin(admin.ModelAdmin):
+    list_display = ["source", "day", "metric", "bucket", "value"]
+    list_filter = ["source", "metric"]
+    search_fields = ["metric", "bucket"]

@@ -1,3 +1,229 @@
-"""Routes: see crm/api/urls.py."""
+"""Staff API for contacts and channels (under /api/): list with filters, detail with timeline, bulk tag, CSV export."""
 
-urlpatterns: list = []
+from __future__ import annotations
+
+import csv
+
+from django.http import StreamingHttpResponse
+from django.urls import path
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm.errors import NotFound
+from crm.models.channels import Channel
+from crm.selectors.contacts import contact_get, contact_list, contact_timeline
+from crm.services.channels import channel_create, channel_daily_stats
+from crm.services.contacts import phone_hash
+from crm.services.tags import contacts_bulk_tag
+
+
+class ContactFilterSerializer(serializers.Serializer):
+    tag = serializers.ListField(child=serializers.IntegerField(), required=False)
+    channel = serializers.IntegerField(required=False)
+    staff = serializers.CharField(required=False)
+    tier = serializers.CharField(required=False)
+    consent = serializers.ChoiceField(choices=["marketing", "behaviour", "profiling"], required=False)
+    added_from = serializers.DateTimeField(required=False)
+    added_to = serializers.DateTimeField(required=False)
+    q = serializers.CharField(required=False, help_text="Name, remark, external_userid or phone number.")
+
+
+def _filters(request: Request) -> dict:
+    data = {k: v for k, v in request.query_params.items() if k != "tag"}
+    if request.query_params.getlist("tag"):
+        data["tag"] = request.query_params.getlist("tag")
+    s = ContactFilterSerializer(data=data)
+    s.is_valid(raise_exception=True)
+    v = s.validated_data
+    filters = {
+        "tag_ids": v.get("tag"),
+        "channel_id": v.get("channel"),
+        "staff_userid": v.get("staff"),
+        "tier": v.get("tier"),
+        "consent_purpose": v.get("consent"),
+        "added_from": v.get("added_from"),
+        "added_to": v.get("added_to"),
+    }
+    q = (v.get("q") or "").strip()
+    if q:
+        compact = q.translate(str.maketrans("", "", "+-() "))
+        if compact.isdigit() and len(compact) >= 7:  # a phone number: match on its keyed hash
+            filters["phone_hash"] = phone_hash(q)
+        else:
+            filters["search"] = q
+    return filters
+
+
+class ContactOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    external_userid = serializers.CharField()
+    name = serializers.CharField()
+    type = serializers.IntegerField()
+    gender = serializers.IntegerField()
+    channel = serializers.SerializerMethodField()
+    first_added_at = serializers.DateTimeField()
+    tags = serializers.SerializerMethodField()
+
+    def get_channel(self, obj) -> dict | None:
+        return {"id": obj.channel.id, "name": obj.channel.name, "state": obj.channel.state} if obj.channel else None
+
+    def get_tags(self, obj) -> list[str]:
+        return [str(ct.tag) for ct in obj.contact_tags.all()]
+
+
+class FollowOutputSerializer(serializers.Serializer):
+    staff = serializers.CharField(source="staff.userid")
+    remark = serializers.CharField()
+    description = serializers.CharField()
+    state = serializers.CharField()
+    add_way = serializers.IntegerField()
+    added_at = serializers.DateTimeField()
+    deleted_by_staff_at = serializers.DateTimeField()
+    deleted_by_customer_at = serializers.DateTimeField()
+
+
+class EventOutputSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    staff = serializers.CharField(source="staff.userid", default=None)
+    data = serializers.JSONField()
+    occurred_at = serializers.DateTimeField()
+
+
+class ContactDetailSerializer(ContactOutputSerializer):
+    unionid = serializers.CharField()
+    follows = FollowOutputSerializer(many=True)
+    timeline = serializers.SerializerMethodField()
+
+    def get_timeline(self, obj) -> list[dict]:
+        return EventOutputSerializer(contact_timeline(obj), many=True).data
+
+
+class ContactListApi(APIView):
+    @extend_schema(parameters=[ContactFilterSerializer], responses=ContactOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        qs = contact_list(**_filters(request)).prefetch_related("contact_tags__tag__group")
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(ContactOutputSerializer(page, many=True).data)
+
+
+class ContactDetailApi(APIView):
+    @extend_schema(responses=ContactDetailSerializer)
+    def get(self, request: Request, contact_id: int) -> Response:
+        contact = contact_get(contact_id)
+        if contact is None:
+            raise NotFound(f"Contact {contact_id} does not exist.")
+        return Response(ContactDetailSerializer(contact).data)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+class ContactExportApi(APIView):
+    """CSV of the filtered contacts, streamed (the list can be large)."""
+
+    @extend_schema(parameters=[ContactFilterSerializer], responses={(200, "text/csv"): str})
+    def get(self, request: Request) -> StreamingHttpResponse:
+        qs = contact_list(**_filters(request)).prefetch_related("contact_tags__tag__group", "follows__staff")
+        writer = csv.writer(_Echo())
+        header = ["id", "external_userid", "name", "gender", "channel_state", "first_added_at", "staff", "tags"]
+
+        def rows():
+            yield writer.writerow(header)
+            for c in qs.iterator(chunk_size=2000):
+                yield writer.writerow([
+                    c.id, c.external_userid, c.name, c.gender, c.channel.state if c.channel else "",
+                    c.first_added_at.isoformat() if c.first_added_at else "",
+                    " ".join(f.staff.userid for f in c.follows.all() if f.is_active),
+                    "|".join(str(ct.tag) for ct in c.contact_tags.all()),
+                ])
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="contacts.csv"'
+        return response
+
+
+class BulkTagInputSerializer(serializers.Serializer):
+    contact_ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False, max_length=10000)
+    tag_ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False, max_length=100)
+    action = serializers.ChoiceField(choices=["tag", "untag"], default="tag")
+
+
+class ContactBulkTagApi(APIView):
+    @extend_schema(
+        request=BulkTagInputSerializer,
+        responses=inline_serializer("BulkTagResult", {"changed": serializers.IntegerField()}),
+    )
+    def post(self, request: Request) -> Response:
+        s = BulkTagInputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        changed = contacts_bulk_tag(
+            contact_ids=s.validated_data["contact_ids"],
+            tag_ids=s.validated_data["tag_ids"],
+            remove=s.validated_data["action"] == "untag",
+        )
+        return Response({"changed": changed})
+
+
+class ChannelInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=128)
+    state = serializers.CharField(max_length=30)
+    staff_userids = serializers.ListField(child=serializers.CharField(), allow_empty=False)
+    welcome_text = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ChannelOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    state = serializers.CharField()
+    config_id = serializers.CharField()
+    qr_code = serializers.CharField()
+    welcome_text = serializers.CharField()
+
+
+class ChannelCreateApi(APIView):
+    @extend_schema(request=ChannelInputSerializer, responses={201: ChannelOutputSerializer})
+    def post(self, request: Request) -> Response:
+        s = ChannelInputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        channel = channel_create(**s.validated_data)
+        return Response(ChannelOutputSerializer(channel).data, status=201)
+
+
+class ChannelStatsInputSerializer(serializers.Serializer):
+    start = serializers.DateField()
+    end = serializers.DateField()
+
+    def validate(self, attrs):
+        if attrs["end"] < attrs["start"]:
+            raise serializers.ValidationError({"end": "end is before start"})
+        if (attrs["end"] - attrs["start"]).days > 366:
+            raise serializers.ValidationError({"end": "at most one year"})
+        return attrs
+
+
+class ChannelStatsApi(APIView):
+    @extend_schema(parameters=[ChannelStatsInputSerializer])
+    def get(self, request: Request, channel_id: int) -> Response:
+        channel = Channel.objects.filter(pk=channel_id).first()
+        if channel is None:
+            raise NotFound(f"Channel {channel_id} does not exist.")
+        s = ChannelStatsInputSerializer(data=request.query_params)
+        s.is_valid(raise_exception=True)
+        return Response(channel_daily_stats(channel, s.validated_data["start"], s.validated_data["end"]))
+
+
+urlpatterns = [
+    path("api/contacts/", ContactListApi.as_view(), name="contact-list"),
+    path("api/contacts/export.csv", ContactExportApi.as_view(), name="contact-export"),
+    path("api/contacts/bulk-tag/", ContactBulkTagApi.as_view(), name="contact-bulk-tag"),
+    path("api/contacts/<int:contact_id>/", ContactDetailApi.as_view(), name="contact-detail"),
+    path("api/channels/", ChannelCreateApi.as_view(), name="channel-create"),
+    path("api/channels/<int:channel_id>/stats/", ChannelStatsApi.as_view(), name="channel-stats"),
+]

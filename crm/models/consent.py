@@ -63,6 +63,9 @@ class SourceEvent(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "event_id"], name="uniq_source_event")]
 
+    def __str__(self) -> str:
+        return f"{self.source_id}:{self.event_id} {self.kind}"
+
 
 class SourceOrderLine(models.Model):
     """An order line from a semi-open source (Tmall, JD), matched to a contact by phone hash."""
@@ -84,6 +87,9 @@ class SourceOrderLine(models.Model):
             models.UniqueConstraint(fields=["source", "order_id", "line_no"], name="uniq_source_order_line"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.source_id}:{self.order_id}/{self.line_no}"
+
 
 class SourceAggregate(models.Model):
     """A daily aggregate from a closed source (Douyin, Weibo...): no individual identifiers."""
@@ -98,3 +104,6 @@ class SourceAggregate(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["source", "day", "metric", "bucket"], name="uniq_source_aggregate"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id} {self.day} {self.metric}[{self.bucket}]={self.value}"

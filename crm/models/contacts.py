@@ -26,7 +26,9 @@ class Contact(models.Model):
     phone_encrypted = models.TextField(blank=True)
     phone_hash = models.CharField(max_length=64, blank=True, db_index=True)
     # The channel that first brought this customer (attribution); set once, on the first add.
-    channel = models.ForeignKey("crm.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts")
+    channel = models.ForeignKey(
+        "crm.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
+    )
     first_added_at = models.DateTimeField(null=True, blank=True, db_index=True)
     synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

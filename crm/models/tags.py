@@ -45,3 +45,6 @@ class ContactTag(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contact", "tag"], name="uniq_contact_tag")]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} #{self.tag_id}"

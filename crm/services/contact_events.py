@@ -1,38 +1,98 @@
-"""The contact timeline: every state change of a contact writes one ContactEvent row through here."""
+"""change_external_contact callbacks. Events are hints (they may come twice or out of order): each handler
+re-reads WeCom's current state and applies it idempotently."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-from django.utils import timezone
+from django.db import transaction
 
-from crm.models.contacts import Contact, ContactEvent
-from crm.models.staff import Staff
+from crm.models.contacts import Contact, ContactEvent, FollowRelation
+from crm.services.contacts import (
+    contact_apply_wecom,
+    contact_refresh,
+    follow_mark_deleted_by_customer,
+    follow_mark_deleted_by_staff,
+    wecom_read_contact,
+)
+from crm.services.staff import staff_get_or_create
+from crm.services.timeline import timeline_add
+from crm.services.welcome import welcome_prepare
 
 
-def from_wecom_ts(value: Any) -> datetime | None:
-    """A WeCom Unix timestamp (int or str, seconds) as an aware UTC datetime; None when absent or 0."""
-    try:
-        seconds = int(value)
-    except (TypeError, ValueError):
-        return None
-    return datetime.fromtimestamp(seconds, tz=UTC) if seconds > 0 else None
-
-
-def timeline_add(
-    contact: Contact,
-    kind: str,
+def contact_add_from_callback(
     *,
-    staff: Staff | None = None,
-    data: dict | None = None,
-    occurred_at: datetime | None = None,
-) -> ContactEvent:
-    """Append one row to the contact's timeline."""
-    return ContactEvent.objects.create(
-        contact=contact,
-        kind=kind,
-        staff=staff,
-        data=data or {},
-        occurred_at=occurred_at or timezone.now(),
+    userid: str,
+    external_userid: str,
+    state: str = "",
+    welcome_code: str = "",
+    event_time: datetime | None = None,
+    half: bool = False,
+) -> str:
+    """add_external_contact / add_half_external_contact: own the contact, its relation, channel and welcome."""
+    data = wecom_read_contact(external_userid)
+    with transaction.atomic():
+        if data is None:
+            if not half:
+                return "contact gone in WeCom"
+            # Before the member confirms a half add WeCom may not list the pair yet: keep what the event says.
+            contact, _ = Contact.objects.get_or_create(external_userid=external_userid)
+            staff = staff_get_or_create(userid)
+            follow, created = FollowRelation.objects.get_or_create(
+                staff=staff, contact=contact, defaults={"state": state[:64], "added_at": event_time}
+            )
+            if created:
+                timeline_add(contact, ContactEvent.Kind.HALF_ADDED, staff=staff, data={"state": state},
+                             occurred_at=event_time)
+        else:
+            contact, follows = contact_apply_wecom(data, occurred_at=event_time, source="callback")
+            pair = follows.get(userid.lower())
+            if pair is None:
+                return "relation not listed by WeCom"
+            follow, _ = pair
+        sent = welcome_prepare(follow, welcome_code, event_time=event_time)
+    return f"contact {contact.pk} added to {userid}" + (", welcome queued" if sent else "")
+
+
+def contact_edit_from_callback(*, external_userid: str) -> str:
+    contact = contact_refresh(external_userid, source="edit callback")
+    return f"contact {contact.pk} refreshed" if contact else "contact gone in WeCom"
+
+
+def _follow(userid: str, external_userid: str) -> FollowRelation | None:
+    return (
+        FollowRelation.objects.select_related("staff", "contact")
+        .filter(staff__userid__iexact=userid, contact__external_userid=external_userid)
+        .first()
     )
+
+
+def contact_deleted_by_staff_from_callback(
+    *, userid: str, external_userid: str, source: str = "", event_time: datetime | None = None
+) -> str:
+    """del_external_contact: the member deleted the customer (Source=DELETE_BY_TRANSFER after a transfer)."""
+    follow = _follow(userid, external_userid)
+    if follow is None:
+        contact_refresh(external_userid, source="delete callback")
+        follow = _follow(userid, external_userid)
+        if follow is None:
+            return "unknown relation"
+    with transaction.atomic():
+        reason = "transfer" if source == "DELETE_BY_TRANSFER" else "deleted by staff"
+        changed = follow_mark_deleted_by_staff(follow, occurred_at=event_time, reason=reason)
+    return "relation marked deleted by staff" if changed else "already marked"
+
+
+def contact_deleted_by_customer_from_callback(
+    *, userid: str, external_userid: str, event_time: datetime | None = None
+) -> str:
+    """del_follow_user: the customer deleted the member; the relation is kept, one-way."""
+    follow = _follow(userid, external_userid)
+    if follow is None:
+        contact_refresh(external_userid, source="del_follow_user callback")
+        follow = _follow(userid, external_userid)
+        if follow is None:
+            return "unknown relation"
+    with transaction.atomic():
+        changed = follow_mark_deleted_by_customer(follow, occurred_at=event_time)
+    return "relation marked deleted by customer" if changed else "already marked"

@@ -19,8 +19,8 @@ from crm.models.channels import Channel
 from crm.models.contacts import Contact, ContactEvent, FollowRelation
 from crm.models.staff import Staff
 from crm.models.tags import ContactTag, Tag
-from crm.services.contact_events import from_wecom_ts, timeline_add
 from crm.services.staff import staff_get_or_create
+from crm.services.timeline import from_wecom_ts, timeline_add
 from crm.wecom.client import get_client
 from crm.wecom.errors import WeComError
 
@@ -93,11 +93,9 @@ def contact_upsert(external_contact: dict) -> tuple[Contact, bool]:
         contact, created = Contact.objects.get_or_create(external_userid=eid, defaults=values)
         if created:
             return contact, True
-    changed = [name for name, value in values.items() if getattr(contact, name) != value and name != "synced_at"]
     for name, value in values.items():
         setattr(contact, name, value)
     contact.save()
-    del changed
     return contact, False
 
 

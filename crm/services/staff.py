@@ -76,5 +76,5 @@ def staff_sync() -> dict:
                 staff.has_customer_contact = False
                 staff.save(update_fields=["status", "resigned_at", "has_customer_contact", "updated_at"])
                 counts["resigned"] += 1
-    logger.info("staff sync done", extra=counts)
+    logger.info("staff sync done", extra={"counts": counts})
     return counts

@@ -1,1 +1,27 @@
-"""Celery tasks: thin wrappers that take ids and call a service."""
+"""Celery tasks for red packets (queue `redpackets`): thin wrappers that take ids and call a service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from crm.services.payouts import PayoutRetry, claim_payout, stuck_payout_claim_ids
+from crm.services.redpackets import redpacket_refund_all_expired
+
+
+@shared_task(bind=True, acks_late=True, max_retries=12)
+def pay_claim(self, claim_id: int) -> str:
+    """Pay one claim; SYSTEMERROR/PROCESSING/transport are retried later with the same billno."""
+    try:
+        return claim_payout(claim_id)
+    except PayoutRetry as exc:
+        raise self.retry(exc=exc, countdown=min(300, 2 ** min(self.request.retries, 8)))
+
+
+@shared_task(acks_late=True)
+def refund_expired_pools() -> dict:
+    """Beat: refund expired pools, and queue again payouts that look stuck (a lost task message)."""
+    refunded = redpacket_refund_all_expired()
+    stuck = stuck_payout_claim_ids()
+    for claim_id in stuck:
+        pay_claim.delay(claim_id)
+    return {"refunded": refunded, "requeued": len(stuck)}

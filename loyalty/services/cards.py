@@ -38,7 +38,9 @@ def card_get_or_create(contact_id: int) -> Card:
     for _attempt in range(5):
         try:
             with transaction.atomic():
-                card = Card.objects.create(contact_id=contact_id, number=card_number_generate(), tier=tier_for_points(0))
+                card = Card.objects.create(
+                    contact_id=contact_id, number=card_number_generate(), tier=tier_for_points(0)
+                )
             return Card.objects.select_related("tier", "contact").get(pk=card.pk)
         except IntegrityError:
             # Either a concurrent first open made the card (use it) or the random number collided (try again).

@@ -43,7 +43,9 @@ def points_credit(
     if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
         raise ApplicationError("delta must be a non-zero integer.", field="delta")
     if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
-        raise ApplicationError(f"idempotency_key is required (at most {MAX_KEY_LENGTH} chars).", field="idempotency_key")
+        raise ApplicationError(
+            f"idempotency_key is required (at most {MAX_KEY_LENGTH} chars).", field="idempotency_key"
+        )
 
     card = Card.objects.select_for_update().filter(pk=card_id).first()
     if card is None:

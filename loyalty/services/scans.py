@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -164,7 +163,3 @@ def scan_record(
             purchase.tier_after = change.to_tier if change else card.tier
             purchase.save(update_fields=["balance_after", "tier_after"])
     return ScanResult(purchase=purchase, duplicate=False, tier_change=change)
-
-
-def scan_now() -> float:
-    return time.time()

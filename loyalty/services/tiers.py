@@ -37,7 +37,7 @@ def tier_for_points(points: int) -> Tier | None:
 @transaction.atomic
 def tier_evaluate(card_id: int) -> TierChange | None:
     """Move the card to the tier its lifetime points earn; record the move; on entering VIP, invite on commit."""
-    card = Card.objects.select_for_update().select_related("tier").get(pk=card_id)
+    card = Card.objects.select_for_update(of=("self",)).select_related("tier").get(pk=card_id)
     target = tier_for_points(card.lifetime_points)
     if target is None or target.pk == card.tier_id:
         return None

@@ -38,6 +38,9 @@ class SimWelcomeCode(models.Model):
     issued_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self) -> str:
+        return self.code
+
 
 class SimGroupChat(models.Model):
     """A customer group (客户群). status: 0 normal, 1 owner resigned, 2 inheriting, 3 inherited."""
@@ -72,6 +75,9 @@ class SimGroupMember(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["chat", "userid"], name="wecomsim_groupmember_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.chat_id}:{self.userid}"
 
 
 class SimJoinWay(models.Model):

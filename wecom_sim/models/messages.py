@@ -21,6 +21,9 @@ class SimMassMessage(models.Model):
     cancelled = models.BooleanField(default=False)
     reminds = models.JSONField(default=list)
 
+    def __str__(self) -> str:
+        return self.msgid
+
 
 class SimMassTask(models.Model):
     """One sender's part of a mass message: status 0 not sent, 2 sent (confirmed)."""
@@ -33,6 +36,9 @@ class SimMassTask(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["message", "userid"], name="wecomsim_masstask_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.userid} {self.status}"
+
 
 class SimMassResult(models.Model):
     """One recipient of a mass message: 0 pending, 1 sent, 2 not a friend, 3 receive quota reached."""
@@ -43,6 +49,9 @@ class SimMassResult(models.Model):
     chat_id = models.CharField(max_length=64, blank=True)
     status = models.IntegerField(default=0)
     send_time = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.userid}->{self.external_userid or self.chat_id} {self.status}"
 
 
 class SimInboxMessage(models.Model):
@@ -56,6 +65,9 @@ class SimInboxMessage(models.Model):
     ref = models.CharField(max_length=64, blank=True)
     received_at = models.DateTimeField()
 
+    def __str__(self) -> str:
+        return f"{self.kind} from {self.from_userid}"
+
 
 class SimAppMessage(models.Model):
     """An app message sent to members through message/send."""
@@ -66,3 +78,6 @@ class SimAppMessage(models.Model):
     msgtype = models.CharField(max_length=32)
     body = models.JSONField(default=dict)
     sent_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.msgid

@@ -19,3 +19,6 @@ class SimTransfer(models.Model):
     created_at = models.DateTimeField()
     takeover_time = models.DateTimeField()
     transfer_success_msg = models.CharField(max_length=255, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.external_userid} {self.handover_userid}->{self.takeover_userid} {self.status}"

@@ -52,6 +52,9 @@ class SimAccessToken(models.Model):
     expires_at = models.DateTimeField()
     revoked = models.BooleanField(default=False)
 
+    def __str__(self) -> str:
+        return self.token[:12] + "..."
+
 
 class SimMember(models.Model):
     """A staff member of the corp (成员)."""
@@ -111,6 +114,9 @@ class SimFriendship(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["member", "shopper"], name="wecomsim_friend_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}<->{self.shopper_id}"
 
 
 class SimTagGroup(models.Model):

@@ -1,0 +1,278 @@
+"""WeCom callbacks: verify and store on receipt (before answering), then process once in a worker."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+
+import redis
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from crm.errors import ApplicationError
+from crm.models import CallbackEvent
+from crm.services import callback_routing
+from crm.wecom.crypto import CallbackCryptoError, WXBizMsgCrypt
+
+logger = logging.getLogger(__name__)
+
+REPLAY_KEY = "crm:wecom:callback-seen:{digest}"
+# Fields that tell two events apart. WeCom's own rule is FromUserName + CreateTime, but several distinct
+# events can share a second (a burst of adds, a group change), so the ids they concern are part of it too.
+IDENTITY_FIELDS = (
+    "ToUserName", "FromUserName", "CreateTime", "MsgType", "MsgId", "Event", "ChangeType", "UserID",
+    "ExternalUserID", "ChatId", "UpdateDetail", "JoinScene", "QuitScene", "MemChangeCnt", "MemChangeList",
+    "LastMemVer", "CurMemVer", "Id", "TagType", "StrategyId", "FailReason", "Source",
+)  # fmt: skip
+# Child tags whose value is a list: `<Item>` children in newer payloads, a comma string in older ones.
+LIST_FIELDS = frozenset({"MemChangeList"})
+MAX_BODY_BYTES = 256 * 1024
+
+
+class CallbackRefused(ApplicationError):
+    """The request is not a genuine, fresh WeCom callback (the signature is the only auth there is)."""
+
+    def __init__(self, message: str, code: str, status_code: int = 403) -> None:
+        super().__init__(message, code=code, status_code=status_code)
+
+
+def max_attempts() -> int:
+    return int(getattr(settings, "CALLBACK_MAX_ATTEMPTS", 5))
+
+
+def sweep_after_seconds() -> float:
+    return float(getattr(settings, "CALLBACK_SWEEP_AFTER_SECONDS", 120))
+
+
+# --- crypto and replay guard, built from settings at call time (tests override settings) ------------
+
+_crypt_cache: dict[tuple[str, str, str], WXBizMsgCrypt] = {}
+_redis_cache: dict[str, redis.Redis] = {}
+_cache_lock = threading.Lock()
+
+
+def _crypt() -> WXBizMsgCrypt:
+    key = (settings.WECOM_CALLBACK_TOKEN, settings.WECOM_ENCODING_AES_KEY, settings.WECOM_CORP_ID)
+    crypt = _crypt_cache.get(key)
+    if crypt is None:
+        crypt = WXBizMsgCrypt(*key)
+        with _cache_lock:
+            _crypt_cache[key] = crypt
+    return crypt
+
+
+def _redis() -> redis.Redis:
+    client = _redis_cache.get(settings.REDIS_URL)
+    if client is None:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        with _cache_lock:
+            _redis_cache[settings.REDIS_URL] = client
+    return client
+
+
+def _check_fresh(timestamp: str) -> int:
+    try:
+        ts = int(timestamp)
+    except (TypeError, ValueError):
+        raise CallbackRefused("timestamp is not an integer", code="bad_request", status_code=400) from None
+    if abs(time.time() - ts) > settings.WECOM_CALLBACK_MAX_AGE_SECONDS:
+        raise CallbackRefused("timestamp outside the accepted window", code="stale")
+    return ts
+
+
+def _require(params: dict, *names: str) -> list[str]:
+    values = [params.get(name) or "" for name in names]
+    missing = [name for name, value in zip(names, values, strict=True) if not value]
+    if missing:
+        raise CallbackRefused(f"missing {', '.join(missing)}", code="bad_request", status_code=400)
+    return values
+
+
+def _refuse(exc: CallbackCryptoError) -> CallbackRefused:
+    if exc.reason in ("bad_signature", "bad_receiveid"):
+        return CallbackRefused(str(exc), code=exc.reason)
+    return CallbackRefused(str(exc), code=exc.reason, status_code=400)
+
+
+def callback_verify_url(*, params: dict) -> str:
+    """WeCom's URL verification (GET): the plaintext echostr, once signature, freshness and receiveid check out."""
+    msg_signature, timestamp, nonce, echostr = _require(params, "msg_signature", "timestamp", "nonce", "echostr")
+    _check_fresh(timestamp)
+    try:
+        return _crypt().verify_url(msg_signature, timestamp, nonce, echostr)
+    except CallbackCryptoError as exc:
+        raise _refuse(exc) from None
+
+
+# --- parsing ---------------------------------------------------------------------------------------
+
+
+def parse_event_xml(xml: str) -> dict:
+    """The event XML's child tags as a dict, exactly as named; MemChangeList (and repeated tags) as lists."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        raise CallbackRefused("decrypted message is not XML", code="bad_xml", status_code=400) from None
+    payload: dict = {}
+    for child in root:
+        if child.tag in LIST_FIELDS:
+            items = [(item.text or "").strip() for item in child]
+            if not items:
+                items = [part.strip() for part in (child.text or "").split(",") if part.strip()]
+            value: object = items
+        elif len(child):
+            value = {sub.tag: (sub.text or "").strip() for sub in child}
+        else:
+            value = (child.text or "").strip()
+        if child.tag in payload:  # a repeated tag: keep every value
+            previous = payload[child.tag]
+            payload[child.tag] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            payload[child.tag] = value
+    return payload
+
+
+def dedupe_key(payload: dict) -> str:
+    """sha256 over the event's identity fields (messages: MsgId is unique on its own)."""
+    parts = []
+    for name in IDENTITY_FIELDS:
+        value = payload.get(name, "")
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        parts.append(f"{name}={value}")
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _event_time(payload: dict) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(payload.get("CreateTime", "")), tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+# --- receive ---------------------------------------------------------------------------------------
+
+
+def callback_receive(*, params: dict, body: bytes) -> tuple[CallbackEvent, bool]:
+    """Verify, decrypt and store one POSTed callback; enqueue its processing on commit.
+
+    Returns (event, created). A second delivery of a stored event returns (existing, False) and enqueues
+    nothing. Raises CallbackRefused for forged, tampered, foreign, stale or replayed requests (nothing stored)."""
+    msg_signature, timestamp, nonce = _require(params, "msg_signature", "timestamp", "nonce")
+    if len(body) > MAX_BODY_BYTES:
+        raise CallbackRefused("body too large", code="too_large", status_code=413)
+    ts = _check_fresh(timestamp)
+    try:
+        xml = _crypt().decrypt_message(msg_signature, timestamp, nonce, body)
+    except CallbackCryptoError as exc:
+        raise _refuse(exc) from None
+    payload = parse_event_xml(xml)
+
+    # Replay guard, only after the signature held (forgeries can't fill it): the same signed request seen
+    # again inside the freshness window is refused. Past the window the timestamp check refuses it.
+    digest = hashlib.sha1(f"{nonce}:{msg_signature}".encode()).hexdigest()
+    replay_key = REPLAY_KEY.format(digest=digest)
+    window = settings.WECOM_CALLBACK_MAX_AGE_SECONDS * 2 + 60
+    if not _redis().set(replay_key, 1, nx=True, ex=window):
+        raise CallbackRefused("this request was already received", code="replayed")
+    try:
+        return _store(payload=payload, xml=xml, body=body, msg_signature=msg_signature, timestamp=ts, nonce=nonce)
+    except Exception:
+        # Not stored: let WeCom's retry of this very request through.
+        _redis().delete(replay_key)
+        raise
+
+
+def _store(
+    *, payload: dict, xml: str, body: bytes, msg_signature: str, timestamp: int, nonce: str
+) -> tuple[CallbackEvent, bool]:
+    key = dedupe_key(payload)
+    existing = CallbackEvent.objects.filter(dedupe_key=key).first()
+    if existing is not None:
+        logger.info("callback duplicate", extra={"callback_id": existing.pk, "event": payload.get("Event")})
+        return existing, False
+    try:
+        with transaction.atomic():
+            event = CallbackEvent.objects.create(
+                dedupe_key=key,
+                msg_signature=msg_signature,
+                timestamp=timestamp,
+                nonce=nonce,
+                raw_body=body.decode("utf-8", errors="replace"),
+                decrypted_xml=xml,
+                payload=payload,
+                event=str(payload.get("Event") or payload.get("MsgType") or "")[:64],
+                change_type=str(payload.get("ChangeType") or "")[:64],
+                event_time=_event_time(payload),
+            )
+            transaction.on_commit(lambda: _enqueue(event.pk))
+    except IntegrityError:
+        # The same event delivered twice at once: the other request stored it.
+        return CallbackEvent.objects.get(dedupe_key=key), False
+    logger.info("callback stored", extra={"callback_id": event.pk, "event": event.event, "change": event.change_type})
+    return event, True
+
+
+def _enqueue(event_id: int) -> None:
+    from crm.tasks.callbacks import process_callback
+
+    try:
+        process_callback.delay(event_id)
+    except Exception:
+        # The event is stored; the sweep will pick it up. Never fail the acknowledgement over the broker.
+        logger.exception("callback enqueue failed", extra={"callback_id": event_id})
+
+
+# --- process ---------------------------------------------------------------------------------------
+
+
+def callback_process(*, event_id: int) -> CallbackEvent:
+    """Apply one stored event through the domain router, at most once in effect.
+
+    The row is locked for the whole run and the handler's writes commit with the `processed` mark, so a
+    second run (duplicate task, sweep, redelivery after a crash) finds it processed and does nothing.
+    A handler failure is rolled back and recorded as `failed` (the task decides whether to retry)."""
+    with transaction.atomic():
+        event = CallbackEvent.objects.select_for_update().get(pk=event_id)
+        if event.status == CallbackEvent.Status.PROCESSED:
+            return event
+        event.attempts = F("attempts") + 1
+        event.last_attempt_at = timezone.now()
+        try:
+            with transaction.atomic():
+                result = callback_routing.handle_event(dict(event.payload))
+        except Exception as exc:
+            event.status = CallbackEvent.Status.FAILED
+            event.error = f"{type(exc).__name__}: {exc}"[:4000]
+            logger.warning(
+                "callback processing failed", extra={"callback_id": event.pk, "error": event.error}, exc_info=True
+            )
+        else:
+            event.status = CallbackEvent.Status.PROCESSED
+            event.result = "" if result is None else str(result)[:4000]
+            event.error = ""
+            event.processed_at = timezone.now()
+        event.save(update_fields=["attempts", "last_attempt_at", "status", "error", "result", "processed_at"])
+    event.refresh_from_db(fields=["attempts"])
+    return event
+
+
+def callback_due_for_sweep(*, older_than: float | None = None, limit: int = 1000) -> list[int]:
+    """Ids of events left received or failed (with attempts left) for longer than `older_than` seconds.
+
+    These are events whose task was lost: the broker was down at enqueue time, or a worker died mid-task."""
+    age = sweep_after_seconds() if older_than is None else older_than
+    cutoff = timezone.now() - timedelta(seconds=age)
+    stale_received = Q(status=CallbackEvent.Status.RECEIVED, received_at__lte=cutoff) & (
+        Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lte=cutoff)
+    )
+    stale_failed = Q(status=CallbackEvent.Status.FAILED, attempts__lt=max_attempts(), last_attempt_at__lte=cutoff)
+    return list(
+        CallbackEvent.objects.filter(stale_received | stale_failed).order_by("id").values_list("id", flat=True)[:limit]
+    )

@@ -1,0 +1,464 @@
+"""Red packets: pool validation and lucky split, activation into Redis, atomic claims, refunds, reconciliation.
+
+Redis holds the live state of an active pool (keys under crm:rp:<pool id>:):
+    left     list of the amounts still claimable (the precomputed split, popped from the left)
+    claimed  hash contact id -> amount (every reservation ever made)
+    state    "open" | "closed"; its absence means "not built" (lost or never built): rebuilt from the DB.
+A claim is one Lua script (already claimed? closed? pop an amount, record it), so a customer claims once and
+the pool never pays more than its budget, whatever the concurrency: left + claimed == budget always holds.
+The DB row (RedPacketClaim, UNIQUE (pool, contact)) is written right after and is what pays out.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import redis
+from django.conf import settings
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from crm.errors import ApplicationError, Conflict, NotFound
+from crm.models import Contact, RedPacketClaim, RedPacketPool, RedPacketRefund
+from crm.models.redpackets import MAX_PACKET_FEN, MIN_PACKET_FEN
+from crm.services.customer_links import absolute_url, sign_contact, unsign_contact
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+KEY_PREFIX = "crm:rp:"
+
+_CLAIM_LUA = """
+local state = redis.call('GET', KEYS[3])
+if not state then return {-4, 0} end
+local prev = redis.call('HGET', KEYS[2], ARGV[1])
+if prev then return {-1, tonumber(prev)} end
+if state ~= 'open' then return {-3, 0} end
+local amount = redis.call('LPOP', KEYS[1])
+if not amount then return {-2, 0} end
+redis.call('HSET', KEYS[2], ARGV[1], amount)
+return {1, tonumber(amount)}
+"""
+# Undo a reservation whose DB row could not be written (only while open, and only if it is still ours).
+_RELEASE_LUA = """
+if redis.call('GET', KEYS[3]) ~= 'open' then return 0 end
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('RPUSH', KEYS[1], ARGV[2])
+return 1
+"""
+_CLOSE_LUA = """
+if not redis.call('GET', KEYS[3]) then return -1 end
+redis.call('SET', KEYS[3], 'closed')
+return 1
+"""
+# One atomic read of the live state: {state, left amounts, claimed hash}.
+_SNAPSHOT_LUA = """
+return {redis.call('GET', KEYS[3]) or '', redis.call('LRANGE', KEYS[1], 0, -1), redis.call('HGETALL', KEYS[2])}
+"""
+
+_redis: redis.Redis | None = None
+_redis_url: str | None = None
+_scripts: dict[str, object] = {}
+
+
+def get_redis() -> redis.Redis:
+    global _redis, _redis_url
+    if _redis is None or _redis_url != settings.REDIS_URL:
+        _redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+        _redis_url = settings.REDIS_URL
+        _scripts.clear()
+        for name, lua in (("claim", _CLAIM_LUA), ("release", _RELEASE_LUA), ("close", _CLOSE_LUA),
+                          ("snapshot", _SNAPSHOT_LUA)):
+            _scripts[name] = _redis.register_script(lua)
+    return _redis
+
+
+def _script(name: str):
+    get_redis()
+    return _scripts[name]
+
+
+def pool_keys(pool_id: int) -> list[str]:
+    base = f"{KEY_PREFIX}{pool_id}:"
+    return [base + "left", base + "claimed", base + "state"]
+
+
+# --- validation and the split ----------------------------------------------------------------------------
+
+
+def redpacket_pool_validate(
+    *, budget_fen: int, count: int, mode: str, min_fen: int | None, max_fen: int | None, expires_at: datetime
+) -> tuple[int, int]:
+    """The (min_fen, max_fen) a pool will use, or a 400 ApplicationError naming the field at fault."""
+    if mode not in RedPacketPool.Mode.values:
+        raise ApplicationError("mode must be lucky or fixed.", field="mode")
+    if not isinstance(count, int) or count < 1:
+        raise ApplicationError("count must be at least 1.", field="count")
+    if not isinstance(budget_fen, int) or budget_fen < 1:
+        raise ApplicationError("budget_fen must be a positive number of fen.", field="budget_fen")
+    if expires_at is None or expires_at <= timezone.now():
+        raise ApplicationError("expires_at must be in the future.", field="expires_at")
+    if mode == RedPacketPool.Mode.FIXED:
+        if budget_fen % count:
+            raise ApplicationError("A fixed pool's budget must divide evenly by count.", field="budget_fen")
+        amount = budget_fen // count
+        if not MIN_PACKET_FEN <= amount <= MAX_PACKET_FEN:
+            raise ApplicationError(
+                f"Each packet would be {amount} fen; it must be within {MIN_PACKET_FEN}..{MAX_PACKET_FEN}.",
+                field="budget_fen",
+            )
+        return amount, amount
+    min_fen = MIN_PACKET_FEN if min_fen is None else min_fen
+    max_fen = MAX_PACKET_FEN if max_fen is None else max_fen
+    if not MIN_PACKET_FEN <= min_fen <= MAX_PACKET_FEN:
+        raise ApplicationError(f"min_fen must be within {MIN_PACKET_FEN}..{MAX_PACKET_FEN}.", field="min_fen")
+    if not MIN_PACKET_FEN <= max_fen <= MAX_PACKET_FEN:
+        raise ApplicationError(f"max_fen must be within {MIN_PACKET_FEN}..{MAX_PACKET_FEN}.", field="max_fen")
+    if min_fen > max_fen:
+        raise ApplicationError("min_fen must not exceed max_fen.", field="min_fen")
+    if budget_fen < count * min_fen:
+        raise ApplicationError("budget_fen is below count x min_fen.", field="budget_fen")
+    if budget_fen > count * max_fen:
+        raise ApplicationError("budget_fen is above count x max_fen.", field="budget_fen")
+    return min_fen, max_fen
+
+
+def lucky_split(budget_fen: int, count: int, min_fen: int, max_fen: int) -> list[int]:
+    """`count` random amounts, each within [min_fen, max_fen], summing exactly to budget_fen."""
+    if not count * min_fen <= budget_fen <= count * max_fen:
+        raise ValueError("budget cannot be split within the bounds")
+    rng = secrets.SystemRandom()
+    cap = max_fen - min_fen
+    rest = budget_fen - count * min_fen
+    extra = [0] * count
+    if rest and cap:
+        weights = [rng.random() + 1e-9 for _ in range(count)]
+        total = sum(weights)
+        extra = [min(cap, int(rest * w / total)) for w in weights]
+        left = rest - sum(extra)
+        while left > 0:  # hand out what flooring and capping left over, to random packets with room
+            room = [i for i in range(count) if extra[i] < cap]
+            rng.shuffle(room)
+            share = max(1, left // len(room))
+            for i in room:
+                give = min(cap - extra[i], share, left)
+                extra[i] += give
+                left -= give
+                if not left:
+                    break
+    return [min_fen + e for e in extra]
+
+
+def pool_split(pool: RedPacketPool) -> list[int]:
+    if pool.mode == RedPacketPool.Mode.FIXED:
+        return [pool.budget_fen // pool.count] * pool.count
+    return lucky_split(pool.budget_fen, pool.count, pool.min_fen, pool.max_fen)
+
+
+# --- pool lifecycle ----------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def redpacket_pool_create(
+    *,
+    campaign_id: int | None,
+    budget_fen: int,
+    count: int,
+    mode: str = RedPacketPool.Mode.LUCKY,
+    min_fen: int | None = None,
+    max_fen: int | None = None,
+    expires_at: datetime,
+    act_name: str = "Red packet",
+    wishing: str = "Thank you!",
+    sender_name: str = "Our brand",
+) -> RedPacketPool:
+    min_fen, max_fen = redpacket_pool_validate(
+        budget_fen=budget_fen, count=count, mode=mode, min_fen=min_fen, max_fen=max_fen, expires_at=expires_at
+    )
+    if campaign_id is not None and RedPacketPool.objects.filter(campaign_id=campaign_id).exists():
+        raise ApplicationError("This campaign already has a red-packet pool.", field="campaign", code="conflict")
+    return RedPacketPool.objects.create(
+        campaign_id=campaign_id,
+        budget_fen=budget_fen,
+        count=count,
+        mode=mode,
+        min_fen=min_fen,
+        max_fen=max_fen,
+        expires_at=expires_at,
+        act_name=act_name[:32],
+        wishing=wishing[:128],
+        sender_name=sender_name[:128],
+    )
+
+
+def redpacket_pool_activate(pool_id: int) -> RedPacketPool:
+    """Precompute the split (once; kept in the DB) and build the pool's Redis state. Idempotent."""
+    with transaction.atomic():
+        pool = RedPacketPool.objects.select_for_update().get(id=pool_id)
+        if pool.status == RedPacketPool.Status.DRAFT:
+            if not pool.amounts:
+                pool.amounts = pool_split(pool)
+                assert sum(pool.amounts) == pool.budget_fen and len(pool.amounts) == pool.count
+            pool.status = RedPacketPool.Status.ACTIVE
+            pool.activated_at = timezone.now()
+            pool.save(update_fields=["amounts", "status", "activated_at"])
+    redpacket_state_ensure(pool.id)
+    return pool
+
+
+def redpacket_state_ensure(pool_id: int, *, force: bool = False) -> bool:
+    """Rebuild the pool's Redis state from the DB when it is missing (Redis lost, flushed, expired).
+
+    Left = the precomputed split minus the amounts of the claims in the DB (a multiset difference); claimed =
+    those claims. Serialised by a Redis lock and the pool row lock. True when it (re)built."""
+    r = get_redis()
+    left_key, claimed_key, state_key = pool_keys(pool_id)
+    if r.exists(state_key) and not force:
+        return False
+    with r.lock(f"{KEY_PREFIX}{pool_id}:rebuild-lock", timeout=30, blocking_timeout=30), transaction.atomic():
+        if r.exists(state_key) and not force:
+            return False
+        pool = RedPacketPool.objects.select_for_update().get(id=pool_id)
+        if pool.status == RedPacketPool.Status.DRAFT or not pool.amounts:
+            return False
+        claims = dict(RedPacketClaim.objects.filter(pool=pool).values_list("contact_id", "amount_fen"))
+        remaining = Counter(pool.amounts)
+        remaining.subtract(Counter(claims.values()))
+        left = []
+        if pool.status == RedPacketPool.Status.ACTIVE:
+            # Keep the precomputed order for what is left, so the sequence stays the planned random one.
+            for amount in pool.amounts:
+                if remaining[amount] > 0:
+                    left.append(amount)
+                    remaining[amount] -= 1
+        state = "open" if pool.status == RedPacketPool.Status.ACTIVE and pool.expires_at > timezone.now() else "closed"
+        pipe = r.pipeline(transaction=True)
+        pipe.delete(left_key, claimed_key, state_key)
+        if left:
+            pipe.rpush(left_key, *left)
+        if claims:
+            pipe.hset(claimed_key, mapping={str(k): v for k, v in claims.items()})
+        pipe.set(state_key, state)
+        keep_until = pool.expires_at + timedelta(days=30)
+        for key in (left_key, claimed_key, state_key):
+            pipe.expireat(key, keep_until)
+        pipe.execute()
+    return True
+
+
+# --- claims ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    """What a customer's claim came to: status is claimed | already_claimed | none_left | expired | not_started."""
+
+    status: str
+    amount_fen: int = 0
+    claim_id: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("claimed", "already_claimed")
+
+
+def make_billno(claim: RedPacketClaim) -> str:
+    """mch_id (10) + Shanghai date of the claim (8) + claim id (10): <= 28 of [0-9a-zA-Z], unique, deterministic."""
+    day = timezone.localtime(claim.claimed_at, SHANGHAI).strftime("%Y%m%d")
+    prefix = "".join(ch for ch in settings.WECOM_MCH_ID if ch.isalnum())[:10]
+    return f"{prefix}{day}{claim.id % 10**10:010d}"
+
+
+def _persist_claim(pool: RedPacketPool, contact_id: int, amount: int) -> tuple[RedPacketClaim, bool]:
+    """Write the claim row for a Redis reservation (or find it); payout queued on commit."""
+    from crm.tasks.redpackets import pay_claim  # tasks import services; this edge is only called at runtime
+
+    existing = RedPacketClaim.objects.filter(pool=pool, contact_id=contact_id).first()
+    if existing:
+        return existing, False
+    r = get_redis()
+    claimed_key = pool_keys(pool.id)[1]
+    try:
+        with transaction.atomic():
+            claim = RedPacketClaim.objects.create(pool=pool, contact_id=contact_id, amount_fen=amount)
+            claim.billno = make_billno(claim)
+            claim.save(update_fields=["billno"])
+            # The reservation must still be ours (a Redis rebuild from the DB in between would have dropped it).
+            held = r.hget(claimed_key, str(contact_id))
+            if held is None or int(held) != amount:
+                raise ApplicationError("Please try again.", code="retry", status_code=409)
+            # robust: a broker hiccup must not fail a committed claim (the beat sweeper re-queues stuck payouts).
+            transaction.on_commit(lambda: pay_claim.delay(claim.id), robust=True)
+        return claim, True
+    except IntegrityError:
+        return RedPacketClaim.objects.get(pool=pool, contact_id=contact_id), False
+
+
+def redpacket_claim(*, pool_id: int, contact_id: int) -> ClaimOutcome:
+    """Claim this contact's packet: atomic in Redis (once per contact, never over budget), then persisted."""
+    pool = RedPacketPool.objects.filter(id=pool_id).first()
+    if pool is None:
+        raise NotFound("No such red-packet pool.", field="pool")
+    if not Contact.objects.filter(id=contact_id).exists():
+        raise NotFound("No such customer.", field="contact")
+    if pool.status == RedPacketPool.Status.DRAFT:
+        return ClaimOutcome("not_started")
+    left_key, claimed_key, state_key = pool_keys(pool.id)
+    if pool.status != RedPacketPool.Status.ACTIVE or pool.expires_at <= timezone.now():
+        existing = RedPacketClaim.objects.filter(pool=pool, contact_id=contact_id).first()
+        if existing:
+            return ClaimOutcome("already_claimed", existing.amount_fen, existing.id)
+        return ClaimOutcome("expired")
+    for _ in range(2):
+        code, amount = _script("claim")(keys=[left_key, claimed_key, state_key], args=[str(contact_id)])
+        if code == -4:  # Redis state lost or never built: rebuild from the DB and try once more
+            redpacket_state_ensure(pool.id)
+            continue
+        break
+    else:
+        raise ApplicationError("Red packets are not available right now.", code="unavailable", status_code=503)
+    if code == -2:
+        return ClaimOutcome("none_left")
+    if code == -3:
+        return ClaimOutcome("expired")
+    try:
+        # Also for code -1: the DB row may be missing when an earlier attempt died between Redis and the DB;
+        # writing it now finishes that claim instead of leaving the amount stranded in flight.
+        claim, _created = _persist_claim(pool, contact_id, int(amount))
+    except Exception:
+        # Give the amount back only when no row holds it; a committed row keeps its reservation.
+        if code == 1 and not RedPacketClaim.objects.filter(pool=pool, contact_id=contact_id).exists():
+            _script("release")(keys=[left_key, claimed_key, state_key], args=[str(contact_id), str(int(amount))])
+        raise
+    # "claimed" for the request whose Lua call reserved the amount, whoever wrote the row.
+    return ClaimOutcome("claimed" if code == 1 else "already_claimed", claim.amount_fen, claim.id)
+
+
+# --- claim links ---------------------------------------------------------------------------------------------
+
+
+def claim_purpose(pool_id: int) -> str:
+    return f"rp:{pool_id}"
+
+
+def claim_url(pool_id: int, contact_id: int) -> str:
+    """The customer's own claim page (the signed token identifies them and the pool)."""
+    return absolute_url(f"/m/rp/{sign_contact(contact_id, claim_purpose(pool_id))}/")
+
+
+def parse_claim_token(token: str) -> tuple[int, int]:
+    """(pool_id, contact_id) from a claim token, verified; a 403 ApplicationError when it is not valid."""
+    # The pool id is inside the signed payload: read it unverified only to choose the purpose, then verify.
+    try:
+        payload = token.split(":", 1)[0]
+        compressed = payload.startswith(".")
+        raw = signing.b64_decode(payload.lstrip(".").encode())
+        data = json.loads(zlib.decompress(raw) if compressed else raw)
+        purpose = str(data["p"])
+        pool_id = int(purpose.split(":", 1)[1]) if purpose.startswith("rp:") else 0
+    except Exception:
+        raise ApplicationError("This link is not valid.", code="bad_link", field="token", status_code=403)
+    if not pool_id:
+        raise ApplicationError("This link is not valid here.", code="bad_link", field="token", status_code=403)
+    contact_id = unsign_contact(token, claim_purpose(pool_id))
+    return pool_id, contact_id
+
+
+# --- expiry, refund, reconciliation ------------------------------------------------------------------------
+
+
+def redpacket_refund_expired(pool_id: int) -> RedPacketRefund | None:
+    """Close an expired pool and refund what is left unclaimed (one Refund row per pool). Idempotent."""
+    pool = RedPacketPool.objects.get(id=pool_id)
+    if pool.status == RedPacketPool.Status.DRAFT:
+        raise Conflict("This pool has not been launched; nothing to refund.", field="status")
+    if pool.status != RedPacketPool.Status.ACTIVE:
+        return RedPacketRefund.objects.filter(pool=pool).first()
+    if pool.expires_at > timezone.now():
+        raise ApplicationError("This pool has not expired yet.", field="expires_at", code="not_expired")
+    redpacket_state_ensure(pool.id)
+    r = get_redis()
+    left_key, claimed_key, state_key = pool_keys(pool.id)
+    # Closed first, so no claim can pop an amount while we count what is left; the list stays until commit.
+    _script("close")(keys=[left_key, claimed_key, state_key], args=[])
+    with transaction.atomic():
+        pool = RedPacketPool.objects.select_for_update().get(id=pool_id)
+        if pool.status != RedPacketPool.Status.ACTIVE:
+            return RedPacketRefund.objects.filter(pool=pool).first()
+        left = [int(a) for a in r.lrange(left_key, 0, -1)]
+        refund = RedPacketRefund.objects.create(pool=pool, amount_fen=sum(left), packets=len(left))
+        pool.status = RedPacketPool.Status.REFUNDED
+        pool.save(update_fields=["status"])
+    r.delete(left_key)
+    return refund
+
+
+def redpacket_refund_all_expired() -> list[int]:
+    """Refund every active pool past its expiry; the ids refunded."""
+    done = []
+    for pool_id in RedPacketPool.objects.filter(
+        status=RedPacketPool.Status.ACTIVE, expires_at__lte=timezone.now()
+    ).values_list("id", flat=True):
+        if redpacket_refund_expired(pool_id) is not None:
+            done.append(pool_id)
+    return done
+
+
+def redpacket_reconcile(pool_id: int) -> dict:
+    """budget = paid + paying + queued + failed + refunded + claimable + in_flight, from the DB and Redis.
+
+    in_flight: amounts reserved in Redis whose DB row is not written yet (a claim in progress, or one whose
+    process died; the customer opening the page again finishes it)."""
+    pool = RedPacketPool.objects.filter(id=pool_id).first()
+    if pool is None:
+        raise NotFound("No such red-packet pool.", field="pool")
+    # The DB first, then Redis: every DB claim is then also in the (later) Redis snapshot.
+    by_status = dict(
+        RedPacketClaim.objects.filter(pool=pool).values("status").annotate(s=Sum("amount_fen")).values_list(
+            "status", "s"
+        )
+    )
+    db_claims = dict(RedPacketClaim.objects.filter(pool=pool).values_list("contact_id", "amount_fen"))
+    refund = RedPacketRefund.objects.filter(pool=pool).first()
+    refunded = refund.amount_fen if refund else 0
+    claimed_db = sum(db_claims.values())
+    if pool.status == RedPacketPool.Status.DRAFT:
+        claimable, in_flight, mismatched, state = pool.budget_fen, 0, 0, "draft"
+    else:
+        redpacket_state_ensure(pool.id)
+        state_raw, left, flat = _script("snapshot")(keys=pool_keys(pool.id), args=[])
+        state = state_raw.decode() if isinstance(state_raw, bytes) else str(state_raw)
+        reserved = {int(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+        claimable = 0 if refund else sum(int(a) for a in left)
+        in_flight = sum(a for c, a in reserved.items() if c not in db_claims)
+        mismatched = sum(1 for c, a in db_claims.items() if reserved.get(c) != a)
+    paid = by_status.get(RedPacketClaim.Status.PAID, 0) or 0
+    paying = by_status.get(RedPacketClaim.Status.PAYING, 0) or 0
+    queued = by_status.get(RedPacketClaim.Status.RECEIVED, 0) or 0
+    failed = by_status.get(RedPacketClaim.Status.FAILED, 0) or 0
+    total = paid + paying + queued + failed + refunded + claimable + in_flight
+    return {
+        "pool_id": pool.id,
+        "status": pool.status,
+        "redis_state": state,
+        "budget_fen": pool.budget_fen,
+        "paid_fen": paid,
+        "paying_fen": paying,
+        "queued_fen": queued,
+        "failed_fen": failed,
+        "refunded_fen": refunded,
+        "claimable_fen": claimable,
+        "in_flight_fen": in_flight,
+        "claimed_fen": claimed_db,
+        "claims": len(db_claims),
+        "mismatched_claims": mismatched,
+        "total_fen": total,
+        "balanced": total == pool.budget_fen and mismatched == 0,
+    }

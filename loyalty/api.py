@@ -1,0 +1,375 @@
+"""Loyalty HTTP API: the till (scans, redemptions; cashiers) and the staff API (cards, tiers, stores, adjust)."""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import generics, serializers, status
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm.errors import ApplicationError
+from loyalty import selectors
+from loyalty.models import Card, PointsLedger, Purchase, Reward, Store, Tier
+from loyalty.permissions import IsCashier
+from loyalty.qr import qr_token_verify
+from loyalty.services import points_adjust, redemption_create, scan_record
+from loyalty.services.scans import MAX_AMOUNT_FEN, MAX_ITEMS
+
+# --- Output serializers -------------------------------------------------------------------------------------
+
+
+class TierOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tier
+        fields = ["id", "name", "min_points", "is_vip", "rank"]
+
+
+class StoreOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Store
+        fields = ["id", "code", "name", "city", "is_active"]
+
+
+class RewardOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Reward
+        fields = ["id", "name", "points_cost", "stock", "is_active"]
+
+
+class CardOutputSerializer(serializers.ModelSerializer):
+    tier = serializers.CharField(source="tier.name", default=None)
+    is_vip = serializers.BooleanField(source="tier.is_vip", default=False)
+    contact_id = serializers.IntegerField()
+    contact_name = serializers.CharField(source="contact.name")
+    external_userid = serializers.CharField(source="contact.external_userid")
+
+    class Meta:
+        model = Card
+        fields = [
+            "id",
+            "number",
+            "contact_id",
+            "contact_name",
+            "external_userid",
+            "tier",
+            "is_vip",
+            "points_balance",
+            "lifetime_points",
+            "created_at",
+        ]
+
+
+class LedgerOutputSerializer(serializers.ModelSerializer):
+    receipt_id = serializers.CharField(source="purchase.receipt_id", default=None)
+    store = serializers.CharField(source="purchase.store.code", default=None)
+
+    class Meta:
+        model = PointsLedger
+        fields = [
+            "id",
+            "delta",
+            "kind",
+            "reason",
+            "balance_after",
+            "idempotency_key",
+            "receipt_id",
+            "store",
+            "created_at",
+        ]
+
+
+class PurchaseLineOutputSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    qty = serializers.IntegerField()
+    amount_fen = serializers.IntegerField()
+
+
+class PurchaseOutputSerializer(serializers.ModelSerializer):
+    store = serializers.CharField(source="store.code")
+    lines = PurchaseLineOutputSerializer(many=True)
+
+    class Meta:
+        model = Purchase
+        fields = ["id", "store", "receipt_id", "amount_fen", "points", "balance_after", "scanned_at", "lines"]
+
+
+class CardDetailOutputSerializer(serializers.Serializer):
+    card = CardOutputSerializer()
+    ledger_sum = serializers.IntegerField(help_text="Sum of the ledger; always equals points_balance.")
+    next_tier = TierOutputSerializer(allow_null=True)
+    ledger = LedgerOutputSerializer(many=True)
+    purchases = PurchaseOutputSerializer(many=True)
+
+
+# --- Till: scans --------------------------------------------------------------------------------------------
+
+
+class ScanItemInputSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    qty = serializers.IntegerField(min_value=1, max_value=100_000, default=1)
+    amount_fen = serializers.IntegerField(min_value=0, max_value=MAX_AMOUNT_FEN)
+
+
+class ScanInputSerializer(serializers.Serializer):
+    qr_token = serializers.CharField(max_length=256, help_text="What the till read from the card page's QR.")
+    receipt_id = serializers.CharField(max_length=64)
+    store = serializers.CharField(max_length=32, help_text="Store code, e.g. store-sh-001.")
+    amount_fen = serializers.IntegerField(min_value=1, max_value=MAX_AMOUNT_FEN, help_text="Receipt total in fen.")
+    items = ScanItemInputSerializer(many=True, required=False, max_length=MAX_ITEMS)
+
+
+class ScanOutputSerializer(serializers.Serializer):
+    purchase_id = serializers.IntegerField()
+    receipt_id = serializers.CharField()
+    store = serializers.CharField()
+    card_number = serializers.CharField()
+    amount_fen = serializers.IntegerField()
+    points = serializers.IntegerField(help_text="Points this receipt credited.")
+    points_balance = serializers.IntegerField(help_text="Card balance right after this receipt.")
+    tier = serializers.CharField(allow_null=True)
+    tier_changed = serializers.BooleanField()
+    duplicate = serializers.BooleanField(help_text="True when this receipt was already recorded (nothing credited).")
+    scanned_at = serializers.DateTimeField()
+
+
+def _scan_output(purchase: Purchase, duplicate: bool) -> dict:
+    return ScanOutputSerializer(
+        {
+            "purchase_id": purchase.pk,
+            "receipt_id": purchase.receipt_id,
+            "store": purchase.store.code,
+            "card_number": purchase.card.number,
+            "amount_fen": purchase.amount_fen,
+            "points": purchase.points,
+            "points_balance": purchase.balance_after,
+            "tier": purchase.tier_after.name if purchase.tier_after else None,
+            "tier_changed": purchase.tier_after_id != purchase.tier_before_id,
+            "duplicate": duplicate,
+            "scanned_at": purchase.scanned_at,
+        }
+    ).data
+
+
+class ScanCreateApi(APIView):
+    permission_classes = [IsCashier]
+
+    @extend_schema(
+        tags=["loyalty-till"],
+        summary="Record a till scan",
+        description=(
+            "Verifies the card's rotating QR token, records the purchase and its lines, credits points once per "
+            "(store, receipt_id) and re-evaluates the tier. 201 when recorded; 200 with `duplicate: true` and the "
+            "original result when the receipt was recorded before; 409 for the same receipt with another amount "
+            "or card; 400/403 naming `qr_token` for an expired/forged token."
+        ),
+        request=ScanInputSerializer,
+        responses={201: ScanOutputSerializer, 200: ScanOutputSerializer},
+    )
+    def post(self, request):
+        data = _valid(ScanInputSerializer, request.data)
+        result = scan_record(
+            qr_token=data["qr_token"],
+            store_code=data["store"],
+            receipt_id=data["receipt_id"],
+            amount_fen=data["amount_fen"],
+            items=data.get("items"),
+            cashier=request.user,
+        )
+        code = status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED
+        return Response(_scan_output(result.purchase, result.duplicate), status=code)
+
+
+# --- Till: redemptions --------------------------------------------------------------------------------------
+
+
+class RedemptionInputSerializer(serializers.Serializer):
+    qr_token = serializers.CharField(max_length=256, required=False, help_text="The card's QR (at the till).")
+    card = serializers.IntegerField(required=False, help_text="Card id (staff tools); give this or qr_token.")
+    reward = serializers.IntegerField()
+    idempotency_key = serializers.CharField(max_length=128, help_text="One per redemption request; retry with it.")
+    store = serializers.CharField(max_length=32, required=False)
+
+    def validate(self, attrs):
+        if not attrs.get("qr_token") and not attrs.get("card"):
+            raise serializers.ValidationError({"qr_token": "Give qr_token (or card)."})
+        return attrs
+
+
+class RedemptionOutputSerializer(serializers.Serializer):
+    redemption_id = serializers.IntegerField()
+    card_number = serializers.CharField()
+    reward = serializers.CharField()
+    points = serializers.IntegerField()
+    points_balance = serializers.IntegerField()
+    duplicate = serializers.BooleanField()
+
+
+class RedemptionCreateApi(APIView):
+    permission_classes = [IsCashier]
+
+    @extend_schema(
+        tags=["loyalty-till"],
+        summary="Redeem a reward",
+        request=RedemptionInputSerializer,
+        responses={201: RedemptionOutputSerializer, 200: RedemptionOutputSerializer},
+    )
+    def post(self, request):
+        data = _valid(RedemptionInputSerializer, request.data)
+        if data.get("qr_token"):
+            number = qr_token_verify(data["qr_token"]).card_number
+            card = Card.objects.filter(number=number).first()
+            if card is None:
+                raise ApplicationError("No card has this number.", code="unknown_card", field="qr_token")
+            card_id = card.pk
+        else:
+            card_id = data["card"]
+        redemption, created = redemption_create(
+            card_id=card_id,
+            reward_id=data["reward"],
+            idempotency_key=data["idempotency_key"],
+            store_code=data.get("store"),
+            user=request.user,
+        )
+        card = selectors.card_get(redemption.card_id)
+        body = RedemptionOutputSerializer(
+            {
+                "redemption_id": redemption.pk,
+                "card_number": card.number,
+                "reward": redemption.reward.name,
+                "points": redemption.points,
+                "points_balance": card.points_balance,
+                "duplicate": not created,
+            }
+        ).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+# --- Staff: cards, tiers, stores, rewards, adjust -----------------------------------------------------------
+
+
+class CardListApi(generics.ListAPIView):
+    serializer_class = CardOutputSerializer
+
+    @extend_schema(
+        tags=["loyalty"],
+        parameters=[
+            OpenApiParameter("search", str, description="Card number, contact name or exact external_userid."),
+            OpenApiParameter("tier", int, description="Tier id."),
+        ],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        tier = self.request.query_params.get("tier")
+        if tier is not None and not tier.isdigit():
+            raise ApplicationError("tier must be a tier id.", field="tier")
+        return selectors.card_list(search=self.request.query_params.get("search"), tier_id=int(tier) if tier else None)
+
+
+class CardDetailApi(APIView):
+    @extend_schema(tags=["loyalty"], responses=CardDetailOutputSerializer)
+    def get(self, request, card_id: int):
+        card = selectors.card_get(card_id)
+        body = CardDetailOutputSerializer(
+            {
+                "card": card,
+                "ledger_sum": selectors.card_ledger_sum(card.pk),
+                "next_tier": selectors.tier_next(card),
+                "ledger": selectors.card_ledger(card.pk),
+                "purchases": selectors.card_purchases(card.pk),
+            }
+        ).data
+        return Response(body)
+
+
+class CanAdjustPoints(BasePermission):
+    """Staff holding loyalty.add_pointsledger (superusers do)."""
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_staff and user.has_perm("loyalty.add_pointsledger"))
+
+
+class AdjustInputSerializer(serializers.Serializer):
+    delta = serializers.IntegerField(min_value=-10_000_000, max_value=10_000_000)
+    reason = serializers.CharField(max_length=255)
+    idempotency_key = serializers.CharField(max_length=128)
+
+    def validate_delta(self, value: int) -> int:
+        if value == 0:
+            raise serializers.ValidationError("delta must not be 0.")
+        return value
+
+
+class CardAdjustApi(APIView):
+    permission_classes = [CanAdjustPoints]
+
+    @extend_schema(
+        tags=["loyalty"],
+        summary="Manually adjust a card's points (admin)",
+        request=AdjustInputSerializer,
+        responses={201: LedgerOutputSerializer},
+    )
+    def post(self, request, card_id: int):
+        data = _valid(AdjustInputSerializer, request.data)
+        selectors.card_get(card_id)
+        entry = points_adjust(
+            card_id=card_id,
+            delta=data["delta"],
+            reason=data["reason"],
+            idempotency_key=data["idempotency_key"],
+            user=request.user,
+        )
+        return Response(LedgerOutputSerializer(entry).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(get=extend_schema(tags=["loyalty"]))
+class TierListApi(generics.ListAPIView):
+    serializer_class = TierOutputSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        return selectors.tier_list()
+
+
+@extend_schema_view(get=extend_schema(tags=["loyalty"]))
+class StoreListApi(generics.ListAPIView):
+    serializer_class = StoreOutputSerializer
+    pagination_class = None
+    permission_classes = [IsCashier]
+
+    def get_queryset(self):
+        return selectors.store_list()
+
+
+@extend_schema_view(get=extend_schema(tags=["loyalty"]))
+class RewardListApi(generics.ListAPIView):
+    serializer_class = RewardOutputSerializer
+    pagination_class = None
+    permission_classes = [IsCashier]
+
+    def get_queryset(self):
+        return selectors.reward_list()
+
+
+def _valid(serializer_class: type[serializers.Serializer], data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+urlpatterns = [
+    path("api/loyalty/scans", ScanCreateApi.as_view(), name="scan-create"),
+    path("api/loyalty/redemptions", RedemptionCreateApi.as_view(), name="redemption-create"),
+    path("api/loyalty/cards", CardListApi.as_view(), name="card-list"),
+    path("api/loyalty/cards/<int:card_id>", CardDetailApi.as_view(), name="card-detail"),
+    path("api/loyalty/cards/<int:card_id>/adjust", CardAdjustApi.as_view(), name="card-adjust"),
+    path("api/loyalty/tiers", TierListApi.as_view(), name="tier-list"),
+    path("api/loyalty/stores", StoreListApi.as_view(), name="store-list"),
+    path("api/loyalty/rewards", RewardListApi.as_view(), name="reward-list"),
+]

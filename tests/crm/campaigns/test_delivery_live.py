@@ -1,0 +1,96 @@
+"""Against the simulator over HTTP, with a real worker: tasks created per sender, confirmed by staff, and each
+recipient tracked to delivered / not a friend / limit reached; relaunches and redelivered tasks send nothing twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm.models import Campaign, CampaignRecipient, MassMessage
+from crm.services import campaigns as svc
+from crm.services.pushes import mass_message_poll
+from crm.tasks.campaigns import poll_mass_message_results, send_mass_message
+from crm.wecom.client import get_client
+from tests.conftest import wait_for
+from tests.crm.campaigns.conftest import befriend, make_staff
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def _statuses(campaign) -> dict[str, str]:
+    return dict(CampaignRecipient.objects.filter(campaign=campaign).values_list("external_userid", "status"))
+
+
+def test_delivery_is_tracked_to_each_wecom_status(sim, celery_worker):
+    # Staff confirm only when told to, and each customer may receive one mass message per day.
+    sim.call("PATCH", "corp", confirm_delay_seconds=None, receive_quota="day1")
+    sim.member("alice")
+    sim.member("bob")
+    alice, bob = make_staff("alice"), make_staff("bob")
+    happy = befriend(sim, alice, "Happy")
+    gone = befriend(sim, alice, "Gone")  # deletes alice in WeChat: a one-way relation, status 2
+    busy = befriend(sim, bob, "Busy")  # already got a mass message today: status 3
+    sim.call("POST", f"shoppers/{gone.external_userid}/delete_staff", userid="alice")
+    earlier = get_client().add_msg_template(chat_type="single", external_userid=[busy.external_userid],
+                                            sender="bob", text={"content": "earlier today"})
+    sim.call("POST", f"groupmsg/{earlier['msgid']}/confirm")
+
+    campaign = svc.campaign_create(name="11.11", text="Our 11.11 sale starts at 20:00")
+    svc.campaign_launch(campaign.id)
+    wait_for(lambda: MassMessage.objects.filter(campaign=campaign, status="created").count() == 2,
+             message="both senders' tasks created")
+    messages = list(MassMessage.objects.filter(campaign=campaign).select_related("sender"))
+    assert {m.sender.userid for m in messages} == {"alice", "bob"}
+
+    # Nobody confirmed yet: polling leaves everyone pending.
+    for m in messages:
+        mass_message_poll(m.id)
+    assert set(_statuses(campaign).values()) == {"pending"}
+
+    for m in messages:
+        sim.call("POST", f"groupmsg/{m.msgid}/confirm")
+
+    def tracked():
+        poll_mass_message_results.delay()
+        return "pending" not in _statuses(campaign).values()
+
+    wait_for(tracked, timeout=30, interval=0.5, message="every recipient tracked")
+    assert _statuses(campaign) == {
+        happy.external_userid: "delivered",
+        gone.external_userid: "not_friend",
+        busy.external_userid: "limit_reached",
+    }
+    assert CampaignRecipient.objects.get(campaign=campaign, contact=happy).sent_at is not None
+    wait_for(lambda: Campaign.objects.get(id=campaign.id).status == "done", message="campaign done")
+
+    inbox = sim.call("GET", f"shoppers/{happy.external_userid}/inbox")["messages"]
+    assert [m["text"] for m in inbox if m["kind"] == "mass"] == ["Our 11.11 sale starts at 20:00"]
+
+    stats = svc.campaign_launch(campaign.id)  # a finished campaign launches nothing
+    assert stats == []
+
+
+def test_relaunch_and_redelivered_tasks_send_each_customer_once(sim, celery_worker):
+    sim.call("PATCH", "corp", confirm_delay_seconds=0)
+    sim.member("carol")
+    carol = make_staff("carol")
+    contacts = [befriend(sim, carol, f"Shopper {i}") for i in range(3)]
+    campaign = svc.campaign_create(name="once", text="Only once, please")
+    svc.campaign_launch(campaign.id)
+    svc.campaign_launch(campaign.id)  # beat and an admin click at the same time
+    wait_for(lambda: MassMessage.objects.filter(campaign=campaign, status="created").exists(),
+             message="task created")
+    message = MassMessage.objects.get(campaign=campaign)
+    # The same task message delivered again (acks_late after a lost ack) and a relaunch: nothing new is created.
+    send_mass_message.delay(message.id).get if False else send_mass_message.delay(message.id)
+    svc.campaign_launch(campaign.id)
+
+    def all_delivered():
+        poll_mass_message_results.delay()
+        return set(_statuses(campaign).values()) == {"delivered"}
+
+    wait_for(all_delivered, timeout=30, interval=0.5, message="all delivered")
+    assert MassMessage.objects.filter(campaign=campaign).count() == 1
+    assert MassMessage.objects.get(campaign=campaign).attempts == 1
+    for contact in contacts:
+        inbox = sim.call("GET", f"shoppers/{contact.external_userid}/inbox")["messages"]
+        assert [m["text"] for m in inbox if m["kind"] == "mass"] == ["Only once, please"]

@@ -1,0 +1,67 @@
+"""Fixtures for the contacts domain: the simulator's admin API over HTTP, a reset world with staff."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from django.conf import settings
+
+
+class Sim:
+    """The simulator's admin API (/wecom-sim/admin/), over real HTTP."""
+
+    def __init__(self, base: str) -> None:
+        self.base = f"{base}/wecom-sim/admin/"
+        self.http = requests.Session()
+        self.http.headers["X-Sim-Admin-Key"] = settings.WECOM_SIM["ADMIN_KEY"]
+
+    def call(self, method: str, path: str, body: dict | None = None, expect: int | None = None) -> dict:
+        response = self.http.request(method, self.base + path, json=body, timeout=30)
+        if expect is not None:
+            assert response.status_code == expect, response.text
+        else:
+            assert response.status_code < 400, f"{method} {path}: {response.status_code} {response.text[:300]}"
+        return response.json() if response.content else {}
+
+    def post(self, path: str, body: dict | None = None, **kw) -> dict:
+        return self.call("POST", path, body or {}, **kw)
+
+    def get(self, path: str) -> dict:
+        return self.call("GET", path)
+
+    # the world
+    def member(self, userid: str, name: str = "") -> dict:
+        return self.post("members", {"userid": userid, "name": name or userid.title()})
+
+    def shopper(self, name: str, **fields) -> str:
+        return self.post("shoppers", {"name": name, **fields})["external_userid"]
+
+    def scan(self, eid: str, state: str) -> dict:
+        return self.post(f"shoppers/{eid}/scan_contact_way", {"state": state})
+
+    def inbox(self, eid: str) -> list[dict]:
+        return self.get(f"shoppers/{eid}/inbox")["messages"]
+
+    def drain(self, timeout: float = 10) -> dict:
+        return self.post("callbacks/drain", {"timeout": timeout})
+
+    def advance(self, seconds: float) -> dict:
+        return self.post("clock/advance", {"seconds": seconds})
+
+
+@pytest.fixture
+def sim(live_stack) -> Sim:
+    s = Sim(live_stack)
+    s.post("reset")
+    return s
+
+
+@pytest.fixture
+def staffed(sim):
+    """Three members with customer contact in WeCom, synced into Staff."""
+    from crm.services.staff import staff_sync
+
+    for userid, name in (("alice", "Alice"), ("bob", "Bob"), ("carol", "Carol")):
+        sim.member(userid, name)
+    staff_sync()
+    return sim

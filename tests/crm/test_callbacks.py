@@ -1,0 +1,313 @@
+"""The WeCom callback receiver and its processing service, through Django's test client and real crypto."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+import pytest
+
+from crm.models import CallbackEvent
+from crm.services import callback_routing
+from crm.services import callbacks as svc
+from crm.tasks.callbacks import sweep_unprocessed
+from tests.crm.wecom.callback_helpers import crypt, event_xml, signed_get, signed_post
+
+pytestmark = pytest.mark.django_db
+URL = "/wecom/callback"
+
+
+def post(client, params, body):
+    return client.post(f"{URL}?{urlencode(params)}", data=body, content_type="text/xml")
+
+
+@pytest.fixture
+def on_commit():
+    """The enqueues registered by the test. They never run: the test's transaction is rolled back, so no task
+    message leaves these tests."""
+    from django.db import connection
+
+    start = len(connection.run_on_commit)
+    return lambda: connection.run_on_commit[start:]
+
+
+# --- URL verification ------------------------------------------------------------------------------
+
+
+def test_url_verification_answers_plaintext_echostr(client):
+    response = client.get(URL, signed_get("6214872163829459327"))
+    assert response.status_code == 200
+    assert response.content == b"6214872163829459327"  # no quotes, no newline, no BOM
+
+
+def test_url_verification_refuses_bad_signature(client):
+    params = signed_get("12345")
+    params["msg_signature"] = "0" * 40
+    response = client.get(URL, params)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "bad_signature"
+
+
+def test_url_verification_refuses_stale_and_foreign(client):
+    assert client.get(URL, signed_get("1", timestamp=int(time.time()) - 3600)).status_code == 403
+    response = client.get(URL, signed_get("1", receive_id="wwsomeoneelse00000"))
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "bad_receiveid"
+
+
+def test_url_verification_needs_all_params(client):
+    assert client.get(URL, {"msg_signature": "x", "timestamp": "1"}).status_code == 400
+
+
+# --- event delivery --------------------------------------------------------------------------------
+
+
+def test_valid_event_is_stored_before_the_empty_200_and_enqueued(client, on_commit):
+    xml = event_xml(ExternalUserID="wmAAA", State="store-sh-001", WelcomeCode="WC1", CreateTime="1700000000")
+    params, body = signed_post(xml)
+    response = post(client, params, body)
+    assert response.status_code == 200
+    assert response.content == b""
+    event = CallbackEvent.objects.get()
+    assert event.status == CallbackEvent.Status.RECEIVED
+    assert event.raw_body == body.decode()
+    assert event.decrypted_xml == xml
+    assert event.event == "change_external_contact"
+    assert event.change_type == "add_external_contact"
+    assert event.payload["ExternalUserID"] == "wmAAA"
+    assert event.payload["State"] == "store-sh-001"
+    assert event.payload["WelcomeCode"] == "WC1"
+    assert event.payload["CreateTime"] == "1700000000"
+    assert event.event_time.timestamp() == 1700000000
+    assert event.nonce == params["nonce"] and event.msg_signature == params["msg_signature"]
+    assert len(on_commit()) == 1
+
+
+def test_duplicate_delivery_answers_200_and_is_not_enqueued_again(client, on_commit):
+    xml = event_xml()
+    assert post(client, *signed_post(xml)).status_code == 200
+    # WeCom's retry: same event, new nonce and signature.
+    assert post(client, *signed_post(xml)).status_code == 200
+    assert CallbackEvent.objects.count() == 1
+    assert len(on_commit()) == 1
+
+
+def test_distinct_events_in_the_same_second_are_not_merged(client, on_commit):
+    now = str(int(time.time()))
+    xmls = [
+        event_xml(CreateTime=now, ExternalUserID="wm1"),
+        event_xml(CreateTime=now, ExternalUserID="wm2"),
+        event_xml(CreateTime=now, ExternalUserID="wm1", ChangeType="del_follow_user", State=None, WelcomeCode=None),
+        event_xml(CreateTime=now, Event="change_external_chat", ChangeType="update", ChatId="wr1", UserID=None,
+                  ExternalUserID=None, UpdateDetail="add_member", MemChangeList=["wmX"]),
+        event_xml(CreateTime=now, Event="change_external_chat", ChangeType="update", ChatId="wr1", UserID=None,
+                  ExternalUserID=None, UpdateDetail="del_member", MemChangeList=["wmX"]),
+    ]  # fmt: skip
+    for xml in xmls:
+        assert post(client, *signed_post(xml)).status_code == 200
+    assert CallbackEvent.objects.count() == len(xmls)
+
+
+def test_replayed_request_is_refused(client, on_commit):
+    params, body = signed_post(event_xml())
+    assert post(client, params, body).status_code == 200
+    response = post(client, params, body)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "replayed"
+    assert CallbackEvent.objects.count() == 1
+
+
+def test_stale_request_is_refused_and_nothing_stored(client, on_commit, settings):
+    settings.WECOM_CALLBACK_MAX_AGE_SECONDS = 300
+    for skew in (-301, 301, -86400):
+        response = post(client, *signed_post(event_xml(), timestamp=int(time.time()) + skew))
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "stale"
+    assert not CallbackEvent.objects.exists()
+
+
+def test_forged_and_tampered_requests_are_refused_and_nothing_stored(client, on_commit):
+    params, body = signed_post(event_xml())
+    forged = {**params, "msg_signature": "f" * 40}
+    assert post(client, forged, body).status_code == 403
+    # Tamper with the ciphertext (the signature no longer matches).
+    tampered = body.replace(b"<Encrypt><![CDATA[", b"<Encrypt><![CDATA[A", 1)
+    assert post(client, params, tampered).status_code == 403
+    # Change the timestamp or nonce under the same signature.
+    assert post(client, {**params, "nonce": params["nonce"] + "1"}, body).status_code == 403
+    assert post(client, {**params, "timestamp": str(int(params["timestamp"]) - 1)}, body).status_code == 403
+    # Signed with another token.
+    from crm.wecom.crypto import WXBizMsgCrypt, signature
+
+    other = WXBizMsgCrypt("another-token", crypt().key and "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "x")
+    encrypt = other.encrypt(event_xml())
+    sig = signature("another-token", params["timestamp"], "n9", encrypt)
+    fake = f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>".encode()
+    assert (
+        post(client, {"msg_signature": sig, "timestamp": params["timestamp"], "nonce": "n9"}, fake).status_code == 403
+    )
+    assert not CallbackEvent.objects.exists()
+    assert on_commit() == []
+
+
+def test_wrong_receiveid_is_refused(client, on_commit):
+    response = post(client, *signed_post(event_xml(), receive_id="wwforeign0000000000"))
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "bad_receiveid"
+    assert not CallbackEvent.objects.exists()
+
+
+@pytest.mark.parametrize("body", [b"", b"not xml", b"<xml><Encrypt></Encrypt></xml>"])
+def test_malformed_body_is_refused(client, on_commit, body):
+    params, _ = signed_post(event_xml())
+    response = post(client, params, body)
+    assert response.status_code in (400, 403)
+    assert not CallbackEvent.objects.exists()
+
+
+def test_missing_query_params_are_a_400(client):
+    _, body = signed_post(event_xml())
+    assert post(client, {"timestamp": "1"}, body).status_code == 400
+
+
+def test_receiver_needs_no_csrf_and_no_login(on_commit):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    assert post(strict, *signed_post(event_xml())).status_code == 200
+
+
+def test_other_methods_are_refused(client):
+    assert client.put(URL).status_code == 405
+
+
+def test_storage_failure_releases_the_replay_guard(client, on_commit, monkeypatch):
+    params, body = signed_post(event_xml())
+
+    def boom(**kwargs):
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(svc, "_store", boom)
+    client.raise_request_exception = False
+    assert post(client, params, body).status_code == 500
+    monkeypatch.undo()
+    # WeCom retries the very same request: it must get through now.
+    assert post(client, params, body).status_code == 200
+    assert CallbackEvent.objects.count() == 1
+
+
+# --- payload parsing -------------------------------------------------------------------------------
+
+
+def test_payload_keeps_tags_as_named_and_lists_member_changes():
+    xml = (
+        "<xml><ToUserName><![CDATA[ww1]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+        "<CreateTime>1403610513</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        "<Event><![CDATA[change_external_chat]]></Event><ChatId><![CDATA[wrx]]></ChatId>"
+        "<ChangeType><![CDATA[update]]></ChangeType><UpdateDetail><![CDATA[add_member]]></UpdateDetail>"
+        "<JoinScene>1</JoinScene><QuitScene>0</QuitScene><MemChangeCnt>2</MemChangeCnt>"
+        "<MemChangeList><Item>Jack</Item><Item>Rose</Item></MemChangeList><LastMemVer>9c3f</LastMemVer>"
+        "<CurMemVer>71217</CurMemVer></xml>"
+    )
+    payload = svc.parse_event_xml(xml)
+    assert payload == {
+        "ToUserName": "ww1", "FromUserName": "sys", "CreateTime": "1403610513", "MsgType": "event",
+        "Event": "change_external_chat", "ChatId": "wrx", "ChangeType": "update", "UpdateDetail": "add_member",
+        "JoinScene": "1", "QuitScene": "0", "MemChangeCnt": "2", "MemChangeList": ["Jack", "Rose"],
+        "LastMemVer": "9c3f", "CurMemVer": "71217",
+    }  # fmt: skip
+    old = svc.parse_event_xml("<xml><MemChangeList><![CDATA[a,b , c]]></MemChangeList></xml>")
+    assert old["MemChangeList"] == ["a", "b", "c"]
+    tag = svc.parse_event_xml(
+        "<xml><Event>change_external_tag</Event><Id>etA</Id><TagType>tag</TagType><ChangeType>create</ChangeType>"
+        "<StrategyId>1</StrategyId></xml>"
+    )
+    assert tag == {"Event": "change_external_tag", "Id": "etA", "TagType": "tag", "ChangeType": "create",
+                   "StrategyId": "1"}  # fmt: skip
+
+
+def test_dedupe_key_follows_wecom_rule_plus_ids():
+    a = {"FromUserName": "sys", "CreateTime": "1", "Event": "change_external_contact", "ExternalUserID": "wm1"}
+    assert svc.dedupe_key(a) == svc.dedupe_key({**a, "WelcomeCode": "other"})
+    assert svc.dedupe_key(a) != svc.dedupe_key({**a, "CreateTime": "2"})
+    assert svc.dedupe_key(a) != svc.dedupe_key({**a, "ExternalUserID": "wm2"})
+    assert svc.dedupe_key({"MsgId": "1", "MsgType": "text"}) != svc.dedupe_key({"MsgId": "2", "MsgType": "text"})
+
+
+# --- processing ------------------------------------------------------------------------------------
+
+
+def _stored(client, on_commit, **fields) -> CallbackEvent:
+    assert post(client, *signed_post(event_xml(**fields))).status_code == 200
+    return CallbackEvent.objects.latest("id")
+
+
+def test_process_applies_the_event_once(client, on_commit, monkeypatch):
+    calls = []
+    monkeypatch.setattr(callback_routing, "handle_event", lambda payload: calls.append(payload) or "contact 7 added")
+    event = _stored(client, on_commit, ExternalUserID="wmONE")
+    done = svc.callback_process(event_id=event.pk)
+    assert done.status == CallbackEvent.Status.PROCESSED
+    assert done.result == "contact 7 added" and done.attempts == 1 and done.processed_at
+    again = svc.callback_process(event_id=event.pk)
+    assert again.status == CallbackEvent.Status.PROCESSED and again.attempts == 1
+    assert len(calls) == 1 and calls[0]["ExternalUserID"] == "wmONE"
+
+
+def test_failure_is_recorded_rolled_back_and_retried_later(client, on_commit, monkeypatch):
+    from crm.models import Staff
+
+    def failing(payload):
+        Staff.objects.create(userid="written-then-rolled-back")
+        raise ValueError("contact service unavailable")
+
+    monkeypatch.setattr(callback_routing, "handle_event", failing)
+    event = _stored(client, on_commit)
+    failed = svc.callback_process(event_id=event.pk)
+    assert failed.status == CallbackEvent.Status.FAILED
+    assert failed.attempts == 1 and "contact service unavailable" in failed.error
+    assert not Staff.objects.filter(userid="written-then-rolled-back").exists()
+
+    monkeypatch.setattr(callback_routing, "handle_event", lambda payload: "ok")
+    done = svc.callback_process(event_id=event.pk)
+    assert done.status == CallbackEvent.Status.PROCESSED and done.attempts == 2 and done.error == ""
+
+
+def test_task_retries_a_bounded_number_of_times(client, on_commit, monkeypatch, settings):
+    from celery.exceptions import Retry
+
+    from crm.tasks.callbacks import process_callback
+
+    settings.CALLBACK_MAX_ATTEMPTS = 3
+    monkeypatch.setattr(callback_routing, "handle_event", lambda payload: 1 / 0)
+    event = _stored(client, on_commit)
+    for _ in range(2):
+        with pytest.raises(Retry):
+            process_callback.apply(args=[event.pk], throw=True)
+    assert process_callback.apply(args=[event.pk]).get() == "failed"
+    event.refresh_from_db()
+    assert event.attempts == 3 and event.status == CallbackEvent.Status.FAILED
+    assert svc.callback_due_for_sweep(older_than=0) == []  # out of attempts: left for a human (admin)
+
+
+def test_sweep_finds_stale_received_and_failed_with_attempts_left(client, on_commit, monkeypatch):
+    fresh = _stored(client, on_commit)
+    stale = _stored(client, on_commit)
+    failed = _stored(client, on_commit)
+    done = _stored(client, on_commit)
+    past = time.time() - 3600
+    from datetime import UTC, datetime
+
+    old = datetime.fromtimestamp(past, tz=UTC)
+    CallbackEvent.objects.filter(pk__in=[stale.pk, failed.pk, done.pk]).update(received_at=old)
+    CallbackEvent.objects.filter(pk=failed.pk).update(status="failed", attempts=1, last_attempt_at=old)
+    CallbackEvent.objects.filter(pk=done.pk).update(status="processed", attempts=1, last_attempt_at=old)
+    assert svc.callback_due_for_sweep(older_than=600) == [stale.pk, failed.pk]
+    assert set(svc.callback_due_for_sweep(older_than=0)) == {fresh.pk, stale.pk, failed.pk}
+
+    queued = []
+    from crm.tasks import callbacks as tasks
+
+    monkeypatch.setattr(tasks.process_callback, "delay", lambda event_id: queued.append(event_id))
+    assert sweep_unprocessed(older_than=600) == 2
+    assert queued == [stale.pk, failed.pk]

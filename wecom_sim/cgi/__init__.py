@@ -1,0 +1,1 @@
+"""WeCom-shaped endpoints under /wecom-sim/cgi-bin/, one module per API family."""

@@ -1,0 +1,255 @@
+"""What people do in their WeCom/WeChat clients: these actions change the world and emit callbacks."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.db import transaction
+
+from wecom_sim import events, ids
+from wecom_sim.corp import now
+from wecom_sim.models import (
+    SimContactWay,
+    SimCorp,
+    SimFriendship,
+    SimGroupChat,
+    SimGroupMember,
+    SimInboxMessage,
+    SimJoinWay,
+    SimMember,
+    SimShopper,
+    SimTransfer,
+    SimWelcomeCode,
+)
+
+
+class WorldError(Exception):
+    """A simulated client action that cannot happen (admin API answers 4xx)."""
+
+    def __init__(self, message: str, code: str = "invalid", field: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.message, self.code, self.field, self.status = message, code, field, status
+
+
+def find_member(corp: SimCorp, userid: str, *, active: bool = True) -> SimMember | None:
+    qs = SimMember.objects.filter(corp=corp, userid__iexact=userid or "")
+    if active:
+        qs = qs.filter(resigned_at__isnull=True)
+    return qs.first()
+
+
+def get_member(corp: SimCorp, userid: str) -> SimMember:
+    member = find_member(corp, userid, active=False)
+    if member is None:
+        raise WorldError(f"unknown member {userid}", "not_found", "userid", 404)
+    return member
+
+
+def get_shopper(corp: SimCorp, external_userid: str) -> SimShopper:
+    shopper = SimShopper.objects.filter(corp=corp, external_userid=external_userid).first()
+    if shopper is None:
+        raise WorldError(f"unknown shopper {external_userid}", "not_found", "external_userid", 404)
+    return shopper
+
+
+def create_member(corp: SimCorp, userid: str, name: str = "", **fields) -> SimMember:
+    member, _ = SimMember.objects.update_or_create(
+        corp=corp, userid=userid, defaults={"name": name or userid, "department": [1], **fields}
+    )
+    return member
+
+
+def create_shopper(corp: SimCorp, name: str, gender: int = 0, unionid: str = "", phone: str = "",
+                   external_userid: str | None = None) -> SimShopper:
+    eid = external_userid or ids.external_userid()
+    existing = SimShopper.objects.filter(external_userid=eid).first()
+    if existing:
+        return existing
+    # openid derived from the id so that a seeded scenario gives stable openids too.
+    openid = "o" + hashlib.sha1(("openid:" + eid).encode()).hexdigest()[:27]
+    return SimShopper.objects.create(corp=corp, external_userid=eid, openid=openid, unionid=unionid, name=name,
+                                     gender=gender, phone=phone)
+
+
+def friend_count(member: SimMember) -> int:
+    return member.friendships.filter(member_deleted=False).count()
+
+
+def deliver_to_inbox(shopper: SimShopper, kind: str, from_userid: str, text: str, attachments: list, ref: str = "",
+                     corp: SimCorp | None = None) -> SimInboxMessage:
+    return SimInboxMessage.objects.create(shopper=shopper, kind=kind, from_userid=from_userid, text=text,
+                                          attachments=attachments or [], ref=ref, received_at=now(corp))
+
+
+@transaction.atomic
+def befriend(corp: SimCorp, member: SimMember, shopper: SimShopper, *, state: str = "", add_way: int = 1,
+             oper_userid: str | None = None, event: bool = True) -> tuple[SimFriendship, str | None]:
+    """Make (or restore) the relation and emit add_external_contact with State + WelcomeCode."""
+    if friend_count(member) >= corp.friend_limit:
+        raise WorldError(f"{member.userid} reached the customer limit", "friend_limit", "userid", 409)
+    moment = now(corp)
+    friendship, created = SimFriendship.objects.get_or_create(
+        member=member, shopper=shopper,
+        defaults={"createtime": moment, "state": state, "add_way": add_way,
+                  "oper_userid": oper_userid or shopper.external_userid},
+    )
+    if not created:
+        if not friendship.member_deleted and not friendship.customer_deleted:
+            return friendship, None  # already friends: nothing happens in the client
+        friendship.member_deleted = friendship.customer_deleted = False
+        friendship.createtime, friendship.state, friendship.add_way = moment, state, add_way
+        friendship.oper_userid = oper_userid or shopper.external_userid
+        friendship.save()
+    code = ids.welcome_code()
+    SimWelcomeCode.objects.create(code=code, friendship=friendship, issued_at=moment)
+    if event:
+        events.contact_event(corp, "add_external_contact", member.userid, shopper.external_userid, State=state,
+                             WelcomeCode=code)
+    return friendship, code
+
+
+def find_contact_way(corp: SimCorp, config_id: str | None = None, state: str | None = None) -> SimContactWay:
+    qs = SimContactWay.objects.filter(corp=corp, deleted=False)
+    way = qs.filter(config_id=config_id).first() if config_id else qs.filter(state=state or "").order_by("-id").first()
+    if way is None:
+        raise WorldError("no such contact way", "not_found", "config_id" if config_id else "state", 404)
+    return way
+
+
+def scan_contact_way(corp: SimCorp, shopper: SimShopper, config_id: str | None = None,
+                     state: str | None = None) -> dict:
+    way = find_contact_way(corp, config_id, state)
+    users = list(way.users or [])
+    if not users:
+        raise WorldError("contact way has no members", "invalid", "config_id", 409)
+    # single: the one member; multi: round robin (the index lives in the DB so every process agrees)
+    with transaction.atomic():
+        locked = SimContactWay.objects.select_for_update().get(pk=way.pk)
+        userid = users[locked.rr_index % len(users)]
+        SimContactWay.objects.filter(pk=way.pk).update(rr_index=locked.rr_index + 1)
+    member = get_member(corp, userid)
+    _, code = befriend(corp, member, shopper, state=way.state, add_way=1)
+    return {"userid": member.userid, "welcome_code": code}
+
+
+def delete_staff(corp: SimCorp, shopper: SimShopper, userid: str) -> None:
+    """The customer deletes the member: the relation becomes one-way (del_follow_user)."""
+    member = get_member(corp, userid)
+    updated = SimFriendship.objects.filter(member=member, shopper=shopper, member_deleted=False,
+                                           customer_deleted=False).update(customer_deleted=True)
+    if not updated:
+        raise WorldError("not friends", "not_friends", "userid", 409)
+    events.contact_event(corp, "del_follow_user", member.userid, shopper.external_userid)
+
+
+def member_deletes_customer(corp: SimCorp, member: SimMember, external_userid: str) -> None:
+    shopper = get_shopper(corp, external_userid)
+    updated = SimFriendship.objects.filter(member=member, shopper=shopper, member_deleted=False).update(
+        member_deleted=True
+    )
+    if not updated:
+        raise WorldError("not friends", "not_friends", "external_userid", 409)
+    events.contact_event(corp, "del_external_contact", member.userid, shopper.external_userid)
+
+
+def resign_member(corp: SimCorp, member: SimMember) -> None:
+    member.resigned_at = now(corp)
+    member.save(update_fields=["resigned_at"])
+    SimGroupChat.objects.filter(corp=corp, owner=member.userid, dismissed=False).update(status=1)
+
+
+def refuse_transfer(corp: SimCorp, shopper: SimShopper) -> int:
+    """The customer taps "暂不添加" on every waiting transfer: status 3 + transfer_fail customer_refused."""
+    count = 0
+    for transfer in SimTransfer.objects.filter(corp=corp, external_userid=shopper.external_userid, status=2):
+        if SimTransfer.objects.filter(pk=transfer.pk, status=2).update(status=3):
+            count += 1
+            events.contact_event(corp, "transfer_fail", transfer.takeover_userid, shopper.external_userid,
+                                 FailReason="customer_refused")
+    return count
+
+
+# --- groups -------------------------------------------------------------------------------------
+
+
+def bump_version(chat: SimGroupChat) -> tuple[str, str]:
+    last = chat.member_version
+    chat.version_seq += 1
+    chat.member_version = hashlib.md5(f"{chat.chat_id}:{chat.version_seq}".encode()).hexdigest()
+    chat.save(update_fields=["version_seq", "member_version"])
+    return last, chat.member_version
+
+
+def create_groupchat(corp: SimCorp, owner: str, name: str = "") -> SimGroupChat:
+    member = get_member(corp, owner)
+    chat = SimGroupChat.objects.create(corp=corp, chat_id=ids.chat_id(), name=name, owner=member.userid,
+                                       create_time=now(corp))
+    SimGroupMember.objects.create(chat=chat, userid=member.userid, type=1, name=member.name, join_time=now(corp),
+                                  join_scene=1)
+    bump_version(chat)
+    events.chat_event(corp, "create", chat.chat_id)
+    return chat
+
+
+def find_join_way(corp: SimCorp, config_id: str | None = None, state: str | None = None,
+                  qr_code: str | None = None) -> SimJoinWay:
+    qs = SimJoinWay.objects.filter(corp=corp, deleted=False)
+    if config_id:
+        way = qs.filter(config_id=config_id).first()
+    elif qr_code:
+        way = qs.filter(qr_code=qr_code).first()
+    else:
+        way = qs.filter(state=state or "").order_by("-id").first()
+    if way is None:
+        raise WorldError("no such join way", "not_found", "config_id", 404)
+    return way
+
+
+def _room_with_space(corp: SimCorp, way: SimJoinWay) -> SimGroupChat | None:
+    for chat_id in way.chat_id_list:
+        chat = SimGroupChat.objects.filter(corp=corp, chat_id=chat_id, dismissed=False).first()
+        if chat and chat.members.count() < corp.group_size_limit:
+            return chat
+    return None
+
+
+@transaction.atomic
+def join_group(corp: SimCorp, shopper: SimShopper, config_id: str | None = None, state: str | None = None,
+               qr_code: str | None = None) -> dict:
+    way = SimJoinWay.objects.select_for_update().get(pk=find_join_way(corp, config_id, state, qr_code).pk)
+    chat = _room_with_space(corp, way)
+    if chat is None:
+        if not way.auto_create_room or not way.chat_id_list:
+            raise WorldError("all groups of this join way are full", "group_full", "config_id", 409)
+        last = SimGroupChat.objects.get(chat_id=way.chat_id_list[-1])
+        number = way.room_base_id + len(way.chat_id_list)
+        chat = create_groupchat(corp, last.owner, f"{way.room_base_name or last.name}{number}")
+        way.chat_id_list = [*way.chat_id_list, chat.chat_id]
+        way.save(update_fields=["chat_id_list"])
+    if chat.members.filter(userid=shopper.external_userid).exists():
+        return {"chat_id": chat.chat_id}
+    SimGroupMember.objects.create(chat=chat, userid=shopper.external_userid, type=2, unionid=shopper.unionid,
+                                  name=shopper.name, join_time=now(corp), join_scene=3, state=way.state)
+    last_ver, cur_ver = bump_version(chat)
+    events.chat_event(corp, "update", chat.chat_id, UpdateDetail="add_member", JoinScene=3, MemChangeCnt=1,
+                      MemChangeList=[shopper.external_userid], LastMemVer=last_ver, CurMemVer=cur_ver)
+    return {"chat_id": chat.chat_id}
+
+
+def leave_group(corp: SimCorp, shopper: SimShopper, chat_id: str) -> None:
+    chat = SimGroupChat.objects.filter(corp=corp, chat_id=chat_id).first()
+    if chat is None:
+        raise WorldError("no such group", "not_found", "chat_id", 404)
+    deleted, _ = chat.members.filter(userid=shopper.external_userid).delete()
+    if not deleted:
+        raise WorldError("not a member of this group", "not_member", "chat_id", 409)
+    last_ver, cur_ver = bump_version(chat)
+    events.chat_event(corp, "update", chat.chat_id, UpdateDetail="del_member", QuitScene=0, MemChangeCnt=1,
+                      MemChangeList=[shopper.external_userid], LastMemVer=last_ver, CurMemVer=cur_ver)
+
+
+def dismiss_group(corp: SimCorp, chat_id: str) -> None:
+    updated = SimGroupChat.objects.filter(corp=corp, chat_id=chat_id, dismissed=False).update(dismissed=True)
+    if not updated:
+        raise WorldError("no such group", "not_found", "chat_id", 404)
+    events.chat_event(corp, "dismiss", chat_id)
