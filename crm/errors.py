@@ -68,6 +68,8 @@ def _first_field_error(detail: Any, prefix: str = "") -> tuple[str | None, str, 
     """Walk DRF's nested error detail to the first leaf: (dotted field, message, code)."""
     if isinstance(detail, dict):
         for key, value in detail.items():
+            if isinstance(key, int):  # DRF keys ListField/ListSerializer child errors by position
+                return _first_field_error(value, f"{prefix}[{key}]")
             name = key if key != "non_field_errors" else ""
             dotted = f"{prefix}.{name}" if prefix and name else (prefix or name)
             return _first_field_error(value, dotted)

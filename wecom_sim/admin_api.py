@@ -166,6 +166,26 @@ def member_delete_customer(request, data, userid):
 
 
 @admin_view({"POST"})
+def member_edit_customer(request, data, userid):
+    corp = get_corp()
+    world.member_edits_customer(corp, world.get_member(corp, userid), _required(data, "external_userid"),
+                                data.get("remark"), data.get("description"), data.get("add_tag"),
+                                data.get("remove_tag"))
+    return {"ok": True}
+
+
+@admin_view({"POST"})
+def corp_tags(request, data):
+    return world.console_add_tags(get_corp(), _required(data, "group_name"), list(_required(data, "tag")))
+
+
+@admin_view({"POST"})
+def corp_tag_delete(request, data, tag_id):
+    world.console_delete_tag(get_corp(), tag_id)
+    return {"ok": True}
+
+
+@admin_view({"POST"})
 def shoppers(request, data):
     shopper = world.create_shopper(get_corp(), _required(data, "name"), int(data.get("gender") or 0),
                                    data.get("unionid") or "", data.get("phone") or "", data.get("external_userid"))

@@ -71,6 +71,18 @@ class SimDriver:
     def member_delete_customer(self, userid: str, external_userid: str) -> dict:
         return self.call("POST", f"members/{userid}/delete_customer", {"external_userid": external_userid})
 
+    def member_edit_customer(self, userid: str, external_userid: str, **changes: Any) -> dict:
+        return self.call("POST", f"members/{userid}/edit_customer", {"external_userid": external_userid, **changes})
+
+    def console_add_tags(self, group_name: str, names: list[str]) -> dict:
+        return self.call("POST", "corp_tags", {"group_name": group_name, "tag": names})
+
+    def console_delete_tag(self, tag_or_group_id: str) -> dict:
+        return self.call("POST", f"corp_tags/{tag_or_group_id}/delete")
+
+    def dismiss_groupchat(self, chat_id: str) -> dict:
+        return self.call("POST", f"groupchats/{chat_id}/dismiss")
+
     def add_shopper(self, name: str, **fields: Any) -> dict:
         return self.call("POST", "shoppers", {"name": name, **fields})
 

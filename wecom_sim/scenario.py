@@ -59,9 +59,10 @@ class Scenario:
     def run(self, customers: int = 10, state: str | None = None, config_id: str | None = None,
             join_state: str | None = None, join_config_id: str | None = None, delete_staff_rate: float = 0.0,
             leave_rate: float = 0.0, open_links: bool = False, claim: bool = False, start: int = 0) -> dict:
-        added, joined, deleted, left, opened, claims = [], [], [], [], [], []
+        added, joined, deleted, left, opened, claims, eids = [], [], [], [], [], [], []
         for index in range(start, start + customers):
             shopper = self.shopper(index)
+            eids.append(shopper.external_userid)
             if state or config_id:
                 added.append(world.scan_contact_way(self.corp, shopper, config_id, state))
             if join_state or join_config_id:
@@ -78,7 +79,6 @@ class Scenario:
                     opened.append(self.open(shopper, link))
                     if claim:
                         claims.extend(self.submit_forms(shopper, link, opened[-1]))
-        eids = [self.shopper(i).external_userid for i in range(start, start + customers)]
         return {"external_userids": eids, "added": added, "joined": joined, "deleted_staff": deleted, "left": left,
                 "opened": [{"url": o["url"], "status": o["status"]} for o in opened],
                 "claims": [{"url": c["url"], "status": c["status"]} for c in claims]}

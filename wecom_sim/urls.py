@@ -13,6 +13,9 @@ admin_urls = [
     path("admin/members", admin_api.members, name="members"),
     path("admin/members/<str:userid>/resign", admin_api.member_resign, name="member-resign"),
     path("admin/members/<str:userid>/delete_customer", admin_api.member_delete_customer, name="member-delete"),
+    path("admin/members/<str:userid>/edit_customer", admin_api.member_edit_customer, name="member-edit"),
+    path("admin/corp_tags", admin_api.corp_tags, name="corp-tags"),
+    path("admin/corp_tags/<str:tag_id>/delete", admin_api.corp_tag_delete, name="corp-tag-delete"),
     path("admin/shoppers", admin_api.shoppers, name="shoppers"),
     path("admin/shoppers/<str:eid>/scan_contact_way", admin_api.shopper_scan, name="shopper-scan"),
     path("admin/shoppers/<str:eid>/delete_staff", admin_api.shopper_delete_staff, name="shopper-delete-staff"),
@@ -39,5 +42,5 @@ urlpatterns = [
     *admin_urls,
     path("mch/mmpaymkttransfers/sendworkwxredpack", pay.sendworkwxredpack, name="pay-send"),
     path("mch/mmpaymkttransfers/queryworkwxredpack", pay.queryworkwxredpack, name="pay-query"),
-    re_path(r"^cgi-bin/(?P<api_path>[a-z_/]+)$", base.csrf_exempt_cgi_bin, name="cgi-bin"),
+    re_path(r"^cgi-bin/(?P<api_path>[a-z0-9_/]+)$", base.csrf_exempt_cgi_bin, name="cgi-bin"),
 ]

@@ -152,6 +152,53 @@ def member_deletes_customer(corp: SimCorp, member: SimMember, external_userid: s
     events.contact_event(corp, "del_external_contact", member.userid, shopper.external_userid)
 
 
+def member_edits_customer(corp: SimCorp, member: SimMember, external_userid: str, remark: str | None = None,
+                          description: str | None = None, add_tag: list | None = None,
+                          remove_tag: list | None = None) -> None:
+    """The member edits remark/description/corp tags in the client: edit_external_contact."""
+    shopper = get_shopper(corp, external_userid)
+    friendship = SimFriendship.objects.filter(member=member, shopper=shopper, member_deleted=False).first()
+    if friendship is None:
+        raise WorldError("not friends", "not_friends", "external_userid", 409)
+    if remark is not None:
+        friendship.remark = remark
+    if description is not None:
+        friendship.description = description
+    tags = [t for t in friendship.tag_ids if t not in (remove_tag or [])]
+    friendship.tag_ids = tags + [t for t in (add_tag or []) if t not in tags]
+    friendship.save()
+    events.contact_event(corp, "edit_external_contact", member.userid, shopper.external_userid)
+
+
+def console_add_tags(corp: SimCorp, group_name: str, names: list[str]) -> dict:
+    """An admin adds corp tags in the admin console: change_external_tag create per tag (and the new group)."""
+    from wecom_sim.models import SimTag, SimTagGroup
+
+    moment = now(corp)
+    group = SimTagGroup.objects.filter(corp=corp, name=group_name, deleted=False).first()
+    if group is None:
+        group = SimTagGroup.objects.create(corp=corp, group_id=ids.tag_id(), name=group_name, create_time=moment)
+        events.emit(corp, "change_external_tag", "create", Id=group.group_id, TagType="tag_group")
+    created = []
+    for name in names:
+        tag = SimTag.objects.create(group=group, tag_id=ids.tag_id(), name=name, create_time=moment)
+        events.emit(corp, "change_external_tag", "create", Id=tag.tag_id, TagType="tag")
+        created.append({"id": tag.tag_id, "name": name})
+    return {"group_id": group.group_id, "tag": created}
+
+
+def console_delete_tag(corp: SimCorp, tag_or_group_id: str) -> None:
+    from wecom_sim.models import SimTag, SimTagGroup
+
+    if SimTag.objects.filter(group__corp=corp, tag_id=tag_or_group_id, deleted=False).update(deleted=True):
+        events.emit(corp, "change_external_tag", "delete", Id=tag_or_group_id, TagType="tag")
+    elif SimTagGroup.objects.filter(corp=corp, group_id=tag_or_group_id, deleted=False).update(deleted=True):
+        SimTag.objects.filter(group__group_id=tag_or_group_id).update(deleted=True)
+        events.emit(corp, "change_external_tag", "delete", Id=tag_or_group_id, TagType="tag_group")
+    else:
+        raise WorldError("no such tag or group", "not_found", "id", 404)
+
+
 def resign_member(corp: SimCorp, member: SimMember) -> None:
     member.resigned_at = now(corp)
     member.save(update_fields=["resigned_at"])

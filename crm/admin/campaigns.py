@@ -16,6 +16,7 @@ from crm.models import (
 )
 from crm.services import campaigns as campaign_services
 from crm.services import redpackets as redpacket_services
+from crm.services.payouts import claim_payout_retry
 
 
 class RedPacketPoolInline(admin.StackedInline):
@@ -111,12 +112,9 @@ class RedPacketClaimAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry payout (same billno)")
     def retry_payout(self, request, queryset):
-        from crm.tasks.redpackets import pay_claim
-
         ids = list(queryset.exclude(status=RedPacketClaim.Status.PAID).values_list("id", flat=True))
-        for claim_id in ids:
-            pay_claim.delay(claim_id)
-        self.message_user(request, f"{len(ids)} payout(s) queued.", messages.SUCCESS)
+        queued = sum(1 for claim_id in ids if claim_payout_retry(claim_id))
+        self.message_user(request, f"{queued} payout(s) queued.", messages.SUCCESS)
 
 
 @admin.register(RedPacketRefund)

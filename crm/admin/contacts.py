@@ -77,6 +77,19 @@ class ContactAdmin(admin.ModelAdmin):
     inlines = [FollowInline, ContactTagInline, ContactEventInline]
     actions = ["refresh_from_wecom", "invite_to_vip"]
 
+    def get_search_results(self, request, queryset, search_term):
+        """A phone number in the search box is matched by its keyed hash (phones are encrypted at rest)."""
+        from crm.services.contacts import phone_hash
+
+        results, distinct = super().get_search_results(request, queryset, search_term)
+        compact = search_term.translate(str.maketrans("", "", "+-() "))
+        if compact.isdigit() and len(compact) >= 7:
+            try:
+                results = results | queryset.filter(phone_hash=phone_hash(search_term))
+            except ApplicationError:
+                pass
+        return results, distinct
+
     @admin.action(description="Re-read selected contacts from WeCom")
     def refresh_from_wecom(self, request: HttpRequest, queryset: QuerySet) -> None:
         from crm.services.contacts import contact_refresh
@@ -124,6 +137,24 @@ class SyncRunAdmin(admin.ModelAdmin):
     list_filter = ["kind", "status"]
     search_fields = ["error"]
     readonly_fields = ["checkpoint", "report"]
+    actions = ["start_full_sync", "resume"]
+
+    @admin.action(description="Start a new full sync (in the background)")
+    def start_full_sync(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from crm.services.sync import sync_start
+        from crm.tasks.contacts import sync_contacts
+
+        run = sync_start()
+        sync_contacts.delay(run.pk)
+        messages.success(request, f"Full sync #{run.pk} queued over {len(run.checkpoint['staff'])} staff")
+
+    @admin.action(description="Resume selected runs from their checkpoint")
+    def resume(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from crm.tasks.contacts import sync_contacts
+
+        for run in queryset.filter(status=SyncRun.Status.RUNNING):
+            sync_contacts.delay(run.pk)
+            messages.success(request, f"Sync #{run.pk} queued to resume")
 
 
 @admin.register(Channel)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 
 from django.http import StreamingHttpResponse
 from django.urls import path
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
@@ -13,11 +15,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.errors import NotFound
+from crm.errors import ApplicationError, NotFound
 from crm.models.channels import Channel
 from crm.selectors.contacts import contact_get, contact_list, contact_timeline
 from crm.services.channels import channel_create, channel_daily_stats
+from crm.services.consent import consent_record, contact_erase, contact_export
 from crm.services.contacts import phone_hash
+from crm.services.handover import handover_create, handover_report, handover_start
+from crm.services.openness import source_import_csv, source_ingest
 from crm.services.tags import contacts_bulk_tag
 
 
@@ -208,8 +213,17 @@ class ChannelStatsInputSerializer(serializers.Serializer):
         return attrs
 
 
+class ChannelDayStatsSerializer(serializers.Serializer):
+    day = serializers.DateField()
+    adds = serializers.IntegerField()
+    deletions = serializers.IntegerField()
+    net = serializers.IntegerField()
+
+
 class ChannelStatsApi(APIView):
-    @extend_schema(parameters=[ChannelStatsInputSerializer])
+    """Per day (Asia/Shanghai): relations added through the channel, deleted, net."""
+
+    @extend_schema(parameters=[ChannelStatsInputSerializer], responses=ChannelDayStatsSerializer(many=True))
     def get(self, request: Request, channel_id: int) -> Response:
         channel = Channel.objects.filter(pk=channel_id).first()
         if channel is None:
@@ -219,11 +233,115 @@ class ChannelStatsApi(APIView):
         return Response(channel_daily_stats(channel, s.validated_data["start"], s.validated_data["end"]))
 
 
+class ConsentInputSerializer(serializers.Serializer):
+    purpose = serializers.ChoiceField(choices=["marketing", "behaviour", "profiling"])
+    granted = serializers.BooleanField()
+    source = serializers.CharField(max_length=64)
+    policy_version = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+
+
+class ConsentOutputSerializer(serializers.Serializer):
+    purpose = serializers.CharField()
+    version = serializers.IntegerField()
+    granted = serializers.BooleanField()
+    source = serializers.CharField()
+    policy_version = serializers.CharField()
+    recorded_at = serializers.DateTimeField()
+
+
+class ContactConsentApi(APIView):
+    @extend_schema(request=ConsentInputSerializer, responses={201: ConsentOutputSerializer})
+    def post(self, request: Request, contact_id: int) -> Response:
+        s = ConsentInputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        record = consent_record(contact_id=contact_id, **s.validated_data)
+        return Response(ConsentOutputSerializer(record).data, status=201)
+
+
+class ContactDataExportApi(APIView):
+    """Everything held about one person (data rights), audited on the timeline."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, contact_id: int) -> Response:
+        return Response(contact_export(contact_id, actor=request.user.get_username()))
+
+
+class ContactEraseApi(APIView):
+    """Anonymise one person across the database and Redis, audited."""
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request, contact_id: int) -> Response:
+        return Response(contact_erase(contact_id, actor=request.user.get_username()))
+
+
+class IngestInputSerializer(serializers.Serializer):
+    records = serializers.ListField(child=serializers.DictField(), allow_empty=False)
+
+
+class SourceIngestApi(APIView):
+    """Records from an ecosystem source, kept only at the grain its openness allows (400 names a refused field)."""
+
+    @extend_schema(request=IngestInputSerializer, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request, source_code: str) -> Response:
+        s = IngestInputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        return Response(source_ingest(source_code=source_code, records=s.validated_data["records"]))
+
+
+class SourceImportApi(APIView):
+    """CSV upload (multipart `file`): the header and every row are checked; all rows are written or none."""
+
+    @extend_schema(
+        request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string",
+                                                                                  "format": "binary"}}}},
+        responses=OpenApiTypes.OBJECT,
+    )
+    def post(self, request: Request, source_code: str) -> Response:
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ApplicationError("Upload a CSV as `file`.", field="file")
+        text = io.TextIOWrapper(upload.file, encoding="utf-8-sig", newline="")
+        return Response(source_import_csv(source_code=source_code, text=text))
+
+
+class HandoverInputSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["resigned", "onjob"])
+    handover_userid = serializers.CharField()
+    takeover_userids = serializers.ListField(child=serializers.CharField(), allow_empty=False)
+    transfer_message = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    include_groups = serializers.BooleanField(default=True)
+
+
+class HandoverCreateApi(APIView):
+    """Hand a staff member's customers and groups over (round robin over the takeovers); runs in the background."""
+
+    @extend_schema(request=HandoverInputSerializer, responses={202: OpenApiTypes.OBJECT})
+    def post(self, request: Request) -> Response:
+        s = HandoverInputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        handover = handover_create(**s.validated_data, created_by=request.user.get_username())
+        handover_start(handover.pk)
+        return Response(handover_report(handover.pk), status=202)
+
+
+class HandoverReportApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, handover_id: int) -> Response:
+        return Response(handover_report(handover_id))
+
+
 urlpatterns = [
     path("api/contacts/", ContactListApi.as_view(), name="contact-list"),
     path("api/contacts/export.csv", ContactExportApi.as_view(), name="contact-export"),
     path("api/contacts/bulk-tag/", ContactBulkTagApi.as_view(), name="contact-bulk-tag"),
     path("api/contacts/<int:contact_id>/", ContactDetailApi.as_view(), name="contact-detail"),
+    path("api/contacts/<int:contact_id>/consent/", ContactConsentApi.as_view(), name="contact-consent"),
+    path("api/contacts/<int:contact_id>/export/", ContactDataExportApi.as_view(), name="contact-data-export"),
+    path("api/contacts/<int:contact_id>/erase/", ContactEraseApi.as_view(), name="contact-erase"),
+    path("api/sources/<slug:source_code>/ingest/", SourceIngestApi.as_view(), name="source-ingest"),
+    path("api/sources/<slug:source_code>/import/", SourceImportApi.as_view(), name="source-import"),
+    path("api/handovers/", HandoverCreateApi.as_view(), name="handover-create"),
+    path("api/handovers/<int:handover_id>/", HandoverReportApi.as_view(), name="handover-report"),
     path("api/channels/", ChannelCreateApi.as_view(), name="channel-create"),
     path("api/channels/<int:channel_id>/stats/", ChannelStatsApi.as_view(), name="channel-stats"),
 ]

@@ -15,7 +15,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from crm.errors import ApplicationError
-from crm.models import Contact, RedPacketClaim, RedPacketPool
+from crm.models import Contact, LuckyDraw, LuckyDrawEntry, RedPacketClaim, RedPacketPool
+from crm.services.campaigns import lucky_draw_play, parse_draw_token
 from crm.services.redpackets import parse_claim_token, redpacket_claim
 
 MESSAGES = {
@@ -91,6 +92,31 @@ def redpacket_page(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "crm/redpacket.html", context)
 
 
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def lucky_draw_page(request: HttpRequest, token: str) -> HttpResponse:
+    """GET: the draw and a Draw button; POST: draws once (a second POST shows the first result)."""
+    try:
+        draw_id, contact_id = parse_draw_token(token)
+        draw = LuckyDraw.objects.select_related("campaign").filter(id=draw_id).first()
+        if draw is None or not Contact.objects.filter(id=contact_id).exists():
+            raise ApplicationError("This lucky draw does not exist.", code="not_found", status_code=404)
+        if draw.campaign.status == draw.campaign.Status.CANCELLED:
+            raise ApplicationError("This lucky draw has ended.", code="ended", status_code=410)
+        if request.method == "POST":
+            entry = lucky_draw_play(draw_id=draw.id, contact_id=contact_id)
+        else:
+            entry = LuckyDrawEntry.objects.filter(draw=draw, contact_id=contact_id).first()
+    except ApplicationError as exc:
+        return _error(request, exc)
+    status = "open" if entry is None else ("won" if entry.prize else "no_prize")
+    if _wants_json(request):
+        return JsonResponse({"status": status, "prize": entry.prize if entry else "", "draw_id": draw.id,
+                             "campaign": draw.campaign.name})
+    return render(request, "crm/lucky_draw.html", {"status": status, "entry": entry, "draw": draw})
+
+
 urlpatterns = [
     path("m/rp/<str:token>/", redpacket_page, name="redpacket-page"),
+    path("m/draw/<str:token>/", lucky_draw_page, name="lucky-draw-page"),
 ]

@@ -68,7 +68,9 @@ class MassMessage(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["campaign", "sender", "batch_no"], name="uniq_massmsg_campaign_sender_batch")
+            models.UniqueConstraint(
+                fields=["campaign", "sender", "batch_no"], name="uniq_massmsg_campaign_sender_batch"
+            )
         ]
 
     def __str__(self) -> str:
@@ -134,3 +136,6 @@ class LuckyDrawEntry(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["draw", "contact"], name="uniq_luckydraw_contact")]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id}: {self.prize or 'no prize'}"

@@ -56,6 +56,8 @@ class FollowRelation(models.Model):
     added_at = models.DateTimeField(null=True, blank=True)
     deleted_by_staff_at = models.DateTimeField(null=True, blank=True)
     deleted_by_customer_at = models.DateTimeField(null=True, blank=True)
+    # When a full sync or reconciliation last saw WeCom list this pair (relations not seen are drift).
+    last_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -157,6 +159,7 @@ class SyncRun(models.Model):
     report = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

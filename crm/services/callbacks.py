@@ -193,10 +193,6 @@ def _store(
     *, payload: dict, xml: str, body: bytes, msg_signature: str, timestamp: int, nonce: str
 ) -> tuple[CallbackEvent, bool]:
     key = dedupe_key(payload)
-    existing = CallbackEvent.objects.filter(dedupe_key=key).first()
-    if existing is not None:
-        logger.info("callback duplicate", extra={"callback_id": existing.pk, "event": payload.get("Event")})
-        return existing, False
     try:
         with transaction.atomic():
             event = CallbackEvent.objects.create(
@@ -213,8 +209,10 @@ def _store(
             )
             transaction.on_commit(lambda: _enqueue(event.pk))
     except IntegrityError:
-        # The same event delivered twice at once: the other request stored it.
-        return CallbackEvent.objects.get(dedupe_key=key), False
+        # Delivered before (WeCom's retry, or two copies at once): the first copy is the one that counts.
+        existing = CallbackEvent.objects.get(dedupe_key=key)
+        logger.info("callback duplicate", extra={"callback_id": existing.pk, "event": existing.event})
+        return existing, False
     logger.info("callback stored", extra={"callback_id": event.pk, "event": event.event, "change": event.change_type})
     return event, True
 

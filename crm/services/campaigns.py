@@ -20,7 +20,8 @@ from crm.models import (
     RedPacketPool,
 )
 from crm.services import segments
-from crm.services.redpackets import claim_url, redpacket_pool_activate, redpacket_pool_create
+from crm.services.customer_links import absolute_url, sign_contact
+from crm.services.redpackets import claim_url, parse_object_token, redpacket_pool_activate, redpacket_pool_create
 
 # WeCom: at most 10,000 external_userids per add_msg_template task; text content at most 4000 bytes.
 BATCH_SIZE = 10_000
@@ -83,6 +84,9 @@ def campaign_create(
         status=Campaign.Status.SCHEDULED if scheduled_at else Campaign.Status.DRAFT,
     )
     if red_packet:
+        expires_at = red_packet.get("expires_at")
+        if scheduled_at and expires_at and expires_at <= scheduled_at:
+            raise ApplicationError("expires_at must be after scheduled_at.", field="red_packet.expires_at")
         try:
             redpacket_pool_create(campaign_id=campaign.id, **red_packet)
         except ApplicationError as exc:
@@ -152,13 +156,32 @@ def _pick_senders(contact_ids_qs, preferred_userids: list[str]) -> dict[int, int
     return chosen
 
 
-def _message_text(campaign: Campaign, pool: RedPacketPool | None, contact_id: int | None) -> str:
-    if pool is None or contact_id is None:
+def draw_url(draw_id: int, contact_id: int) -> str:
+    """The customer's own lucky-draw page."""
+    return absolute_url(f"/m/draw/{sign_contact(contact_id, f'draw:{draw_id}')}/")
+
+
+def parse_draw_token(token: str) -> tuple[int, int]:
+    """(draw_id, contact_id) from a draw link token, verified; 403 ApplicationError otherwise."""
+    return parse_object_token(token, "draw")
+
+
+def _message_text(
+    campaign: Campaign, pool: RedPacketPool | None, draw: LuckyDraw | None, contact_id: int | None
+) -> str:
+    if contact_id is None:
         return campaign.text
-    return f"{campaign.text}\n{claim_url(pool.id, contact_id)}"
+    lines = [campaign.text]
+    if pool is not None:
+        lines.append(claim_url(pool.id, contact_id))
+    if draw is not None:
+        lines.append(draw_url(draw.id, contact_id))
+    return "\n".join(lines)
 
 
 def _build_recipients(campaign: Campaign, pool: RedPacketPool | None) -> None:
+    draw = LuckyDraw.objects.filter(campaign=campaign).first()
+    personal = pool is not None or draw is not None
     contacts = segments.resolve(campaign.segment)
     senders = _pick_senders(contacts.values("id"), campaign.segment.get("staff") or [])
     rows = [
@@ -184,8 +207,8 @@ def _build_recipients(campaign: Campaign, pool: RedPacketPool | None) -> None:
     # identify the customer (the signed token stands in for WeChat OAuth, which this deployment does not have),
     # so red-packet campaigns send one task per recipient with that recipient's own link; plain campaigns send
     # per sender in batches of up to 10,000. The price of per-recipient tasks is one confirmation per customer
-    # in the staff member's 群发助手, accepted here for correctness of the claim identity.
-    batch_size = 1 if pool is not None else BATCH_SIZE
+    # in the staff member's 群发助手, accepted here for correctness of the claim identity. (Same for lucky draws.)
+    batch_size = 1 if personal else BATCH_SIZE
     by_sender: dict[int, list[tuple[int, int]]] = {}
     for recipient_id, sender_id, contact_id in todo.iterator(chunk_size=5000):
         by_sender.setdefault(sender_id, []).append((recipient_id, contact_id))
@@ -204,7 +227,7 @@ def _build_recipients(campaign: Campaign, pool: RedPacketPool | None) -> None:
                 sender_id=sender_id,
                 batch_no=next_batch,
                 idempotency_key=f"c{campaign.id}-s{sender_id}-b{next_batch}",
-                text=_message_text(campaign, pool, chunk[0][1] if pool is not None else None),
+                text=_message_text(campaign, pool, draw, chunk[0][1] if personal else None),
             )
             CampaignRecipient.objects.filter(id__in=[r for r, _ in chunk]).update(mass_message=message)
 

@@ -163,6 +163,12 @@ def follow_upsert(
             contact.save(update_fields=["first_added_at", "updated_at"])
     _contact_tags_from_wecom(contact, staff, values["wecom_tag_ids"])
     _attribute_channel(contact, state, staff, added_at)
+    mobiles = [m for m in follow_info.get("remark_mobiles") or [] if m]
+    if mobiles and not contact.phone_hash:
+        try:
+            contact_set_phone(contact, mobiles[0])  # the number staff noted in WeCom, kept encrypted
+        except ApplicationError:
+            pass
     return follow, added
 
 

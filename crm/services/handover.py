@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
+from datetime import timedelta
 from itertools import cycle
 
 from django.db import transaction
@@ -80,11 +81,36 @@ def handover_create(
 
 
 def handover_start(handover_id: int) -> str:
-    """Queue planning and submission in the background (admin action, API)."""
+    """Mark the handover started and queue planning and submission in the background (admin action, API).
+    A started handover whose worker died is picked up again by `handovers_resume_stalled`."""
     from crm.tasks.contacts import handover_run
 
-    transaction.on_commit(lambda: handover_run.delay(handover_id))
+    with transaction.atomic():
+        handover = Handover.objects.select_for_update().filter(pk=handover_id).first()
+        if handover is None:
+            raise NotFound(f"Handover {handover_id} does not exist.")
+        if handover.status == Handover.Status.FINISHED:
+            raise ApplicationError("This handover is finished.", field="handover_id", code="finished")
+        if handover.status == Handover.Status.PLANNED:
+            handover.status = Handover.Status.SUBMITTING
+            handover.save(update_fields=["status", "updated_at"])
+        transaction.on_commit(lambda: handover_run.delay(handover_id))
     return "queued"
+
+
+def handovers_resume_stalled(older_than_seconds: float = 600) -> list[int]:
+    """Started handovers with no progress for a while (their worker died): queue them again. Safe because every
+    step is idempotent (planned rows are unique, a re-sent batch answers "already transferring")."""
+    from crm.tasks.contacts import handover_run
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    ids = list(
+        Handover.objects.filter(status=Handover.Status.SUBMITTING, updated_at__lte=cutoff).values_list("pk", flat=True)
+    )
+    for handover_id in ids:
+        Handover.objects.filter(pk=handover_id).update(updated_at=timezone.now())
+        handover_run.delay(handover_id)
+    return ids
 
 
 def _get(handover_id: int) -> Handover:
@@ -154,9 +180,8 @@ def handover_plan(handover_id: int) -> dict:
             [GroupHandoverItem(handover=handover, group=g, new_owner=next(robin)) for g in groups if g.pk not in have],
             ignore_conflicts=True,
         )
-        if handover.status == Handover.Status.PLANNED:
-            handover.status = Handover.Status.SUBMITTING
-            handover.save(update_fields=["status"])
+        handover.status = Handover.Status.SUBMITTING if handover.status == Handover.Status.PLANNED else handover.status
+        handover.save(update_fields=["status", "updated_at"])  # progress mark for the stall sweeper
     return {"customers": len(eids), "groups": len(chat_ids)}
 
 
@@ -233,6 +258,7 @@ def handover_submit(handover_id: int) -> dict:
             if not batch:
                 break
             _submit_batch(handover, takeover, batch)
+            Handover.objects.filter(pk=handover.pk).update(updated_at=timezone.now())  # progress mark
             sent += len(batch)
     if handover.include_groups:
         _submit_groups(handover)

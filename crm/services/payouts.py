@@ -78,6 +78,22 @@ def claim_payout(claim_id: int) -> str:
     return RedPacketClaim.Status.PAID
 
 
+def claim_payout_retry(claim_id: int) -> bool:
+    """Give a failed payout another go (e.g. after the merchant account was topped up): same billno, queued."""
+    from crm.tasks.redpackets import pay_claim
+
+    with transaction.atomic():
+        updated = RedPacketClaim.objects.filter(id=claim_id, status=RedPacketClaim.Status.FAILED).update(
+            status=RedPacketClaim.Status.RECEIVED
+        )
+        if updated or RedPacketClaim.objects.filter(
+            id=claim_id, status__in=[RedPacketClaim.Status.RECEIVED, RedPacketClaim.Status.PAYING]
+        ).exists():
+            transaction.on_commit(lambda: pay_claim.delay(claim_id), robust=True)
+            return True
+    return False
+
+
 def stuck_payout_claim_ids(older_than: timedelta = timedelta(minutes=5)) -> list[int]:
     """Claims not yet paid whose task may have been lost (broker trouble): the sweeper queues them again."""
     cutoff = timezone.now() - older_than

@@ -353,22 +353,27 @@ def claim_url(pool_id: int, contact_id: int) -> str:
     return absolute_url(f"/m/rp/{sign_contact(contact_id, claim_purpose(pool_id))}/")
 
 
-def parse_claim_token(token: str) -> tuple[int, int]:
-    """(pool_id, contact_id) from a claim token, verified; a 403 ApplicationError when it is not valid."""
-    # The pool id is inside the signed payload: read it unverified only to choose the purpose, then verify.
+def parse_object_token(token: str, prefix: str) -> tuple[int, int]:
+    """(object id, contact id) from a token signed for purpose "<prefix>:<id>"; a 403 ApplicationError otherwise."""
+    # The object id is inside the signed payload: read it unverified only to choose the purpose, then verify.
     try:
         payload = token.split(":", 1)[0]
         compressed = payload.startswith(".")
         raw = signing.b64_decode(payload.lstrip(".").encode())
         data = json.loads(zlib.decompress(raw) if compressed else raw)
         purpose = str(data["p"])
-        pool_id = int(purpose.split(":", 1)[1]) if purpose.startswith("rp:") else 0
+        object_id = int(purpose.split(":", 1)[1]) if purpose.startswith(f"{prefix}:") else 0
     except Exception:
         raise ApplicationError("This link is not valid.", code="bad_link", field="token", status_code=403)
-    if not pool_id:
+    if not object_id:
         raise ApplicationError("This link is not valid here.", code="bad_link", field="token", status_code=403)
-    contact_id = unsign_contact(token, claim_purpose(pool_id))
-    return pool_id, contact_id
+    contact_id = unsign_contact(token, f"{prefix}:{object_id}")
+    return object_id, contact_id
+
+
+def parse_claim_token(token: str) -> tuple[int, int]:
+    """(pool_id, contact_id) from a claim token, verified; a 403 ApplicationError when it is not valid."""
+    return parse_object_token(token, "rp")
 
 
 # --- expiry, refund, reconciliation ------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from celery import shared_task
 
 from crm.wecom.errors import WeComError
 
-# The welcome code lives 20 s: its task goes to the callbacks queue, never behind a sync or a campaign.
+# Callback work and the welcome (its code lives 20 s) go to the callbacks queue, never behind a sync or a campaign.
 WELCOME_QUEUE = "callbacks"
 
 
@@ -79,3 +79,20 @@ def poll_handovers() -> dict:
     from crm.services.handover import handovers_poll_open
 
     return handovers_poll_open()
+
+
+@shared_task(acks_late=True, name="crm.tasks.contacts.sync_contacts")
+def sync_contacts(run_id: int) -> dict:
+    """Run or resume one full sync from its checkpoint."""
+    from crm.services.sync import sync_run
+
+    return sync_run(run_id)
+
+
+@shared_task(acks_late=True, name="crm.tasks.contacts.resume_stalled")
+def resume_stalled() -> dict:
+    """Beat (every few minutes): resume handovers and syncs whose worker died half way."""
+    from crm.services.handover import handovers_resume_stalled
+    from crm.services.sync import syncs_resume_stalled
+
+    return {"handovers": handovers_resume_stalled(), "syncs": syncs_resume_stalled()}

@@ -74,6 +74,11 @@ def _redact(text: str) -> str:
     return _SECRET_IN_TEXT.sub(r"\1=***", text)
 
 
+def _ttl(expires_in: int) -> int:
+    """Refresh before WeCom expires the token: a margin of a fifth of its lifetime, at most 5 minutes."""
+    return max(1, expires_in - min(300, expires_in // 5))
+
+
 def _compact(body: dict[str, Any]) -> dict[str, Any]:
     """Drop keyword arguments left at None, so optional WeCom fields are simply absent."""
     return {k: v for k, v in body.items() if v is not None}
@@ -94,6 +99,8 @@ class WeComClient:
         self._token_key = TOKEN_KEY.format(corp_id=config.corp_id)
         self._lock_key = TOKEN_LOCK_KEY.format(corp_id=config.corp_id)
         self._cad = self.redis.register_script(_COMPARE_AND_DELETE)
+        self._local: tuple[str, float] | None = None
+        self._local_lock = threading.Lock()
 
     # --- generic calls ---------------------------------------------------------------------------
 
@@ -108,9 +115,11 @@ class WeComClient:
     def _call(self, method: str, path: str, params: dict | None = None, body: dict | None = None) -> dict:
         path = path.strip("/")
         refreshed = False
-        attempt = 0
+        attempt = 0  # HTTP calls made (logged)
+        tries = 0  # calls counted against the backoff budget (a token refresh is not one)
         while True:
             attempt += 1
+            tries += 1
             token = self.access_token()
             try:
                 return self._request(method, path, {**(params or {}), "access_token": token}, body, attempt)
@@ -119,10 +128,10 @@ class WeComClient:
                     # Invalidated early or expired: drop this token, fetch a new one, repeat the call once.
                     refreshed = True
                     self.invalidate_token(token)
-                    attempt -= 1
+                    tries -= 1
                     continue
-                if self._should_back_off(exc, attempt):
-                    self._sleep(attempt)
+                if self._should_back_off(exc, tries):
+                    self._sleep(tries)
                     continue
                 raise
 
@@ -193,6 +202,14 @@ class WeComClient:
 
     def access_token(self) -> str:
         """The cached token, fetched once for all processes (under a Redis lock) when absent."""
+        try:
+            return self._shared_token()
+        except redis.RedisError:
+            # Redis down: keep working with a per-process token rather than failing every WeCom call.
+            logger.warning("wecom token cache unavailable, using a process-local token", exc_info=True)
+            return self._local_token()
+
+    def _shared_token(self) -> str:
         cached = self.redis.get(self._token_key)
         if cached:
             return cached.decode()
@@ -205,9 +222,7 @@ class WeComClient:
             if cached:
                 return cached.decode()
             token, expires_in = self._fetch_token()
-            # Refresh before WeCom expires it: a margin of a fifth of the lifetime, at most 5 minutes.
-            ttl = max(1, expires_in - min(300, expires_in // 5))
-            self.redis.set(self._token_key, token, ex=ttl)
+            self.redis.set(self._token_key, token, ex=_ttl(expires_in))
             return token
         finally:
             if acquired:
@@ -215,6 +230,13 @@ class WeComClient:
                     lock.release()
                 except redis.exceptions.LockError:  # it expired while we were fetching; harmless
                     pass
+
+    def _local_token(self) -> str:
+        with self._local_lock:
+            if self._local is None or self._local[1] <= time.monotonic():
+                token, expires_in = self._fetch_token()
+                self._local = (token, time.monotonic() + _ttl(expires_in))
+            return self._local[0]
 
     def _fetch_token(self) -> tuple[str, int]:
         params = {"corpid": self.config.corp_id, "corpsecret": self.config.corp_secret}
@@ -234,10 +256,16 @@ class WeComClient:
 
     def invalidate_token(self, token: str | None = None) -> None:
         """Forget the cached token (only if it is still `token`, when given)."""
-        if token is None:
-            self.redis.delete(self._token_key)
-        else:
-            self._cad(keys=[self._token_key], args=[token])
+        with self._local_lock:
+            if self._local is not None and (token is None or self._local[0] == token):
+                self._local = None
+        try:
+            if token is None:
+                self.redis.delete(self._token_key)
+            else:
+                self._cad(keys=[self._token_key], args=[token])
+        except redis.RedisError:
+            logger.warning("wecom token cache unavailable, could not drop the token", exc_info=True)
 
     # --- paging ----------------------------------------------------------------------------------
 

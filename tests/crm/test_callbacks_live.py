@@ -33,6 +33,19 @@ def _noop_event(i: int, created: int) -> str:
                      State=None, WelcomeCode=None)  # fmt: skip
 
 
+def _status_counts() -> dict:
+    from django.db.models import Count
+
+    return dict(CallbackEvent.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+
+
+def _wait_processed(count: int, timeout: float) -> None:
+    try:
+        wait_for(lambda: CallbackEvent.objects.filter(status="processed").count() == count, timeout=timeout)
+    except pytest.fail.Exception:
+        pytest.fail(f"not all {count} callbacks processed within {timeout}s: {_status_counts()}")
+
+
 def _post_all(base: str, xmls: list[str], workers: int = 16) -> list[int]:
     session = requests.Session()
 
@@ -91,10 +104,7 @@ def test_burst_with_duplicates_is_processed_exactly_once(live_stack, celery_work
     assert elapsed < 60
     assert CallbackEvent.objects.count() == 200
 
-    def all_processed():
-        return CallbackEvent.objects.filter(status=CallbackEvent.Status.PROCESSED).count() == 200
-
-    wait_for(all_processed, timeout=90, message="200 callbacks processed")
+    _wait_processed(200, timeout=90)
     # Deliver every task again (a broker redelivery, a sweep racing the worker): nothing is applied twice.
     from crm.tasks.callbacks import process_callback
 
@@ -123,9 +133,5 @@ def test_worker_killed_mid_way_loses_nothing_after_sweep(live_stack, worker_fact
     from crm.tasks.callbacks import sweep_unprocessed
 
     sweep_unprocessed.delay(0)  # what beat does every minute (with a grace period)
-    wait_for(
-        lambda: CallbackEvent.objects.filter(status=CallbackEvent.Status.PROCESSED).count() == 40,
-        timeout=60,
-        message="every event processed after the sweep",
-    )
+    _wait_processed(40, timeout=60)
     assert set(CallbackEvent.objects.values_list("attempts", flat=True)) == {1}

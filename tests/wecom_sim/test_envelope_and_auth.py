@@ -120,7 +120,8 @@ def test_admin_requires_key_and_reports_errors(sim):
 
 def test_corp_and_clock(sim):
     corp = sim.corp()
-    assert {"corpid", "corpsecret", "agentid", "token", "encoding_aes_key", "callback_url", "mch_id", "now"} <= set(corp)
+    expected = {"corpid", "corpsecret", "agentid", "token", "encoding_aes_key", "callback_url", "mch_id", "now"}
+    assert expected <= set(corp)
     before = sim.clock()
     assert sim.advance(3600) - before >= 3600
     assert sim.configure(confirm_delay_seconds=None)["confirm_delay_seconds"] is None
@@ -142,3 +143,13 @@ def test_members_directory(sim, wx):
     sent = wx.post("message/send", {"touser": "Bob.Li|ghost", "msgtype": "text", "agentid": 1,
                                     "text": {"content": "hi"}})
     assert sent["errcode"] == 0 and sent["invaliduser"] == "ghost" and sent["msgid"]
+
+
+def test_concurrency_cap_on_heavy_endpoints(sim, wx):
+    sim.add_member("alice")
+    sim.configure(concurrency_limit=0)
+    capped = wx.post("externalcontact/batch/get_by_user", {"userid_list": ["alice"]})
+    assert capped["errcode"] == 45033 and capped["next_cursor"] == ""
+    assert wx.get("externalcontact/get_follow_user_list")["errcode"] == 0  # not a heavy endpoint
+    sim.configure(concurrency_limit=5)
+    assert wx.post("externalcontact/batch/get_by_user", {"userid_list": ["alice"]})["errcode"] == 0

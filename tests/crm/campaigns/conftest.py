@@ -53,10 +53,10 @@ class Sim:
         self.base = f"{base}/wecom-sim/admin"
         self.headers = {"X-Sim-Admin-Key": settings.WECOM_SIM["ADMIN_KEY"]}
 
-    def call(self, method: str, path: str, **json) -> dict:
-        response = requests.request(method, f"{self.base}/{path}", json=json or None, headers=self.headers,
+    def call(self, verb: str, route: str, /, **json) -> dict:
+        response = requests.request(verb, f"{self.base}/{route}", json=json or None, headers=self.headers,
                                     timeout=30)
-        assert response.status_code < 300, (path, response.status_code, response.text[:500])
+        assert response.status_code < 300, (route, response.status_code, response.text[:500])
         return response.json() if response.content else {}
 
     def member(self, userid: str, name: str = "Staff") -> None:

@@ -84,7 +84,8 @@ def test_launch_via_api_and_stats(admin_client):
     assert stats["recipients_total"] == 3 and stats["recipients"]["pending"] == 3
     assert stats["messages_total"] == 1
     # A running campaign can no longer be edited or deleted.
-    assert admin_client.patch(f"/api/campaigns/{cid}/", {"text": "x"}, content_type="application/json").status_code == 409
+    response = admin_client.patch(f"/api/campaigns/{cid}/", {"text": "x"}, content_type="application/json")
+    assert response.status_code == 409
     assert admin_client.delete(f"/api/campaigns/{cid}/").status_code == 409
 
 

@@ -9,7 +9,17 @@ from django.db import connection
 from django.utils import timezone
 
 from crm.errors import ApplicationError
-from crm.models import Campaign, CampaignRecipient, Channel, ContactTag, MassMessage, RedPacketPool, Staff, Tag, TagGroup
+from crm.models import (
+    Campaign,
+    CampaignRecipient,
+    Channel,
+    ContactTag,
+    MassMessage,
+    RedPacketPool,
+    Staff,
+    Tag,
+    TagGroup,
+)
 from crm.services import campaigns as svc
 from crm.services import segments
 from crm.services.redpackets import parse_claim_token

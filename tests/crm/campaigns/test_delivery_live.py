@@ -3,7 +3,11 @@ recipient tracked to delivered / not a friend / limit reached; relaunches and re
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from crm.models import Campaign, CampaignRecipient, MassMessage
 from crm.services import campaigns as svc
@@ -81,7 +85,7 @@ def test_relaunch_and_redelivered_tasks_send_each_customer_once(sim, celery_work
              message="task created")
     message = MassMessage.objects.get(campaign=campaign)
     # The same task message delivered again (acks_late after a lost ack) and a relaunch: nothing new is created.
-    send_mass_message.delay(message.id).get if False else send_mass_message.delay(message.id)
+    send_mass_message.delay(message.id)
     svc.campaign_launch(campaign.id)
 
     def all_delivered():
@@ -94,3 +98,74 @@ def test_relaunch_and_redelivered_tasks_send_each_customer_once(sim, celery_work
     for contact in contacts:
         inbox = sim.call("GET", f"shoppers/{contact.external_userid}/inbox")["messages"]
         assert [m["text"] for m in inbox if m["kind"] == "mass"] == ["Only once, please"]
+
+
+def test_a_send_that_crashed_after_wecom_created_the_task_is_adopted_not_resent(sim, celery_worker):
+    sim.call("PATCH", "corp", confirm_delay_seconds=None)
+    sim.member("dave")
+    dave = make_staff("dave")
+    shopper = befriend(sim, dave, "Shopper")
+    campaign = svc.campaign_create(name="crash", text="After the crash")
+    svc.campaign_launch(campaign.id, enqueue=False)
+    message = MassMessage.objects.get(campaign=campaign)
+    # The dead worker's state: marked "sending" (committed), WeCom created the task, the msgid was never stored.
+    MassMessage.objects.filter(id=message.id).update(status="sending", sending_at=timezone.now(), attempts=1)
+    created = get_client().add_msg_template(chat_type="single", external_userid=[shopper.external_userid],
+                                            sender="dave", text={"content": "After the crash"})
+
+    send_mass_message.delay(message.id)  # the redelivered task
+    wait_for(lambda: MassMessage.objects.get(id=message.id).status == "created", message="task adopted")
+    message.refresh_from_db()
+    assert message.msgid == created["msgid"] and message.attempts == 1
+    listed = get_client().get_groupmsg_list_v2(
+        chat_type="single", start_time=int(time.time()) - 600, end_time=int(time.time()) + 60
+    )["group_msg_list"]
+    assert len(listed) == 1  # nothing was sent a second time
+
+
+def test_a_send_that_crashed_before_reaching_wecom_is_sent_after_the_grace(sim, celery_worker):
+    sim.call("PATCH", "corp", confirm_delay_seconds=0)
+    sim.member("erin")
+    erin = make_staff("erin")
+    shopper = befriend(sim, erin, "Shopper")
+    campaign = svc.campaign_create(name="crash2", text="Never reached WeCom")
+    svc.campaign_launch(campaign.id, enqueue=False)
+    message = MassMessage.objects.get(campaign=campaign)
+    MassMessage.objects.filter(id=message.id).update(
+        status="sending", sending_at=timezone.now() - timedelta(minutes=5), attempts=1
+    )
+    send_mass_message.delay(message.id)
+    wait_for(lambda: MassMessage.objects.get(id=message.id).status == "created", message="task sent")
+    assert MassMessage.objects.get(id=message.id).attempts == 2
+
+    def delivered():
+        poll_mass_message_results.delay()
+        return CampaignRecipient.objects.get(campaign=campaign).status == "delivered"
+
+    wait_for(delivered, timeout=30, interval=0.5, message="delivered")
+    inbox = sim.call("GET", f"shoppers/{shopper.external_userid}/inbox")["messages"]
+    assert [m["text"] for m in inbox if m["kind"] == "mass"] == ["Never reached WeCom"]
+
+
+def test_remind_then_cancel_through_wecom(sim, celery_worker):
+    sim.call("PATCH", "corp", confirm_delay_seconds=None)
+    sim.member("kim")
+    kim = make_staff("kim")
+    shopper = befriend(sim, kim, "Waiting")
+    campaign = svc.campaign_create(name="cancel me", text="Soon cancelled")
+    svc.campaign_launch(campaign.id)
+    wait_for(lambda: MassMessage.objects.filter(campaign=campaign, status="created").exists(), message="created")
+
+    # WeCom allows 3 reminders per task per 24 h; the fourth is refused (41094) and counted as not reminded.
+    assert [svc.campaign_remind(campaign.id) for _ in range(4)] == [1, 1, 1, 0]
+    assert MassMessage.objects.get(campaign=campaign).reminders == 3
+
+    svc.campaign_cancel(campaign.id)
+    assert Campaign.objects.get(id=campaign.id).status == "cancelled"
+    assert MassMessage.objects.get(campaign=campaign).status == "cancelled"
+    assert CampaignRecipient.objects.get(campaign=campaign).status == "cancelled"
+    # The task is cancelled at WeCom too: staff confirming now sends nothing.
+    sim.call("PATCH", "corp", confirm_delay_seconds=0)
+    time.sleep(0.5)
+    inbox = sim.call("GET", f"shoppers/{shopper.external_userid}/inbox")["messages"]
+    assert [m for m in inbox if m["kind"] == "mass"] == []

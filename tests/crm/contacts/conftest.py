@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 from django.conf import settings
+
+QUEUES = ("callbacks", "pushes", "redpackets", "default")
 
 
 class Sim:
@@ -49,11 +53,32 @@ class Sim:
         return self.post("clock/advance", {"seconds": seconds})
 
 
+def _quiesce(sim: Sim, redis_client, timeout: float = 20) -> None:
+    """Let the world go quiet before the database is flushed: callbacks delivered, the worker's queues empty and
+    nothing in flight, and the simulator's delivery thread stopped (a transaction still open in any of them
+    deadlocks the flush on PostgreSQL)."""
+    try:
+        sim.drain(timeout=10)
+    except AssertionError:
+        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = sum(redis_client.llen(q) for q in QUEUES) + redis_client.hlen("unacked")
+        if not busy:
+            break
+        time.sleep(0.1)
+    time.sleep(0.3)  # the last task's transaction commits after its ack bookkeeping
+    from wecom_sim import delivery
+
+    delivery.stop()
+
+
 @pytest.fixture
-def sim(live_stack) -> Sim:
+def sim(live_stack, redis_client) -> Sim:
     s = Sim(live_stack)
     s.post("reset")
-    return s
+    yield s
+    _quiesce(s, redis_client)
 
 
 @pytest.fixture

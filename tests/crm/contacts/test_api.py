@@ -142,3 +142,18 @@ def test_channel_daily_stats(api, world):
 
 def test_api_needs_staff_user(client, world):
     assert client.get("/api/contacts/").status_code in (401, 403)
+
+
+def test_handover_api_validates_and_reports(api, world):
+    Staff.objects.filter(userid="alice").update(status="resigned")
+    bad = api.post("/api/handovers/", {"kind": "resigned", "handover_userid": "alice", "takeover_userids": ["zed"]},
+                   content_type="application/json")
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "takeover_userids"
+    bad = api.post("/api/handovers/", {"kind": "later", "handover_userid": "alice", "takeover_userids": ["bob"]},
+                   content_type="application/json")
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "kind"
+    ok = api.post("/api/handovers/", {"kind": "resigned", "handover_userid": "alice", "takeover_userids": ["bob"]},
+                  content_type="application/json")
+    assert ok.status_code == 202 and ok.json()["status"] == "submitting" and ok.json()["from"] == "alice"
+    assert api.get(f"/api/handovers/{ok.json()['handover']}/").json()["kind"] == "resigned"
+    assert api.get("/api/handovers/999/").status_code == 404

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from crm.errors import ApplicationError
 from crm.models import Contact, FollowRelation, Staff
@@ -137,3 +140,54 @@ def test_handover_create_validates(staffed):
         handover_create(kind="onjob", handover_userid="alice", takeover_userids=["ghost"])
     assert info.value.field == "takeover_userids"
     assert not Handover.objects.exists()
+
+
+def _drop_orphan(redis_client, task_name: str) -> int:
+    """The broker would hand a dead worker's message to another worker after the visibility timeout (an hour);
+    the stall sweeper resumes the work sooner, so the orphan is dropped here to keep the broker clean for the
+    tests that follow."""
+    dropped = 0
+    for tag, raw in redis_client.hgetall("unacked").items():
+        if task_name.encode() in raw:
+            redis_client.hdel("unacked", tag)
+            redis_client.zrem("unacked_index", tag)
+            dropped += 1
+    return dropped
+
+
+def test_worker_killed_mid_submission_loses_nothing(staffed, _session_worker, worker_factory, redis_client):
+    from crm.tasks.contacts import resume_stalled
+
+    sim = staffed
+    if _session_worker.proc.poll() is not None:
+        _session_worker.start(redis_client)
+    eids = _customers_of(sim, "alice", 3, "alice-qr")
+    sim.post("members/alice/resign")
+    staff_sync()
+    handover = handover_create(kind="resigned", handover_userid="alice", takeover_userids=["bob"],
+                               include_groups=False)
+
+    _session_worker.stop()  # only the worker we are about to kill may take the task
+    doomed = worker_factory()
+    sim.post("faults", {"path": "externalcontact/resigned/transfer_customer", "kind": "slow", "delay_ms": 4000,
+                        "count": 1})
+    handover_start(handover.pk)
+    wait_for(lambda: handover.items.count() == 3, timeout=30, message="planned")
+    time.sleep(1.5)  # the worker is now waiting on WeCom's answer to the transfer batch
+    doomed.kill()
+    # WeCom still carries out the call it received: the transfers started, but our rows never heard of it.
+    wait_for(lambda: len([r for r in get_client().iter_resigned_transfer_result("alice", "bob")
+                          if r["status"] == 2]) == 3, timeout=15, message="WeCom started the transfers")
+    assert handover.items.filter(status=HandoverItem.Status.PLANNED).count() == 3
+    assert _drop_orphan(redis_client, "crm.tasks.contacts.handover_run") == 1
+
+    _session_worker.start(redis_client)
+    Handover.objects.filter(pk=handover.pk).update(updated_at=timezone.now() - timedelta(minutes=30))
+    assert resume_stalled()["handovers"] == [handover.pk]  # the beat sweeper, run here
+    wait_for(lambda: Handover.objects.get(pk=handover.pk).status == Handover.Status.WAITING, timeout=30,
+             message="resumed and submitted")
+    assert sorted(handover.items.values_list("status", "errcode")) == [("waiting", 40129)] * 3
+    sim.advance(DAY + 60)
+    assert handover_poll(handover.pk) == {"done": 3}
+    assert sorted(FollowRelation.objects.filter(staff__userid="bob").values_list("contact__external_userid",
+                                                                                  flat=True)) == sorted(eids)

@@ -249,3 +249,23 @@ def test_error_pickles_for_celery():
 
     err = pickle.loads(pickle.dumps(WeComError(45009, "freq", "x/y", True)))
     assert (err.errcode, err.errmsg, err.path, err.retryable) == (45009, "freq", "x/y", True)
+
+
+def test_redis_down_falls_back_to_a_process_local_token(stub, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    client = get_client()
+    assert client.user_get("a")["errcode"] == 0
+    assert client.user_get("b")["errcode"] == 0
+    assert len(stub.calls("gettoken")) == 1
+    stub.script("user/get", {"errcode": 42001, "errmsg": "expired"})
+    assert client.user_get("c")["errcode"] == 0
+    assert len(stub.calls("gettoken")) == 2
+
+
+def test_token_refresh_does_not_use_up_the_retry_budget(stub, settings, caplog):
+    settings.WECOM_MAX_RETRIES = 1
+    stub.script("user/get", {"errcode": 42001, "errmsg": "expired"}, BUSY)
+    with caplog.at_level(logging.INFO, logger="crm.wecom.client"):
+        assert get_client().user_get("a")["errcode"] == 0
+    attempts = [r.attempt for r in caplog.records if getattr(r, "endpoint", "") == "user/get"]
+    assert attempts == [1, 2, 3]

@@ -1,0 +1,311 @@
+"""The product's journey end to end, driven the way its users drive it.
+
+Marketing staff act through the CRM's services (as the admin does); shoppers act in the simulated WeCom world
+through the simulator's admin API (scan a channel QR, open links in their WeChat inbox, join a group, claim a
+red packet); the cashier scans cards through the till API over HTTP. Everything between (callbacks, workers,
+WeCom calls) is the product itself. Used by `manage.py simulate`, `manage.py seed_demo` and the e2e test.
+
+This lives in `loyalty` because it is the top of the dependency chain: it may use both crm and loyalty.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from html import unescape
+
+import requests
+from django.conf import settings
+from django.db.models import Sum
+from django.utils import timezone
+
+from crm.models import (
+    CampaignRecipient,
+    Contact,
+    CustomerGroup,
+    GroupMember,
+    RedPacketClaim,
+)
+from crm.services.channels import channel_create
+from crm.services.groups import group_sync
+from crm.services.redpackets import redpacket_reconcile
+from crm.services.staff import staff_sync
+from loyalty.models import Card, PointsLedger, Purchase
+from loyalty.services import cashier_ensure, store_upsert, tiers_ensure_defaults
+from loyalty.services.scans import points_for_amount
+from loyalty.sim_admin import SimAdmin
+
+DEMO_STAFF = [("lili", "Li Li"), ("wangwei", "Wang Wei"), ("zhangmin", "Zhang Min")]
+STORE_CODE, STORE_NAME = "SH001", "Shanghai Jing'an"
+CASHIER = "till-sh001"
+VIP_GROUP_OWNER = "lili"
+_QR_TOKEN = re.compile(r'data-qr-token="([^"]+)"')
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+_GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "杰", "娟", "涛", "明", "超", "霞", "平", "刚"]
+
+
+class JourneyError(RuntimeError):
+    pass
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.2, tick=None):
+    """Poll predicate() until truthy; `tick` runs between polls (e.g. what beat would enqueue)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise JourneyError(f"timed out after {timeout:.0f}s waiting for {what}")
+        if tick:
+            tick()
+        time.sleep(interval)
+
+
+@dataclass
+class Journey:
+    base_url: str  # the CRM (customer pages, till API)
+    sim_url: str = ""  # the simulator, when served apart from the CRM (make run); defaults to base_url
+    seed: int = 1
+    timeout: float = 120.0
+    rng: random.Random = field(init=False)
+    sim: SimAdmin = field(init=False)
+    till: requests.Session = field(init=False)
+    shoppers: list[str] = field(default_factory=list)  # external_userids created by this run
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.sim = SimAdmin(self.sim_url or self.base_url, settings.WECOM_SIM["ADMIN_KEY"])
+        self.till = requests.Session()
+
+    # --- the brand's setup ------------------------------------------------------------------
+    def setup_brand(self) -> None:
+        """Staff exist in WeCom and in the CRM, tiers and the store exist, the till has its token, and the
+        VIP group exists (in production a staff member creates it in the WeCom client)."""
+        for userid, name in DEMO_STAFF:  # an upsert in the simulated directory
+            self.sim.post("members", {"userid": userid, "name": name})
+        staff_sync()
+        tiers_ensure_defaults()
+        store_upsert(code=STORE_CODE, name=STORE_NAME, city="Shanghai")
+        _user, token = cashier_ensure(username=CASHIER)
+        self.till.headers["Authorization"] = f"Token {token}"
+        if not CustomerGroup.objects.filter(is_vip=True, status=CustomerGroup.Status.ACTIVE).exists():
+            chat_id = self.sim.post("groupchats", {"owner": VIP_GROUP_OWNER, "name": "VIP 1"})["chat_id"]
+            group_sync(chat_id)
+            CustomerGroup.objects.filter(chat_id=chat_id).update(is_vip=True)
+
+    def channel(self, state: str, name: str) -> str:
+        from crm.models import Channel
+
+        if not Channel.objects.filter(state=state).exists():
+            channel_create(
+                name=name,
+                state=state,
+                staff_userids=[u for u, _ in DEMO_STAFF],
+                welcome_text="欢迎加入！Open your membership card:",
+            )
+        return state
+
+    # --- shoppers -------------------------------------------------------------------------
+    def add_shoppers(self, count: int, state: str) -> list[str]:
+        """Shoppers scan the channel QR and add a staff member; the CRM learns of it only by callback."""
+        new = []
+        for _ in range(count):
+            name = self.rng.choice(_SURNAMES) + "".join(self.rng.choice(_GIVEN) for _ in range(self.rng.randint(1, 2)))
+            shopper = self.sim.post("shoppers", {"name": name, "gender": self.rng.choice([1, 2])})
+            self.sim.post(f"shoppers/{shopper['external_userid']}/scan_contact_way", {"state": state})
+            new.append(shopper["external_userid"])
+        self.shoppers.extend(new)
+        wait_until(
+            lambda: Contact.objects.filter(external_userid__in=new).count() == len(new),
+            self.timeout, f"{len(new)} contacts created from add_external_contact callbacks",
+        )
+        return new
+
+    def inbox_links(self, eid: str, needle: str) -> list[str]:
+        links = []
+        for message in self.sim.get(f"shoppers/{eid}/inbox").get("messages", []):
+            for attachment in message.get("attachments") or []:
+                url = (attachment.get("link") or {}).get("url", "")
+                if needle in url:
+                    links.append(url)
+            links.extend(re.findall(r"https?://\S+", message.get("text") or ""))
+        return [u for u in dict.fromkeys(links) if needle in u]
+
+    def open_card(self, eid: str) -> str:
+        """The shopper taps the card link from the welcome message; returns the QR token the page shows."""
+        links = wait_until(lambda: self.inbox_links(eid, "/m/card/"), self.timeout, f"welcome message for {eid}")
+        page = self.sim.post(f"shoppers/{eid}/open_link", {"url": links[0], "method": "GET"})
+        match = _QR_TOKEN.search(page.get("body", ""))
+        if page.get("status") != 200 or not match:
+            raise JourneyError(f"card page for {eid} answered {page.get('status')}")
+        return unescape(match.group(1))
+
+    def till_scan(self, qr_token: str, amount_fen: int) -> dict:
+        receipt = f"R{self.seed}-{self.rng.randrange(10**9):09d}"
+        response = self.till.post(
+            f"{self.base_url}/api/loyalty/scans",
+            json={"qr_token": qr_token, "receipt_id": receipt, "store": STORE_CODE, "amount_fen": amount_fen,
+                  "items": [{"sku": "TEA-001", "name": "Oolong tea gift box", "qty": 1, "amount_fen": amount_fen}]},
+            timeout=30,
+        )
+        if response.status_code not in (200, 201):
+            raise JourneyError(f"till scan answered {response.status_code}: {response.text[:300]}")
+        return response.json()
+
+    def shop(self, eids: list[str], vip_share: float = 0.4) -> list[str]:
+        """Every shopper buys once; some buy enough for a VIP tier. Returns those expected to become VIP."""
+        vip_points = min(t.min_points for t in _vip_tiers())
+        big = []
+        for eid in eids:
+            token = self.open_card(eid)
+            if self.rng.random() < vip_share:
+                amount = (vip_points + self.rng.randint(0, 2000)) * _fen_per_point()
+                big.append(eid)
+            else:
+                amount = self.rng.randint(30, 800) * 100
+            self.till_scan(token, amount)
+        return big
+
+    def join_vip_groups(self, eids: list[str]) -> int:
+        """VIP shoppers find the invite in their inbox and scan the group QR."""
+        from crm.models import GroupJoinWay
+
+        qr_code = ""
+        for eid in eids:
+            # The invite carries the VIP join way's group QR; the shopper scans that.
+            qr_code = qr_code or wait_until(
+                lambda: GroupJoinWay.objects.filter(is_vip=True).exclude(qr_code="").values_list("qr_code", flat=True)
+                .first(), self.timeout, "the VIP group join way")
+            links = wait_until(lambda e=eid, q=qr_code: self.inbox_links(e, q), self.timeout,
+                               f"VIP group invite for {eid}")
+            self.sim.post(f"shoppers/{eid}/join_group", {"qr_code": links[0]})
+        wait_until(
+            lambda: vip_members(eids) == len(eids), self.timeout, "VIP group memberships from change_external_chat",
+        )
+        return len(eids)
+
+    # --- campaign -------------------------------------------------------------------------
+    def campaign(self, *, budget_fen: int, packets: int, delay_seconds: float = 1.0):
+        from crm.services.campaigns import campaign_create
+
+        return campaign_create(
+            name=f"VIP flash sale #{self.seed}-{int(time.time())}",
+            text="双十一 VIP 专享：今晚 20:00 开抢！Tap for your red packet:",
+            segment={"vip": True},
+            scheduled_at=timezone.now() + timedelta(seconds=delay_seconds),
+            red_packet={
+                "budget_fen": budget_fen, "count": packets, "mode": "lucky",
+                "expires_at": timezone.now() + timedelta(hours=24), "act_name": "VIP red packet",
+            },
+        )
+
+    def run_campaign(self, campaign, recipients: list[str]) -> int:
+        """Beat's ticks (launch due campaigns, poll results) until every recipient's message is delivered."""
+        from crm.tasks.campaigns import launch_due_campaigns, poll_mass_message_results
+
+        wait_until(lambda: timezone.now() >= campaign.scheduled_at, 30, "the campaign's scheduled time")
+        launch_due_campaigns.delay()
+        last_poll = [0.0]
+
+        def beat_tick() -> None:
+            if time.monotonic() - last_poll[0] > 1.0:
+                last_poll[0] = time.monotonic()
+                poll_mass_message_results.delay()
+
+        delivered = CampaignRecipient.objects.filter(
+            campaign=campaign, contact__external_userid__in=recipients, status=CampaignRecipient.Status.DELIVERED
+        )
+        wait_until(lambda: delivered.count() == len(recipients), self.timeout, "campaign messages delivered",
+                   interval=0.3, tick=beat_tick)
+        return len(recipients)
+
+    def claim_red_packets(self, campaign, eids: list[str]) -> int:
+        """Recipients tap the link in the campaign message and press Claim; payouts go through the worker."""
+        claimed = 0
+        for eid in eids:
+            links = wait_until(lambda e=eid: self.inbox_links(e, "/m/rp/"), self.timeout, f"campaign message for {eid}")
+            result = self.sim.post(f"shoppers/{eid}/open_link", {"url": links[0], "method": "POST", "data": {}})
+            if result.get("status") == 200:
+                claimed += 1
+        pool = campaign.red_packet_pool
+        wait_until(
+            lambda: not RedPacketClaim.objects.filter(pool=pool).exclude(
+                status__in=[RedPacketClaim.Status.PAID, RedPacketClaim.Status.FAILED]).exists(),
+            self.timeout, "red-packet payouts",
+        )
+        return claimed
+
+    # --- figures --------------------------------------------------------------------------
+    def figures(self, campaign=None) -> dict:
+        contacts = Contact.objects.filter(external_userid__in=self.shoppers)
+        cards = Card.objects.filter(contact__in=contacts)
+        out = {
+            "customers": len(self.shoppers),
+            "contacts": contacts.count(),
+            "cards": cards.count(),
+            "scans": Purchase.objects.filter(card__in=cards).count(),
+            "points_credited": PointsLedger.objects.filter(card__in=cards, delta__gt=0).aggregate(s=Sum("delta"))["s"]
+            or 0,
+            "vip_members": vip_members(self.shoppers),
+            "messages_delivered": 0,
+            "red_packets_claimed": 0,
+            "red_packets_paid_fen": 0,
+            "reconciled": False,
+        }
+        if campaign is not None:
+            out["messages_delivered"] = CampaignRecipient.objects.filter(
+                campaign=campaign, status=CampaignRecipient.Status.DELIVERED).count()
+            pool = campaign.red_packet_pool
+            claims = RedPacketClaim.objects.filter(pool=pool)
+            out["red_packets_claimed"] = claims.count()
+            out["red_packets_paid_fen"] = claims.filter(status=RedPacketClaim.Status.PAID).aggregate(
+                s=Sum("amount_fen"))["s"] or 0
+            reconciliation = redpacket_reconcile(pool.id)
+            out["red_packet_budget_fen"] = pool.budget_fen
+            out["reconciliation"] = reconciliation
+            out["reconciled"] = bool(reconciliation.get("balanced"))
+        return out
+
+
+def vip_members(external_userids: list[str]) -> int:
+    return (
+        GroupMember.objects.filter(
+            group__is_vip=True, contact__external_userid__in=external_userids, left_at__isnull=True
+        ).values("contact").distinct().count()
+    )
+
+
+def _vip_tiers():
+    from loyalty.models import Tier
+
+    tiers = list(Tier.objects.filter(is_vip=True))
+    if not tiers:
+        raise JourneyError("no VIP tier is configured")
+    return tiers
+
+
+def _fen_per_point() -> int:
+    return max(1, 10_000 // max(1, points_for_amount(10_000)))
+
+
+def run(base_url: str, customers: int, seed: int, timeout: float = 120.0) -> dict:
+    """The whole journey for `customers` new shoppers; returns the figures."""
+    journey = Journey(base_url=base_url, seed=seed, timeout=timeout)
+    journey.setup_brand()
+    state = journey.channel(f"sim-{seed}-{int(time.time()) % 10**8}", f"Simulated store #{seed}")
+    eids = journey.add_shoppers(customers, state)
+    vips = journey.shop(eids)
+    journey.join_vip_groups(vips)
+    campaign = None
+    if vips:
+        campaign = journey.campaign(budget_fen=max(100 * len(vips), 2000 * len(vips)), packets=len(vips))
+        journey.run_campaign(campaign, vips)
+        journey.claim_red_packets(campaign, vips)
+    return journey.figures(campaign)
+
+
+__all__ = ["Journey", "JourneyError", "run"]

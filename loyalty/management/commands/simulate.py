@@ -1,0 +1,44 @@
+"""`manage.py simulate --customers N --seed S`: the whole journey, end to end, on real parts; prints JSON.
+
+It serves the CRM and the simulator on a loopback port in this process, starts a real Celery worker process,
+and drives shoppers, cashier and marketing through the journey (see loyalty/journey.py)."""
+
+import json
+import time
+
+import redis
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from crm.localstack import ServerThread, WorkerProcess, child_env, wire_settings
+from loyalty import journey
+
+
+class Command(BaseCommand):
+    help = "Run the journey for N simulated shoppers and print its figures as one JSON object."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--customers", type=int, default=20)
+        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for each stage")
+
+    def handle(self, *args, customers: int, seed: int, timeout: float, **options):
+        if customers < 1:
+            raise CommandError("--customers must be at least 1")
+        call_command("migrate", verbosity=0, interactive=False, run_syncdb=True)
+        server = ServerThread().start()
+        env = child_env(server.url)
+        wire_settings(server.url)
+        worker = WorkerProcess(env, log_path=settings.VAR_DIR / "simulate-worker.log")
+        started = time.monotonic()
+        try:
+            worker.start(redis.Redis.from_url(settings.REDIS_URL))
+            figures = journey.run(server.url, customers=customers, seed=seed, timeout=timeout)
+        except journey.JourneyError as exc:
+            raise CommandError(f"{exc} (worker log: {worker.log_path})") from exc
+        finally:
+            worker.stop()
+            server.stop()
+        figures["seconds"] = round(time.monotonic() - started, 1)
+        self.stdout.write(json.dumps(figures, ensure_ascii=False, default=str))

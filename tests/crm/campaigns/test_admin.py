@@ -1,0 +1,44 @@
+"""Admin: the campaign and red-packet screens load, search, and their actions call the services."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm.models import Campaign, RedPacketPool
+from crm.services import campaigns as svc
+from tests.crm.campaigns.conftest import later, make_contact, make_staff
+
+pytestmark = pytest.mark.django_db
+
+
+def test_changelists_load_and_search(admin_client):
+    svc.campaign_create(name="Findable", text="x", red_packet={"budget_fen": 1000, "count": 5,
+                                                             "expires_at": later(hours=1)})
+    for url in ["/admin/crm/campaign/?q=Findable", "/admin/crm/massmessage/", "/admin/crm/campaignrecipient/",
+                "/admin/crm/redpacketpool/", "/admin/crm/redpacketclaim/?q=x", "/admin/crm/redpacketrefund/",
+                "/admin/crm/luckydraw/"]:
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+    assert "Findable" in admin_client.get("/admin/crm/campaign/?q=Findable").content.decode()
+
+
+def test_launch_and_cancel_actions(admin_client):
+    make_contact(make_staff())
+    first = svc.campaign_create(name="a", text="x")
+    second = svc.campaign_create(name="b", text="y", scheduled_at=later(hours=1))
+    response = admin_client.post("/admin/crm/campaign/", {"action": "launch_now", "_selected_action": [first.id]})
+    assert response.status_code == 302
+    assert Campaign.objects.get(id=first.id).status == "running"
+    admin_client.post("/admin/crm/campaign/", {"action": "cancel", "_selected_action": [second.id]})
+    assert Campaign.objects.get(id=second.id).status == "cancelled"
+
+
+def test_refund_action_reports_not_expired(admin_client):
+    campaign = svc.campaign_create(name="r", text="x", red_packet={"budget_fen": 1000, "count": 5,
+                                                                   "expires_at": later(hours=1)})
+    svc.campaign_launch(campaign.id, enqueue=False)
+    pool = RedPacketPool.objects.get(campaign=campaign)
+    response = admin_client.post("/admin/crm/redpacketpool/", {"action": "refund_expired",
+                                                               "_selected_action": [pool.id]}, follow=True)
+    assert "not expired" in response.content.decode()
+    assert RedPacketPool.objects.get(id=pool.id).status == "active"
