@@ -24,6 +24,9 @@ class ServerThread:
         from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 
         class QuietHandler(WSGIRequestHandler):
+            # wsgiref writes headers and body separately: with Nagle on, each response waits ~40 ms for an ACK.
+            disable_nagle_algorithm = True
+
             def log_message(self, *args) -> None:  # access logs would drown the command's output
                 pass
 

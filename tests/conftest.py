@@ -17,6 +17,12 @@ APP_KEY_PATTERNS = ("crm:*", "wecomsim:*")
 
 
 def pytest_configure(config):
+    # The live server's wsgiref handler writes headers and body separately; with Nagle's algorithm on, every
+    # response then waits for a delayed ACK (~40 ms). Real servers set TCP_NODELAY; so does this one.
+    from django.core.servers.basehttp import WSGIRequestHandler
+
+    WSGIRequestHandler.disable_nagle_algorithm = True
+
     from crm.preflight import redis_problem
 
     problem = redis_problem()

@@ -67,7 +67,11 @@ def _find_created_task(message: MassMessage, eids: list[str]) -> str | None:
     start = int((message.sending_at - timedelta(seconds=5)).timestamp())
     end = int(timezone.now().timestamp()) + 5
     text = message.text or message.campaign.text
-    known = set(MassMessage.objects.exclude(msgid=None).values_list("msgid", flat=True))
+    known = set(
+        MassMessage.objects.filter(created_task_at__gte=message.sending_at - timedelta(minutes=5))
+        .exclude(msgid=None)
+        .values_list("msgid", flat=True)
+    )
     wanted = set(eids)
     for item in client.iter_groupmsg_list_v2(chat_type="single", start_time=start, end_time=end, filter_type=0):
         msgid = item.get("msgid")
@@ -189,12 +193,15 @@ def mass_message_poll(message_id: int) -> dict:
                     mass_message=message, external_userid__in=chunk, status=CampaignRecipient.Status.PENDING
                 )
                 if status == CampaignRecipient.Status.DELIVERED:
-                    for recipient in qs:
-                        recipient.status = status
+                    rows = list(qs)
+                    stamp = timezone.now()
+                    for recipient in rows:
                         ts = sent_at.get(recipient.external_userid)
+                        recipient.status = status
                         recipient.sent_at = datetime.fromtimestamp(ts, tz=UTC) if ts else None
-                        recipient.save(update_fields=["status", "sent_at", "updated_at"])
-                        counts[status] = counts.get(status, 0) + 1
+                        recipient.updated_at = stamp
+                    CampaignRecipient.objects.bulk_update(rows, ["status", "sent_at", "updated_at"], batch_size=500)
+                    counts[status] = counts.get(status, 0) + len(rows)
                 else:
                     counts[status] = counts.get(status, 0) + qs.update(status=status)
         MassMessage.objects.filter(id=message.id).update(last_polled_at=timezone.now())

@@ -311,3 +311,18 @@ def test_sweep_finds_stale_received_and_failed_with_attempts_left(client, on_com
     monkeypatch.setattr(tasks.process_callback, "delay", lambda event_id: queued.append(event_id))
     assert sweep_unprocessed(older_than=600) == 2
     assert queued == [stale.pk, failed.pk]
+
+
+def test_admin_lists_shows_and_requeues_events(admin_client, client, on_commit, monkeypatch):
+    event = _stored(client, on_commit)
+    assert admin_client.get("/admin/crm/callbackevent/").status_code == 200
+    assert admin_client.get(f"/admin/crm/callbackevent/{event.pk}/change/").status_code == 200
+    queued = []
+    from crm.tasks import callbacks as tasks
+
+    monkeypatch.setattr(tasks.process_callback, "delay", lambda event_id: queued.append(event_id))
+    response = admin_client.post(
+        "/admin/crm/callbackevent/", {"action": "process_again", "_selected_action": [event.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    assert queued == [event.pk]

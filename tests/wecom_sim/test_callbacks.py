@@ -108,3 +108,11 @@ def test_client_edits_console_tags_and_dismiss(sim, wx, world, receiver):
         ("change_external_chat", "create", None),
         ("change_external_chat", "dismiss", None),
     ]
+
+
+def test_reorder_knob_still_delivers_everything(sim, receiver):
+    sim.configure(reorder=True)
+    sim.add_member("alice")
+    chats = {sim.create_groupchat("alice", f"g{i}")["chat_id"] for i in range(6)}
+    assert sim.drain(10)["delivered"] == 6
+    assert {e["ChatId"] for e in receiver.of("create")} == chats

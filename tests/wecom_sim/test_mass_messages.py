@@ -90,3 +90,12 @@ def test_group_mass_message_reaches_members(sim, wx, world):
     result = wx.post("externalcontact/get_groupmsg_send_result", {"msgid": created["msgid"], "userid": "alice"})
     assert result["send_list"][0]["chat_id"] == chat_id and result["send_list"][0]["status"] == 1
     assert sim.inbox(world["eid"])[-1]["kind"] == "group"
+
+
+def test_dispatching_window_answers_41063(sim, wx, world):
+    sim.configure(confirm_delay_seconds=None, mass_dispatch_seconds=60)
+    msgid = _send(wx, [world["eid"]])["msgid"]
+    busy = wx.post("externalcontact/get_groupmsg_task", {"msgid": msgid})
+    assert busy["errcode"] == 41063 and busy["task_list"] == []
+    sim.advance(61)
+    assert wx.post("externalcontact/get_groupmsg_task", {"msgid": msgid})["errcode"] == 0
