@@ -81,7 +81,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default runs web, worker, beat and simulator as separate processes on one file:
     # WAL lets readers proceed during a write, IMMEDIATE takes the write lock up front (no upgrade
     # deadlocks), and the timeout waits for it instead of failing with "database is locked".
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
@@ -156,6 +155,10 @@ WECOM_CALLBACK_URL = env_str("WECOM_CALLBACK_URL", f"{PUBLIC_BASE_URL}/wecom/cal
 WECOM_CALLBACK_MAX_AGE_SECONDS = env_int("WECOM_CALLBACK_MAX_AGE_SECONDS", 300)
 WECOM_HTTP_TIMEOUT = env_float("WECOM_HTTP_TIMEOUT", 10.0)
 WECOM_MAX_RETRIES = env_int("WECOM_MAX_RETRIES", 4)
+WECOM_RETRY_BASE_DELAY = env_float("WECOM_RETRY_BASE_DELAY", 0.2)  # seconds; backoff doubles, with jitter
+WECOM_RETRY_MAX_DELAY = env_float("WECOM_RETRY_MAX_DELAY", 10.0)
+CALLBACK_MAX_ATTEMPTS = env_int("CALLBACK_MAX_ATTEMPTS", 5)
+CALLBACK_SWEEP_AFTER_SECONDS = env_int("CALLBACK_SWEEP_AFTER_SECONDS", 120)
 WECOM_MCH_ID = env_str("WECOM_MCH_ID", "1900000109")
 WECOM_PAY_API_KEY = env_str("WECOM_PAY_API_KEY", "demoPayApiKey0123456789abcdefABCD")
 WECOM_PAY_SECRET = env_str("WECOM_PAY_SECRET", "demoPaymentAppSecret0123456789")
@@ -180,6 +183,7 @@ WECOM_SIM = {
 PHONE_HASH_KEY = env_str("PHONE_HASH_KEY", "dev-phone-hash-key")
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", "3q2-7vR0n1l7dEbqH8J5sZc8d6QeYw9mK2xTgV4pLfA=")
 CARD_QR_TTL_SECONDS = env_int("CARD_QR_TTL_SECONDS", 60)
+LOYALTY_FEN_PER_POINT = env_int("LOYALTY_FEN_PER_POINT", 100)  # one point per yuan spent
 
 # --- Auth, API ------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -218,6 +222,7 @@ USE_TZ = True
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns about a missing root before collectstatic has run
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

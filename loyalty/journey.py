@@ -302,7 +302,9 @@ def run(base_url: str, customers: int, seed: int, timeout: float = 120.0) -> dic
     journey.join_vip_groups(vips)
     campaign = None
     if vips:
-        campaign = journey.campaign(budget_fen=max(100 * len(vips), 2000 * len(vips)), packets=len(vips))
+        # More packets than recipients, so that part of the budget is still claimable at the end.
+        packets = len(vips) + 3
+        campaign = journey.campaign(budget_fen=1288 * packets, packets=packets)
         journey.run_campaign(campaign, vips)
         journey.claim_red_packets(campaign, vips)
     return journey.figures(campaign)

@@ -30,6 +30,16 @@ def pytest_configure(config):
         raise pytest.UsageError(problem + " (make test starts an embedded Redis when none answers)")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_sim_delivery(django_db_setup):
+    """The simulator delivers callbacks from a thread in the process serving it (here, the live server):
+    stop it before the test database is dropped."""
+    yield
+    from wecom_sim import delivery
+
+    delivery.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_client():
     return redis_lib.Redis.from_url(settings.REDIS_URL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -157,12 +158,52 @@ class SyncRunAdmin(admin.ModelAdmin):
             messages.success(request, f"Sync #{run.pk} queued to resume")
 
 
+class ChannelAdminForm(forms.ModelForm):
+    class Meta:
+        model = Channel
+        fields = ["name", "state", "staff", "welcome_text", "active_from", "active_until"]
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk is None and not self.errors:
+            from crm.services.channels import channel_validate
+
+            try:
+                channel_validate(name=data.get("name", ""), state=data.get("state", ""),
+                                 staff_userids=[s.userid for s in data.get("staff") or []])
+            except ApplicationError as exc:
+                field = {"staff_userids": "staff"}.get(exc.field or "", exc.field)
+                raise forms.ValidationError({field if field in self.fields else None: exc.message})
+        return data
+
+
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
+    """Adding a channel creates its contact way (QR) in WeCom through the service."""
+
+    form = ChannelAdminForm
     list_display = ["name", "state", "config_id", "active_from", "active_until", "created_at"]
     search_fields = ["name", "state", "config_id"]
     readonly_fields = ["config_id", "qr_code"]
     filter_horizontal = ["staff"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "state"] if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        from crm.services.channels import channel_create
+
+        channel = channel_create(
+            name=obj.name, state=obj.state, welcome_text=obj.welcome_text,
+            staff_userids=[s.userid for s in form.cleaned_data["staff"]],
+        )
+        Channel.objects.filter(pk=channel.pk).update(active_from=obj.active_from, active_until=obj.active_until)
+        obj.pk, obj.config_id, obj.qr_code, obj.created_at = channel.pk, channel.config_id, channel.qr_code, \
+            channel.created_at
+        obj._state.adding = False
 
 
 @admin.register(TagGroup)

@@ -43,11 +43,11 @@ class CallbackRefused(ApplicationError):
 
 
 def max_attempts() -> int:
-    return int(getattr(settings, "CALLBACK_MAX_ATTEMPTS", 5))
+    return settings.CALLBACK_MAX_ATTEMPTS
 
 
 def sweep_after_seconds() -> float:
-    return float(getattr(settings, "CALLBACK_SWEEP_AFTER_SECONDS", 120))
+    return float(settings.CALLBACK_SWEEP_AFTER_SECONDS)
 
 
 # --- crypto and replay guard, built from settings at call time (tests override settings) ------------
@@ -179,13 +179,22 @@ def callback_receive(*, params: dict, body: bytes) -> tuple[CallbackEvent, bool]
     digest = hashlib.sha1(f"{nonce}:{msg_signature}".encode()).hexdigest()
     replay_key = REPLAY_KEY.format(digest=digest)
     window = settings.WECOM_CALLBACK_MAX_AGE_SECONDS * 2 + 60
-    if not _redis().set(replay_key, 1, nx=True, ex=window):
+    try:
+        fresh = _redis().set(replay_key, 1, nx=True, ex=window)
+    except redis.RedisError:
+        # Redis down: still store (the dedupe key makes a replayed event a no-op); the sweep enqueues it later.
+        logger.warning("callback replay guard unavailable", exc_info=True)
+        fresh, replay_key = True, None
+    if not fresh:
         raise CallbackRefused("this request was already received", code="replayed")
     try:
         return _store(payload=payload, xml=xml, body=body, msg_signature=msg_signature, timestamp=ts, nonce=nonce)
     except Exception:
-        # Not stored: let WeCom's retry of this very request through.
-        _redis().delete(replay_key)
+        if replay_key is not None:  # not stored: let WeCom's retry of this very request through
+            try:
+                _redis().delete(replay_key)
+            except redis.RedisError:
+                pass
         raise
 
 

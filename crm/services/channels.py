@@ -22,6 +22,12 @@ def channel_create(*, name: str, state: str, staff_userids: list[str], welcome_t
     """Create a scene-2 (QR) contact way in WeCom for these staff and store its config_id and qr_code.
 
     Validation happens before WeCom is called, so a refused input never leaves a config behind."""
+    name, staff = channel_validate(name=name, state=state, staff_userids=staff_userids)
+    return _channel_create_in_wecom(name, state, staff_userids, staff, welcome_text)
+
+
+def channel_validate(*, name: str, state: str, staff_userids: list[str]) -> tuple[str, list[Staff]]:
+    """Refuse what WeCom would refuse (or what would clash), naming the field; returns (name, staff)."""
     name = (name or "").strip()
     if not name:
         raise ApplicationError("A channel needs a name.", field="name")
@@ -42,7 +48,12 @@ def channel_create(*, name: str, state: str, staff_userids: list[str], welcome_t
         raise ApplicationError(
             f"Staff without customer contact or resigned: {', '.join(unusable)}", field="staff_userids"
         )
+    return name, staff
 
+
+def _channel_create_in_wecom(
+    name: str, state: str, staff_userids: list[str], staff: list[Staff], welcome_text: str
+) -> Channel:
     client = get_client()
     try:
         created = client.add_contact_way(

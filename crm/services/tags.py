@@ -11,6 +11,10 @@ from crm.models.staff import Staff
 from crm.models.tags import ContactTag, Tag, TagGroup
 from crm.services.timeline import timeline_add
 from crm.wecom.client import get_client
+from crm.wecom.errors import WeComError
+
+TAG_EXISTS = 40071
+RELATION_GONE = frozenset({84061, 40096})
 
 
 def tag_ensure(group_name: str, tag_name: str) -> Tag:
@@ -25,11 +29,19 @@ def tag_ensure(group_name: str, tag_name: str) -> Tag:
     return tag
 
 
+def _queue_push(contact_id: int) -> None:
+    from crm.tasks.contacts import push_contact_tags
+
+    transaction.on_commit(lambda: push_contact_tags.delay(contact_id))
+
+
 def contact_tag_add(contact: Contact, tag: Tag, *, staff: Staff | None = None, source: str = "crm") -> bool:
-    """Put a tag on a contact (company view). Returns False if it was already there."""
+    """Put a tag on a contact (company view) and, after commit, on its WeCom relations. False if already there."""
     _, created = ContactTag.objects.get_or_create(contact=contact, tag=tag, defaults={"staff": staff})
     if created:
         timeline_add(contact, ContactEvent.Kind.TAGGED, staff=staff, data={"tag": str(tag), "source": source})
+        if source != "wecom":  # what came from WeCom is already there
+            _queue_push(contact.pk)
     return created
 
 
@@ -37,7 +49,67 @@ def contact_tag_remove(contact: Contact, tag: Tag, *, staff: Staff | None = None
     deleted, _ = ContactTag.objects.filter(contact=contact, tag=tag).delete()
     if deleted:
         timeline_add(contact, ContactEvent.Kind.UNTAGGED, staff=staff, data={"tag": str(tag), "source": source})
+        if source != "wecom":
+            _queue_push(contact.pk)
     return bool(deleted)
+
+
+def tag_push(tag: Tag) -> Tag:
+    """Create a crm tag as a WeCom corp tag (once), so staff see it and it can be marked on customers there."""
+    if tag.wecom_id:
+        return tag
+    group = tag.group
+    try:
+        created = get_client().add_corp_tag(
+            [{"name": tag.name}], group_id=group.wecom_id or None, group_name=None if group.wecom_id else group.name
+        )["tag_group"]
+    except WeComError as exc:
+        if exc.errcode != TAG_EXISTS:
+            raise
+        tags_sync_from_wecom()  # made by someone else already: adopt its id
+        tag.refresh_from_db()
+        return tag
+    with transaction.atomic():
+        if not group.wecom_id:
+            TagGroup.objects.filter(pk=group.pk).update(wecom_id=created["group_id"])
+        wecom_id = next((t["id"] for t in created.get("tag") or [] if t["name"] == tag.name), None)
+        Tag.objects.filter(pk=tag.pk).update(wecom_id=wecom_id)
+    tag.refresh_from_db()
+    return tag
+
+
+def contact_tags_push(contact_id: int) -> dict:
+    """Make the corp tags on each of the contact's active WeCom relations match the company view (ContactTag):
+    add what the company gave, remove known tags it took away. WeCom calls first, each relation saved after."""
+    from crm.models.contacts import FollowRelation
+
+    contact = Contact.objects.filter(pk=contact_id).first()
+    if contact is None:
+        return {"contact": "gone"}
+    wanted = [tag_push(t) for t in Tag.objects.select_related("group").filter(contact_tags__contact=contact,
+                                                                               deleted_at__isnull=True)]
+    wanted_ids = {t.wecom_id for t in wanted if t.wecom_id}
+    known_ids = set(Tag.objects.filter(wecom_id__isnull=False).values_list("wecom_id", flat=True))
+    counts = {"added": 0, "removed": 0}
+    follows = FollowRelation.objects.select_related("staff").filter(
+        contact=contact, deleted_by_staff_at__isnull=True, staff__status=Staff.Status.ACTIVE
+    )
+    for follow in follows:
+        have = set(follow.wecom_tag_ids)
+        add, remove = wanted_ids - have, (have & known_ids) - wanted_ids
+        if not add and not remove:
+            continue
+        try:
+            get_client().mark_tag(follow.staff.userid, contact.external_userid, add_tag=sorted(add) or None,
+                                  remove_tag=sorted(remove) or None)
+        except WeComError as exc:
+            if exc.errcode in RELATION_GONE:
+                continue
+            raise
+        FollowRelation.objects.filter(pk=follow.pk).update(wecom_tag_ids=sorted((have | add) - remove))
+        counts["added"] += len(add)
+        counts["removed"] += len(remove)
+    return counts
 
 
 def contacts_bulk_tag(*, contact_ids: list[int], tag_ids: list[int], remove: bool = False) -> int:

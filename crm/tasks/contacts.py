@@ -96,3 +96,16 @@ def resume_stalled() -> dict:
     from crm.services.sync import syncs_resume_stalled
 
     return {"handovers": handovers_resume_stalled(), "syncs": syncs_resume_stalled()}
+
+
+@shared_task(bind=True, acks_late=True, max_retries=5, name="crm.tasks.contacts.push_contact_tags")
+def push_contact_tags(self, contact_id: int) -> dict:
+    """Mirror the company's tags for one contact onto its WeCom relations (mark_tag)."""
+    from crm.services.tags import contact_tags_push
+
+    try:
+        return contact_tags_push(contact_id)
+    except WeComError as exc:
+        if exc.retryable:
+            raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries))
+        raise

@@ -64,9 +64,9 @@ class ClientConfig:
             timeout=float(settings.WECOM_HTTP_TIMEOUT),
             max_retries=int(settings.WECOM_MAX_RETRIES),
             redis_url=settings.REDIS_URL,
-            retry_base_delay=float(getattr(settings, "WECOM_RETRY_BASE_DELAY", 0.2)),
-            retry_max_delay=float(getattr(settings, "WECOM_RETRY_MAX_DELAY", 10.0)),
-            agent_id=getattr(settings, "WECOM_AGENT_ID", None),
+            retry_base_delay=settings.WECOM_RETRY_BASE_DELAY,
+            retry_max_delay=settings.WECOM_RETRY_MAX_DELAY,
+            agent_id=settings.WECOM_AGENT_ID,
         )
 
 

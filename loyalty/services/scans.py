@@ -29,7 +29,7 @@ class ScanResult:
 
 def points_for_amount(amount_fen: int) -> int:
     """Points earned for a receipt: one per LOYALTY_FEN_PER_POINT fen (default 100, one point per yuan)."""
-    return amount_fen // int(getattr(settings, "LOYALTY_FEN_PER_POINT", 100))
+    return amount_fen // settings.LOYALTY_FEN_PER_POINT
 
 
 def _clean_items(items: list[dict[str, Any]] | None) -> list[PurchaseLine]:

@@ -326,3 +326,18 @@ def test_admin_lists_shows_and_requeues_events(admin_client, client, on_commit, 
     )
     assert response.status_code == 200
     assert queued == [event.pk]
+
+
+def test_oversized_body_is_refused_before_decrypting(client, on_commit):
+    params, _ = signed_post(event_xml())
+    response = post(client, params, b"<xml>" + b"x" * (svc.MAX_BODY_BYTES + 1) + b"</xml>")
+    assert response.status_code == 413
+    assert not CallbackEvent.objects.exists()
+
+
+def test_redis_down_still_stores_before_acknowledging(client, on_commit, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    assert post(client, *signed_post(event_xml())).status_code == 200
+    event = CallbackEvent.objects.get()
+    assert event.status == CallbackEvent.Status.RECEIVED  # the sweep queues it once the broker is back
+    assert svc.callback_due_for_sweep(older_than=0) == [event.pk]

@@ -51,3 +51,25 @@ def test_corp_tags_sync_from_wecom(staffed):
     tags_sync_from_wecom()
     assert Tag.objects.get(wecom_id=gold["id"]).deleted_at is not None  # kept, marked deleted
     assert Tag.objects.get(name="Silver").deleted_at is None
+
+
+def test_company_tags_are_pushed_to_wecom_relations(staffed, celery_worker):
+    from crm.services.tags import contacts_bulk_tag, tag_ensure
+
+    sim = staffed
+    channel_create(name="Store", state="store-1", staff_userids=["alice"])
+    eid = sim.shopper("Tagged")
+    sim.scan(eid, "store-1")
+    contact = wait_for(lambda: Contact.objects.filter(external_userid=eid).first(), timeout=30, message="contact")
+    gold = tag_ensure("Tier", "Gold")
+
+    def wecom_tags():
+        follow = get_client().externalcontact_get(eid)["follow_user"][0]
+        return sorted(t["tag_name"] for t in follow.get("tags") or [])
+
+    contacts_bulk_tag(contact_ids=[contact.id], tag_ids=[gold.id])
+    wait_for(lambda: wecom_tags() == ["Gold"], timeout=30, message="tag marked in WeCom")
+    gold.refresh_from_db()
+    assert gold.wecom_id and gold.group.wecom_id  # created as a corp tag once
+    contacts_bulk_tag(contact_ids=[contact.id], tag_ids=[gold.id], remove=True)
+    wait_for(lambda: wecom_tags() == [], timeout=30, message="tag removed in WeCom")

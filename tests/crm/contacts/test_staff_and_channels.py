@@ -66,3 +66,20 @@ def test_channel_state_is_unique(staffed):
         channel_create(name="B", state="dup-state", staff_userids=["bob"])
     assert info.value.field == "state"
     assert Channel.objects.count() == 1
+
+
+def test_admin_add_channel_creates_the_contact_way(staffed, admin_client):
+    from django.urls import reverse
+
+    alice = Staff.objects.get(userid="alice")
+    url = reverse("admin:crm_channel_add")
+    refused = admin_client.post(url, {"name": "Bad", "state": "has space", "staff": [alice.pk]})
+    assert refused.status_code == 200 and b"state must be" in refused.content
+    assert not Channel.objects.exists()
+    response = admin_client.post(url, {"name": "Admin QR", "state": "admin-qr", "staff": [alice.pk],
+                                       "welcome_text": "Hello"})
+    assert response.status_code == 302, response.content[:3000]
+    channel = Channel.objects.get()
+    assert channel.config_id and channel.qr_code
+    assert get_client().get_contact_way(channel.config_id)["contact_way"]["state"] == "admin-qr"
+    assert list(channel.staff.values_list("userid", flat=True)) == ["alice"]
