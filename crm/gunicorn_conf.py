@@ -27,6 +27,7 @@ logconfig_dict = {
         "json": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
         "access": {"class": "logging.StreamHandler", "formatter": "raw", "stream": "ext://sys.stdout"},
     },
+    "root": {"handlers": ["json"], "level": "INFO"},
     "loggers": {
         "gunicorn.error": {"handlers": ["json"], "level": "INFO", "propagate": False},
         "gunicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from crm.env import celery_url, env_bool, env_float, env_int, env_list, env_str, redis_py_url
 
@@ -117,7 +117,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Separate queues so a campaign burst never starves callback handling.
-CELERY_TASK_QUEUES = [Queue("callbacks"), Queue("pushes"), Queue("redpackets"), Queue("default")]
+# Each queue gets its own exchange and routing key: with a bare Queue(name) Celery binds every queue to the
+# default exchange under the key "default", and a task routed to one queue would land in all four.
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in ("callbacks", "pushes", "redpackets", "default")]
+CELERY_TASK_DEFAULT_EXCHANGE = "default"
+CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
 CELERY_TASK_ROUTES = {
     "crm.tasks.callbacks.*": {"queue": "callbacks"},
     "crm.tasks.campaigns.*": {"queue": "pushes"},

@@ -191,19 +191,15 @@ class ChannelAdmin(admin.ModelAdmin):
         return [*self.readonly_fields, "state"] if obj else self.readonly_fields
 
     def save_model(self, request, obj, form, change) -> None:
-        if change:
-            super().save_model(request, obj, form, change)
-            return
-        from crm.services.channels import channel_create
+        super().save_model(request, obj, form, change)
+        if not change:
+            from django.db import transaction
 
-        channel = channel_create(
-            name=obj.name, state=obj.state, welcome_text=obj.welcome_text,
-            staff_userids=[s.userid for s in form.cleaned_data["staff"]],
-        )
-        Channel.objects.filter(pk=channel.pk).update(active_from=obj.active_from, active_until=obj.active_until)
-        obj.pk, obj.config_id, obj.qr_code, obj.created_at = channel.pk, channel.config_id, channel.qr_code, \
-            channel.created_at
-        obj._state.adding = False
+            from crm.tasks.contacts import register_channel
+
+            # The contact way is created in WeCom by a task after commit, never inside the admin's transaction.
+            transaction.on_commit(lambda: register_channel.delay(obj.pk))
+            messages.info(request, "The QR code is being created in WeCom; reload in a moment.")
 
 
 @admin.register(TagGroup)

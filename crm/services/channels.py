@@ -51,9 +51,8 @@ def channel_validate(*, name: str, state: str, staff_userids: list[str]) -> tupl
     return name, staff
 
 
-def _channel_create_in_wecom(
-    name: str, state: str, staff_userids: list[str], staff: list[Staff], welcome_text: str
-) -> Channel:
+def _add_contact_way(name: str, state: str, staff_userids: list[str]) -> tuple[str, str]:
+    """The WeCom call: a scene-2 QR contact way -> (config_id, qr_code)."""
     client = get_client()
     try:
         created = client.add_contact_way(
@@ -67,24 +66,44 @@ def _channel_create_in_wecom(
         qr_code = created.get("qr_code") or client.get_contact_way(created["config_id"])["contact_way"].get("qr_code")
     except WeComError as exc:
         raise ApplicationError(f"WeCom refused the contact way: {exc.errmsg}", code=f"wecom_{exc.errcode}") from exc
+    return created["config_id"], qr_code or ""
 
+
+def _channel_create_in_wecom(
+    name: str, state: str, staff_userids: list[str], staff: list[Staff], welcome_text: str
+) -> Channel:
+    config_id, qr_code = _add_contact_way(name, state, staff_userids)
     try:
         with transaction.atomic():
             channel = Channel.objects.create(
-                name=name,
-                state=state,
-                config_id=created["config_id"],
-                qr_code=qr_code or "",
-                welcome_text=welcome_text,
+                name=name, state=state, config_id=config_id, qr_code=qr_code, welcome_text=welcome_text
             )
             channel.staff.set(staff)
     except IntegrityError:
         # Lost a race on the same state: remove the config we just made so it is not orphaned in WeCom.
         try:
-            client.del_contact_way(created["config_id"])
+            get_client().del_contact_way(config_id)
         except WeComError:
             pass
         raise ApplicationError(f"A channel with state {state!r} already exists.", code="duplicate", field="state")
+    return channel
+
+
+def channel_register(channel_id: int) -> Channel:
+    """Create the WeCom contact way for a channel saved without one (the admin saves first, then this runs in a
+    task: no WeCom call inside the admin's transaction). Idempotent: a channel with a config_id is left alone."""
+    channel = Channel.objects.get(pk=channel_id)
+    if channel.config_id:
+        return channel
+    userids = list(channel.staff.values_list("userid", flat=True))
+    config_id, qr_code = _add_contact_way(channel.name, channel.state, userids)
+    updated = Channel.objects.filter(pk=channel.pk, config_id="").update(config_id=config_id, qr_code=qr_code)
+    if not updated:  # registered meanwhile by another run: drop ours
+        try:
+            get_client().del_contact_way(config_id)
+        except WeComError:
+            pass
+    channel.refresh_from_db()
     return channel
 
 

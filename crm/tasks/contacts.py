@@ -109,3 +109,11 @@ def push_contact_tags(self, contact_id: int) -> dict:
         if exc.retryable:
             raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries))
         raise
+
+
+@shared_task(acks_late=True, name="crm.tasks.contacts.register_channel")
+def register_channel(channel_id: int) -> str:
+    """Create the WeCom contact way of a channel added in the admin."""
+    from crm.services.channels import channel_register
+
+    return channel_register(channel_id).config_id

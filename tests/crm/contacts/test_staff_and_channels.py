@@ -9,6 +9,7 @@ from crm.models import Channel, Staff
 from crm.services.channels import channel_create
 from crm.services.staff import staff_sync
 from crm.wecom.client import get_client
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -68,7 +69,8 @@ def test_channel_state_is_unique(staffed):
     assert Channel.objects.count() == 1
 
 
-def test_admin_add_channel_creates_the_contact_way(staffed, admin_client):
+@pytest.mark.worker
+def test_admin_add_channel_creates_the_contact_way(staffed, admin_client, celery_worker):
     from django.urls import reverse
 
     alice = Staff.objects.get(userid="alice")
@@ -79,7 +81,7 @@ def test_admin_add_channel_creates_the_contact_way(staffed, admin_client):
     response = admin_client.post(url, {"name": "Admin QR", "state": "admin-qr", "staff": [alice.pk],
                                        "welcome_text": "Hello"})
     assert response.status_code == 302, response.content[:3000]
-    channel = Channel.objects.get()
-    assert channel.config_id and channel.qr_code
+    channel = wait_for(lambda: Channel.objects.exclude(config_id="").first(), timeout=30, message="registered")
+    assert channel.qr_code
     assert get_client().get_contact_way(channel.config_id)["contact_way"]["state"] == "admin-qr"
     assert list(channel.staff.values_list("userid", flat=True)) == ["alice"]
