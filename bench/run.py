@@ -26,7 +26,8 @@ KEYS = ("name", "value", "unit", "baseline", "ratio", "target", "met")
 
 
 def discover() -> list[str]:
-    return sorted(p.stem for p in (ROOT / "bench").glob("*.py") if p.stem not in {"__init__", "run"} and not p.stem.startswith("_"))
+    names = (p.stem for p in (ROOT / "bench").glob("*.py"))
+    return sorted(n for n in names if n not in {"__init__", "run"} and not n.startswith("_"))
 
 
 def load_results() -> list[dict]:

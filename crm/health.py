@@ -27,12 +27,14 @@ def _check_redis_and_workers() -> tuple[dict, dict]:
         client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
         client.ping()
         keys = list(client.scan_iter(match=HEARTBEAT_PREFIX + "*", count=100))
-        beats = {k.decode()[len(HEARTBEAT_PREFIX):]: int(v) for k, v in zip(keys, client.mget(keys)) if v} if keys else {}
+        values = client.mget(keys) if keys else []
+        beats = {k.decode()[len(HEARTBEAT_PREFIX) :]: int(v) for k, v in zip(keys, values, strict=True) if v}
     except Exception as exc:
         err = {"ok": False, "error": str(exc)}
         return err, {"ok": False, "error": "redis unreachable"}
     now = time.time()
-    fresh = {host: round(now - ts, 1) for host, ts in beats.items() if now - ts <= settings.WORKER_HEARTBEAT_STALE_SECONDS}
+    stale_after = settings.WORKER_HEARTBEAT_STALE_SECONDS
+    fresh = {host: round(now - ts, 1) for host, ts in beats.items() if now - ts <= stale_after}
     workers = {"ok": bool(fresh), "alive": len(fresh), "seconds_since_beat": fresh}
     if not fresh:
         workers["error"] = "no Celery worker heartbeat in the last %ss" % settings.WORKER_HEARTBEAT_STALE_SECONDS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -9,6 +10,7 @@ import time
 from celery.signals import worker_ready, worker_shutdown
 
 HEARTBEAT_PREFIX = "crm:heartbeat:worker:"
+logger = logging.getLogger(__name__)
 _stop = threading.Event()
 
 
@@ -21,13 +23,13 @@ def _beat(hostname: str) -> None:
     while not _stop.is_set():
         try:
             client.set(key, int(time.time()), ex=settings.WORKER_HEARTBEAT_STALE_SECONDS)
-        except Exception:  # Redis down: /healthz will say so; keep trying
-            pass
+        except redis.RedisError:  # Redis down: /healthz says so; keep trying
+            logger.warning("worker heartbeat could not be written", exc_info=True)
         _stop.wait(settings.WORKER_HEARTBEAT_SECONDS)
     try:
         client.delete(key)
-    except Exception:
-        pass
+    except redis.RedisError:
+        logger.info("worker heartbeat key left to expire")
 
 
 @worker_ready.connect

@@ -119,7 +119,9 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Separate queues so a campaign burst never starves callback handling.
 # Each queue gets its own exchange and routing key: with a bare Queue(name) Celery binds every queue to the
 # default exchange under the key "default", and a task routed to one queue would land in all four.
-CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in ("callbacks", "pushes", "redpackets", "default")]
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name) for name in ("callbacks", "pushes", "redpackets", "default")
+]
 CELERY_TASK_DEFAULT_EXCHANGE = "default"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
 CELERY_TASK_ROUTES = {
@@ -135,6 +137,8 @@ CELERY_BEAT_SCHEDULE = {
     "campaigns-poll-results": {"task": "crm.tasks.campaigns.poll_mass_message_results", "schedule": 20.0},
     "redpackets-refund-expired": {"task": "crm.tasks.redpackets.refund_expired_pools", "schedule": 60.0},
     "callbacks-sweep-unprocessed": {"task": "crm.tasks.callbacks.sweep_unprocessed", "schedule": 60.0},
+    "contacts-poll-handovers": {"task": "crm.tasks.contacts.poll_handovers", "schedule": 600.0},
+    "contacts-resume-stalled": {"task": "crm.tasks.contacts.resume_stalled", "schedule": 300.0},
     "contacts-nightly-reconcile": {
         "task": "crm.tasks.contacts.nightly_reconcile",
         "schedule": crontab(hour=3, minute=30),

@@ -9,6 +9,7 @@ from crm.models import (
     Campaign,
     CampaignRecipient,
     LuckyDraw,
+    LuckyDrawEntry,
     MassMessage,
     RedPacketClaim,
     RedPacketPool,
@@ -120,8 +121,17 @@ class RedPacketClaimAdmin(admin.ModelAdmin):
 @admin.register(RedPacketRefund)
 class RedPacketRefundAdmin(admin.ModelAdmin):
     list_display = ["id", "pool", "amount_fen", "packets", "created_at"]
+    search_fields = ["pool__campaign__name", "pool__act_name"]
 
 
 @admin.register(LuckyDraw)
 class LuckyDrawAdmin(admin.ModelAdmin):
     list_display = ["id", "campaign", "win_rate_percent", "created_at"]
+    search_fields = ["campaign__name"]
+
+
+@admin.register(LuckyDrawEntry)
+class LuckyDrawEntryAdmin(admin.ModelAdmin):
+    list_display = ["id", "draw", "contact", "prize", "created_at"]
+    search_fields = ["prize", "contact__external_userid", "contact__name", "draw__campaign__name"]
+    raw_id_fields = ["draw", "contact"]

@@ -7,7 +7,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-CHILD = "import os, redis; r = redis.Redis.from_url(os.environ['REDIS_URL']); r.set('k', 'v'); print(r.get('k').decode(), r.info()['redis_version'])"
+CHILD = (
+    "import os, redis; r = redis.Redis.from_url(os.environ['REDIS_URL']); r.set('k', 'v'); "
+    "print(r.get('k').decode(), r.info()['redis_version'])"
+)
 
 
 def test_embedded_redis_starts_when_nothing_answers(tmp_path):

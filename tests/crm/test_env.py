@@ -16,7 +16,9 @@ def test_typed_helpers_read_values_and_defaults(monkeypatch):
     assert env_bool("X_UNSET_ANYWHERE", True) is True
 
 
-@pytest.mark.parametrize(("reader", "value"), [(lambda: env_int("X_BAD", 1), "ten"), (lambda: env_bool("X_BAD"), "maybe")])
+@pytest.mark.parametrize(
+    ("reader", "value"), [(lambda: env_int("X_BAD", 1), "ten"), (lambda: env_bool("X_BAD"), "maybe")]
+)
 def test_bad_values_name_the_variable(monkeypatch, reader, value):
     monkeypatch.setenv("X_BAD", value)
     with pytest.raises(ImproperlyConfigured, match="X_BAD"):

@@ -33,5 +33,6 @@ def test_the_whole_journey(live_stack, celery_worker):
     # Every callback the simulator sent was stored and processed, none twice.
     assert CallbackEvent.objects.exclude(status=CallbackEvent.Status.PROCESSED).count() == 0
     # One campaign message per recipient, one claim per customer.
-    assert CampaignRecipient.objects.values("campaign", "contact").distinct().count() == CampaignRecipient.objects.count()
+    recipients = CampaignRecipient.objects
+    assert recipients.values("campaign", "contact").distinct().count() == recipients.count()
     assert RedPacketClaim.objects.values("pool", "contact").distinct().count() == RedPacketClaim.objects.count()

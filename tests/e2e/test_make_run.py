@@ -72,7 +72,10 @@ def test_make_run_serves_everything_and_stops_on_ctrl_c(tmp_path):
     port, sim_port = free_port(), free_port()
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     # Its own Redis database, so its worker never takes the test suite's tasks.
-    redis_url = redis_url.rsplit("/", 1)[0] + "/13" if redis_url.startswith("redis://") else redis_url.replace("db=0", "db=13")
+    if redis_url.startswith("redis://"):
+        redis_url = redis_url.rsplit("/", 1)[0] + "/13"
+    else:
+        redis_url = redis_url.replace("db=0", "db=13")
     env = dict(os.environ, VAR_DIR=str(tmp_path), PORT=str(port), SIM_PORT=str(sim_port), REDIS_URL=redis_url,
                DATABASE_URL=f"sqlite:///{tmp_path / 'crm.sqlite3'}")
     for key in ("WECOM_API_BASE_URL", "WECOM_PAY_BASE_URL", "WECOM_CALLBACK_URL", "PUBLIC_BASE_URL"):
