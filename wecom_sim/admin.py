@@ -31,9 +31,10 @@ class SimShopperAdmin(admin.ModelAdmin):
 
 @admin.register(m.SimFriendship)
 class SimFriendshipAdmin(admin.ModelAdmin):
-    list_display = ("member", "shopper", "state", "add_way", "member_deleted", "customer_deleted", "createtime")
+    list_display = ("member", "shopper", "state", "add_way", "confirmed", "member_deleted", "customer_deleted",
+                    "createtime")
     search_fields = ("member__userid", "shopper__external_userid", "shopper__name", "state")
-    list_filter = ("member_deleted", "customer_deleted")
+    list_filter = ("confirmed", "member_deleted", "customer_deleted")
     raw_id_fields = ("member", "shopper")
 
 
@@ -151,3 +152,15 @@ class SimRedPackAdmin(admin.ModelAdmin):
 class SimAccessTokenAdmin(admin.ModelAdmin):
     list_display = ("token", "created_at", "expires_at", "revoked")
     search_fields = ("token",)
+
+
+@admin.register(m.SimGroupMember)
+class SimGroupMemberAdmin(admin.ModelAdmin):
+    list_display = ("chat", "userid", "type", "join_scene", "join_time")
+    search_fields = ("userid", "name", "chat__chat_id", "state")
+
+
+@admin.register(m.SimMassTask)
+class SimMassTaskAdmin(admin.ModelAdmin):
+    list_display = ("message", "userid", "status", "send_time")
+    search_fields = ("userid", "message__msgid")

@@ -30,9 +30,10 @@ PATCHABLE = {
     "rate_limit_per_minute": int, "concurrency_limit": int, "friend_limit": int, "group_size_limit": int,
     "merchant_balance_fen": int, "duplicate_rate": float, "reorder": bool, "drop_rate": float,
     "welcome_code_ttl": int, "transfer_wait_seconds": int, "redpack_refund_seconds": int,
-    "mass_dispatch_seconds": float,
+    "mass_dispatch_seconds": float, "add_confirm_seconds": float, "welcome_send_delay_ms": int,
+    "ip_rate_limit_per_minute": int, "groupchat_visible_limit": int, "redpack_query_delay_seconds": float,
 }
-NULLABLE = {"confirm_delay_seconds"}
+NULLABLE = {"confirm_delay_seconds", "add_confirm_seconds"}
 
 
 def error(status: int, code: str, message: str, field: str | None = None) -> JsonResponse:
@@ -163,6 +164,12 @@ def member_delete_customer(request, data, userid):
     corp = get_corp()
     world.member_deletes_customer(corp, world.get_member(corp, userid), _required(data, "external_userid"))
     return {"ok": True}
+
+
+@admin_view({"POST"})
+def member_confirm_add(request, data, userid):
+    corp = get_corp()
+    return world.member_confirms_add(corp, world.get_member(corp, userid), _required(data, "external_userid"))
 
 
 @admin_view({"POST"})

@@ -1,4 +1,5 @@
-"""Time-driven transitions: staff confirming mass messages, transfers taking over, red packets refunding.
+"""Time-driven transitions: staff confirming mass messages and skip-verify adds, transfers taking over, red packets
+refunding.
 
 Run lazily by reads, by clock/advance and by the delivery thread; each transition is a conditional UPDATE,
 so concurrent callers apply it once."""
@@ -26,11 +27,12 @@ from wecom_sim.models import (
     SimShopper,
     SimTransfer,
 )
-from wecom_sim.world import deliver_to_inbox, friend_count
+from wecom_sim.world import confirm_add, deliver_to_inbox, friend_count
 
 
 def settle(corp: SimCorp) -> None:
     confirm_due(corp)
+    confirm_adds_due(corp)
     settle_transfers(corp)
     settle_redpacks(corp)
 
@@ -89,7 +91,8 @@ def confirm_task(corp: SimCorp, task: SimMassTask) -> int:
 def _send_to_customer(corp, message, result, since, quota, content) -> int:
     shopper = SimShopper.objects.filter(corp=corp, external_userid=result.external_userid).first()
     friend = SimFriendship.objects.filter(member__corp=corp, member__userid=result.userid, shopper=shopper,
-                                          member_deleted=False, customer_deleted=False).exists()
+                                          member_deleted=False, customer_deleted=False,
+                                          confirmed=True).exists()
     if shopper is None or not friend:
         return 2
     received = SimInboxMessage.objects.filter(shopper=shopper, kind="mass", received_at__gte=since).count()
@@ -111,6 +114,20 @@ def _send_to_group(corp, message, result, since, quota, content, moment) -> int:
         if shopper:
             deliver_to_inbox(shopper, "group", result.userid, content, message.attachments, message.msgid, corp)
     return 1
+
+
+# --- skip-verify (half) adds ---------------------------------------------------------------------
+
+
+def confirm_adds_due(corp: SimCorp) -> None:
+    """Members confirm half adds add_confirm_seconds after the customer added (never by themselves when null)."""
+    if corp.add_confirm_seconds is None:
+        return
+    cutoff = now(corp) - dt.timedelta(seconds=corp.add_confirm_seconds)
+    pending = SimFriendship.objects.filter(member__corp=corp, confirmed=False, member_deleted=False,
+                                           createtime__lte=cutoff).select_related("member", "shopper")
+    for friendship in pending:
+        confirm_add(corp, friendship)
 
 
 # --- transfers ----------------------------------------------------------------------------------
@@ -140,7 +157,7 @@ def take_over(corp: SimCorp, transfer: SimTransfer) -> None:
     already_friends = existing is not None and not existing.member_deleted
     SimFriendship.objects.update_or_create(
         member=takeover, shopper=shopper,
-        defaults={"member_deleted": False, "customer_deleted": False, "createtime": now(corp),
+        defaults={"member_deleted": False, "customer_deleted": False, "confirmed": True, "createtime": now(corp),
                   "add_way": 201 if transfer.kind == "onjob" else 202, "oper_userid": transfer.handover_userid,
                   "state": old.state if old else "", "tag_ids": old.tag_ids if old else [],
                   "remark": old.remark if old else "", "description": old.description if old else ""},

@@ -71,6 +71,9 @@ class SimDriver:
     def member_delete_customer(self, userid: str, external_userid: str) -> dict:
         return self.call("POST", f"members/{userid}/delete_customer", {"external_userid": external_userid})
 
+    def member_confirm_add(self, userid: str, external_userid: str) -> dict:
+        return self.call("POST", f"members/{userid}/confirm_add", {"external_userid": external_userid})
+
     def member_edit_customer(self, userid: str, external_userid: str, **changes: Any) -> dict:
         return self.call("POST", f"members/{userid}/edit_customer", {"external_userid": external_userid, **changes})
 

@@ -40,6 +40,7 @@ TEXTS = {
     41064: "attachment count exceed limit",
     41065: "invalid attachment msgtype",
     41091: "chat_id_list size exceed limit",
+    41096: "welcome msg is being distributed",
     41093: "task has been cancelled",
     41094: "remind count exceed limit",
     42001: "access_token expired",

@@ -1,4 +1,4 @@
-"""Frequency limits (sliding windows per corp and API, 45009), concurrency caps (45033) and call statistics."""
+"""Frequency limits (sliding windows per corp and API, and per IP: 45009), concurrency caps (45033), call stats."""
 
 from __future__ import annotations
 
@@ -40,6 +40,12 @@ def stats() -> tuple[int, dict]:
 def allow(corpid: str, path: str, limit_per_minute: int) -> bool:
     """Sliding window: refused calls are not counted, so the block lasts until old calls leave the window."""
     key = f"wecomsim:rate:{corpid}:{path}"
+    return bool(client().eval(_ALLOW, 1, key, time.time(), WINDOW_SECONDS, limit_per_minute, uuid.uuid4().hex))
+
+
+def allow_ip(ip: str, limit_per_minute: int) -> bool:
+    """Per-IP sliding window over every cgi-bin API (WeCom: 20,000/min per IP)."""
+    key = f"wecomsim:rate:ip:{ip}"
     return bool(client().eval(_ALLOW, 1, key, time.time(), WINDOW_SECONDS, limit_per_minute, uuid.uuid4().hex))
 
 

@@ -219,7 +219,8 @@ def queryworkwxredpack(request: HttpRequest) -> HttpResponse:
             raise PayError("SYSTEMERROR", "系统繁忙,请稍后再试")
         settle_redpacks(corp)
         pack = SimRedPack.objects.filter(mch_billno=fields["mch_billno"], mch_id=fields["mch_id"]).first()
-        if pack is None:
+        if pack is None or now(corp) < pack.send_time + dt.timedelta(seconds=corp.redpack_query_delay_seconds):
+            # Right after sending the order may still be processing: "not found" is not a failure.
             raise PayError("NOT_FOUND", "指定单号数据不存在")
     except PayError as err:
         return xml_reply({"return_code": "SUCCESS", "return_msg": err.des, "result_code": "FAIL",

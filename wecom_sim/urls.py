@@ -13,6 +13,7 @@ admin_urls = [
     path("admin/members", admin_api.members, name="members"),
     path("admin/members/<str:userid>/resign", admin_api.member_resign, name="member-resign"),
     path("admin/members/<str:userid>/delete_customer", admin_api.member_delete_customer, name="member-delete"),
+    path("admin/members/<str:userid>/confirm_add", admin_api.member_confirm_add, name="member-confirm-add"),
     path("admin/members/<str:userid>/edit_customer", admin_api.member_edit_customer, name="member-edit"),
     path("admin/corp_tags", admin_api.corp_tags, name="corp-tags"),
     path("admin/corp_tags/<str:tag_id>/delete", admin_api.corp_tag_delete, name="corp-tag-delete"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 from django.db import transaction
@@ -83,29 +84,68 @@ def deliver_to_inbox(shopper: SimShopper, kind: str, from_userid: str, text: str
 
 @transaction.atomic
 def befriend(corp: SimCorp, member: SimMember, shopper: SimShopper, *, state: str = "", add_way: int = 1,
-             oper_userid: str | None = None, event: bool = True) -> tuple[SimFriendship, str | None]:
-    """Make (or restore) the relation and emit add_external_contact with State + WelcomeCode."""
+             oper_userid: str | None = None, event: bool = True, half: bool = False
+             ) -> tuple[SimFriendship, str | None]:
+    """Make (or restore) the relation and emit add_external_contact with State + WelcomeCode.
+
+    half: the customer added through a skip-verify contact way: the relation waits for the member to confirm
+    (84061 until then) and the event is add_half_external_contact; confirm_add emits add_external_contact."""
     if friend_count(member) >= corp.friend_limit:
         raise WorldError(f"{member.userid} reached the customer limit", "friend_limit", "userid", 409)
     moment = now(corp)
     friendship, created = SimFriendship.objects.get_or_create(
         member=member, shopper=shopper,
-        defaults={"createtime": moment, "state": state, "add_way": add_way,
+        defaults={"createtime": moment, "state": state, "add_way": add_way, "confirmed": not half,
                   "oper_userid": oper_userid or shopper.external_userid},
     )
     if not created:
         if not friendship.member_deleted and not friendship.customer_deleted:
-            return friendship, None  # already friends: nothing happens in the client
+            return friendship, None  # already friends (or waiting for the member): nothing happens in the client
         friendship.member_deleted = friendship.customer_deleted = False
         friendship.createtime, friendship.state, friendship.add_way = moment, state, add_way
         friendship.oper_userid = oper_userid or shopper.external_userid
+        friendship.confirmed = not half
         friendship.save()
     code = ids.welcome_code()
     SimWelcomeCode.objects.create(code=code, friendship=friendship, issued_at=moment)
     if event:
-        events.contact_event(corp, "add_external_contact", member.userid, shopper.external_userid, State=state,
-                             WelcomeCode=code)
+        events.contact_event(corp, "add_half_external_contact" if half else "add_external_contact", member.userid,
+                             shopper.external_userid, State=state, WelcomeCode=code)
+    if half and corp.add_confirm_seconds == 0:
+        confirm_add(corp, friendship)  # the member confirms at once (the default)
     return friendship, code
+
+
+def confirm_add(corp: SimCorp, friendship: SimFriendship) -> dict | None:
+    """The member confirms a skip-verify (half) add: the relation becomes visible to the API and
+    add_external_contact is emitted. There is one welcome opportunity per add: a new WelcomeCode is issued only
+    when the half-add code expired unused; none when a welcome went out (or is going out) with it, or while it is
+    still valid. -> {welcome_code} or None when there was nothing to confirm."""
+    if not SimFriendship.objects.filter(pk=friendship.pk, confirmed=False, member_deleted=False).update(
+            confirmed=True):
+        return None
+    friendship.refresh_from_db()
+    moment = now(corp)
+    half_code = friendship.welcome_codes.filter(issued_at__gte=friendship.createtime).order_by("-id").first()
+    code = None
+    expired_unused = half_code is not None and half_code.used_at is None and half_code.sending_at is None and (
+        moment > half_code.issued_at + dt.timedelta(seconds=corp.welcome_code_ttl))
+    if half_code is None or expired_unused:
+        code = ids.welcome_code()
+        SimWelcomeCode.objects.create(code=code, friendship=friendship, issued_at=moment)
+    events.contact_event(corp, "add_external_contact", friendship.member.userid, friendship.shopper.external_userid,
+                         State=friendship.state, WelcomeCode=code)
+    return {"welcome_code": code}
+
+
+def member_confirms_add(corp: SimCorp, member: SimMember, external_userid: str) -> dict:
+    shopper = get_shopper(corp, external_userid)
+    friendship = SimFriendship.objects.filter(member=member, shopper=shopper, confirmed=False,
+                                              member_deleted=False).first()
+    result = confirm_add(corp, friendship) if friendship else None
+    if result is None:
+        raise WorldError("no add waiting for this member's confirmation", "not_pending", "external_userid", 409)
+    return result
 
 
 def find_contact_way(corp: SimCorp, config_id: str | None = None, state: str | None = None) -> SimContactWay:
@@ -128,8 +168,8 @@ def scan_contact_way(corp: SimCorp, shopper: SimShopper, config_id: str | None =
         userid = users[locked.rr_index % len(users)]
         SimContactWay.objects.filter(pk=way.pk).update(rr_index=locked.rr_index + 1)
     member = get_member(corp, userid)
-    _, code = befriend(corp, member, shopper, state=way.state, add_way=1)
-    return {"userid": member.userid, "welcome_code": code}
+    friendship, code = befriend(corp, member, shopper, state=way.state, add_way=1, half=way.skip_verify)
+    return {"userid": member.userid, "welcome_code": code, "confirmed": friendship.confirmed}
 
 
 def delete_staff(corp: SimCorp, shopper: SimShopper, userid: str) -> None:

@@ -8,7 +8,9 @@ from tests.conftest import wait_for
 
 def test_add_event_delivered_signed_and_encrypted(sim, wx, receiver):
     sim.add_member("alice")
-    wx.post("externalcontact/add_contact_way", {"type": 1, "scene": 2, "user": ["alice"], "state": "store-9"})
+    # skip_verify false: the member accepts the request, a plain add_external_contact (no half add first)
+    wx.post("externalcontact/add_contact_way", {"type": 1, "scene": 2, "user": ["alice"], "state": "store-9",
+                                                "skip_verify": False})
     eid = sim.add_shopper("王芳")["external_userid"]
     added = sim.scan_contact_way(eid, state="store-9")
     wait_for(lambda: receiver.of("add_external_contact"), 10, message="add_external_contact")

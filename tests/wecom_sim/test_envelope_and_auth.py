@@ -153,3 +153,17 @@ def test_concurrency_cap_on_heavy_endpoints(sim, wx):
     assert wx.get("externalcontact/get_follow_user_list")["errcode"] == 0  # not a heavy endpoint
     sim.configure(concurrency_limit=5)
     assert wx.post("externalcontact/batch/get_by_user", {"userid_list": ["alice"]})["errcode"] == 0
+
+
+def test_rate_limit_per_ip_across_apis(sim, wx):
+    sim.add_member("alice")
+    made = sum(sim.stats()["calls"].values())  # cgi-bin calls from this IP so far (gettoken included)
+    sim.configure(ip_rate_limit_per_minute=made + 2)
+    assert wx.get("user/list")["errcode"] == 0
+    assert wx.get("externalcontact/get_follow_user_list")["errcode"] == 0
+    blocked = wx.get("user/get", userid="alice")  # a third API, each under its own per-API limit
+    assert blocked["errcode"] == 45009 and ERRMSG_SHAPE.match(blocked["errmsg"])
+    assert "from ip: 127.0.0.1" in blocked["errmsg"]
+    assert wx.post("user/list_id", {})["errcode"] == 45009
+    sim.configure(ip_rate_limit_per_minute=20000)
+    assert wx.get("user/get", userid="alice")["errcode"] == 0

@@ -65,3 +65,17 @@ def test_groupchat_list_paging(sim, wx, world):
     assert [c["chat_id"] for c in first["group_chat_list"]] == chats[:2] and first["next_cursor"]
     rest = wx.post("externalcontact/groupchat/list", {"limit": 2, "cursor": first["next_cursor"]})
     assert [c["chat_id"] for c in rest["group_chat_list"]] == chats[2:] and rest["next_cursor"] == ""
+
+
+def test_groupchat_list_without_owner_filter_81017_when_too_many_visible(sim, wx):
+    for userid in ("alice", "bob", "carol"):
+        sim.add_member(userid)
+    chat_id = sim.create_groupchat("alice", "G")["chat_id"]
+    assert wx.post("externalcontact/groupchat/list", {})["errcode"] == 0
+    sim.configure(groupchat_visible_limit=2)
+    refused = wx.post("externalcontact/groupchat/list", {"limit": 10})
+    assert refused["errcode"] == 81017 and refused["group_chat_list"] == [] and refused["next_cursor"] == ""
+    filtered = wx.post("externalcontact/groupchat/list", {"owner_filter": {"userid_list": ["alice"]}})
+    assert filtered["errcode"] == 0 and [c["chat_id"] for c in filtered["group_chat_list"]] == [chat_id]
+    sim.resign("carol")  # resigned members are no longer visible
+    assert wx.post("externalcontact/groupchat/list", {})["errcode"] == 0

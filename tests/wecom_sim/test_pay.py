@@ -117,3 +117,17 @@ def test_unclaimed_refund_through_clock(sim, world):
 def test_malformed_xml_is_not_500(sim):
     body = post(sim.base, "sendworkwxredpack", {}, raw="<xml><mch_billno>")
     assert body["return_code"] == "FAIL" and body["err_code"] == "47001"
+
+
+def test_query_not_found_right_after_sending(sim, world):
+    sim.configure(redpack_query_delay_seconds=30)
+    fields = send_fields(sim, world["shopper"]["openid"], 150)
+    sent = post(sim.base, "sendworkwxredpack", signed(fields))
+    assert sent["result_code"] == "SUCCESS"
+    early = query(sim, fields["mch_billno"])
+    assert early["return_code"] == "SUCCESS" and early["result_code"] == "FAIL" and early["err_code"] == "NOT_FOUND"
+    # Not a failure: a retry with the same billno pays nothing new.
+    again = post(sim.base, "sendworkwxredpack", signed({**fields, "nonce_str": "retry"}))
+    assert again["send_listid"] == sent["send_listid"] and len(sim.redpacks()["redpacks"]) == 1
+    sim.advance(31)
+    assert query(sim, fields["mch_billno"])["status"] == "SENT"

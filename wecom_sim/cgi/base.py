@@ -126,6 +126,8 @@ def cgi_bin(request: HttpRequest, api_path: str) -> HttpResponse:
             if code:
                 raise WecomError(code)
         params = parse_params(request, ep)
+        if not limits.allow_ip(ip, corp.ip_rate_limit_per_minute):
+            raise WecomError(45009)
         if not limits.allow(corp.corpid, api_path, corp.rate_limit_per_minute):
             raise WecomError(45009)
         with limits.concurrency_slot(corp.corpid, api_path, corp.concurrency_limit) as ok:

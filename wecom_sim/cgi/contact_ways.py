@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+
+from django.db.models import Q
+from django.utils import timezone
 
 from wecom_sim import ids
 from wecom_sim.cgi.base import WecomError, as_int, as_list, endpoint, page, require
@@ -12,6 +16,7 @@ from wecom_sim.world import deliver_to_inbox
 
 EXTRA_FIELDS = ("is_temp", "expires_in", "chat_expires_in", "unionid", "is_exclusive", "conclusions", "mark_source")
 MAX_ATTACHMENTS = 9
+IN_FLIGHT_STALE_SECONDS = 60  # a send that died in flight frees its code after this long
 ATTACHMENT_TYPES = {"image", "link", "miniprogram", "video", "file"}
 
 
@@ -155,9 +160,20 @@ def send_welcome_msg(corp: SimCorp, params: dict) -> dict:
         raise WecomError(41051)
     if moment > welcome.issued_at + dt.timedelta(seconds=corp.welcome_code_ttl):
         raise WecomError(41050)
-    if not SimWelcomeCode.objects.filter(pk=welcome.pk, used_at__isnull=True).update(used_at=moment):
-        raise WecomError(41051)
-    friendship = welcome.friendship
-    deliver_to_inbox(friendship.shopper, "welcome", friendship.member.userid, text.get("content", ""), attachments,
-                     code, corp)
+    # Take the code for this send; another send while it is in flight gets 41096 (retry later: it may still fail).
+    started = timezone.now()
+    free = Q(sending_at__isnull=True) | Q(sending_at__lt=started - dt.timedelta(seconds=IN_FLIGHT_STALE_SECONDS))
+    if not SimWelcomeCode.objects.filter(free, pk=welcome.pk, used_at__isnull=True).update(sending_at=started):
+        used = SimWelcomeCode.objects.filter(pk=welcome.pk, used_at__isnull=False).exists()
+        raise WecomError(41051 if used else 41096)
+    try:
+        if corp.welcome_send_delay_ms:
+            time.sleep(corp.welcome_send_delay_ms / 1000)
+        friendship = welcome.friendship
+        deliver_to_inbox(friendship.shopper, "welcome", friendship.member.userid, text.get("content", ""),
+                         attachments, code, corp)
+        SimWelcomeCode.objects.filter(pk=welcome.pk).update(used_at=moment)
+    except BaseException:
+        SimWelcomeCode.objects.filter(pk=welcome.pk, sending_at=started).update(sending_at=None)
+        raise
     return {}

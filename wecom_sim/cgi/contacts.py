@@ -61,10 +61,10 @@ def follow_info_json(friendship: SimFriendship) -> dict:
 
 
 def live_friendships():
-    """Relations the API still sees: the member has not deleted the customer (one-way ones count)."""
-    return SimFriendship.objects.filter(member_deleted=False, member__resigned_at__isnull=True).select_related(
-        "member", "shopper"
-    )
+    """Relations the API still sees: the member has not deleted the customer (one-way ones count) and has confirmed
+    a skip-verify add (before that WeCom answers 84061 for the pair)."""
+    return SimFriendship.objects.filter(member_deleted=False, confirmed=True,
+                                        member__resigned_at__isnull=True).select_related("member", "shopper")
 
 
 @endpoint("externalcontact/list", method="GET", empty={"external_userid": []})
@@ -78,6 +78,8 @@ def contact_list(corp: SimCorp, params: dict) -> dict:
 def contact_get(corp: SimCorp, params: dict) -> dict:
     shopper = shopper_or_40096(corp, require(params, "external_userid", 40063))
     follows = list(live_friendships().filter(shopper=shopper).order_by("id"))
+    if not follows:
+        raise WecomError(84061)  # no (confirmed) relation with any member of the corp
     chunk, cursor = page(follows, {"cursor": params.get("cursor"), "limit": FOLLOW_PAGE},
                          {"api": "get", "eid": shopper.external_userid}, FOLLOW_PAGE, FOLLOW_PAGE)
     result = {"external_contact": contact_json(shopper), "follow_user": [follow_user_json(f) for f in chunk]}
@@ -109,7 +111,8 @@ def batch_get_by_user(corp: SimCorp, params: dict) -> dict:
 def friendship_or_84061(corp: SimCorp, userid: str, external_userid: str) -> SimFriendship:
     member = active_member(corp, userid, 40003)
     shopper = shopper_or_40096(corp, external_userid)
-    friendship = SimFriendship.objects.filter(member=member, shopper=shopper, member_deleted=False).first()
+    friendship = SimFriendship.objects.filter(member=member, shopper=shopper, member_deleted=False,
+                                              confirmed=True).first()
     if friendship is None:
         raise WecomError(84061)
     return friendship

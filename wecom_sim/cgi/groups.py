@@ -19,6 +19,9 @@ def groupchat_list(corp: SimCorp, params: dict) -> dict:
     if owners:
         chats = chats.filter(owner__in=owners)
     else:
+        visible = SimMember.objects.filter(corp=corp, resigned_at__isnull=True).count()
+        if visible > corp.groupchat_visible_limit:
+            raise WecomError(81017)  # the app sees too many members: owner_filter is required
         # Groups of resigned owners show only when owner_filter names that owner.
         resigned = SimMember.objects.filter(corp=corp, resigned_at__isnull=False).values_list("userid", flat=True)
         chats = chats.exclude(owner__in=list(resigned))

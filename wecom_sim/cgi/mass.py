@@ -24,7 +24,8 @@ def _senders_for_single(corp: SimCorp, params: dict) -> tuple[list[tuple[str, st
     sender = params.get("sender")
     if len(eids) > MAX_CUSTOMERS:
         raise WecomError(40058, "external_userid exceed 10000")
-    live = SimFriendship.objects.filter(member__corp=corp, member_deleted=False, member__resigned_at__isnull=True)
+    live = SimFriendship.objects.filter(member__corp=corp, member_deleted=False, confirmed=True,
+                                        member__resigned_at__isnull=True)
     if sender:
         member = SimMember.objects.filter(corp=corp, userid__iexact=sender, resigned_at__isnull=True).first()
         if member is None:

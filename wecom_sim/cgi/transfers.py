@@ -46,7 +46,7 @@ def _start(corp: SimCorp, params: dict, kind: str) -> dict:
 
 def _start_one(corp, kind, handover, takeover, eid, moment, params) -> int:
     friendship = SimFriendship.objects.filter(member=handover, shopper__external_userid=eid,
-                                              member_deleted=False).first()
+                                              member_deleted=False, confirmed=True).first()
     if friendship is None:
         exists = SimFriendship.objects.filter(shopper__external_userid=eid, member__corp=corp).exists()
         return 40131 if exists else 40096

@@ -37,6 +37,7 @@ class SimWelcomeCode(models.Model):
     friendship = models.ForeignKey(SimFriendship, on_delete=models.CASCADE, related_name="welcome_codes")
     issued_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+    sending_at = models.DateTimeField(null=True, blank=True)  # real time a send_welcome_msg took it (41096)
 
     def __str__(self) -> str:
         return self.code

@@ -38,6 +38,12 @@ class SimCorp(models.Model):
     transfer_wait_seconds = models.IntegerField(default=86400)
     redpack_refund_seconds = models.IntegerField(default=86400)
     mass_dispatch_seconds = models.FloatField(default=0.0)
+    # skip-verify adds: seconds until the member confirms (0 = at once, null = only via admin confirm_add)
+    add_confirm_seconds = models.FloatField(null=True, blank=True, default=0.0)
+    welcome_send_delay_ms = models.IntegerField(default=0)  # a send_welcome_msg stays in flight this long (41096)
+    ip_rate_limit_per_minute = models.IntegerField(default=20000)
+    groupchat_visible_limit = models.IntegerField(default=1000)  # groupchat/list without owner_filter: 81017 above
+    redpack_query_delay_seconds = models.FloatField(default=0.0)  # query answers NOT_FOUND this long after sending
 
     def __str__(self) -> str:
         return self.corpid
@@ -96,7 +102,8 @@ class SimShopper(models.Model):
 
 
 class SimFriendship(models.Model):
-    """A follow relation member <-> shopper. member_deleted: gone (84061); customer_deleted: one-way."""
+    """A follow relation member <-> shopper. member_deleted: gone (84061); customer_deleted: one-way;
+    confirmed False: a skip-verify (half) add the member has not confirmed yet (84061 too)."""
 
     member = models.ForeignKey(SimMember, on_delete=models.CASCADE, related_name="friendships")
     shopper = models.ForeignKey(SimShopper, on_delete=models.CASCADE, related_name="friendships")
@@ -111,6 +118,7 @@ class SimFriendship(models.Model):
     tag_ids = models.JSONField(default=list)
     member_deleted = models.BooleanField(default=False)
     customer_deleted = models.BooleanField(default=False)
+    confirmed = models.BooleanField(default=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["member", "shopper"], name="wecomsim_friend_unique")]
