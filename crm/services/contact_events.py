@@ -32,10 +32,19 @@ def contact_add_from_callback(
     """add_external_contact / add_half_external_contact: own the contact, its relation, channel and welcome."""
     data = wecom_read_contact(external_userid)
     with transaction.atomic():
-        if data is None:
-            if not half:
-                return "contact gone in WeCom"
-            # Before the member confirms a half add WeCom may not list the pair yet: keep what the event says.
+        follow = None
+        if data is not None:
+            contact, follows = contact_apply_wecom(data, occurred_at=event_time, source="callback")
+            pair = follows.get(userid.lower())
+            if pair is not None:
+                follow, _ = pair
+            elif not half:
+                return "relation not listed by WeCom"
+        elif not half:
+            return "contact gone in WeCom"
+        if follow is None:
+            # Before the member confirms a half add WeCom does not list the pair yet (84061 when it is the
+            # customer's only relation, left out of follow_user otherwise): keep what the event says.
             contact, _ = Contact.objects.get_or_create(external_userid=external_userid)
             staff = staff_get_or_create(userid)
             follow, created = FollowRelation.objects.get_or_create(
@@ -44,12 +53,6 @@ def contact_add_from_callback(
             if created:
                 timeline_add(contact, ContactEvent.Kind.HALF_ADDED, staff=staff, data={"state": state},
                              occurred_at=event_time)
-        else:
-            contact, follows = contact_apply_wecom(data, occurred_at=event_time, source="callback")
-            pair = follows.get(userid.lower())
-            if pair is None:
-                return "relation not listed by WeCom"
-            follow, _ = pair
         sent = welcome_prepare(follow, welcome_code, event_time=event_time)
     return f"contact {contact.pk} added to {userid}" + (", welcome queued" if sent else "")
 

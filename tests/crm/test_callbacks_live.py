@@ -68,7 +68,7 @@ def test_simulator_url_verification_passes(sim):
     assert result["ok"], result
 
 
-def test_simulator_add_event_is_stored_with_state_and_welcome_code(sim):
+def test_simulator_add_events_are_stored_with_state_and_welcome_code(sim, settings):
     sim.post("members", {"userid": "zhangsan", "name": "张三"})
     from crm.wecom.client import get_client
 
@@ -77,12 +77,17 @@ def test_simulator_add_event_is_stored_with_state_and_welcome_code(sim):
     scan = sim.post(f"shoppers/{shopper['external_userid']}/scan_contact_way", {"config_id": way["config_id"]})
     drained = sim.post("callbacks/drain", {"timeout": 15})
     assert drained["drained"] and drained["failed"] == 0, drained
-    event = CallbackEvent.objects.get(change_type="add_external_contact")
-    assert event.payload["ExternalUserID"] == shopper["external_userid"]
-    assert event.payload["UserID"] == "zhangsan"
-    assert event.payload["State"] == "store-sh-001"
-    assert event.payload["WelcomeCode"] == scan["welcome_code"]
-    assert event.payload["ToUserName"] == event.payload.get("ToUserName") and event.event == "change_external_contact"
+    # skip_verify (the default): the customer's add is a half add carrying the welcome code, then the member's
+    # confirmation is the full add.
+    half = CallbackEvent.objects.get(change_type="add_half_external_contact")
+    full = CallbackEvent.objects.get(change_type="add_external_contact")
+    for event in (half, full):
+        assert event.event == "change_external_contact"
+        assert event.payload["ToUserName"] == settings.WECOM_CORP_ID
+        assert event.payload["ExternalUserID"] == shopper["external_userid"]
+        assert event.payload["UserID"] == "zhangsan"
+        assert event.payload["State"] == "store-sh-001"
+    assert half.payload["WelcomeCode"] == scan["welcome_code"]
 
 
 def test_simulator_duplicate_deliveries_are_stored_once(sim):

@@ -125,3 +125,24 @@ def test_welcome_being_distributed_41096(sim, wx, world):
     sim.configure(welcome_send_delay_ms=0)
     assert wx.post("externalcontact/send_welcome_msg", body)["errcode"] == 41051  # delivered: final
     assert len(sim.inbox(world["eid"])) == 1
+
+
+def test_crm_welcomes_a_half_add_while_the_customer_follows_another_member(half_world, receiver, settings):
+    """The CRM applies the simulator's real half-add event: WeCom does not list the pair yet (the customer is
+    bob's, alice has not confirmed), and the welcome still goes out with the half-add code."""
+    from crm.models.contacts import ContactEvent, FollowRelation, WelcomeMessage
+    from crm.services import callback_routing
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    sim = half_world
+    sim.configure(add_confirm_seconds=None)
+    eid = sim.add_shopper("王芳")["external_userid"]
+    sim.scan_contact_way(eid, state="bob-1")
+    sim.scan_contact_way(eid, state="half-1")
+    half = wait_for(lambda: receiver.of("add_half_external_contact"), 10, message="half add")[0]
+    assert "welcome queued" in callback_routing.apply_event(dict(half))
+    follow = FollowRelation.objects.get(staff__userid="alice", contact__external_userid=eid)
+    assert follow.state == "half-1" and follow.deleted_by_staff_at is None
+    assert WelcomeMessage.objects.get(follow=follow).status == WelcomeMessage.Status.SENT
+    assert follow.contact.events.filter(kind=ContactEvent.Kind.HALF_ADDED).exists()
+    assert [m["kind"] for m in sim.inbox(eid)] == ["welcome"]
