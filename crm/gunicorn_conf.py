@@ -3,6 +3,8 @@
 Used as `gunicorn -c python:crm.gunicorn_conf crm.wsgi -b 127.0.0.1:8000`.
 """
 
+from crm.logconfig import JSON_FORMATTER
+
 timeout = 60
 graceful_timeout = 20
 accesslog = "-"
@@ -15,12 +17,7 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            "datefmt": "%Y-%m-%dT%H:%M:%S%z",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        },
+        "json": JSON_FORMATTER,
         "raw": {"format": "%(message)s"},
     },
     "handlers": {
