@@ -35,6 +35,9 @@ def sim(live_stack) -> SimDriver:
 
     driver = SimDriver(live_stack, settings.WECOM_SIM["ADMIN_KEY"])
     driver.reset()
+    # These tests are about the simulator alone: its callbacks go nowhere unless a test sets up `receiver`,
+    # so that a CRM worker running in the same session never reacts to this world (e.g. sends welcomes).
+    driver.configure(drop_rate=1.0)
     yield driver
     delivery.stop()  # no delivery attempts into the next test's flushed database
 
@@ -176,6 +179,6 @@ def receiver(sim):
     corp = sim.corp()
     rec = Receiver("recvToken123", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", corp["corpid"])
     sim.configure(callback_url=rec.url, callback_token=rec.token, encoding_aes_key=rec.aes_key,
-                  callback_retry_delay=0.2, callback_timeout=1.0)
+                  callback_retry_delay=0.2, callback_timeout=1.0, drop_rate=0.0)
     yield rec
     rec.close()

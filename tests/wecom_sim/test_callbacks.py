@@ -82,7 +82,8 @@ def test_duplicate_and_drop_knobs(sim, receiver):
 
 
 def test_delivery_survives_unreachable_crm(sim):
-    sim.configure(callback_url="http://127.0.0.1:9/unreachable", callback_retries=0, callback_timeout=0.5)
+    sim.configure(callback_url="http://127.0.0.1:9/unreachable", callback_retries=0, callback_timeout=0.5,
+                  drop_rate=0.0)
     sim.add_member("alice")
     sim.create_groupchat("alice", "G")
     drained = sim.drain(10)
