@@ -21,10 +21,6 @@ def bare(request):
     return HttpResponse(b"", content_type="text/plain")
 
 
-# BENCH_CONN_MAX_AGE=60 measures persistent database connections (the project closes SQLite's after each request).
-if os.environ.get("BENCH_CONN_MAX_AGE"):
-    settings.DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ["BENCH_CONN_MAX_AGE"])
-
 urlpatterns = [path("bench/bare", bare), path("", include("crm.urls"))]
 settings.ROOT_URLCONF = __name__
 application = get_wsgi_application()

@@ -30,12 +30,11 @@ from crm.models import (
     RedPacketClaim,
 )
 from crm.services.channels import channel_create
-from crm.services.groups import group_sync
+from crm.services.groups import group_mark_vip, group_sync
 from crm.services.redpackets import redpacket_reconcile
 from crm.services.staff import staff_sync
 from loyalty.models import Card, PointsLedger, Purchase
 from loyalty.services import cashier_ensure, store_upsert, tiers_ensure_defaults
-from loyalty.services.scans import points_for_amount
 from loyalty.sim_admin import SimAdmin
 
 DEMO_STAFF = [("lili", "Li Li"), ("wangwei", "Wang Wei"), ("zhangmin", "Zhang Min")]
@@ -95,7 +94,7 @@ class Journey:
         if not CustomerGroup.objects.filter(is_vip=True, status=CustomerGroup.Status.ACTIVE).exists():
             chat_id = self.sim.post("groupchats", {"owner": VIP_GROUP_OWNER, "name": "VIP 1"})["chat_id"]
             group_sync(chat_id)
-            CustomerGroup.objects.filter(chat_id=chat_id).update(is_vip=True)
+            group_mark_vip(CustomerGroup.objects.get(chat_id=chat_id))
 
     def channel(self, state: str, name: str) -> str:
         from crm.models import Channel
@@ -163,7 +162,7 @@ class Journey:
         for eid in eids:
             token = self.open_card(eid)
             if self.rng.random() < vip_share:
-                amount = (vip_points + self.rng.randint(0, 2000)) * _fen_per_point()
+                amount = (vip_points + self.rng.randint(0, 2000)) * settings.LOYALTY_FEN_PER_POINT
                 big.append(eid)
             else:
                 amount = self.rng.randint(30, 800) * 100
@@ -286,10 +285,6 @@ def _vip_tiers():
     if not tiers:
         raise JourneyError("no VIP tier is configured")
     return tiers
-
-
-def _fen_per_point() -> int:
-    return max(1, 10_000 // max(1, points_for_amount(10_000)))
 
 
 def run(base_url: str, customers: int, seed: int, timeout: float = 120.0) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 
 import redis
-import requests
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -15,7 +14,7 @@ from crm.errors import ApplicationError, NotFound
 from crm.models.contacts import Contact, ContactEvent
 from crm.models.groups import CustomerGroup, GroupJoinWay, VipInvite
 from crm.services.contacts import follow_active_for
-from crm.services.groups import group_sync, groups_sync_all
+from crm.services.groups import groups_sync_all
 from crm.services.tags import contact_tag_add, tag_ensure
 from crm.services.timeline import timeline_add
 from crm.wecom.client import get_client
@@ -50,36 +49,15 @@ def invite_to_vip_group(contact_id: int) -> None:
         transaction.on_commit(lambda: send_vip_invite.delay(invite.pk))
 
 
-def _simulator_admin_url() -> str | None:
-    """The simulator's admin API when the client points at the bundled simulator (dev, demo, tests)."""
-    base = settings.WECOM_API_BASE_URL.rstrip("/")
-    if not base.endswith("/wecom-sim/cgi-bin"):
-        return None
-    return base[: -len("cgi-bin")] + "admin"
-
-
-def vip_groups_ensure(owner_userid: str) -> list[CustomerGroup]:
-    """The VIP groups a join way points at. In production staff create the group in the WeCom client and an
-    admin marks it VIP; against the simulator the first one is created through its admin API."""
+def vip_groups() -> list[CustomerGroup]:
+    """The VIP groups a join way points at. Staff create the first group in the WeCom client and an admin marks it
+    VIP ("Mark as VIP" in the admin); the join way then rolls over to new rooms by itself."""
     groups = list(CustomerGroup.objects.filter(is_vip=True, status=CustomerGroup.Status.ACTIVE).order_by("id")[:5])
-    if groups:
-        return groups
-    admin_url = _simulator_admin_url()
-    if admin_url is None:
+    if not groups:
         raise ApplicationError(
             "No VIP group yet: create a customer group in WeCom and mark it VIP in the admin.", code="no_vip_group"
         )
-    response = requests.post(
-        f"{admin_url}/groupchats",
-        json={"owner": owner_userid, "name": "VIP 1"},
-        headers={"X-Sim-Admin-Key": settings.WECOM_SIM["ADMIN_KEY"]},
-        timeout=settings.WECOM_HTTP_TIMEOUT,
-    )
-    response.raise_for_status()
-    chat_id = response.json()["chat_id"]
-    group_sync(chat_id)
-    CustomerGroup.objects.filter(chat_id=chat_id).update(is_vip=True)
-    return list(CustomerGroup.objects.filter(chat_id=chat_id))
+    return groups
 
 
 def vip_join_way_ensure(owner_userid: str) -> GroupJoinWay:
@@ -92,7 +70,7 @@ def vip_join_way_ensure(owner_userid: str) -> GroupJoinWay:
         way = GroupJoinWay.objects.filter(state=VIP_STATE).first()
         if way:
             return way
-        groups = vip_groups_ensure(owner_userid)
+        groups = vip_groups()
         client = get_client()
         config_id = client.groupchat_add_join_way(
             scene=2,
@@ -147,7 +125,7 @@ def vip_invite_send(invite_id: int) -> str:
                 }
             ],
         )
-    except (WeComError, ApplicationError, requests.RequestException) as exc:
+    except (WeComError, ApplicationError) as exc:
         retryable = getattr(exc, "retryable", False)
         # Nothing was created in WeCom: a retryable failure goes back to PENDING for the task to retry.
         VipInvite.objects.filter(pk=invite.pk).update(

@@ -9,6 +9,7 @@ from crm.models.contacts import ContactEvent
 from crm.models.groups import CustomerGroup, GroupJoinWay, GroupMember, VipInvite
 from crm.services import callback_routing
 from crm.services.channels import channel_create
+from crm.services.groups import group_mark_vip, group_sync
 from crm.services.vip import invite_to_vip_group
 from crm.wecom.client import get_client
 from tests.conftest import wait_for
@@ -20,6 +21,13 @@ def _add_contact(sim, name: str, state: str = "store-1") -> Contact:
     eid = sim.shopper(name)
     sim.scan(eid, state)
     return wait_for(lambda: Contact.objects.filter(external_userid=eid).first(), timeout=30, message="contact")
+
+
+def _vip_group(sim, owner: str) -> CustomerGroup:
+    """What staff do before the first invite: create a group in the WeCom client; an admin marks it VIP."""
+    chat_id = sim.post("groupchats", {"owner": owner, "name": "VIP 1"})["chat_id"]
+    group_sync(chat_id)
+    return group_mark_vip(CustomerGroup.objects.get(chat_id=chat_id))
 
 
 def test_group_membership_follows_callbacks(staffed, celery_worker, settings):
@@ -72,6 +80,7 @@ def test_vip_invite_then_join_through_join_way(staffed, celery_worker):
     sim = staffed
     channel_create(name="Store", state="store-1", staff_userids=["bob"])
     contact = _add_contact(sim, "Fang")
+    _vip_group(sim, "bob")
 
     invite_to_vip_group(contact.id)
     invite = wait_for(
@@ -106,11 +115,23 @@ def test_vip_invite_then_join_through_join_way(staffed, celery_worker):
     assert len([m for m in sim.inbox(contact.external_userid) if m["kind"] != "welcome"]) == 1
 
 
+def test_without_a_vip_group_the_invite_fails_with_the_reason(staffed, celery_worker):
+    sim = staffed
+    channel_create(name="Store", state="store-1", staff_userids=["alice"])
+    contact = _add_contact(sim, "Lei")
+    invite_to_vip_group(contact.id)
+    invite = wait_for(lambda: VipInvite.objects.filter(contact=contact, status="failed").first(), timeout=30,
+                      message="invite failed")
+    assert "No VIP group yet" in invite.errmsg
+    assert not GroupJoinWay.objects.exists()
+
+
 def test_vip_group_rolls_over_when_full(staffed, celery_worker):
     sim = staffed
     sim.call("PATCH", "corp", {"group_size_limit": 2})
     channel_create(name="Store", state="store-1", staff_userids=["alice"])
     first, second = _add_contact(sim, "A"), _add_contact(sim, "B")
+    _vip_group(sim, "alice")
     for c in (first, second):
         invite_to_vip_group(c.id)
     wait_for(lambda: VipInvite.objects.filter(status="sent").count() == 2, timeout=30, message="invites sent")
