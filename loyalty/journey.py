@@ -24,12 +24,14 @@ from django.utils import timezone
 
 from crm.models import (
     CampaignRecipient,
+    ConsentRecord,
     Contact,
     CustomerGroup,
     GroupMember,
     RedPacketClaim,
 )
 from crm.services.channels import channel_create
+from crm.services.consent import contacts_consenting
 from crm.services.groups import group_mark_vip, group_sync
 from crm.services.redpackets import redpacket_reconcile
 from crm.services.staff import staff_sync
@@ -42,6 +44,7 @@ STORE_CODE, STORE_NAME = "SH001", "Shanghai Jing'an"
 CASHIER = "till-sh001"
 VIP_GROUP_OWNER = "lili"
 _QR_TOKEN = re.compile(r'data-qr-token="([^"]+)"')
+_CONSENT_BOX = re.compile(r'data-consent-url="([^"]+)" data-policy-version="([^"]*)"')
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 _GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "杰", "娟", "涛", "明", "超", "霞", "平", "刚"]
 
@@ -134,14 +137,32 @@ class Journey:
             links.extend(re.findall(r"https?://\S+", message.get("text") or ""))
         return [u for u in dict.fromkeys(links) if needle in u]
 
-    def open_card(self, eid: str) -> str:
-        """The shopper taps the card link from the welcome message; returns the QR token the page shows."""
+    def card_page(self, eid: str) -> str:
+        """The shopper taps the card link from the welcome message; the page's HTML."""
         links = wait_until(lambda: self.inbox_links(eid, "/m/card/"), self.timeout, f"welcome message for {eid}")
         page = self.sim.post(f"shoppers/{eid}/open_link", {"url": links[0], "method": "GET"})
-        match = _QR_TOKEN.search(page.get("body", ""))
-        if page.get("status") != 200 or not match:
+        if page.get("status") != 200:
             raise JourneyError(f"card page for {eid} answered {page.get('status')}")
-        return unescape(match.group(1))
+        return page.get("body", "")
+
+    def open_card(self, eid: str) -> str:
+        """The shopper opens the card page; returns the QR token it shows."""
+        return _qr_token(self.card_page(eid), eid)
+
+    def decide_consent(self, eid: str, page: str, **choices: bool) -> str:
+        """The shopper presses the consent buttons on the card page (e.g. marketing=True); the page shown after."""
+        box = _CONSENT_BOX.search(page)
+        if not box:
+            raise JourneyError(f"card page for {eid} shows no consent choices")
+        url, version = (unescape(g) for g in box.groups())
+        url = url if url.startswith("http") else f"{self.base_url}{url}"
+        for purpose, granted in choices.items():
+            data = {"purpose": purpose, "granted": "true" if granted else "false", "policy_version": version}
+            answer = self.sim.post(f"shoppers/{eid}/open_link", {"url": url, "method": "POST", "data": data})
+            if answer.get("status") != 200:
+                raise JourneyError(f"consent {purpose}={granted} for {eid} answered {answer.get('status')}")
+            page = answer.get("body", "")
+        return page
 
     def till_scan(self, qr_token: str, amount_fen: int) -> dict:
         receipt = f"R{self.seed}-{self.rng.randrange(10**9):09d}"
@@ -160,7 +181,11 @@ class Journey:
         vip_points = min(t.min_points for t in _vip_tiers())
         big = []
         for eid in eids:
-            token = self.open_card(eid)
+            page = self.card_page(eid)
+            # Shoppers opt in on the card page; nothing is granted by adding staff. All take the offers (so
+            # campaign figures stay comparable), about half also agree to behavioural personalisation.
+            page = self.decide_consent(eid, page, marketing=True, behaviour=self.rng.random() < 0.5)
+            token = _qr_token(page, eid)
             if self.rng.random() < vip_share:
                 amount = (vip_points + self.rng.randint(0, 2000)) * settings.LOYALTY_FEN_PER_POINT
                 big.append(eid)
@@ -250,6 +275,7 @@ class Journey:
             "points_credited": PointsLedger.objects.filter(card__in=cards, delta__gt=0).aggregate(s=Sum("delta"))["s"]
             or 0,
             "vip_members": vip_members(self.shoppers),
+            "marketing_consents": len(marketing_consenting(self.shoppers)),
             "messages_delivered": 0,
             "red_packets_claimed": 0,
             "red_packets_paid_fen": 0,
@@ -268,6 +294,21 @@ class Journey:
             out["reconciliation"] = reconciliation
             out["reconciled"] = bool(reconciliation.get("balanced"))
         return out
+
+
+def _qr_token(page: str, eid: str) -> str:
+    match = _QR_TOKEN.search(page)
+    if not match:
+        raise JourneyError(f"card page for {eid} shows no QR")
+    return unescape(match.group(1))
+
+
+def marketing_consenting(external_userids: list[str]) -> list[str]:
+    """Those of these shoppers whose marketing consent is in force (the only ones a campaign may reach)."""
+    contacts = contacts_consenting(ConsentRecord.Purpose.MARKETING,
+                                   Contact.objects.filter(external_userid__in=external_userids))
+    found = set(contacts.values_list("external_userid", flat=True))
+    return [eid for eid in external_userids if eid in found]
 
 
 def vip_members(external_userids: list[str]) -> int:
@@ -296,12 +337,13 @@ def run(base_url: str, customers: int, seed: int, timeout: float = 120.0) -> dic
     vips = journey.shop(eids)
     journey.join_vip_groups(vips)
     campaign = None
-    if vips:
+    recipients = marketing_consenting(vips)  # the campaign reaches only VIPs who agreed to offers
+    if recipients:
         # More packets than recipients, so that part of the budget is still claimable at the end.
-        packets = len(vips) + 3
+        packets = len(recipients) + 3
         campaign = journey.campaign(budget_fen=1288 * packets, packets=packets)
-        journey.run_campaign(campaign, vips)
-        journey.claim_red_packets(campaign, vips)
+        journey.run_campaign(campaign, recipients)
+        journey.claim_red_packets(campaign, recipients)
     return journey.figures(campaign)
 
 

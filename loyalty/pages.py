@@ -1,14 +1,25 @@
-"""Customer-facing pages: the loyalty card with its rotating QR (opened from the welcome message link)."""
+"""Customer-facing pages: the loyalty card with its rotating QR (opened from the welcome message link), and the
+customer's own consent choices shown and changed on it.
+
+The consent form posts to /m/card/<token>/consent. Like the red-packet page it is csrf-exempt: the signed token
+in the URL identifies the customer (it stands in for WeChat OAuth) and there is no session to ride. The same URL
+answers JSON (GET: the state; POST: a change) when asked (Accept: application/json, ?format=json or a JSON body).
+"""
 
 from __future__ import annotations
+
+import json
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
 
 from crm.errors import ApplicationError, error_body
+from crm.models import ConsentRecord, Contact
+from crm.services.consent import consent_from_customer, consent_policy_version, consent_state
 from crm.services.customer_links import unsign_contact
 from loyalty import selectors
 from loyalty.models import Card
@@ -16,6 +27,14 @@ from loyalty.qr import qr_svg, qr_token_mint, ttl_seconds
 from loyalty.services import card_get_or_create
 
 CARD_LINK_PURPOSE = "card"
+CONSENT_SOURCE = "card_page"
+# What the customer is asked, per purpose (the policy version is shown next to it).
+CONSENT_TEXT = {
+    ConsentRecord.Purpose.MARKETING: ("Offers and campaign messages",
+                                      "Staff may send you offers, red packets and lucky draws in WeCom."),
+    ConsentRecord.Purpose.BEHAVIOUR: ("Personalisation from your activity",
+                                      "We may keep what you view and do in our mini program to tailor offers."),
+}
 
 
 def _card_for_token(token: str) -> Card:
@@ -51,8 +70,81 @@ def card_page(request: HttpRequest, token: str) -> HttpResponse:
         "points_to_next": (next_tier.min_points - card.lifetime_points) if next_tier else None,
         "ledger": selectors.card_ledger(card.pk, limit=5),
         "refresh_url": reverse("loyalty:card-qr", args=[token]),
+        "consents": _consent_rows(card.contact_id),
+        "consent_url": reverse("loyalty:card-consent", args=[token]),
+        "policy_version": consent_policy_version(),
     }
     return render(request, "loyalty/card.html", context)
+
+
+def _consent_rows(contact_id: int) -> list[dict]:
+    state = consent_state(contact_id)
+    return [{"purpose": purpose, "title": title, "text": text, **state[purpose]}
+            for purpose, (title, text) in CONSENT_TEXT.items()]
+
+
+def _consent_json(contact_id: int) -> dict:
+    state = consent_state(contact_id)
+    for row in state.values():
+        row["recorded_at"] = row["recorded_at"].isoformat() if row["recorded_at"] else None
+    return {"policy_version": consent_policy_version(), "consents": state}
+
+
+def _parse_bool(value, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value if value is not None else "").strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ApplicationError(f"{field} must be true or false.", field=field)
+
+
+def _consent_input(request: HttpRequest) -> dict:
+    """The posted change: a JSON object, or the card page's form."""
+    if request.content_type != "application/json":
+        return request.POST.dict()
+    try:
+        data = json.loads(request.body or b"{}")
+    except ValueError:
+        raise ApplicationError("The body is not valid JSON.", field="body")
+    if not isinstance(data, dict):
+        raise ApplicationError("The body must be a JSON object.", field="body")
+    return data
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+@never_cache
+def card_consent(request: HttpRequest, token: str) -> HttpResponse:
+    """GET: the consent in force per purpose (JSON). POST purpose + granted (+ policy_version for a grant): one
+    customer decision, recorded as the next version with source "card_page"; back to the card page, or JSON."""
+    wants_json = (request.method == "GET" or request.GET.get("format") == "json"
+                  or request.content_type == "application/json"
+                  or "application/json" in request.headers.get("Accept", ""))
+    try:
+        contact_id = unsign_contact(token, CARD_LINK_PURPOSE)
+        if request.method == "POST":
+            data = _consent_input(request)
+            purpose = str(data.get("purpose") or "")
+            if not purpose:
+                raise ApplicationError("purpose is required.", field="purpose")
+            if "granted" not in data:
+                raise ApplicationError("granted is required.", field="granted")
+            consent_from_customer(contact_id=contact_id, purpose=purpose,
+                                  granted=_parse_bool(data.get("granted"), "granted"),
+                                  policy_version=str(data.get("policy_version") or ""), source=CONSENT_SOURCE)
+        elif not Contact.objects.filter(pk=contact_id).exists():
+            raise ApplicationError("This card does not exist.", code="not_found", field="token", status_code=404)
+    except ApplicationError as exc:
+        if wants_json:
+            return JsonResponse(error_body(exc.code, exc.message, exc.field), status=exc.status_code)
+        return render(request, "loyalty/card_error.html", {"message": exc.message}, status=exc.status_code)
+    if wants_json:
+        return JsonResponse(_consent_json(contact_id))
+    # 303: the browser reloads the card page with GET, showing the new state (a refresh does not re-post).
+    return HttpResponse(status=303, headers={"Location": reverse("loyalty:card-page", args=[token]) + "#consent"})
 
 
 @require_GET
@@ -69,4 +161,5 @@ def card_qr(request: HttpRequest, token: str) -> JsonResponse:
 urlpatterns = [
     path("m/card/<str:token>/", card_page, name="card-page"),
     path("m/card/<str:token>/qr", card_qr, name="card-qr"),
+    path("m/card/<str:token>/consent", card_consent, name="card-consent"),
 ]

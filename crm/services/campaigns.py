@@ -13,6 +13,7 @@ from crm.errors import ApplicationError, Conflict, NotFound
 from crm.models import (
     Campaign,
     CampaignRecipient,
+    ConsentRecord,
     FollowRelation,
     LuckyDraw,
     LuckyDrawEntry,
@@ -20,6 +21,7 @@ from crm.models import (
     RedPacketPool,
 )
 from crm.services import segments
+from crm.services.consent import contacts_consenting
 from crm.services.customer_links import absolute_url, sign_contact
 from crm.services.redpackets import claim_url, parse_object_token, redpacket_pool_activate, redpacket_pool_create
 
@@ -182,7 +184,9 @@ def _message_text(
 def _build_recipients(campaign: Campaign, pool: RedPacketPool | None) -> None:
     draw = LuckyDraw.objects.filter(campaign=campaign).first()
     personal = pool is not None or draw is not None
-    contacts = segments.resolve(campaign.segment)
+    # Only customers whose marketing consent is in force become recipients (red packets and lucky draws ride
+    # on the same message, so they are covered too); a withdrawal after this point is checked again at send.
+    contacts = contacts_consenting(ConsentRecord.Purpose.MARKETING, segments.resolve(campaign.segment))
     senders = _pick_senders(contacts.values("id"), campaign.segment.get("staff") or [])
     rows = [
         CampaignRecipient(

@@ -1,5 +1,10 @@
 """Consent per purpose (append-only versions) and data rights: export everything held about one person, erase it.
-Every change writes a timeline row (the audit)."""
+Every change writes a timeline row (the audit).
+
+Consent is only what the customer gave: adding a staff member in WeCom is not consent to marketing or to
+behavioural collection, so nothing is granted at add time. The customer decides on the card page
+(source "card_page"), per purpose, against the policy version shown there; campaigns and open-source
+ingestion read the latest version for their purpose."""
 
 from __future__ import annotations
 
@@ -18,6 +23,16 @@ from crm.models.contacts import Contact, ContactEvent, FollowRelation
 from crm.services.timeline import timeline_add
 
 logger = logging.getLogger(__name__)
+
+# The version of the consent text customers agree to on the card page; bump it (CONSENT_POLICY_VERSION) when the
+# text changes, so each grant says which wording it was given against.
+DEFAULT_POLICY_VERSION = "2026-01"
+# The purposes a customer decides on the card page (profiling stays a staff-recorded decision for now).
+CARD_PAGE_PURPOSES = (ConsentRecord.Purpose.MARKETING, ConsentRecord.Purpose.BEHAVIOUR)
+
+
+def consent_policy_version() -> str:
+    return str(getattr(settings, "CONSENT_POLICY_VERSION", DEFAULT_POLICY_VERSION))
 
 
 def _contact_locked(contact_id: int) -> Contact:
@@ -64,6 +79,34 @@ def consent_current(contact_id: int, purpose: str) -> bool:
     """Whether the latest version for this purpose is a grant (no record = no consent)."""
     latest = ConsentRecord.objects.filter(contact_id=contact_id, purpose=purpose).order_by("-version").first()
     return bool(latest and latest.granted)
+
+
+def consent_state(contact_id: int, purposes: tuple[str, ...] = CARD_PAGE_PURPOSES) -> dict[str, dict]:
+    """The version in force per purpose: {purpose: {granted, version, policy_version, source, recorded_at}}."""
+    state = {p: {"granted": False, "version": 0, "policy_version": "", "source": "", "recorded_at": None}
+             for p in purposes}
+    rows = ConsentRecord.objects.filter(contact_id=contact_id, purpose__in=purposes).order_by("purpose", "-version")
+    for row in rows:
+        if state[row.purpose]["version"]:
+            continue  # an older version
+        state[row.purpose] = {"granted": row.granted, "version": row.version, "policy_version": row.policy_version,
+                              "source": row.source, "recorded_at": row.recorded_at}
+    return state
+
+
+def consent_from_customer(*, contact_id: int, purpose: str, granted: bool, policy_version: str,
+                          source: str = "card_page") -> ConsentRecord:
+    """The customer's own decision (card page): only purposes the page offers, and a grant only against the
+    policy text in force (a stale page must be reloaded, so no grant points at wording never shown)."""
+    if purpose not in CARD_PAGE_PURPOSES:
+        raise ApplicationError(f"purpose must be one of {[p.value for p in CARD_PAGE_PURPOSES]}", field="purpose")
+    current = consent_policy_version()
+    if granted and policy_version != current:
+        raise ApplicationError(f"The policy is now version {current}: reload the page to agree to it.",
+                               field="policy_version")
+    # Withdrawing is always accepted, whatever page it came from; it is recorded against the policy in force.
+    return consent_record(contact_id=contact_id, purpose=purpose, granted=granted, source=source,
+                          policy_version=current)
 
 
 def contacts_consenting(purpose: str, qs: QuerySet[Contact] | None = None) -> QuerySet[Contact]:

@@ -6,6 +6,11 @@ with no msgid: WeCom may or may not have created the task. The next attempt does
 for the task in get_groupmsg_list_v2 (created since sending_at, same text, same sender, same recipients) and
 adopts its msgid; only when nothing is found after a grace period (WeCom lists tasks with a delay, 41063) is the
 row sent again. WeCom has no idempotency key of its own, so this lookup is what keeps the window closed.
+
+Consent: recipients are built from customers consenting to marketing, but a customer may withdraw between the
+launch and the send (a 20:00 campaign built at 19:59, a batch queued behind others). Right before each
+add_msg_template call the batch is checked again: whoever withdrew is left out, their recipient row cancelled
+and the reason written to their timeline.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from datetime import UTC, datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from crm.models import Campaign, CampaignRecipient, MassMessage
+from crm.models import Campaign, CampaignRecipient, ConsentRecord, Contact, ContactEvent, MassMessage
+from crm.services.consent import contacts_consenting
+from crm.services.timeline import timeline_add
 from crm.wecom.client import get_client
 from crm.wecom.errors import WeComError
 
@@ -59,6 +66,30 @@ def _recipient_eids(message: MassMessage) -> list[str]:
         .order_by("id")
         .values_list("external_userid", flat=True)
     )
+
+
+def _skip_without_consent(message: MassMessage) -> int:
+    """Cancel this batch's pending recipients whose marketing consent is no longer in force; how many."""
+    pending = CampaignRecipient.objects.filter(mass_message=message, status=CampaignRecipient.Status.PENDING)
+    consenting = contacts_consenting(
+        ConsentRecord.Purpose.MARKETING, Contact.objects.filter(id__in=pending.values("contact_id"))
+    )
+    with transaction.atomic():
+        withdrawn = list(pending.exclude(contact_id__in=consenting.values("id")).select_related("contact"))
+        if not withdrawn:
+            return 0
+        pending.filter(id__in=[r.id for r in withdrawn]).update(
+            status=CampaignRecipient.Status.CANCELLED, updated_at=timezone.now()
+        )
+        # CANCELLED alone does not say why; the timeline row does (the recipient model has no reason field).
+        for recipient in withdrawn:
+            timeline_add(recipient.contact, ContactEvent.Kind.CONSENT, data={
+                "skipped": "campaign_message", "reason": "marketing_consent_withdrawn",
+                "campaign_id": message.campaign_id, "mass_message_id": message.id,
+            })
+    logger.info("recipients skipped: marketing consent withdrawn",
+                extra={"mass_message_id": message.id, "skipped": len(withdrawn)})
+    return len(withdrawn)
 
 
 def _find_created_task(message: MassMessage, eids: list[str]) -> str | None:
@@ -124,8 +155,8 @@ def mass_message_send(message_id: int) -> str:
             message.sending_at = timezone.now()
             message.attempts += 1
             message.save(update_fields=["status", "sending_at", "attempts"])
-    eids = _recipient_eids(message)
     if recovering:
+        eids = _recipient_eids(message)  # the list a crashed attempt may have sent
         try:
             msgid = _find_created_task(message, eids)
         except WeComError as exc:
@@ -139,9 +170,14 @@ def mass_message_send(message_id: int) -> str:
             MassMessage.objects.filter(id=message.id, status=MassMessage.Status.SENDING).update(
                 sending_at=timezone.now(), attempts=message.attempts + 1
             )
+    _skip_without_consent(message)  # "before the next send": withdrawn since launch means not sent
+    eids = _recipient_eids(message)
     if not eids:
         with transaction.atomic():
             MassMessage.objects.filter(id=message.id).update(status=MassMessage.Status.DONE)
+        from crm.services.campaigns import campaign_finish_if_complete
+
+        campaign_finish_if_complete(message.campaign_id)  # no poll will come for a message never sent
         return MassMessage.Status.DONE
     try:
         data = get_client().add_msg_template(**_body(message, eids))

@@ -1,10 +1,11 @@
 """The journey end to end on real parts: real HTTP between the CRM and the simulator, real callback crypto,
 a real Celery worker process, real Redis. Shoppers act in the simulated WeCom world; the cashier uses the till
-API; marketing schedules a campaign with a red packet."""
+API; shoppers opt in to offers on the card page; marketing schedules a campaign with a red packet."""
 
 import pytest
 
-from crm.models import CallbackEvent, CampaignRecipient, RedPacketClaim
+from crm.models import CallbackEvent, CampaignRecipient, ConsentRecord, RedPacketClaim
+from crm.services.consent import consent_policy_version
 from loyalty import journey
 from loyalty.models import Card, PointsLedger
 
@@ -22,6 +23,12 @@ def test_the_whole_journey(live_stack, celery_worker):
     for card in Card.objects.all():  # balance is the ledger's sum
         assert card.points_balance == sum(card.ledger.values_list("delta", flat=True))
     assert figures["vip_members"] >= 1
+    # Every shopper opted in to offers on the card page (nothing is granted by adding staff), so every VIP is
+    # a campaign recipient; the grant says where, when and against which policy text it was given.
+    assert figures["marketing_consents"] == 6
+    grants = ConsentRecord.objects.filter(purpose="marketing")
+    assert grants.count() == 6 and set(grants.values_list("source", "version", "granted")) == {("card_page", 1, True)}
+    assert set(grants.values_list("policy_version", flat=True)) == {consent_policy_version()}
     assert figures["messages_delivered"] == figures["vip_members"]
     assert figures["red_packets_claimed"] == figures["vip_members"]
     assert figures["red_packets_paid_fen"] > 0

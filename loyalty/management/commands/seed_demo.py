@@ -1,8 +1,8 @@
 """`manage.py seed_demo`: demo data for `make run`, made the way real data is made. Idempotent.
 
 A demo admin, a till, staff in the simulated corp, a store channel that shoppers add staff through (contacts
-arrive by callback), a few purchases with some customers reaching VIP and joining the VIP group, and a
-campaign with a red packet scheduled for the next 20:00 Shanghai time."""
+arrive by callback), shoppers opting in to offers on their card page, a few purchases with some customers
+reaching VIP and joining the VIP group, and a campaign with a red packet scheduled for the next 20:00 Shanghai time."""
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from crm.models import Campaign, Contact
+from crm.models import Campaign, ConsentRecord, Contact
 from loyalty import journey
 
 DEMO_CHANNEL_STATE = "store-sh-001"
@@ -52,6 +52,17 @@ class Command(BaseCommand):
                 vips = run.shop(eids)
                 run.join_vip_groups(vips)
                 self.stdout.write(f"added {len(eids)} customers through {state}; {len(vips)} reached VIP")
+            # Demo shoppers seeded before consent was asked on the card page have never decided: they decide
+            # there now, as new shoppers do (nobody is opted in without pressing the button).
+            undecided = list(
+                Contact.objects.filter(channel__state=state)
+                .exclude(consents__purpose=ConsentRecord.Purpose.MARKETING)
+                .values_list("external_userid", flat=True)
+            )
+            for eid in undecided:
+                run.decide_consent(eid, run.card_page(eid), marketing=True)
+            if undecided:
+                self.stdout.write(f"{len(undecided)} earlier demo customers opted in on their card page")
             if not Campaign.objects.filter(name=DEMO_CAMPAIGN).exists():
                 from crm.services.campaigns import campaign_create
 

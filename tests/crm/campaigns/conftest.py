@@ -11,7 +11,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from crm.models import Contact, FollowRelation, Staff
+from crm.models import ConsentRecord, Contact, FollowRelation, Staff
+from crm.services.consent import consent_policy_version, consent_record
 
 _seq = itertools.count(1)
 
@@ -20,11 +21,20 @@ def make_staff(userid: str | None = None, **fields) -> Staff:
     return Staff.objects.create(userid=userid or f"staff{next(_seq)}", name=fields.pop("name", "Staff"), **fields)
 
 
-def make_contact(staff: Staff | None = None, eid: str | None = None, **fields) -> Contact:
+def grant_marketing(contact: Contact) -> None:
+    """The customer's explicit opt-in to offers (campaigns reach nobody else)."""
+    consent_record(contact_id=contact.id, purpose=ConsentRecord.Purpose.MARKETING, granted=True, source="card_page",
+                   policy_version=consent_policy_version())
+
+
+def make_contact(staff: Staff | None = None, eid: str | None = None, *, marketing: bool = True, **fields) -> Contact:
+    """A contact (followed by `staff` when given) who agreed to marketing unless marketing=False."""
     contact = Contact.objects.create(external_userid=eid or f"wmtest{next(_seq):08d}", name=fields.pop("name", "C"),
                                      **fields)
     if staff is not None:
         FollowRelation.objects.create(staff=staff, contact=contact, added_at=timezone.now())
+    if marketing:
+        grant_marketing(contact)
     return contact
 
 
@@ -71,8 +81,9 @@ def sim(live_stack) -> Sim:
     return Sim(live_stack)
 
 
-def befriend(sim: Sim, staff: Staff, name: str) -> Contact:
-    """A shopper in the simulator who adds `staff` through a contact way, and the same contact in the CRM."""
+def befriend(sim: Sim, staff: Staff, name: str, *, marketing: bool = True) -> Contact:
+    """A shopper in the simulator who adds `staff` through a contact way, and the same contact in the CRM
+    (agreeing to marketing unless marketing=False)."""
     from crm.wecom.client import get_client
 
     state = f"cmp-{staff.userid}"[:30]
@@ -81,4 +92,6 @@ def befriend(sim: Sim, staff: Staff, name: str) -> Contact:
     sim.call("POST", f"shoppers/{eid}/scan_contact_way", config_id=way["config_id"])
     contact, _ = Contact.objects.get_or_create(external_userid=eid, defaults={"name": name})
     FollowRelation.objects.get_or_create(staff=staff, contact=contact, defaults={"added_at": timezone.now()})
+    if marketing:
+        grant_marketing(contact)
     return contact

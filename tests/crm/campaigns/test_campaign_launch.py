@@ -13,6 +13,7 @@ from crm.models import (
     Campaign,
     CampaignRecipient,
     Channel,
+    ContactEvent,
     ContactTag,
     MassMessage,
     RedPacketPool,
@@ -22,6 +23,8 @@ from crm.models import (
 )
 from crm.services import campaigns as svc
 from crm.services import segments
+from crm.services.consent import consent_record
+from crm.services.pushes import mass_message_send
 from crm.services.redpackets import parse_claim_token
 from tests.crm.campaigns.conftest import later, make_contact, make_staff
 
@@ -77,6 +80,9 @@ def test_launch_picks_an_active_follow_staff_and_batches_per_sender():
     b1 = make_contact(bob)
     orphan = make_contact(gone)  # only followed by a resigned member
     lonely = make_contact()  # followed by nobody
+    make_contact(alice, marketing=False)  # never agreed to offers
+    withdrew = make_contact(bob)
+    consent_record(contact_id=withdrew.id, purpose="marketing", granted=False, source="card_page")
     campaign = svc.campaign_create(name="11.11", text="Hello", scheduled_at=later(minutes=5))
     queued = svc.campaign_launch(campaign.id, enqueue=False)
 
@@ -160,3 +166,38 @@ def test_schedule_cancel_and_due_launch():
     with pytest.raises(ApplicationError) as err:
         svc.campaign_schedule(future.id, later(hours=-1))
     assert err.value.field == "scheduled_at"
+
+
+@pytest.mark.django_db
+def test_a_red_packet_recipient_who_withdraws_before_the_send_is_skipped_and_told_why():
+    staff = make_staff()
+    stays, leaves = make_contact(staff), make_contact(staff)
+    campaign = svc.campaign_create(
+        name="rp", text="Lucky money!",
+        red_packet={"budget_fen": 1000, "count": 5, "mode": "lucky", "expires_at": later(hours=2)},
+    )
+    svc.campaign_launch(campaign.id, enqueue=False)
+    assert CampaignRecipient.objects.filter(campaign=campaign).count() == 2
+    # Withdrawn after the launch built the recipients, before the worker sends the message.
+    consent_record(contact_id=leaves.id, purpose="marketing", granted=False, source="card_page")
+    message = MassMessage.objects.get(campaign=campaign, recipients__contact=leaves)
+
+    assert mass_message_send(message.id) == MassMessage.Status.DONE  # nothing left to send: WeCom is not called
+    recipient = CampaignRecipient.objects.get(campaign=campaign, contact=leaves)
+    assert recipient.status == CampaignRecipient.Status.CANCELLED
+    reason = leaves.events.get(kind=ContactEvent.Kind.CONSENT, data__skipped="campaign_message").data
+    assert reason == {"skipped": "campaign_message", "reason": "marketing_consent_withdrawn",
+                      "campaign_id": campaign.id, "mass_message_id": message.id}
+    assert CampaignRecipient.objects.get(campaign=campaign, contact=stays).status == CampaignRecipient.Status.PENDING
+    assert not stays.events.filter(data__skipped="campaign_message").exists()
+
+
+@pytest.mark.django_db
+def test_a_campaign_whose_every_recipient_withdrew_finishes():
+    staff = make_staff()
+    contact = make_contact(staff)
+    campaign = svc.campaign_create(name="nobody left", text="Hi")
+    [message_id] = svc.campaign_launch(campaign.id, enqueue=False)
+    consent_record(contact_id=contact.id, purpose="marketing", granted=False, source="admin")
+    assert mass_message_send(message_id) == MassMessage.Status.DONE
+    assert Campaign.objects.get(id=campaign.id).status == Campaign.Status.DONE
