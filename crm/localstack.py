@@ -64,10 +64,13 @@ def wire_settings(base_url: str) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """A real `celery worker` child process consuming every queue."""
+    """A real `celery worker` child process consuming every queue (or the comma-separated `queues`)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path | None = None, concurrency: int = 4) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path | None = None, concurrency: int = 4, queues: str = ""
+    ) -> None:
         self.env = env
+        self.queues = queues or QUEUES
         self.log_path = log_path or ROOT / "var" / "worker.log"
         self.concurrency = concurrency
         self.proc: subprocess.Popen | None = None
@@ -78,7 +81,7 @@ class WorkerProcess:
 
         self.hostname = f"worker-{os.getpid()}-{time.monotonic_ns()}@localhost"
         cmd = [
-            sys.executable, "-m", "celery", "-A", "crm", "worker", "-Q", QUEUES,
+            sys.executable, "-m", "celery", "-A", "crm", "worker", "-Q", self.queues,
             "--pool", "threads", "--concurrency", str(self.concurrency),
             "--hostname", self.hostname, "--loglevel", "INFO", "--without-gossip", "--without-mingle",
         ]

@@ -128,9 +128,11 @@ def worker_factory(live_stack, django_db_blocker, redis_client):
     """Start extra, private worker processes (e.g. to kill one mid-task). Stopped after the test."""
     started: list[WorkerProcess] = []
 
-    def start(**extra_env: str) -> WorkerProcess:
+    def start(queues: str = "", **extra_env: str) -> WorkerProcess:
         with django_db_blocker.unblock():
-            worker = WorkerProcess(worker_env(live_stack, **extra_env), log_path=ROOT / "var" / "test-worker.log")
+            worker = WorkerProcess(
+                worker_env(live_stack, **extra_env), log_path=ROOT / "var" / "test-worker.log", queues=queues
+            )
         worker.start(redis_client)
         started.append(worker)
         return worker

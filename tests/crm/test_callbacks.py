@@ -341,3 +341,56 @@ def test_redis_down_still_stores_before_acknowledging(client, on_commit, setting
     event = CallbackEvent.objects.get()
     assert event.status == CallbackEvent.Status.RECEIVED  # the sweep queues it once the broker is back
     assert svc.callback_due_for_sweep(older_than=0) == [event.pk]
+
+
+# --- drains: one task per burst, not one per event ---------------------------------------------------
+
+
+def test_a_burst_requests_one_drain_until_a_drain_starts(client, monkeypatch, redis_client,
+                                                         django_capture_on_commit_callbacks):  # fmt: skip
+    from crm.tasks import callbacks as tasks
+
+    published = []
+    monkeypatch.setattr(tasks.drain_callbacks, "delay", lambda: published.append(1))
+    with django_capture_on_commit_callbacks(execute=True):
+        for i in range(5):
+            assert post(client, *signed_post(event_xml(ExternalUserID=f"wmB{i}"))).status_code == 200
+    assert CallbackEvent.objects.count() == 5
+    assert len(published) == 1
+    assert 0 < redis_client.ttl(svc.DRAIN_FLAG) <= svc.DRAIN_FLAG_TTL_SECONDS
+
+    svc.drain_started()  # a drain begins: the next event asks for another one
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(client, *signed_post(event_xml(ExternalUserID="wmB9"))).status_code == 200
+    assert len(published) == 2
+
+
+def test_drain_applies_received_events_in_arrival_order_and_schedules_failures(client, on_commit, monkeypatch,
+                                                                               settings):  # fmt: skip
+    from crm.tasks import callbacks as tasks
+
+    settings.CALLBACK_MAX_ATTEMPTS = 3
+    seen = []
+
+    def handle(payload):
+        seen.append(payload["ExternalUserID"])
+        if payload["ExternalUserID"] == "wmBAD":
+            raise ValueError("no such staff")
+        return "ok"
+
+    monkeypatch.setattr(callback_routing, "handle_event", handle)
+    retried = []
+    monkeypatch.setattr(tasks.process_callback, "apply_async", lambda args, countdown: retried.append(args[0]))
+    monkeypatch.setattr(tasks, "DRAIN_BATCH", 2)  # several batches
+    first = _stored(client, on_commit, ExternalUserID="wmA")
+    bad = _stored(client, on_commit, ExternalUserID="wmBAD")
+    done = _stored(client, on_commit, ExternalUserID="wmDONE")
+    last = _stored(client, on_commit, ExternalUserID="wmZ")
+    CallbackEvent.objects.filter(pk=done.pk).update(status="processed", attempts=1)
+
+    assert tasks.drain_callbacks.apply().get() == 3
+    assert seen == ["wmA", "wmBAD", "wmZ"]  # id order; the processed one is not applied again
+    statuses = dict(CallbackEvent.objects.values_list("id", "status"))
+    assert statuses == {first.pk: "processed", bad.pk: "failed", done.pk: "processed", last.pk: "processed"}
+    assert retried == [bad.pk]  # retried with backoff by its own task, within the attempt budget
+    assert tasks.drain_callbacks.apply().get() == 0  # nothing left received

@@ -127,22 +127,38 @@ def test_burst_with_duplicates_is_processed_exactly_once(live_stack, celery_work
 
 
 @pytest.mark.worker
-def test_worker_killed_mid_way_loses_nothing_after_sweep(live_stack, worker_factory, redis_client, celery_worker):
+def test_worker_killed_mid_drain_loses_nothing_after_sweep(live_stack, worker_factory, redis_client, celery_worker):
+    from crm.services.callbacks import DRAIN_FLAG
+    from crm.tasks.callbacks import drain_callbacks, sweep_unprocessed
+
     pythonpath = os.pathsep.join([str(SLOW_HOOK), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    doomed = worker_factory(PYTHONPATH=pythonpath, CRM_TEST_SLOW_CALLBACKS="30")
+    doomed = worker_factory(queues="doomed", PYTHONPATH=pythonpath, CRM_TEST_SLOW_CALLBACKS="30")
+    # A drain is already requested, so the receiver publishes none: the only drain goes to the doomed worker.
+    redis_client.set(DRAIN_FLAG, 1, ex=120)
     created = int(time.time())
     xmls = [_noop_event(i, created) for i in range(40)]
     assert _post_all(live_stack, xmls) == [200] * 40
+    drain_callbacks.apply_async(queue="doomed")
     wait_for(lambda: int(redis_client.get("crm:test:slow-callback-started") or 0) >= 1, timeout=30,
              message="the doomed worker to start an event")  # fmt: skip
     doomed.kill()
-    # What the dead worker held (mid-way or prefetched) stays unacknowledged and unprocessed; the
-    # surviving worker finishes the rest.
-    time.sleep(2)
-    stuck = CallbackEvent.objects.filter(status=CallbackEvent.Status.RECEIVED).count()
-    assert stuck >= 1
-    from crm.tasks.callbacks import sweep_unprocessed
+    # The dead worker's drain was unacknowledged and had applied nothing; the surviving worker has no drain.
+    time.sleep(1)
+    assert CallbackEvent.objects.filter(status=CallbackEvent.Status.RECEIVED).count() == 40
+    assert not redis_client.exists(DRAIN_FLAG)  # the drain cleared it on start: the next callback asks again
 
     sweep_unprocessed.delay(0)  # what beat does every minute (with a grace period)
     _wait_processed(40, timeout=60)
+    assert set(CallbackEvent.objects.values_list("attempts", flat=True)) == {1}
+
+
+@pytest.mark.worker
+def test_callbacks_arriving_during_a_drain_are_drained_too(live_stack, celery_worker):
+    """Waves of callbacks, each landing while the previous wave is being drained: none is left behind."""
+    created = int(time.time())
+    for wave in range(3):
+        xmls = [_noop_event(1000 * (wave + 1) + i, created) for i in range(60)]
+        assert _post_all(live_stack, xmls) == [200] * 60
+        time.sleep(0.05)
+    _wait_processed(180, timeout=60)
     assert set(CallbackEvent.objects.values_list("attempts", flat=True)) == {1}

@@ -20,9 +20,9 @@ if _delay:
         original = tasks.callback_process
         client = redis.Redis.from_url(os.environ["REDIS_URL"])
 
-        def slow_callback_process(*, event_id):
+        def slow_callback_process(*, event_id, **kwargs):
             client.incr("crm:test:slow-callback-started")
             time.sleep(float(_delay))
-            return original(event_id=event_id)
+            return original(event_id=event_id, **kwargs)
 
         tasks.callback_process = slow_callback_process
