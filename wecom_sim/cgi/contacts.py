@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wecom_sim.cgi.base import WecomError, as_list, endpoint, page, require
+from wecom_sim.cgi.base import WecomError, as_list, clamp_limit, endpoint, make_cursor, page, read_cursor, require
 from wecom_sim.cgi.members import active_member
 from wecom_sim.corp import ts
 from wecom_sim.models import SimCorp, SimFriendship, SimShopper, SimTag
@@ -56,8 +56,11 @@ def follow_user_json(friendship: SimFriendship) -> dict:
     return {**_common(friendship), "tags": tags}
 
 
-def follow_info_json(friendship: SimFriendship) -> dict:
-    return {**_common(friendship), "tag_id": [t.tag_id for t in _tags(friendship)]}
+def follow_info_json(friendship: SimFriendship, known_tags: set[str] | None = None) -> dict:
+    """known_tags: the existing tag ids among a whole page's relations (one query per page, not per relation)."""
+    if known_tags is None:
+        return {**_common(friendship), "tag_id": [t.tag_id for t in _tags(friendship)]}
+    return {**_common(friendship), "tag_id": [t for t in friendship.tag_ids if t in known_tags]}
 
 
 def live_friendships():
@@ -97,11 +100,18 @@ def batch_get_by_user(corp: SimCorp, params: dict) -> dict:
     if len(userids) > 100:
         raise WecomError(40058, "userid_list size exceed 100")
     members = [active_member(corp, u, 40003) for u in userids]
-    follows = list(live_friendships().filter(member__in=members).order_by("id"))
-    chunk, cursor = page(follows, params, {"api": "batch", "users": sorted(userids)}, 50, 100)
+    # Keyset paging: the cursor carries the last relation id served, so a page costs the same at 100k as at 0.
+    query = {"api": "batch", "users": sorted(userids)}
+    limit = clamp_limit(params, 50, 100)
+    after = read_cursor(params.get("cursor"), query)
+    window = list(live_friendships().filter(member__in=members, id__gt=after).order_by("id")[: limit + 1])
+    chunk = window[:limit]
+    cursor = make_cursor(chunk[-1].id, query) if len(window) > limit else ""
+    tag_ids = {t for f in chunk for t in f.tag_ids}
+    known = set(SimTag.objects.filter(tag_id__in=tag_ids).values_list("tag_id", flat=True)) if tag_ids else set()
     return {
         "external_contact_list": [
-            {"external_contact": contact_json(f.shopper), "follow_info": follow_info_json(f)} for f in chunk
+            {"external_contact": contact_json(f.shopper), "follow_info": follow_info_json(f, known)} for f in chunk
         ],
         "next_cursor": cursor,
         "fail_info": {"unlicensed_userid_list": []},

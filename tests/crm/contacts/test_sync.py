@@ -53,6 +53,22 @@ def test_full_sync_resumes_from_checkpoint(customers):
     assert again["counts"].get("follows_created", 0) == 0 and again["counts"].get("follows_ended", 0) == 0
 
 
+def test_look_ahead_fetches_each_page_once(customers, sim):
+    """The next page is fetched while one is applied: never past where a run stops, never twice."""
+
+    def batch_calls() -> int:
+        return sim.get("stats")["calls"].get("externalcontact/batch/get_by_user", 0)
+
+    run = sync_start(page_limit=2)
+    sync_run(run.pk, max_pages=2)
+    assert batch_calls() == 2 and Contact.objects.count() == 4
+    sync_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.FINISHED and run.pages == 4
+    assert batch_calls() == 4  # 7 relations, 2 per page: each page fetched once, the look-ahead always used
+    assert FollowRelation.objects.count() == 7
+
+
 def test_reconcile_repairs_drift_and_reports(customers):
     sync_run(sync_start().pk)
     alice = Staff.objects.get(userid="alice")
