@@ -63,6 +63,13 @@ class FollowRelation(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["staff", "contact"], name="uniq_follow_staff_contact")]
+        # Segments by staff and the choice of senders read only relations staff have not deleted.
+        indexes = [
+            models.Index(
+                fields=["staff", "contact"], condition=models.Q(deleted_by_staff_at__isnull=True),
+                name="follow_active_staff_contact",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.staff_id} -> {self.contact_id}"

@@ -45,6 +45,8 @@ class ContactTag(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contact", "tag"], name="uniq_contact_tag")]
+        # Segments ask "which contacts carry tag X": an index-only scan by tag (the unique one leads by contact).
+        indexes = [models.Index(fields=["tag", "contact"], name="contacttag_tag_contact")]
 
     def __str__(self) -> str:
         return f"{self.contact_id} #{self.tag_id}"

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from crm.errors import ApplicationError
-from crm.models import Channel, Contact, Staff, Tag
+from crm.models import Channel, Contact, ContactTag, FollowRelation, Staff, Tag
 
 VIP_TAG_NAME = "VIP"
 _KEYS = {"tags", "tags_match", "exclude_tags", "channels", "staff", "vip"}
@@ -78,28 +78,45 @@ def active_follow_q(prefix: str = "follows__") -> Q:
     )
 
 
+def _tagged(**tag_filter) -> Exists:
+    return Exists(ContactTag.objects.filter(contact=OuterRef("pk"), **tag_filter))
+
+
 def resolve(segment: dict) -> QuerySet[Contact]:
-    """The contacts a (validated) segment selects, distinct, ordered by id."""
+    """The contacts a (validated) segment selects, distinct, ordered by id.
+
+    Every condition is a correlated EXISTS / NOT EXISTS, which PostgreSQL runs as a semi- or anti-join: no
+    DISTINCT, no GROUP BY, and no `NOT IN (subquery)`, which it can only hash within work_mem and otherwise
+    re-runs per contact (minutes at 1M contacts). "all" tags is one EXISTS per tag. The VIP tag and the
+    staff are looked up first (tiny tables): with their ids as constants the planner knows how few rows they
+    select and walks the (tag, contact) / active (staff, contact) indexes instead of scanning every contact."""
     qs = Contact.objects.all()
     tags = segment.get("tags") or []
-    if tags:
-        if segment.get("tags_match") == "all":
-            matched = (
-                Contact.objects.filter(contact_tags__tag_id__in=tags)
-                .annotate(n=Count("contact_tags__tag_id", distinct=True))
-                .filter(n=len(set(tags)))
-                .values("id")
-            )
-            qs = qs.filter(id__in=matched)
-        else:
-            qs = qs.filter(id__in=Contact.objects.filter(contact_tags__tag_id__in=tags).values("id"))
+    if tags and segment.get("tags_match") == "all":
+        for tag_id in sorted(set(tags)):
+            qs = qs.filter(_tagged(tag_id=tag_id))
+    elif tags:
+        qs = qs.filter(_tagged(tag_id__in=tags))
     if segment.get("exclude_tags"):
-        qs = qs.exclude(id__in=Contact.objects.filter(contact_tags__tag_id__in=segment["exclude_tags"]).values("id"))
+        qs = qs.exclude(_tagged(tag_id__in=segment["exclude_tags"]))
     if segment.get("vip"):
-        qs = qs.filter(id__in=Contact.objects.filter(contact_tags__tag__name=VIP_TAG_NAME).values("id"))
+        vip_ids = list(Tag.objects.filter(name=VIP_TAG_NAME).values_list("id", flat=True))
+        if not vip_ids:
+            return Contact.objects.none()
+        qs = qs.filter(_tagged(tag_id__in=vip_ids))
     if segment.get("channels"):
         qs = qs.filter(channel_id__in=segment["channels"])
     if segment.get("staff"):
-        follows = Contact.objects.filter(active_follow_q(), follows__staff__userid__in=segment["staff"])
-        qs = qs.filter(id__in=follows.values("id"))
+        # active_follow_q, split: the staff half here, the relation half in the EXISTS.
+        senders = list(
+            Staff.objects.filter(
+                userid__in=segment["staff"], status=Staff.Status.ACTIVE, has_customer_contact=True
+            ).values_list("id", flat=True)
+        )
+        if not senders:
+            return Contact.objects.none()
+        follows = FollowRelation.objects.filter(
+            contact=OuterRef("pk"), staff_id__in=senders, deleted_by_staff_at__isnull=True
+        )
+        qs = qs.filter(Exists(follows))
     return qs.order_by("id")

@@ -1,0 +1,198 @@
+"""Benchmark `segment_count_1m`: the product's segment count over 1M contacts on PostgreSQL.
+
+A throwaway PostgreSQL database on the runner's server gets the real schema (migrations, indexes included) and a
+generated contact base, made server-side with generate_series: ~50 staff (3 resigned), 20 channels with skewed
+traffic, one or two follow relations per contact (5% deleted by staff), 30 tags with skewed popularity (a few
+ContactTag rows per contact; "VIP" on ~4%), marketing consent for 40%; then VACUUM ANALYZE. Each realistic segment is
+timed through `crm.services.segments.resolve(segment).count()`, the ORM path a campaign uses: median and max of
+RUNS runs after one warm-up. Target: both <= 300 ms. Baseline, same run, same connection: a plain
+`SELECT count(*)` over the contacts table; ratio = segment median / baseline median.
+Size knob: BENCH_SEGMENT_CONTACTS (default 1,000,000). Skipped (met false) when the runner is not on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import statistics
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTACTS = int(os.environ.get("BENCH_SEGMENT_CONTACTS", 1_000_000))
+RUNS = int(os.environ.get("BENCH_SEGMENT_RUNS", 7))
+TARGET_MS = 300.0
+STAFF, RESIGNED, CHANNELS, TAGS, VIP_INDEX = 50, 3, 20, 30, 20
+
+# Server-side generation (seconds, not minutes, for 1M contacts). Tag k (0-based) is drawn with probability
+# ((k+1)/30)^0.4 - (k/30)^0.4: tag 0 on ~55% of contacts, tag 29 on ~4%; "VIP" is tag VIP_INDEX.
+_GENERATE = [
+    "INSERT INTO crm_staff (userid, name, status, has_customer_contact, created_at, updated_at) "
+    "SELECT 'staff' || lpad(i::text, 3, '0'), 'Staff ' || i, "
+    "CASE WHEN i > %(active)s THEN 'resigned' ELSE 'active' END, true, now(), now() "
+    "FROM generate_series(1, %(staff)s) i",
+    "INSERT INTO crm_channel (name, state, config_id, qr_code, welcome_text, created_at, updated_at) "
+    "SELECT 'Store ' || i, 'store-' || lpad(i::text, 3, '0'), '', '', '', now(), now() "
+    "FROM generate_series(1, %(channels)s) i",
+    "INSERT INTO crm_taggroup (name, \"order\") VALUES ('Bench', 0)",
+    "INSERT INTO crm_tag (group_id, name, \"order\") "
+    "SELECT (SELECT min(id) FROM crm_taggroup), CASE WHEN i = %(vip)s THEN 'VIP' ELSE 'tag' || lpad(i::text, 2, '0') "
+    "END, 0 FROM generate_series(0, %(tags)s - 1) i",
+    # 10% of contacts came through no channel; the rest skew towards the first stores.
+    "INSERT INTO crm_contact (external_userid, unionid, name, type, gender, avatar, corp_name, phone_encrypted, "
+    "phone_hash, channel_id, first_added_at, created_at, updated_at) "
+    "SELECT 'wmbench' || i, '', '', 1, i %% 3, '', '', '', '', "
+    "CASE WHEN random() < 0.1 THEN NULL ELSE ch.a[1 + floor(%(channels)s * power(random(), 1.5))::int] END, "
+    "now() - random() * interval '730 days', now(), now() "
+    "FROM generate_series(1, %(contacts)s) i, (SELECT array_agg(id ORDER BY id) a FROM crm_channel) ch",
+    # One follow per contact, a second (other staff member) for 25%; 5% deleted by staff.
+    "INSERT INTO crm_followrelation (staff_id, contact_id, remark, description, state, add_way, oper_userid, "
+    "wecom_tag_ids, added_at, deleted_by_staff_at, created_at, updated_at) "
+    "SELECT st.a[1 + s], c.id, '', '', '', 0, '', '[]'::jsonb, c.first_added_at, "
+    "CASE WHEN random() < 0.05 THEN now() END, now(), now() "
+    "FROM (SELECT id, first_added_at, floor(random() * %(staff)s)::int p, random() r2, "
+    "floor(random() * (%(staff)s - 1))::int o FROM crm_contact) c "
+    "CROSS JOIN LATERAL (VALUES (c.p), (CASE WHEN c.r2 < 0.25 THEN (c.p + 1 + c.o) %% %(staff)s END)) f(s), "
+    "(SELECT array_agg(id ORDER BY id) a FROM crm_staff) st WHERE f.s IS NOT NULL",
+    "INSERT INTO crm_contacttag (contact_id, tag_id, created_at) "
+    "SELECT DISTINCT c.id, t.a[1 + floor(%(tags)s * power(random(), 2.5))::int], now() "
+    "FROM crm_contact c CROSS JOIN generate_series(1, 4) k, (SELECT array_agg(id ORDER BY id) a FROM crm_tag) t "
+    "WHERE random() < 0.7",
+    "INSERT INTO crm_consentrecord (contact_id, purpose, version, granted, source, policy_version, recorded_at) "
+    "SELECT id, 'marketing', 1, true, 'card_page', '2026-01', now() FROM crm_contact WHERE random() < 0.4",
+    "INSERT INTO crm_consentrecord (contact_id, purpose, version, granted, source, policy_version, recorded_at) "
+    "SELECT contact_id, 'marketing', 2, false, 'wecom', '2026-01', now() FROM crm_consentrecord "
+    "WHERE random() < 0.05",
+]
+
+
+def _segments(tag: list[int], channel: list[int], staff: list[str]) -> dict[str, dict]:
+    """Realistic campaign audiences; tag[0] is the most popular tag, tag[VIP_INDEX] is VIP."""
+    return {
+        "tags_any_exclude_channel": {"tags": [tag[2], tag[5], tag[9]], "exclude_tags": [tag[1]],
+                                     "channels": channel[:5]},
+        "tags_all_staff": {"tags": [tag[0], tag[3]], "tags_match": "all", "staff": staff[:10]},
+        "vip": {"vip": True},
+        "everything": {"tags": [tag[0], tag[4], tag[12]], "exclude_tags": [tag[2], tag[7]],
+                       "channels": channel[:8], "staff": staff[:20] + staff[-2:], "vip": True},
+        "popular_tag_exclude": {"tags": [tag[0]], "exclude_tags": [tag[1], tag[3]]},
+    }
+
+
+@contextmanager
+def _default_db(name: str):
+    """Point the default connection at the throwaway database (as Django's test runner does), then back."""
+    from django.conf import settings
+    from django.db import connection
+
+    original = connection.settings_dict["NAME"]
+    connection.close()
+    connection.settings_dict["NAME"] = settings.DATABASES["default"]["NAME"] = name
+    try:
+        yield connection
+    finally:
+        connection.close()
+        connection.settings_dict["NAME"] = settings.DATABASES["default"]["NAME"] = original
+
+
+def _time_ms(fn) -> tuple[list[float], object]:
+    fn()  # warm-up: plans, caches
+    times, result = [], None
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return times, result
+
+
+def _generate(connection) -> float:
+    started = time.perf_counter()
+    params = {"staff": STAFF, "active": STAFF - RESIGNED, "channels": CHANNELS, "tags": TAGS, "vip": VIP_INDEX,
+              "contacts": CONTACTS}
+    with connection.cursor() as cur:
+        # Throwaway database, data built consistent: skip per-row FK triggers and WAL flushes while loading.
+        cur.execute("SET session_replication_role = replica")
+        cur.execute("SET synchronous_commit = off")
+        for sql in _GENERATE:
+            cur.execute(sql, params)
+        cur.execute("SET session_replication_role = DEFAULT")
+        # A live table has been vacuumed by autovacuum (visibility map set, so index-only scans stay index-only);
+        # a freshly loaded one has not.
+        cur.execute("VACUUM ANALYZE")
+    return time.perf_counter() - started
+
+
+def _skip(reason: str) -> list[dict]:
+    return [{"name": "segment_count_1m", "value": None, "unit": "ms", "baseline": None, "ratio": None,
+             "target": f"<= {TARGET_MS:.0f} ms", "met": False, "note": f"skipped: {reason}"}]
+
+
+def run() -> list[dict]:
+    from django.conf import settings
+    from django.core.management import call_command
+
+    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+        return _skip("needs PostgreSQL (set DATABASE_URL=postgres://...); the runner is on "
+                     f"{settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}")
+    from crm.models import Channel, Staff, Tag
+    from crm.services import segments
+
+    name = f"crm_bench_seg_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = _admin_connection(settings.DATABASES["default"])
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with _default_db(name) as connection:
+            call_command("migrate", verbosity=0, interactive=False)
+            load_s = _generate(connection)
+            tags = list(Tag.objects.order_by("id").values_list("id", flat=True))
+            channels = list(Channel.objects.order_by("id").values_list("id", flat=True))
+            staff = list(Staff.objects.order_by("id").values_list("userid", flat=True))
+
+            def plain_count():
+                with connection.cursor() as cur:
+                    cur.execute("SELECT count(*) FROM crm_contact")
+                    return cur.fetchone()[0]
+
+            base_times, total = _time_ms(plain_count)
+            measured = {}
+            for label, raw in _segments(tags, channels, staff).items():
+                segment = segments.segment_validate(raw)
+                measured[label] = _time_ms(lambda s=segment: segments.resolve(s).count())
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+    base = statistics.median(base_times)
+    rows = []
+    for label, (times, count) in measured.items():
+        median, worst = statistics.median(times), max(times)
+        rows.append({
+            "name": f"segment_count_1m.{label}", "value": round(median, 1), "unit": "ms",
+            "baseline": round(base, 1), "ratio": round(median / base, 2) if base else None,
+            "target": f"<= {TARGET_MS:.0f} ms (median and max)",
+            "met": median <= TARGET_MS and worst <= TARGET_MS,
+            "note": f"max {worst:.1f} ms over {RUNS} runs; {count:,} of {total:,} contacts; baseline = "
+                    f"SELECT count(*) over contacts; data generated in {load_s:.0f} s; {os.cpu_count()} CPUs",
+        })  # fmt: skip
+    return rows
+
+
+def _admin_connection(db: dict):
+    import psycopg
+
+    return psycopg.connect(
+        dbname="postgres", user=db.get("USER") or None, password=db.get("PASSWORD") or None,
+        host=db.get("HOST") or "127.0.0.1", port=db.get("PORT") or None, autocommit=True,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    for row in run():
+        print(row)
