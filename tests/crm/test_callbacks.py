@@ -181,13 +181,13 @@ def test_other_methods_are_refused(client):
     assert client.put(URL).status_code == 405
 
 
-def test_storage_failure_releases_the_replay_guard(client, on_commit, monkeypatch):
+def test_storage_failure_leaves_the_request_retryable(client, on_commit, monkeypatch):
     params, body = signed_post(event_xml())
 
-    def boom(**kwargs):
+    def boom(event):
         raise RuntimeError("database down")
 
-    monkeypatch.setattr(svc, "_store", boom)
+    monkeypatch.setattr(svc, "_insert_unless_stored", boom)
     client.raise_request_exception = False
     assert post(client, params, body).status_code == 500
     monkeypatch.undo()
