@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import hmac
 import io
+import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from functools import lru_cache
@@ -28,6 +30,7 @@ from crm.services.consent import contacts_consenting
 from crm.services.contacts import phone_hash, phone_normalise
 
 Openness = DataSource.Openness
+logger = logging.getLogger(__name__)
 
 DEFAULT_SOURCES = [
     ("wecom", "WeCom", Openness.OPEN),
@@ -232,6 +235,39 @@ def _import_batched(source: DataSource, header: list[str], reader) -> dict:
 _STAGE_COLUMNS = ("order_id", "line_no", "phone_hash", "sku", "quantity", "amount_fen", "ordered_at")
 
 
+def _order_stage_rows(header: list[str], reader, hash_phone: Callable[[str], str]) -> Iterator[tuple]:
+    """The order file's rows in _STAGE_COLUMNS order, checked exactly as _clean checks a semi-open record (same
+    fields, same messages), but by column position: no dict per row, at a million rows a file."""
+    allowed = ALLOWED_FIELDS[Openness.SEMI_OPEN]
+    width = len(header)
+    at = {name: header.index(name) for name in allowed if name in header}
+    required = [(name, at.get(name)) for name, needed in allowed.items() if needed]
+    optional = {name: at.get(name) for name in ("line_no", "quantity")}
+    for row in reader:
+        if not row:
+            continue  # a blank line
+        if len(row) != width:
+            if len(row) > width:
+                raise _refuse(f"line {reader.line_num}", f"{len(row)} values for {width} columns.")
+            row = row + [""] * (width - len(row))
+        for name, i in required:
+            if i is None or not row[i]:
+                raise _refuse(f"line {reader.line_num}.{name}", f"{name} is required.", code="required")
+        try:
+            hashed = hash_phone(row[at["phone"]])
+        except ApplicationError:
+            raise _refuse(f"line {reader.line_num}.phone", "Not a phone number.")
+        numbers = []
+        for name in ("line_no", "quantity"):
+            i = optional[name]
+            numbers.append(_as_int(row[i] if i is not None and row[i] else 1, f"line {reader.line_num}.{name}", 1))
+        yield (
+            row[at["order_id"]][:64], numbers[0], hashed, row[at["sku"]][:64], numbers[1],
+            _as_int(row[at["amount_fen"]], f"line {reader.line_num}.amount_fen"),
+            _as_datetime(row[at["ordered_at"]], f"line {reader.line_num}.ordered_at"),
+        )  # fmt: skip
+
+
 def _import_orders_copy(source: DataSource, header: list[str], reader) -> dict:
     """Order lines on PostgreSQL: each row validated as it streams into a temporary table by COPY, then one
     INSERT ... SELECT matches phone hashes to contacts and skips lines already stored. A bad row raises inside
@@ -239,16 +275,18 @@ def _import_orders_copy(source: DataSource, header: list[str], reader) -> dict:
     hash_phone = _phone_hasher()
     stage = "crm_import_order_stage"
     rows = 0
+    started = time.monotonic()
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMPORARY TABLE {stage} (order_id text, line_no integer, phone_hash text, sku text, "
             "quantity integer, amount_fen bigint, ordered_at timestamptz) ON COMMIT DROP"
         )
         with cursor.cursor.copy(f"COPY {stage} ({', '.join(_STAGE_COLUMNS)}) FROM STDIN") as copy:
-            for record, prefix in _csv_records(header, reader):
-                line = _clean(Openness.SEMI_OPEN, record, prefix, hash_phone)
-                copy.write_row([line[c] for c in _STAGE_COLUMNS])
+            for line in _order_stage_rows(header, reader, hash_phone):
+                copy.write_row(line)
                 rows += 1
+        staged = time.monotonic()
+        cursor.execute(f"ANALYZE {stage}")  # temporary tables are never auto-analysed: give the join real sizes
         columns = ", ".join(_STAGE_COLUMNS)
         # Only identifiers from this module and the models are formatted in; the one value is a parameter.
         cursor.execute(
@@ -267,6 +305,9 @@ def _import_orders_copy(source: DataSource, header: list[str], reader) -> dict:
         )
         unmatched = cursor.fetchone()[0]
         cursor.execute(f"DROP TABLE {stage}")
+    logger.info("order import", extra={"source": source.code, "rows": rows, "unmatched": unmatched,
+                                       "staged_s": round(staged - started, 2),
+                                       "stored_s": round(time.monotonic() - staged, 2)})
     # As with bulk_create(ignore_conflicts=True), "stored" counts accepted rows, lines already held included.
     return {"rows": rows, "stored": rows, "dropped_without_consent": 0, "unmatched": unmatched}
 
