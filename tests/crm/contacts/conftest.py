@@ -57,6 +57,14 @@ def _quiesce(sim: Sim, redis_client, with_worker: bool, timeout: float = 20) -> 
     """Let the world go quiet before the database is flushed: callbacks delivered, the worker's queues empty and
     nothing in flight, and the simulator's delivery thread stopped (a transaction still open in any of them
     deadlocks the flush on PostgreSQL)."""
+    settle(sim, redis_client, with_worker, timeout)
+    from wecom_sim import delivery
+
+    delivery.stop()
+
+
+def settle(sim: Sim, redis_client, with_worker: bool = True, timeout: float = 20) -> None:
+    """Every callback the simulator owes delivered, and the worker done with all it was given."""
     try:
         sim.drain(timeout=10)
     except AssertionError:
@@ -70,9 +78,6 @@ def _quiesce(sim: Sim, redis_client, with_worker: bool, timeout: float = 20) -> 
         time.sleep(0.1)
     if with_worker:
         time.sleep(0.3)  # the last task's transaction commits after its ack bookkeeping
-    from wecom_sim import delivery
-
-    delivery.stop()
 
 
 @pytest.fixture

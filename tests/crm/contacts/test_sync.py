@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from crm.models import Contact, FollowRelation, Staff
+from crm.models import CallbackEvent, Contact, FollowRelation, Staff
 from crm.models.contacts import ContactEvent, SyncRun
 from crm.services.channels import channel_create
 from crm.services.sync import reconcile, sync_run, sync_start
 from crm.tasks.contacts import nightly_reconcile
 from tests.conftest import wait_for
+from tests.crm.contacts.conftest import settle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 
 @pytest.fixture
-def customers(staffed, celery_worker):
+def customers(staffed, celery_worker, redis_client):
     """Alice has 5 customers, Bob 2 (one shared with Alice) in WeCom; the CRM then forgets them all."""
     sim = staffed
     channel_create(name="A", state="qr-a", staff_userids=["alice"])
@@ -26,6 +27,10 @@ def customers(staffed, celery_worker):
     for eid in eids[4:]:
         sim.scan(eid, "qr-b")
     wait_for(lambda: FollowRelation.objects.count() == 7, timeout=60, message="callbacks applied")
+    # Half adds make the relations; their full adds may still be on the way and would bring a contact back.
+    wait_for(lambda: not CallbackEvent.objects.exclude(status="processed").exists(), timeout=30,
+             message="every callback routed")  # fmt: skip
+    settle(sim, redis_client)
     Contact.objects.all().delete()  # follows and timeline go with them: the CRM starts empty
     return eids
 
