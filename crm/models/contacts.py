@@ -68,7 +68,13 @@ class FollowRelation(models.Model):
             models.Index(
                 fields=["staff", "contact"], condition=models.Q(deleted_by_staff_at__isnull=True),
                 name="follow_active_staff_contact",
-            )
+            ),
+            # The other way round for "does this contact have an active follow by one of these staff": an
+            # index-only probe per candidate contact once tags/channels have narrowed the set.
+            models.Index(
+                fields=["contact", "staff"], condition=models.Q(deleted_by_staff_at__isnull=True),
+                name="follow_active_contact_staff",
+            ),
         ]
 
     def __str__(self) -> str:
