@@ -11,6 +11,7 @@ from crm.celery import app
     ("task", "queue"),
     [
         ("crm.tasks.callbacks.process_callback", "callbacks"),
+        ("crm.tasks.callbacks.drain_callbacks", "callbacks"),
         ("crm.tasks.campaigns.send_mass_message", "pushes"),
         ("crm.tasks.redpackets.pay_claim", "redpackets"),
         ("crm.tasks.contacts.send_welcome", "default"),
