@@ -27,7 +27,6 @@ from loyalty.qr import qr_svg, qr_token_mint, ttl_seconds
 from loyalty.services import card_get_or_create
 
 CARD_LINK_PURPOSE = "card"
-CONSENT_SOURCE = "card_page"
 # What the customer is asked, per purpose (the policy version is shown next to it).
 CONSENT_TEXT = {
     ConsentRecord.Purpose.MARKETING: ("Offers and campaign messages",
@@ -134,7 +133,7 @@ def card_consent(request: HttpRequest, token: str) -> HttpResponse:
                 raise ApplicationError("granted is required.", field="granted")
             consent_from_customer(contact_id=contact_id, purpose=purpose,
                                   granted=_parse_bool(data.get("granted"), "granted"),
-                                  policy_version=str(data.get("policy_version") or ""), source=CONSENT_SOURCE)
+                                  policy_version=str(data.get("policy_version") or ""))
         elif not Contact.objects.filter(pk=contact_id).exists():
             raise ApplicationError("This card does not exist.", code="not_found", field="token", status_code=404)
     except ApplicationError as exc:

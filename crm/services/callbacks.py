@@ -220,7 +220,7 @@ def _first_sight(nonce: str, msg_signature: str, *, ask_drain: bool) -> bool:
         pipe = _redis().pipeline(transaction=False)
         pipe.set(REPLAY_KEY.format(digest=digest), 1, nx=True, ex=window)
         if ask_drain:
-            pipe.set(DRAIN_FLAG, 1, nx=True, ex=DRAIN_FLAG_TTL_SECONDS)
+            _set_drain_flag(pipe)
         replies = pipe.execute()
     except redis.RedisError:
         # Redis down: the event is stored (a replay of it is a no-op); the sweep routes it later.
@@ -273,7 +273,8 @@ def _insert_unless_stored(event: CallbackEvent) -> int | None:
         import psycopg
 
         connection.ensure_connection()
-        with psycopg.Cursor(connection.connection) as cursor:
+        # Django's error wrapper still applies: a lost connection is flagged and replaced at the request's end.
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(sql, params, prepare=True)
             row = cursor.fetchone()
     else:
@@ -289,11 +290,16 @@ _insert_sql: dict[str, str] = {}
 def request_drain() -> None:
     """Ask for a drain of received events, unless one is already requested and not yet started."""
     try:
-        if _redis().set(DRAIN_FLAG, 1, nx=True, ex=DRAIN_FLAG_TTL_SECONDS):
+        if _set_drain_flag(_redis()):
             _publish_drain()
     except redis.RedisError:
         # The event is stored; the sweep will pick it up. Never fail the acknowledgement over Redis.
         logger.warning("callback drain request failed", exc_info=True)
+
+
+def _set_drain_flag(client: redis.Redis) -> bool | None:
+    """SET NX the request flag (on a client, or queued on a pipeline): true when this caller set it."""
+    return client.set(DRAIN_FLAG, 1, nx=True, ex=DRAIN_FLAG_TTL_SECONDS)
 
 
 def _publish_drain() -> None:
