@@ -1,10 +1,12 @@
 """Benchmark `callback_ingest`: signed, encrypted WeCom callbacks acknowledged per second and their p99 latency.
 
-gunicorn serves the project on a free loopback port (a throwaway SQLite database and a separate Redis db, so
-nothing real is touched). An open-loop client (epoll, non-blocking sockets) offers requests at a fixed rate for a
-few seconds; latency is measured from each request's *scheduled* send time, so a server that falls behind pays
-for the queue it builds. The same server's trivial Django view (`/bench/bare`, same middleware) is driven the
-same way in the same run: the baseline for the ratios.
+The callback ingest server (crm/ingest.py: gunicorn with uvicorn workers, group commit) serves a throwaway
+database of the runner's engine and a separate Redis db, so nothing real is touched. An open-loop client
+(epoll, non-blocking sockets, a new connection per request as WeCom makes them) offers requests at a fixed
+rate for a few seconds; latency is measured from each request's *scheduled* send time, so a server that falls
+behind pays for the queue it builds. The same server's trivial endpoint (`/bench/bare`) is driven the same way
+in the same run: the baseline for the ratios. For context, the Django view that answers the same path inside
+the web app (gunicorn sync workers) is driven at the same rate too.
 """
 
 from __future__ import annotations
@@ -262,6 +264,20 @@ call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
 """
 
 
+def _start(argv: list[str], env: dict, log) -> subprocess.Popen:
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop(proc: subprocess.Popen | None) -> None:
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def run() -> list[dict]:
     from django.conf import settings
 
@@ -277,34 +293,43 @@ def run() -> list[dict]:
         DEBUG="false",
         LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     )
-    port = _free_port()
-    workers = int(os.environ.get("BENCH_WEB_WORKERS", (os.cpu_count() or 1) + 1))
-    threads = int(os.environ.get("BENCH_WEB_THREADS", 1))
-    log = open(tmp / "gunicorn.log", "wb")  # noqa: SIM115  (closed in finally)
-    proc = None
+    workers = int(os.environ.get("BENCH_INGEST_WORKERS", os.cpu_count() or 1))
+    web_workers = (os.cpu_count() or 1) + 1
+    log = open(tmp / "servers.log", "wb")  # noqa: SIM115  (closed in finally)
+    ingest = web = None
+    count = int(RATE * SECONDS)
     try:
         database.create(env, log)
-        proc = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "--pythonpath", str(ROOT / "bench"), "_callback_wsgi:application",
-             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
-             "--worker-class", "gthread" if threads > 1 else "sync",
-             "--backlog", "4096", "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        port = _free_port()
+        ingest = _start(
+            [str(VENV_BIN / "gunicorn"), "-c", "python:crm.gunicorn_ingest_conf", "--pythonpath", str(ROOT / "bench"),
+             "_callback_asgi:application", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+             "--log-level", "warning"],
+            env, log,
         )  # fmt: skip
-        _wait_listening(port, proc)
-        count = int(RATE * SECONDS)
+        _wait_listening(port, ingest)
         bare_requests = [_http_post(port, "/bench/bare", b"<xml/>") for _ in range(count)]
         warm = _drive(port, _callback_requests(port, WARMUP, 0) + bare_requests[:WARMUP], RATE / 2)
         cb = _drive(port, _callback_requests(port, count, WARMUP), RATE)
         bare = _drive(port, bare_requests, RATE)
+        _stop(ingest)
+        ingest = None
         stored = database.count_stored()
+
+        # Context: the same callbacks through the Django view in the web app's sync workers.
+        web_port = _free_port()
+        web = _start(
+            [str(VENV_BIN / "gunicorn"), "--pythonpath", str(ROOT / "bench"), "_callback_wsgi:application",
+             "--bind", f"127.0.0.1:{web_port}", "--workers", str(web_workers), "--backlog", "4096",
+             "--log-level", "warning"],
+            env, log,
+        )  # fmt: skip
+        _wait_listening(web_port, web)
+        _drive(web_port, _callback_requests(web_port, WARMUP, WARMUP + count), RATE / 2)
+        django_view = _drive(web_port, _callback_requests(web_port, count, 2 * WARMUP + count), RATE)
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop(ingest)
+        _stop(web)
         log.close()
         database.drop()
         _clean_redis(redis_url)
@@ -314,10 +339,10 @@ def run() -> list[dict]:
     lost = max(0, cb["ok"] + min(warm["ok"], WARMUP) - stored)
     engine = "PostgreSQL" if database.postgres else "SQLite"
     note = (
-        f"offered {RATE:.0f}/s x {SECONDS:.0f}s to {workers} gunicorn workers x {threads} threads on "
-        f"{os.cpu_count()} CPUs, {engine}; "
-        f"{cb['ok']} acknowledged, {cb['abandoned']} not sent (server behind), statuses {cb['statuses']}, "
-        f"{lost} acknowledged but not stored"
+        f"ingest server: offered {RATE:.0f}/s x {SECONDS:.0f}s to {workers} uvicorn workers under gunicorn on "
+        f"{os.cpu_count()} CPUs, {engine}; {cb['ok']} acknowledged, {cb['abandoned']} not sent (server behind), "
+        f"statuses {cb['statuses']}, {lost} acknowledged but not stored. The Django view in {web_workers} sync "
+        f"workers, same rate, same run: {django_view['ack_per_s']:.0f}/s, p99 {django_view['p99_ms']:.0f} ms"
     )
     return [
         {

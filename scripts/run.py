@@ -1,7 +1,8 @@
 """`make run`: one command that starts the whole product on this machine and stops it on Ctrl-C.
 
-Redis (embedded when none answers at REDIS_URL) -> migrate -> collectstatic -> simulator, web, Celery worker and
-beat as child processes -> demo data -> URLs and the demo login. Every server binds to 127.0.0.1.
+Redis (embedded when none answers at REDIS_URL) -> migrate -> collectstatic -> simulator, web, callback ingest
+server, Celery worker and beat as child processes -> demo data -> URLs and the demo login. Every server binds to
+127.0.0.1. The simulator sends its callbacks to the ingest server, as WeCom would through the proxy in production.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from crm import embedded_redis  # noqa: E402
 VENV_BIN = Path(sys.executable).parent
 PORT = int(os.environ.get("PORT", "8000"))
 SIM_PORT = int(os.environ.get("SIM_PORT", "8001"))
+INGEST_PORT = int(os.environ.get("INGEST_PORT", "8002"))
 HOST = "127.0.0.1"
 
 
@@ -57,9 +59,9 @@ def port_free(port: int) -> bool:
 
 
 def main() -> int:
-    for port in (PORT, SIM_PORT):
+    for port in (PORT, SIM_PORT, INGEST_PORT):
         if not port_free(port):
-            log(f"error: port {port} on {HOST} is in use (another `make run`?); stop it or set PORT / SIM_PORT")
+            log(f"error: port {port} on {HOST} is in use (another `make run`?); set PORT / SIM_PORT / INGEST_PORT")
             return 2
 
     redis_url, redis_server = embedded_redis.ensure()
@@ -67,10 +69,12 @@ def main() -> int:
         log(f"nothing answered at REDIS_URL; started an embedded Redis ({redis_url})")
     base = f"http://{HOST}:{PORT}"
     sim_base = f"http://{HOST}:{SIM_PORT}"
+    ingest_base = f"http://{HOST}:{INGEST_PORT}"
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
     env.update(REDIS_URL=redis_url, PORT=str(PORT), SIM_PORT=str(SIM_PORT), PYTHONUNBUFFERED="1")
     env.setdefault("PUBLIC_BASE_URL", base)
+    env.setdefault("WECOM_CALLBACK_URL", f"{ingest_base}/wecom/callback")
 
     children: list[tuple[str, subprocess.Popen]] = []
 
@@ -103,12 +107,16 @@ def main() -> int:
                             "-c", "python:crm.gunicorn_conf", "--name", "wecom-sim"])
         start("web", [gunicorn, "crm.wsgi", "-b", f"{HOST}:{PORT}", "--workers", "2", "--threads", "8",
                       "-c", "python:crm.gunicorn_conf", "--name", "crm-web"])
+        start("ingest", [gunicorn, "crm.ingest", "-b", f"{HOST}:{INGEST_PORT}", "--workers", "1",
+                         "-c", "python:crm.gunicorn_ingest_conf", "--name", "crm-ingest"])
         start("worker", [celery, "-A", "crm", "worker", "-Q", "callbacks,pushes,redpackets,default",
                          "--concurrency", "4", "--pool", "threads", "--loglevel", "INFO", "--hostname", "crm@%h"])
         start("beat", [celery, "-A", "crm", "beat", "--loglevel", "INFO"])
 
-        if not (wait_http(f"{sim_base}/wecom-sim/cgi-bin/gettoken") and wait_http(f"{base}/healthz")):
-            log("error: the web server or the simulator did not come up; see the output above")
+        up = (wait_http(f"{sim_base}/wecom-sim/cgi-bin/gettoken") and wait_http(f"{base}/healthz")
+              and wait_http(f"{ingest_base}/healthz"))
+        if not up:
+            log("error: the web server, the ingest server or the simulator did not come up; see the output above")
             stop_all()
             return 1
         log("seeding demo data (idempotent)")
@@ -119,6 +127,7 @@ def main() -> int:
             f"  CRM admin      {base}/admin/        (login: admin / admin)\n"
             f"  API docs       {base}/api/docs/\n"
             f"  Health         {base}/healthz\n"
+            f"  Callbacks      {env['WECOM_CALLBACK_URL']}  (ingest server)\n"
             f"  Simulator      {sim_base}/wecom-sim/cgi-bin/  (admin API: {sim_base}/wecom-sim/admin/)\n"
             f"  Redis          {redis_url}\n"
             "\n  Ctrl-C stops everything.\n",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -20,7 +21,8 @@ logger = logging.getLogger(__name__)
 def wecom_callback(request: HttpRequest) -> HttpResponse:
     """GET: URL verification (answer the plaintext echostr). POST: an encrypted event (answer an empty 200).
 
-    No session or token auth: the msg_signature is the auth."""
+    No session or token auth: the msg_signature is the auth. The ingest server (crm/api/callback_ingest.py)
+    answers the same path with the same services and group commit; this view serves it inside the web app."""
     try:
         if request.method == "GET":
             return HttpResponse(callback_verify_url(params=request.GET), content_type="text/plain; charset=utf-8")
@@ -28,6 +30,10 @@ def wecom_callback(request: HttpRequest) -> HttpResponse:
     except CallbackRefused as exc:
         logger.warning("callback refused", extra={"reason": exc.code, "remote": request.META.get("REMOTE_ADDR")})
         return JsonResponse(error_body(exc.code, exc.message), status=exc.status_code)
+    except DatabaseError:
+        # Not stored, so not acknowledged: WeCom retries the very same request, which then gets through.
+        logger.exception("callback not stored")
+        return JsonResponse(error_body("unavailable", "the event could not be stored; retry"), status=503)
     return HttpResponse(b"", content_type="text/plain")
 
 

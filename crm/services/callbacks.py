@@ -13,6 +13,8 @@ import logging
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import redis
@@ -169,15 +171,31 @@ def _event_time(payload: dict) -> datetime | None:
 # --- receive ---------------------------------------------------------------------------------------
 
 
-def callback_receive(*, params: dict, body: bytes) -> tuple[CallbackEvent, bool]:
-    """Verify, decrypt and store one POSTed callback; ask for a drain once it is committed.
+@dataclass(frozen=True, slots=True)
+class OpenedCallback:
+    """A POSTed callback whose signature, freshness and receiveid held, decrypted and parsed; not yet stored."""
 
-    Returns (event, created). A second delivery of a stored event returns (existing, False) and asks for
-    nothing. Raises CallbackRefused for forged, tampered, foreign, stale or replayed requests (nothing stored).
+    payload: dict
+    xml: str
+    body: bytes
+    msg_signature: str
+    timestamp: int
+    nonce: str
+    dedupe_key: str
 
-    Round trips are what an acknowledgement costs (a loopback round trip is a quarter of a millisecond on
-    this kind of VM), so there are two: the INSERT, then one Redis pipeline carrying the replay guard and
-    the drain request."""
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What storing one opened callback came to."""
+
+    event_id: int
+    created: bool  # False: the same event was stored before (WeCom's redelivery); nothing new to process
+    replayed: bool  # this very signed request was received before: refuse it
+
+
+def callback_open(*, params: dict, body: bytes) -> OpenedCallback:
+    """Verify and decrypt one POSTed callback, without any I/O. Raises CallbackRefused for forged, tampered,
+    foreign, stale or malformed requests."""
     msg_signature, timestamp, nonce = _require(params, "msg_signature", "timestamp", "nonce")
     if len(body) > MAX_BODY_BYTES:
         raise CallbackRefused("body too large", code="too_large", status_code=413)
@@ -187,60 +205,89 @@ def callback_receive(*, params: dict, body: bytes) -> tuple[CallbackEvent, bool]
     except CallbackCryptoError as exc:
         raise _refuse(exc) from None
     payload = parse_event_xml(xml)
+    return OpenedCallback(payload, xml, body, msg_signature, ts, nonce, dedupe_key(payload))
 
-    # Store first: a replayed request carries the very same event, so its insert is a no-op (dedupe key)
-    # and nothing is stored twice whatever the guard below answers.
-    event = _new_event(payload=payload, xml=xml, body=body, msg_signature=msg_signature, timestamp=ts, nonce=nonce)
-    event.pk = _insert_unless_stored(event)
-    created = event.pk is not None
-    # Outside a transaction the row is committed now and the drain can be asked for in the same pipeline;
+
+def callbacks_store(opened: Sequence[OpenedCallback]) -> list[Receipt]:
+    """Store opened callbacks (one statement for all of them), then check them against the replay guard and ask
+    for a drain (one Redis round trip for all of them). One receipt per callback, in order.
+
+    Store first: a replayed request carries the very same event, so its insert is a no-op (dedupe key) and
+    nothing is stored twice whatever the guard answers. Round trips are what an acknowledgement costs (a
+    loopback round trip is a quarter of a millisecond on this kind of VM), so a group of callbacks that arrive
+    together (the ingest server's group commit) pays for two, not two each."""
+    if not opened:
+        return []
+    new_ids = _insert_unless_stored([_new_event(item) for item in opened])
+    ids: dict[str, int] = {}
+    created: list[bool] = []
+    for item in opened:  # the first copy of a key in this group is the stored one; a later copy is a duplicate
+        fresh = item.dedupe_key in new_ids and item.dedupe_key not in ids
+        created.append(fresh)
+        ids.setdefault(item.dedupe_key, new_ids.get(item.dedupe_key, 0))
+    missing = [key for key, pk in ids.items() if not pk]
+    if missing:  # stored before this group: the first copy is the one that counts
+        ids.update(CallbackEvent.objects.filter(dedupe_key__in=missing).values_list("dedupe_key", "id"))
+    # Outside a transaction the rows are committed now and the drain can be asked for in the same pipeline;
     # inside one (a caller's atomic block, tests) it is asked for on commit.
     deferred = connection.in_atomic_block
-    if not _first_sight(nonce, msg_signature, ask_drain=created and not deferred):
-        raise CallbackRefused("this request was already received", code="replayed")
-    if not created:
-        # Delivered before (WeCom's retry, or two copies at once): the first copy is the one that counts.
-        existing = CallbackEvent.objects.get(dedupe_key=event.dedupe_key)
-        logger.info("callback duplicate", extra={"callback_id": existing.pk, "event": existing.event})
-        return existing, False
-    event._state.adding = False
-    if deferred:
+    first_sight = _first_sight(opened, ask_drain=bool(new_ids) and not deferred)
+    if new_ids and deferred:
         transaction.on_commit(request_drain)
-    logger.info("callback stored", extra={"callback_id": event.pk, "event": event.event, "change": event.change_type})
-    return event, True
+    receipts = [
+        Receipt(event_id=ids[item.dedupe_key], created=fresh, replayed=not seen_first)
+        for item, fresh, seen_first in zip(opened, created, first_sight, strict=True)
+    ]
+    if new_ids:
+        logger.info("callbacks stored", extra={"count": len(new_ids), "callback_ids": sorted(new_ids.values())})
+    for receipt in receipts:
+        if not receipt.created and not receipt.replayed:
+            logger.info("callback duplicate", extra={"callback_id": receipt.event_id})
+    return receipts
 
 
-def _first_sight(nonce: str, msg_signature: str, *, ask_drain: bool) -> bool:
-    """Replay guard: False when this very signed request (nonce + signature) was seen inside the freshness
-    window; past the window the timestamp check refuses it. Only reached once the signature held, so
-    forgeries can't fill it. With ask_drain, the drain request rides in the same round trip."""
-    digest = hashlib.sha1(f"{nonce}:{msg_signature}".encode()).hexdigest()
+def callback_receive(*, params: dict, body: bytes) -> Receipt:
+    """Verify, decrypt and store one POSTed callback; ask for a drain once it is committed.
+
+    A second delivery of a stored event gets created=False and asks for nothing. Raises CallbackRefused for
+    forged, tampered, foreign, stale or replayed requests (nothing stored)."""
+    receipt = callbacks_store([callback_open(params=params, body=body)])[0]
+    if receipt.replayed:
+        raise CallbackRefused("this request was already received", code="replayed")
+    return receipt
+
+
+def _first_sight(opened: Sequence[OpenedCallback], *, ask_drain: bool) -> list[bool]:
+    """Replay guard: False for a signed request (nonce + signature) already seen inside the freshness window;
+    past the window the timestamp check refuses it. Only reached once the signature held, so forgeries can't
+    fill it. With ask_drain, the drain request rides in the same round trip."""
     window = settings.WECOM_CALLBACK_MAX_AGE_SECONDS * 2 + 60
     try:
         pipe = _redis().pipeline(transaction=False)
-        pipe.set(REPLAY_KEY.format(digest=digest), 1, nx=True, ex=window)
+        for item in opened:
+            digest = hashlib.sha1(f"{item.nonce}:{item.msg_signature}".encode()).hexdigest()
+            pipe.set(REPLAY_KEY.format(digest=digest), 1, nx=True, ex=window)
         if ask_drain:
             _set_drain_flag(pipe)
         replies = pipe.execute()
     except redis.RedisError:
-        # Redis down: the event is stored (a replay of it is a no-op); the sweep routes it later.
+        # Redis down: the events are stored (a replay of one is a no-op); the sweep routes them later.
         logger.warning("callback replay guard unavailable", exc_info=True)
-        return True
-    if ask_drain and replies[1]:
+        return [True] * len(opened)
+    if ask_drain and replies[-1]:
         _publish_drain()
-    return bool(replies[0])
+    return [bool(reply) for reply in replies[: len(opened)]]
 
 
-def _new_event(
-    *, payload: dict, xml: str, body: bytes, msg_signature: str, timestamp: int, nonce: str
-) -> CallbackEvent:
+def _new_event(item: OpenedCallback) -> CallbackEvent:
+    payload = item.payload
     return CallbackEvent(
-        dedupe_key=dedupe_key(payload),
-        msg_signature=msg_signature,
-        timestamp=timestamp,
-        nonce=nonce,
-        raw_body=body.decode("utf-8", errors="replace"),
-        decrypted_xml=xml,
+        dedupe_key=item.dedupe_key,
+        msg_signature=item.msg_signature,
+        timestamp=item.timestamp,
+        nonce=item.nonce,
+        raw_body=item.body.decode("utf-8", errors="replace"),
+        decrypted_xml=item.xml,
         payload=payload,
         event=str(payload.get("Event") or payload.get("MsgType") or "")[:64],
         change_type=str(payload.get("ChangeType") or "")[:64],
@@ -248,25 +295,29 @@ def _new_event(
     )
 
 
-def _insert_unless_stored(event: CallbackEvent) -> int | None:
-    """The new row's id, or None when an event with this dedupe key is stored already.
+def _insert_unless_stored(events: list[CallbackEvent]) -> dict[str, int]:
+    """{dedupe key: new id} for the events stored by this call; a key stored already (or twice in the list)
+    is left out, or stored once.
 
-    One statement (INSERT .. ON CONFLICT (dedupe_key) DO NOTHING RETURNING id), committed by itself outside a
-    transaction: one round trip instead of the BEGIN, INSERT, COMMIT and IntegrityError path of create() in
-    atomic(), which is most of what an acknowledgement costs at 1,000 callbacks/s. Values go through each field's
-    own pre_save/get_db_prep_save, so defaults and JSON adaptation stay the ORM's."""
+    One statement (INSERT .. VALUES (..), (..) ON CONFLICT (dedupe_key) DO NOTHING RETURNING), committed by
+    itself outside a transaction: one round trip instead of a BEGIN, INSERT, COMMIT and IntegrityError path
+    per event. Values go through each field's own pre_save/get_db_prep_save, so defaults and JSON adaptation
+    stay the ORM's. Rows get their ids in list order, which the drain relies on (arrival order)."""
     meta = CallbackEvent._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
-    qn = connection.ops.quote_name
-    sql = _insert_sql.get(connection.vendor)
+    key = (connection.vendor, len(events))
+    sql = _insert_sql.get(key)
     if sql is None:
+        qn = connection.ops.quote_name
+        row = f"({', '.join(['%s'] * len(fields))})"
         # Identifiers come from the model, quoted; every value is a bound parameter.
-        sql = _insert_sql[connection.vendor] = (
+        sql = _insert_sql[key] = (
             f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(fields))}) "
-            f"ON CONFLICT ({qn(meta.get_field('dedupe_key').column)}) DO NOTHING RETURNING {qn(meta.pk.column)}"
+            f"VALUES {', '.join([row] * len(events))} "
+            f"ON CONFLICT ({qn(meta.get_field('dedupe_key').column)}) DO NOTHING "
+            f"RETURNING {qn(meta.pk.column)}, {qn(meta.get_field('dedupe_key').column)}"
         )
-    params = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
+    params = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for event in events for f in fields]
     if connection.vendor == "postgresql":
         # A server-side-bound, prepared statement: no client-side quoting of the ~2 KB of text per event and
         # no parse/plan on the server. (Django's own cursors bind client-side.)
@@ -276,15 +327,15 @@ def _insert_unless_stored(event: CallbackEvent) -> int | None:
         # Django's error wrapper still applies: a lost connection is flagged and replaced at the request's end.
         with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(sql, params, prepare=True)
-            row = cursor.fetchone()
+            rows = cursor.fetchall()
     else:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            row = cursor.fetchone()
-    return row[0] if row else None
+            rows = cursor.fetchall()
+    return {dedupe: pk for pk, dedupe in rows}
 
 
-_insert_sql: dict[str, str] = {}
+_insert_sql: dict[tuple[str, int], str] = {}
 
 
 def request_drain() -> None:

@@ -6,6 +6,7 @@ import time
 from urllib.parse import urlencode
 
 import pytest
+from django.db import OperationalError
 
 from crm.models import CallbackEvent
 from crm.services import callback_routing
@@ -184,12 +185,13 @@ def test_other_methods_are_refused(client):
 def test_storage_failure_leaves_the_request_retryable(client, on_commit, monkeypatch):
     params, body = signed_post(event_xml())
 
-    def boom(event):
-        raise RuntimeError("database down")
+    def boom(events):
+        raise OperationalError("database down")
 
     monkeypatch.setattr(svc, "_insert_unless_stored", boom)
-    client.raise_request_exception = False
-    assert post(client, params, body).status_code == 500
+    refused = post(client, params, body)
+    assert refused.status_code == 503  # not stored, so not acknowledged: WeCom retries
+    assert refused.json()["error"]["code"] == "unavailable"
     monkeypatch.undo()
     # WeCom retries the very same request: it must get through now.
     assert post(client, params, body).status_code == 200

@@ -69,14 +69,15 @@ def stop(proc: subprocess.Popen, ports: list[int]) -> None:
 
 @pytest.mark.timeout(600)
 def test_make_run_serves_everything_and_stops_on_ctrl_c(tmp_path):
-    port, sim_port = free_port(), free_port()
+    port, sim_port, ingest_port = free_port(), free_port(), free_port()
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     # Its own Redis database, so its worker never takes the test suite's tasks.
     if redis_url.startswith("redis://"):
         redis_url = redis_url.rsplit("/", 1)[0] + "/13"
     else:
         redis_url = redis_url.replace("db=0", "db=13")
-    env = dict(os.environ, VAR_DIR=str(tmp_path), PORT=str(port), SIM_PORT=str(sim_port), REDIS_URL=redis_url,
+    env = dict(os.environ, VAR_DIR=str(tmp_path), PORT=str(port), SIM_PORT=str(sim_port),
+               INGEST_PORT=str(ingest_port), REDIS_URL=redis_url,
                DATABASE_URL=f"sqlite:///{tmp_path / 'crm.sqlite3'}")
     for key in ("WECOM_API_BASE_URL", "WECOM_PAY_BASE_URL", "WECOM_CALLBACK_URL", "PUBLIC_BASE_URL"):
         env.pop(key, None)
@@ -101,9 +102,14 @@ def test_make_run_serves_everything_and_stops_on_ctrl_c(tmp_path):
             assert session.get(f"{base}/api/schema/", timeout=10).status_code == 200
             gettoken = requests.get(f"http://127.0.0.1:{sim_port}/wecom-sim/cgi-bin/gettoken", timeout=10).json()
             assert gettoken["errcode"] != 0  # no credentials given: a WeCom error, in WeCom's envelope
+            ingest = requests.get(f"http://127.0.0.1:{ingest_port}/healthz", timeout=10)
+            assert ingest.status_code == 200 and ingest.json()["ok"]
             text = log.read_text()
             assert f"{base}/admin/" in text and "admin / admin" in text
+            # The demo shoppers were added by callback, and the simulator sends callbacks to the ingest server.
+            assert f"http://127.0.0.1:{ingest_port}/wecom/callback" in text
+            assert "added 12 customers" in text or attempt == 2
         finally:
             if proc.poll() is None:
-                stop(proc, [port, sim_port])
+                stop(proc, [port, sim_port, ingest_port])
             out.close()
