@@ -58,8 +58,10 @@ class CallbackIngestApp:
             if scope["path"] == CALLBACK_PATH:
                 await self._callback(scope, receive, send)
             elif scope["path"] == HEALTH_PATH:
-                ok = self.writer.alive
-                await _json(send, 200 if ok else 503, {"ok": ok, "checks": {"writer": {"ok": ok}}})
+                writer = self.writer
+                ok = writer.alive
+                checks = {"writer": {"ok": ok, "groups": writer.groups, "largest_group": writer.largest_group}}
+                await _json(send, 200 if ok else 503, {"ok": ok, "checks": checks})
             else:
                 await _json(send, 404, error_body("not_found", "no such path on the callback ingest server"))
 
@@ -100,8 +102,8 @@ class CallbackIngestApp:
                 asyncio.wrap_future(self.writer.submit(opened)), timeout=settings.CALLBACK_INGEST_TIMEOUT_SECONDS
             )
         except Exception:
-            # Not known to be stored, so not acknowledged: WeCom retries the very same request, and a copy that
-            # did get stored meanwhile makes the retry a no-op (dedupe key).
+            # Not known to be stored, so not acknowledged: WeCom delivers it again. Should the writer store it
+            # after all, the event is kept once (dedupe key) whatever the redelivery gets.
             logger.exception("callback not stored")
             await _json(send, 503, error_body("unavailable", "the event could not be stored; retry"))
             return

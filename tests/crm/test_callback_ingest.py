@@ -21,14 +21,14 @@ from tests.conftest import wait_for
 from tests.crm.wecom.callback_helpers import event_xml, signed_get, signed_post
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
 def _serve(app: CallbackIngestApp):
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning"))
     thread = threading.Thread(target=server.run, name="ingest-server", daemon=True)
     thread.start()
@@ -80,6 +80,7 @@ def test_url_verification_refusals_and_other_paths(ingest):
     assert requests.get(f"{ingest.url}/admin/", timeout=10).status_code == 404
     health = requests.get(f"{ingest.url}/healthz", timeout=10)
     assert health.status_code == 200 and health.json()["ok"] is True
+    assert health.json()["checks"]["writer"]["groups"] == 0  # nothing refused reached the writer
     assert not CallbackEvent.objects.exists()  # nothing refused was stored
 
 

@@ -5,7 +5,6 @@ exactly once."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,15 +17,10 @@ import requests
 from crm.localstack import ROOT, child_env
 from crm.models import CallbackEvent
 from tests.conftest import wait_for
+from tests.crm.test_callback_ingest import free_port
 from tests.crm.wecom.callback_helpers import event_xml, signed_post
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _start(env: dict, port: int, log) -> subprocess.Popen:
@@ -55,7 +49,7 @@ def _probe(i: int) -> str:
 @pytest.mark.timeout(180)
 def test_a_stop_mid_burst_loses_nothing_it_acknowledged(live_stack, tmp_path):
     env = child_env(live_stack, LOG_LEVEL="WARNING")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/wecom/callback"
     xmls = [_probe(i) for i in range(300)]
     answered = threading.Semaphore(0)
