@@ -25,11 +25,13 @@ from crm.api.group_commit import GroupCommitWriter
 from crm.errors import error_body
 from crm.services.callbacks import (
     MAX_BODY_BYTES,
+    NOT_STORED,
     CallbackRefused,
     Receipt,
     callback_open,
     callback_verify_url,
     callbacks_store,
+    replay_refused,
 )
 
 logger = logging.getLogger(__name__)
@@ -48,8 +50,8 @@ class TooLarge(Exception):
 class CallbackIngestApp:
     """ASGI application: the callback receiver, a liveness probe, and 404 for anything else."""
 
-    def __init__(self, *, max_batch: int = 64) -> None:
-        self.writer: GroupCommitWriter = GroupCommitWriter(callbacks_store, max_batch=max_batch, name="callback-writer")
+    def __init__(self, *, store: Callable[..., list[Receipt]] = callbacks_store, max_batch: int = 64) -> None:
+        self.writer: GroupCommitWriter = GroupCommitWriter(store, max_batch=max_batch, name="callback-writer")
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -105,10 +107,10 @@ class CallbackIngestApp:
             # Not known to be stored, so not acknowledged: WeCom delivers it again. Should the writer store it
             # after all, the event is kept once (dedupe key) whatever the redelivery gets.
             logger.exception("callback not stored")
-            await _json(send, 503, error_body("unavailable", "the event could not be stored; retry"))
+            await _json(send, NOT_STORED["status"], error_body(NOT_STORED["code"], NOT_STORED["message"]))
             return
         if receipt.replayed:
-            exc = CallbackRefused("this request was already received", code="replayed")
+            exc = replay_refused()
             _log_refused(scope, exc)
             await _json(send, exc.status_code, error_body(exc.code, exc.message))
             return

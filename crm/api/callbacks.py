@@ -11,7 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from crm.errors import error_body
-from crm.services.callbacks import CallbackRefused, callback_receive, callback_verify_url
+from crm.services.callbacks import NOT_STORED, CallbackRefused, callback_receive, callback_verify_url
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def wecom_callback(request: HttpRequest) -> HttpResponse:
     except DatabaseError:
         # Not stored, so not acknowledged: WeCom retries the very same request, which then gets through.
         logger.exception("callback not stored")
-        return JsonResponse(error_body("unavailable", "the event could not be stored; retry"), status=503)
+        return JsonResponse(error_body(NOT_STORED["code"], NOT_STORED["message"]), status=NOT_STORED["status"])
     return HttpResponse(b"", content_type="text/plain")
 
 

@@ -54,6 +54,14 @@ class CallbackRefused(ApplicationError):
         super().__init__(message, code=code, status_code=status_code)
 
 
+def replay_refused() -> CallbackRefused:
+    return CallbackRefused("this request was already received", code="replayed")
+
+
+# The answer when an event could not be stored: not acknowledged, so WeCom delivers it again.
+NOT_STORED = {"status": 503, "code": "unavailable", "message": "the event could not be stored; retry"}
+
+
 def max_attempts() -> int:
     return settings.CALLBACK_MAX_ATTEMPTS
 
@@ -253,7 +261,7 @@ def callback_receive(*, params: dict, body: bytes) -> Receipt:
     forged, tampered, foreign, stale or replayed requests (nothing stored)."""
     receipt = callbacks_store([callback_open(params=params, body=body)])[0]
     if receipt.replayed:
-        raise CallbackRefused("this request was already received", code="replayed")
+        raise replay_refused()
     return receipt
 
 
@@ -296,8 +304,8 @@ def _new_event(item: OpenedCallback) -> CallbackEvent:
 
 
 def _insert_unless_stored(events: list[CallbackEvent]) -> dict[str, int]:
-    """{dedupe key: new id} for the events stored by this call; a key stored already (or twice in the list)
-    is left out, or stored once.
+    """{dedupe key: new id} for the events this call stored. A key stored before is left out; a key twice in
+    the list is stored once.
 
     One statement (INSERT .. VALUES (..), (..) ON CONFLICT (dedupe_key) DO NOTHING RETURNING), committed by
     itself outside a transaction: one round trip instead of a BEGIN, INSERT, COMMIT and IntegrityError path

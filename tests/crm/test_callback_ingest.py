@@ -3,10 +3,11 @@ the real database and Redis, real crypto, and a real Celery worker where process
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
@@ -17,34 +18,31 @@ from django.db import OperationalError, connection
 from crm.api.callback_ingest import CallbackIngestApp
 from crm.models import CallbackEvent
 from crm.services.callbacks import callbacks_store
-from tests.conftest import wait_for
+from tests.conftest import free_port, wait_for
 from tests.crm.wecom.callback_helpers import event_xml, signed_get, signed_post
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _serve(app: CallbackIngestApp):
+@contextmanager
+def _served(app: CallbackIngestApp) -> Iterator[SimpleNamespace]:
+    """The app served by uvicorn in this process (so it uses the test database), stopped on the way out."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning"))
     thread = threading.Thread(target=server.run, name="ingest-server", daemon=True)
     thread.start()
-    wait_for(lambda: server.started, timeout=10, message="the ingest server to start")
-    return server, thread, f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: server.started, timeout=10, message="the ingest server to start")
+        yield SimpleNamespace(url=url, app=app, callback=f"{url}/wecom/callback")
+    finally:
+        server.should_exit = True
+        thread.join(15)
+    assert not app.writer.alive, "the writer outlived the server (its connection would block the test database)"
 
 
 @pytest.fixture
 def ingest(live_stack):
-    """The ingest app served by uvicorn in this process (so it uses the test database)."""
-    app = CallbackIngestApp()
-    server, thread, url = _serve(app)
-    yield SimpleNamespace(url=url, app=app, callback=f"{url}/wecom/callback")
-    server.should_exit = True
-    thread.join(15)
-    assert not app.writer.alive, "the writer outlived the server (its connection would block the test database)"
+    with _served(CallbackIngestApp()) as served:
+        yield served
 
 
 def _probe(i: int, created: int | None = None) -> str:
@@ -137,22 +135,16 @@ def test_storage_failure_answers_retry_and_the_retry_gets_through(live_stack):
             raise OperationalError("server closed the connection unexpectedly")
         return callbacks_store(opened)
 
-    app = CallbackIngestApp()
-    app.writer._store = flaky_store
-    server, thread, url = _serve(app)
-    try:
+    with _served(CallbackIngestApp(store=flaky_store)) as ingest:
         signed = signed_post(_probe(7))
         # The writer tries twice (the second time on a new connection); both fail: not acknowledged.
-        first = requests.post(f"{url}/wecom/callback", **_as_kwargs(signed))
+        first = requests.post(ingest.callback, **_as_kwargs(signed))
         assert first.status_code == 503 and first.json()["error"]["code"] == "unavailable"
         assert not CallbackEvent.objects.exists()
         # WeCom retries the very same request: the replay guard never saw it, so it is stored now.
-        again = requests.post(f"{url}/wecom/callback", **_as_kwargs(signed))
+        again = requests.post(ingest.callback, **_as_kwargs(signed))
         assert again.status_code == 200
         assert CallbackEvent.objects.count() == 1
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="terminates a PostgreSQL backend")

@@ -16,8 +16,7 @@ import requests
 
 from crm.localstack import ROOT, child_env
 from crm.models import CallbackEvent
-from tests.conftest import wait_for
-from tests.crm.test_callback_ingest import free_port
+from tests.conftest import free_port, wait_for
 from tests.crm.wecom.callback_helpers import event_xml, signed_post
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
