@@ -9,6 +9,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export PYTHONDONTWRITEBYTECODE := 1
+# The bundled WeCom simulator is mounted for everything make starts (run, test, simulate, bench); a production
+# deployment leaves it off.
+export WECOM_SIM_ENABLED ?= 1
 
 .PHONY: help install install-dev run test lint bench migrate seed simulate clean
 
