@@ -1,4 +1,6 @@
-"""/healthz: database, Redis and a live worker heartbeat. 200 only when all three are fine."""
+"""/healthz (liveness): database, Redis and a live worker heartbeat; 200 only when all three are fine.
+/readyz (readiness): the same, plus every migration applied and, where this deployment seeds demo data
+(DEMO_SEED, set by `make run`), the seed finished. A load balancer or `make run` waits for /readyz."""
 
 from __future__ import annotations
 
@@ -41,10 +43,49 @@ def _check_redis_and_workers() -> tuple[dict, dict]:
     return {"ok": True}, workers
 
 
-@require_GET
-def healthz(request):
-    database = _check_database()
+def _live_checks() -> dict:
     redis_status, workers = _check_redis_and_workers()
-    checks = {"database": database, "redis": redis_status, "worker": workers}
+    return {"database": _check_database(), "redis": redis_status, "worker": workers}
+
+
+def _check_migrations() -> dict:
+    from django.db.migrations.executor import MigrationExecutor
+
+    try:
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except Exception as exc:
+        return {"ok": False, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+    if pending:
+        return {"ok": False, "error": f"{len(pending)} migrations not applied", "pending": len(pending)}
+    return {"ok": True}
+
+
+def _check_seed() -> dict:
+    from crm.services.readiness import seed_state
+
+    try:
+        state = seed_state()
+    except Exception as exc:
+        return {"ok": False, "error": str(exc)}
+    return {"ok": state["state"] == "done", **state}
+
+
+def _answer(checks: dict) -> JsonResponse:
     ok = all(check["ok"] for check in checks.values())
     return JsonResponse({"ok": ok, "checks": checks}, status=200 if ok else 503)
+
+
+@require_GET
+def healthz(request):
+    return _answer(_live_checks())
+
+
+@require_GET
+def readyz(request):
+    checks = _live_checks()
+    if checks["database"]["ok"]:
+        checks["migrations"] = _check_migrations()
+    if settings.DEMO_SEED:
+        checks["demo_seed"] = _check_seed()
+    return _answer(checks)

@@ -9,6 +9,7 @@ import dj_database_url
 from celery.schedules import crontab
 from kombu import Exchange, Queue
 
+from crm import embedded_redis
 from crm.env import celery_url, env_bool, env_float, env_int, env_list, env_str, redis_py_url
 from crm.logconfig import JSON_FORMATTER
 
@@ -22,6 +23,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Public base URL of the CRM, used in links sent to customers (card page, red packet page).
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", f"http://127.0.0.1:{env_int('PORT', 8000)}")
+# This deployment seeds demo data (`make run`): /readyz then waits for the seed to finish.
+DEMO_SEED = env_bool("DEMO_SEED", False)
 
 DJANGO_APPS = [
     "unfold",  # the console theme; before django.contrib.admin so its templates win
@@ -96,7 +99,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis and Celery -----------------------------------------------------------------------
-REDIS_URL = redis_py_url(env_str("REDIS_URL", "redis://127.0.0.1:6379/0"))
+# REDIS_URL, else the Redis a running `make run` recorded for this var/ (so commands beside it share it).
+REDIS_URL = redis_py_url(env_str("REDIS_URL", "") or embedded_redis.recorded_url(VAR_DIR) or embedded_redis.DEFAULT_URL)
 
 CACHES = {
     "default": {

@@ -361,3 +361,15 @@ def pay_redpack_receive(request, data, billno):
     if not SimRedPack.objects.filter(mch_billno=billno, status="SENT").update(status="RECEIVED", rcv_time=now(corp)):
         raise world.WorldError("red packet is not waiting to be received", "invalid_state", "billno", 409)
     return redpack_json(SimRedPack.objects.get(mch_billno=billno))
+
+
+def index(request: HttpRequest) -> JsonResponse:
+    """GET /wecom-sim/admin/: what the control API offers. Lists paths only, so it needs no key; every endpoint it
+    lists does."""
+    from wecom_sim.urls import admin_urls
+
+    base = request.build_absolute_uri("/wecom-sim/")
+    return JsonResponse({
+        "auth": "send the header X-Sim-Admin-Key (WECOM_SIM_ADMIN_KEY; `manage.py simulator_info` prints it)",
+        "endpoints": [base + str(pattern.pattern) for pattern in admin_urls],
+    })

@@ -6,6 +6,7 @@ from wecom_sim.cgi import base, contact_ways, contacts, groups, mass, members, t
 app_name = "wecom_sim"
 
 admin_urls = [
+    path("admin/", admin_api.index, name="admin-index"),
     path("admin/reset", admin_api.reset, name="reset"),
     path("admin/corp", admin_api.corp_view, name="corp"),
     path("admin/clock", admin_api.clock_view, name="clock"),

@@ -28,3 +28,27 @@ def test_healthz_is_503_when_redis_is_unreachable(client, settings):
     body = client.get("/healthz").json()
     assert body["ok"] is False
     assert body["checks"]["redis"]["ok"] is False and body["checks"]["database"]["ok"] is True
+
+
+@pytest.mark.worker
+def test_readyz_waits_for_the_demo_seed_when_this_deployment_seeds(client, celery_worker, settings):
+    from crm.services.readiness import seed_mark
+
+    wait_for(lambda: client.get("/healthz").status_code == 200, timeout=15, message="a live worker")
+    settings.DEMO_SEED = False
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["migrations"]["ok"] is True
+    assert "demo_seed" not in ready.json()["checks"]
+
+    settings.DEMO_SEED = True
+    body = client.get("/readyz")
+    assert body.status_code == 503 and body.json()["checks"]["demo_seed"]["state"] == "not started"
+    seed_mark("seeding")
+    seeding = client.get("/readyz")
+    assert seeding.status_code == 503
+    seed = seeding.json()["checks"]["demo_seed"]
+    assert seed["ok"] is False and seed["state"] == "seeding"
+    seed_mark("done")
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/healthz").status_code == 200  # liveness never depended on the seed
+

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Print the simulator's base URL, corp credentials and the CRM's callback token, AES key and URL as JSON."
+    help = "Print the simulator's base URL, corp credentials and the CRM's callback token, AES key and URL, and the simulator's admin URL and key, as JSON."
 
     def handle(self, *args, **options):
         api = settings.WECOM_API_BASE_URL
@@ -24,5 +24,6 @@ class Command(BaseCommand):
             "encoding_aes_key": settings.WECOM_ENCODING_AES_KEY,
             "callback_url": settings.WECOM_CALLBACK_URL,
             "admin_url": root + "/admin/",
+            "admin_key": settings.WECOM_SIM["ADMIN_KEY"],  # the X-Sim-Admin-Key header of the control API
         }
         self.stdout.write(json.dumps(info, indent=2))
