@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet, Sum
+from datetime import date, datetime, tzinfo
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
 
 from crm.errors import NotFound
 from loyalty.models import Card, PointsLedger, Purchase, Reward, Store, Tier
@@ -60,3 +63,33 @@ def store_list(*, active_only: bool = False) -> QuerySet[Store]:
 def reward_list(*, active_only: bool = True) -> QuerySet[Reward]:
     qs = Reward.objects.order_by("points_cost", "id")
     return qs.filter(is_active=True) if active_only else qs
+
+
+# --- the console dashboard (loyalty.dashboard) -----------------------------------------------------------------
+
+
+def tier_distribution() -> list[dict]:
+    """Cards per tier, lowest tier first, then cards with no tier yet: one GROUP BY over the card.tier index."""
+    counts = dict(Card.objects.values("tier_id").annotate(n=Count("id")).order_by().values_list("tier_id", "n"))
+    rows = [
+        {"tier_id": t.id, "name": t.name, "is_vip": t.is_vip, "cards": counts.get(t.id, 0)} for t in tier_list()
+    ]
+    if counts.get(None):
+        rows.append({"tier_id": None, "name": "", "is_vip": False, "cards": counts[None]})
+    return rows
+
+
+def points_daily(since: datetime, until: datetime, tz: tzinfo) -> dict[date, dict[str, int]]:
+    """{day: {"issued", "redeemed"}} for ledger rows in [since, until), days in `tz`: points credited (every
+    positive movement) and points spent on rewards. A range scan on the ledger's created_at index."""
+    rows = (
+        PointsLedger.objects.filter(created_at__gte=since, created_at__lt=until)
+        .annotate(day=TruncDate("created_at", tzinfo=tz))
+        .values("day")
+        .annotate(
+            issued=Sum("delta", filter=Q(delta__gt=0), default=0),
+            redeemed=Sum("delta", filter=Q(kind=PointsLedger.Kind.REDEEM), default=0),
+        )
+        .order_by()
+    )
+    return {row["day"]: {"issued": row["issued"], "redeemed": -row["redeemed"]} for row in rows}

@@ -36,6 +36,11 @@ class Contact(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        # Data leaving the CRM, and data destroyed, each need their own grant (crm.services.roles).
+        permissions = [
+            ("export_contact", "Can export contacts (CSV list and a person's data)"),
+            ("erase_contact", "Can erase a contact's personal data"),
+        ]
 
     def __str__(self) -> str:
         return self.name or self.external_userid
@@ -74,6 +79,16 @@ class FollowRelation(models.Model):
             models.Index(
                 fields=["contact", "staff"], condition=models.Q(deleted_by_staff_at__isnull=True),
                 name="follow_active_contact_staff",
+            ),
+            # The dashboard's adds and losses per day (crm.selectors.dashboard): range scans by time.
+            models.Index(fields=["added_at"], name="follow_added_at"),
+            models.Index(
+                fields=["deleted_by_staff_at"], condition=models.Q(deleted_by_staff_at__isnull=False),
+                name="follow_deleted_by_staff_at",
+            ),
+            models.Index(
+                fields=["deleted_by_customer_at"], condition=models.Q(deleted_by_customer_at__isnull=False),
+                name="follow_deleted_by_customer_at",
             ),
         ]
 
