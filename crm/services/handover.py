@@ -376,3 +376,19 @@ def handovers_poll_open() -> dict:
     """Poll every handover still waiting (beat)."""
     return {h: handover_poll(h) for h in Handover.objects.filter(status=Handover.Status.WAITING).values_list(
         "pk", flat=True)}
+
+
+def handover_check_results(handover_id: int) -> str:
+    """Read WeCom's transfer results now instead of at beat's next poll (console button): queued for a worker,
+    which polls every waiting handover."""
+    from crm.tasks.contacts import poll_handovers
+
+    handover = _get(handover_id)
+    if handover.status == Handover.Status.FINISHED:
+        raise ApplicationError("This handover is finished: every transfer has its result.", field="handover_id",
+                               code="finished")
+    if handover.status != Handover.Status.WAITING:
+        raise ApplicationError("This handover is still being submitted to WeCom; check its results once it waits "
+                               "for them.", field="handover_id", code="not_waiting")
+    transaction.on_commit(poll_handovers.delay)
+    return "queued"
