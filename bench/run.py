@@ -76,6 +76,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
+    os.environ.setdefault("WECOM_SIM_ENABLED", "1")  # benches serve the simulator (make bench sets it too)
     import django
 
     django.setup()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from django.utils.translation import gettext_lazy as _
 from kombu import Exchange, Queue
 
 from crm import embedded_redis
@@ -182,6 +183,10 @@ WECOM_MCH_ID = env_str("WECOM_MCH_ID", "1900000109")
 WECOM_PAY_API_KEY = env_str("WECOM_PAY_API_KEY", "demoPayApiKey0123456789abcdefABCD")
 WECOM_PAY_SECRET = env_str("WECOM_PAY_SECRET", "demoPaymentAppSecret0123456789")
 
+# The bundled simulator is mounted (its URLs under /wecom-sim/ and its models in the console) only when this is on:
+# make turns it on for run, test, simulate and bench; a production deployment leaves it off (crm.checks warns
+# under `check --deploy` when it is on with the default admin key).
+WECOM_SIM_ENABLED = env_bool("WECOM_SIM_ENABLED", False)
 # The simulator's own settings (it stands for Tencent's side and reads nothing of the CRM's).
 WECOM_SIM = {
     "CORP_ID": WECOM_CORP_ID,
@@ -230,6 +235,24 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+}
+
+# --- The console (django-unfold over the admin) ---------------------------------------------
+UNFOLD = {
+    "SITE_TITLE": _("Private-domain CRM"),
+    "SITE_HEADER": _("Private-domain CRM"),
+    "SITE_SUBHEADER": _("Marketing console"),
+    "SITE_SYMBOL": "hub",
+    "SITE_URL": "/admin/",
+    "DASHBOARD_CALLBACK": "crm.admin.dashboard.dashboard_callback",
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": False,
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": True,
+        # Sections by job, each item gated by the model permission behind it (crm/admin/navigation.py).
+        "navigation": "crm.admin.navigation.sidebar_navigation",
+    },
 }
 
 # --- I18n, time -----------------------------------------------------------------------------

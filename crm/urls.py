@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -13,5 +14,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include("crm.api.urls")),
     path("", include("loyalty.urls")),
-    path("wecom-sim/", include("wecom_sim.urls")),
 ]
+if settings.WECOM_SIM_ENABLED:  # the bundled simulator (make run, the tests); never part of a production deployment
+    urlpatterns.append(path("wecom-sim/", include("wecom_sim.urls")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from unfold.admin import ModelAdmin, TabularInline
 
 from loyalty.models import (
     Card,
@@ -32,12 +33,12 @@ class ReadOnlyAdminMixin:
 
 
 @admin.register(Tier)
-class TierAdmin(admin.ModelAdmin):
+class TierAdmin(ModelAdmin):
     list_display = ["name", "rank", "min_points", "is_vip"]
     search_fields = ["name"]
 
 
-class LedgerInline(ReadOnlyAdminMixin, admin.TabularInline):
+class LedgerInline(ReadOnlyAdminMixin, TabularInline):
     model = PointsLedger
     fields = ["created_at", "kind", "delta", "balance_after", "reason", "idempotency_key"]
     readonly_fields = fields
@@ -47,7 +48,7 @@ class LedgerInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Card)
-class CardAdmin(admin.ModelAdmin):
+class CardAdmin(ModelAdmin):
     list_display = ["number", "contact", "tier", "points_balance", "lifetime_points", "created_at"]
     list_filter = ["tier"]
     search_fields = ["number", "contact__name", "contact__external_userid"]
@@ -71,7 +72,7 @@ class CardAdmin(admin.ModelAdmin):
 
 
 @admin.register(PointsLedger)
-class PointsLedgerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PointsLedgerAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ["created_at", "card", "kind", "delta", "balance_after", "reason"]
     list_filter = ["kind"]
     search_fields = ["card__number", "idempotency_key", "reason", "purchase__receipt_id"]
@@ -80,13 +81,13 @@ class PointsLedgerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Store)
-class StoreAdmin(admin.ModelAdmin):
+class StoreAdmin(ModelAdmin):
     list_display = ["code", "name", "city", "is_active"]
     list_filter = ["is_active", "city"]
     search_fields = ["code", "name", "city"]
 
 
-class PurchaseLineInline(ReadOnlyAdminMixin, admin.TabularInline):
+class PurchaseLineInline(ReadOnlyAdminMixin, TabularInline):
     model = PurchaseLine
     fields = ["sku", "name", "qty", "amount_fen"]
     readonly_fields = fields
@@ -94,7 +95,7 @@ class PurchaseLineInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Purchase)
-class PurchaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PurchaseAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ["scanned_at", "store", "receipt_id", "card", "amount_fen", "points", "cashier"]
     list_filter = ["store"]
     search_fields = ["receipt_id", "card__number", "card__contact__name", "lines__sku"]
@@ -104,14 +105,14 @@ class PurchaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(PurchaseLine)
-class PurchaseLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PurchaseLineAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ["purchase", "sku", "name", "qty", "amount_fen"]
     search_fields = ["sku", "name", "purchase__receipt_id"]
     list_select_related = ["purchase"]
 
 
 @admin.register(TierChange)
-class TierChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class TierChangeAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ["created_at", "card", "from_tier", "to_tier", "lifetime_points", "vip_invite_sent_at"]
     list_filter = ["to_tier"]
     search_fields = ["card__number", "card__contact__name"]
@@ -119,14 +120,14 @@ class TierChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Reward)
-class RewardAdmin(admin.ModelAdmin):
+class RewardAdmin(ModelAdmin):
     list_display = ["name", "points_cost", "stock", "is_active"]
     list_filter = ["is_active"]
     search_fields = ["name"]
 
 
 @admin.register(Redemption)
-class RedemptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class RedemptionAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ["created_at", "card", "reward", "points", "store", "created_by"]
     search_fields = ["card__number", "reward__name", "idempotency_key"]
     list_select_related = ["card", "reward", "store", "created_by"]

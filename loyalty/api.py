@@ -5,15 +5,16 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.errors import ApplicationError
+from crm.api.permissions import HasStaffPerms
+from crm.errors import ApplicationError, NotFound
 from loyalty import selectors
 from loyalty.models import Card, PointsLedger, Purchase, Reward, Store, Tier
 from loyalty.permissions import IsCashier
 from loyalty.qr import qr_token_verify
+from loyalty.scoping import scope_to_user_stores
 from loyalty.services import points_adjust, redemption_create, scan_record
 from loyalty.services.scans import MAX_AMOUNT_FEN, MAX_ITEMS
 
@@ -253,6 +254,8 @@ class RedemptionCreateApi(APIView):
 
 class CardListApi(generics.ListAPIView):
     serializer_class = CardOutputSerializer
+    permission_classes = [HasStaffPerms]
+    required_perms = {"GET": ("loyalty.view_card",)}
 
     @extend_schema(
         tags=["loyalty"],
@@ -268,13 +271,19 @@ class CardListApi(generics.ListAPIView):
         tier = self.request.query_params.get("tier")
         if tier is not None and not tier.isdigit():
             raise ApplicationError("tier must be a tier id.", field="tier")
-        return selectors.card_list(search=self.request.query_params.get("search"), tier_id=int(tier) if tier else None)
+        cards = selectors.card_list(search=self.request.query_params.get("search"), tier_id=int(tier) if tier else None)
+        return scope_to_user_stores(cards, self.request.user)
 
 
 class CardDetailApi(APIView):
+    permission_classes = [HasStaffPerms]
+    required_perms = {"GET": ("loyalty.view_card",)}
+
     @extend_schema(tags=["loyalty"], responses=CardDetailOutputSerializer)
     def get(self, request, card_id: int):
         card = selectors.card_get(card_id)
+        if not scope_to_user_stores(Card.objects.filter(pk=card.pk), request.user).exists():
+            raise NotFound("No such card.", field="card")  # another store's card: as if it did not exist
         body = CardDetailOutputSerializer(
             {
                 "card": card,
@@ -285,14 +294,6 @@ class CardDetailApi(APIView):
             }
         ).data
         return Response(body)
-
-
-class CanAdjustPoints(BasePermission):
-    """Staff holding loyalty.add_pointsledger (superusers do)."""
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and user.is_staff and user.has_perm("loyalty.add_pointsledger"))
 
 
 class AdjustInputSerializer(serializers.Serializer):
@@ -307,7 +308,8 @@ class AdjustInputSerializer(serializers.Serializer):
 
 
 class CardAdjustApi(APIView):
-    permission_classes = [CanAdjustPoints]
+    permission_classes = [HasStaffPerms]
+    required_perms = {"POST": ("loyalty.add_pointsledger",)}
 
     @extend_schema(
         tags=["loyalty"],
@@ -332,6 +334,8 @@ class CardAdjustApi(APIView):
 class TierListApi(generics.ListAPIView):
     serializer_class = TierOutputSerializer
     pagination_class = None
+    permission_classes = [HasStaffPerms]
+    required_perms = {"GET": ("loyalty.view_tier",)}
 
     def get_queryset(self):
         return selectors.tier_list()
@@ -341,17 +345,19 @@ class TierListApi(generics.ListAPIView):
 class StoreListApi(generics.ListAPIView):
     serializer_class = StoreOutputSerializer
     pagination_class = None
-    permission_classes = [IsCashier]
+    permission_classes = [IsCashier | HasStaffPerms]
+    required_perms = {"GET": ("loyalty.view_store",)}
 
     def get_queryset(self):
-        return selectors.store_list()
+        return scope_to_user_stores(selectors.store_list(), self.request.user)  # a till sees its own store(s)
 
 
 @extend_schema_view(get=extend_schema(tags=["loyalty"]))
 class RewardListApi(generics.ListAPIView):
     serializer_class = RewardOutputSerializer
     pagination_class = None
-    permission_classes = [IsCashier]
+    permission_classes = [IsCashier | HasStaffPerms]
+    required_perms = {"GET": ("loyalty.view_reward",)}
 
     def get_queryset(self):
         return selectors.reward_list()

@@ -92,7 +92,7 @@ class Journey:
         staff_sync()
         tiers_ensure_defaults()
         store_upsert(code=STORE_CODE, name=STORE_NAME, city="Shanghai")
-        _user, token = cashier_ensure(username=CASHIER)
+        _user, token = cashier_ensure(username=CASHIER, store_codes=[STORE_CODE])
         self.till.headers["Authorization"] = f"Token {token}"
         if not CustomerGroup.objects.filter(is_vip=True, status=CustomerGroup.Status.ACTIVE).exists():
             chat_id = self.sim.post("groupchats", {"owner": VIP_GROUP_OWNER, "name": "VIP 1"})["chat_id"]

@@ -105,10 +105,16 @@ class Store(models.Model):
     name = models.CharField(max_length=128)
     city = models.CharField(max_length=64, blank=True)
     is_active = models.BooleanField(default=True)
+    # Store managers and cashiers who work here: they see, and scan at, only their own stores.
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="loyalty_stores",
+        help_text="Store managers and cashiers bound to this store.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["code"]
+        permissions = [("all_stores", "Can see and use every store, not only the stores one is bound to")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
@@ -134,6 +140,7 @@ class Purchase(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [models.UniqueConstraint(fields=["store", "receipt_id"], name="uniq_purchase_store_receipt")]
+        permissions = [("use_till", "Can scan cards and redeem rewards at a till")]
 
     def __str__(self) -> str:
         return f"{self.store_id}/{self.receipt_id}"

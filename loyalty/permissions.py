@@ -1,19 +1,11 @@
-"""Who may use the till API."""
+"""Who may use the till API: users holding loyalty.use_till (the cashier role, admins); see crm.api.permissions."""
 
 from __future__ import annotations
 
-from rest_framework.permissions import BasePermission
+from crm.api.permissions import IsTillUser
 
 CASHIER_GROUP = "cashier"
 
+IsCashier = IsTillUser  # the till views' name for it
 
-class IsCashier(BasePermission):
-    """A signed-in member of the "cashier" group, or staff."""
-
-    message = "Only cashiers (group 'cashier') or staff may do this."
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        if not (user and user.is_authenticated and user.is_active):
-            return False
-        return bool(user.is_staff or user.groups.filter(name=CASHIER_GROUP).exists())
+__all__ = ["CASHIER_GROUP", "IsCashier", "IsTillUser"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from unfold.admin import ModelAdmin
 
 from crm.models import CallbackEvent
 
 
 @admin.register(CallbackEvent)
-class CallbackEventAdmin(admin.ModelAdmin):
+class CallbackEventAdmin(ModelAdmin):
     list_display = ("id", "event", "change_type", "status", "attempts", "event_time", "received_at", "processed_at")
     list_filter = ("status", "event", "change_type")
     search_fields = ("dedupe_key", "decrypted_xml", "result", "error")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from unfold.admin import ModelAdmin, StackedInline
 
 from crm.errors import ApplicationError
 from crm.models import (
@@ -20,7 +21,7 @@ from crm.services import redpackets as redpacket_services
 from crm.services.payouts import claim_payout_retry
 
 
-class RedPacketPoolInline(admin.StackedInline):
+class RedPacketPoolInline(StackedInline):
     model = RedPacketPool
     extra = 0
     fields = ["budget_fen", "count", "mode", "min_fen", "max_fen", "expires_at", "act_name", "wishing", "status"]
@@ -28,7 +29,7 @@ class RedPacketPoolInline(admin.StackedInline):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(ModelAdmin):
     list_display = ["id", "name", "status", "scheduled_at", "launched_at", "finished_at"]
     list_filter = ["status"]
     search_fields = ["name", "text"]
@@ -61,7 +62,7 @@ class CampaignAdmin(admin.ModelAdmin):
 
 
 @admin.register(MassMessage)
-class MassMessageAdmin(admin.ModelAdmin):
+class MassMessageAdmin(ModelAdmin):
     list_display = ["id", "campaign", "sender", "batch_no", "status", "msgid", "attempts", "created_task_at"]
     list_filter = ["status"]
     search_fields = ["idempotency_key", "msgid", "sender__userid"]
@@ -70,7 +71,7 @@ class MassMessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(CampaignRecipient)
-class CampaignRecipientAdmin(admin.ModelAdmin):
+class CampaignRecipientAdmin(ModelAdmin):
     list_display = ["id", "campaign", "contact", "sender", "status", "sent_at"]
     list_filter = ["status"]
     search_fields = ["external_userid", "contact__name"]
@@ -78,7 +79,7 @@ class CampaignRecipientAdmin(admin.ModelAdmin):
 
 
 @admin.register(RedPacketPool)
-class RedPacketPoolAdmin(admin.ModelAdmin):
+class RedPacketPoolAdmin(ModelAdmin):
     list_display = ["id", "campaign", "budget_fen", "count", "mode", "status", "expires_at"]
     list_filter = ["status", "mode"]
     search_fields = ["campaign__name", "act_name"]
@@ -103,7 +104,7 @@ class RedPacketPoolAdmin(admin.ModelAdmin):
 
 
 @admin.register(RedPacketClaim)
-class RedPacketClaimAdmin(admin.ModelAdmin):
+class RedPacketClaimAdmin(ModelAdmin):
     list_display = ["id", "pool", "contact", "amount_fen", "status", "billno", "claimed_at", "paid_at"]
     list_filter = ["status"]
     search_fields = ["billno", "contact__external_userid", "send_listid"]
@@ -119,19 +120,19 @@ class RedPacketClaimAdmin(admin.ModelAdmin):
 
 
 @admin.register(RedPacketRefund)
-class RedPacketRefundAdmin(admin.ModelAdmin):
+class RedPacketRefundAdmin(ModelAdmin):
     list_display = ["id", "pool", "amount_fen", "packets", "created_at"]
     search_fields = ["pool__campaign__name", "pool__act_name"]
 
 
 @admin.register(LuckyDraw)
-class LuckyDrawAdmin(admin.ModelAdmin):
+class LuckyDrawAdmin(ModelAdmin):
     list_display = ["id", "campaign", "win_rate_percent", "created_at"]
     search_fields = ["campaign__name"]
 
 
 @admin.register(LuckyDrawEntry)
-class LuckyDrawEntryAdmin(admin.ModelAdmin):
+class LuckyDrawEntryAdmin(ModelAdmin):
     list_display = ["id", "draw", "contact", "prize", "created_at"]
     search_fields = ["prize", "contact__external_userid", "contact__name", "draw__campaign__name"]
     raw_id_fields = ["draw", "contact"]

@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from unfold.admin import ModelAdmin, TabularInline
 
 from crm.errors import ApplicationError
 from crm.models.channels import Channel
@@ -28,7 +29,7 @@ def _run(request: HttpRequest, label: str, func, *args, **kwargs) -> None:
 
 
 @admin.register(Staff)
-class StaffAdmin(admin.ModelAdmin):
+class StaffAdmin(ModelAdmin):
     list_display = ["userid", "name", "status", "has_customer_contact", "resigned_at", "synced_at"]
     list_filter = ["status", "has_customer_contact"]
     search_fields = ["userid", "name"]
@@ -41,7 +42,7 @@ class StaffAdmin(admin.ModelAdmin):
         _run(request, "Staff sync", staff_sync)
 
 
-class FollowInline(admin.TabularInline):
+class FollowInline(TabularInline):
     model = FollowRelation
     extra = 0
     fields = ["staff", "remark", "state", "add_way", "added_at", "deleted_by_staff_at", "deleted_by_customer_at"]
@@ -49,14 +50,14 @@ class FollowInline(admin.TabularInline):
     can_delete = False
 
 
-class ContactTagInline(admin.TabularInline):
+class ContactTagInline(TabularInline):
     model = ContactTag
     extra = 0
     autocomplete_fields = ["tag"]
     readonly_fields = ["staff", "created_at"]
 
 
-class ContactEventInline(admin.TabularInline):
+class ContactEventInline(TabularInline):
     model = ContactEvent
     extra = 0
     fields = ["occurred_at", "kind", "staff", "data"]
@@ -69,7 +70,7 @@ class ContactEventInline(admin.TabularInline):
 
 
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(ModelAdmin):
     list_display = ["id", "name", "external_userid", "type", "channel", "first_added_at"]
     list_filter = ["type", "gender", "channel"]
     search_fields = ["name", "external_userid", "unionid", "follows__remark"]
@@ -107,7 +108,7 @@ class ContactAdmin(admin.ModelAdmin):
 
 
 @admin.register(FollowRelation)
-class FollowRelationAdmin(admin.ModelAdmin):
+class FollowRelationAdmin(ModelAdmin):
     list_display = ["contact", "staff", "remark", "state", "add_way", "added_at", "deleted_by_staff_at",
                     "deleted_by_customer_at"]
     list_filter = ["add_way"]
@@ -116,7 +117,7 @@ class FollowRelationAdmin(admin.ModelAdmin):
 
 
 @admin.register(ContactEvent)
-class ContactEventAdmin(admin.ModelAdmin):
+class ContactEventAdmin(ModelAdmin):
     list_display = ["occurred_at", "contact", "kind", "staff"]
     list_filter = ["kind"]
     search_fields = ["contact__name", "contact__external_userid", "staff__userid"]
@@ -125,7 +126,7 @@ class ContactEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(WelcomeMessage)
-class WelcomeMessageAdmin(admin.ModelAdmin):
+class WelcomeMessageAdmin(ModelAdmin):
     list_display = ["id", "follow", "status", "errcode", "event_time", "sent_at"]
     list_filter = ["status"]
     search_fields = ["follow__contact__external_userid", "follow__staff__userid", "idempotency_key"]
@@ -133,7 +134,7 @@ class WelcomeMessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(admin.ModelAdmin):
+class SyncRunAdmin(ModelAdmin):
     list_display = ["id", "kind", "status", "pages", "contacts_seen", "started_at", "finished_at"]
     list_filter = ["kind", "status"]
     search_fields = ["error"]
@@ -178,7 +179,7 @@ class ChannelAdminForm(forms.ModelForm):
 
 
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
+class ChannelAdmin(ModelAdmin):
     """Adding a channel creates its contact way (QR) in WeCom through the service."""
 
     form = ChannelAdminForm
@@ -203,7 +204,7 @@ class ChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(TagGroup)
-class TagGroupAdmin(admin.ModelAdmin):
+class TagGroupAdmin(ModelAdmin):
     list_display = ["name", "wecom_id", "order", "deleted_at"]
     search_fields = ["name", "wecom_id"]
     actions = ["sync_from_wecom"]
@@ -216,21 +217,21 @@ class TagGroupAdmin(admin.ModelAdmin):
 
 
 @admin.register(Tag)
-class TagAdmin(admin.ModelAdmin):
+class TagAdmin(ModelAdmin):
     list_display = ["name", "group", "wecom_id", "order", "deleted_at"]
     list_filter = ["group"]
     search_fields = ["name", "group__name", "wecom_id"]
 
 
 @admin.register(ContactTag)
-class ContactTagAdmin(admin.ModelAdmin):
+class ContactTagAdmin(ModelAdmin):
     list_display = ["contact", "tag", "staff", "created_at"]
     search_fields = ["contact__name", "contact__external_userid", "tag__name"]
     raw_id_fields = ["contact", "staff"]
     autocomplete_fields = ["tag"]
 
 
-class GroupMemberInline(admin.TabularInline):
+class GroupMemberInline(TabularInline):
     model = GroupMember
     extra = 0
     fields = ["member_id", "type", "contact", "name", "join_scene", "join_state", "joined_at", "left_at"]
@@ -239,7 +240,7 @@ class GroupMemberInline(admin.TabularInline):
 
 
 @admin.register(CustomerGroup)
-class CustomerGroupAdmin(admin.ModelAdmin):
+class CustomerGroupAdmin(ModelAdmin):
     list_display = ["name", "chat_id", "owner", "is_vip", "status", "member_version", "synced_at"]
     list_filter = ["is_vip", "status"]
     search_fields = ["name", "chat_id", "owner__userid"]
@@ -260,7 +261,7 @@ class CustomerGroupAdmin(admin.ModelAdmin):
 
 
 @admin.register(GroupMember)
-class GroupMemberAdmin(admin.ModelAdmin):
+class GroupMemberAdmin(ModelAdmin):
     list_display = ["group", "member_id", "type", "contact", "join_scene", "joined_at", "left_at"]
     list_filter = ["type", "join_scene"]
     search_fields = ["member_id", "name", "group__name", "group__chat_id"]
@@ -268,20 +269,20 @@ class GroupMemberAdmin(admin.ModelAdmin):
 
 
 @admin.register(GroupJoinWay)
-class GroupJoinWayAdmin(admin.ModelAdmin):
+class GroupJoinWayAdmin(ModelAdmin):
     list_display = ["state", "config_id", "is_vip", "created_at"]
     search_fields = ["state", "config_id"]
 
 
 @admin.register(VipInvite)
-class VipInviteAdmin(admin.ModelAdmin):
+class VipInviteAdmin(ModelAdmin):
     list_display = ["contact", "state", "status", "sender", "msgid", "sent_at", "joined_at"]
     list_filter = ["status"]
     search_fields = ["contact__name", "contact__external_userid", "msgid"]
     raw_id_fields = ["contact", "sender", "join_way"]
 
 
-class HandoverItemInline(admin.TabularInline):
+class HandoverItemInline(TabularInline):
     model = HandoverItem
     extra = 0
     fields = ["external_userid", "takeover", "status", "errcode", "batch_no", "takeover_time", "finished_at"]
@@ -289,7 +290,7 @@ class HandoverItemInline(admin.TabularInline):
     can_delete = False
 
 
-class GroupHandoverItemInline(admin.TabularInline):
+class GroupHandoverItemInline(TabularInline):
     model = GroupHandoverItem
     extra = 0
     fields = ["group", "new_owner", "status", "errcode", "errmsg"]
@@ -298,7 +299,7 @@ class GroupHandoverItemInline(admin.TabularInline):
 
 
 @admin.register(Handover)
-class HandoverAdmin(admin.ModelAdmin):
+class HandoverAdmin(ModelAdmin):
     list_display = ["id", "kind", "handover_staff", "status", "created_at", "finished_at"]
     list_filter = ["kind", "status"]
     search_fields = ["handover_staff__userid", "handover_staff__name"]
@@ -335,7 +336,7 @@ class HandoverAdmin(admin.ModelAdmin):
 
 
 @admin.register(HandoverItem)
-class HandoverItemAdmin(admin.ModelAdmin):
+class HandoverItemAdmin(ModelAdmin):
     list_display = ["handover", "external_userid", "takeover", "status", "errcode", "takeover_time"]
     list_filter = ["status"]
     search_fields = ["external_userid", "contact__name", "takeover__userid"]
@@ -343,7 +344,7 @@ class HandoverItemAdmin(admin.ModelAdmin):
 
 
 @admin.register(GroupHandoverItem)
-class GroupHandoverItemAdmin(admin.ModelAdmin):
+class GroupHandoverItemAdmin(ModelAdmin):
     list_display = ["handover", "group", "new_owner", "status", "errcode"]
     list_filter = ["status"]
     search_fields = ["group__chat_id", "group__name", "new_owner__userid"]
@@ -351,7 +352,7 @@ class GroupHandoverItemAdmin(admin.ModelAdmin):
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(admin.ModelAdmin):
+class ConsentRecordAdmin(ModelAdmin):
     list_display = ["contact", "purpose", "version", "granted", "source", "recorded_at"]
     list_filter = ["purpose", "granted", "source"]
     search_fields = ["contact__name", "contact__external_userid"]
@@ -359,14 +360,14 @@ class ConsentRecordAdmin(admin.ModelAdmin):
 
 
 @admin.register(DataSource)
-class DataSourceAdmin(admin.ModelAdmin):
+class DataSourceAdmin(ModelAdmin):
     list_display = ["code", "name", "openness"]
     list_filter = ["openness"]
     search_fields = ["code", "name"]
 
 
 @admin.register(SourceEvent)
-class SourceEventAdmin(admin.ModelAdmin):
+class SourceEventAdmin(ModelAdmin):
     list_display = ["source", "event_id", "contact", "kind", "occurred_at"]
     list_filter = ["source", "kind"]
     search_fields = ["event_id", "contact__external_userid"]
@@ -374,7 +375,7 @@ class SourceEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(SourceOrderLine)
-class SourceOrderLineAdmin(admin.ModelAdmin):
+class SourceOrderLineAdmin(ModelAdmin):
     list_display = ["source", "order_id", "line_no", "contact", "sku", "quantity", "amount_fen", "ordered_at"]
     list_filter = ["source"]
     search_fields = ["order_id", "sku", "phone_hash"]
@@ -382,7 +383,7 @@ class SourceOrderLineAdmin(admin.ModelAdmin):
 
 
 @admin.register(SourceAggregate)
-class SourceAggregateAdmin(admin.ModelAdmin):
+class SourceAggregateAdmin(ModelAdmin):
     list_display = ["source", "day", "metric", "bucket", "value"]
     list_filter = ["source", "metric"]
     search_fields = ["metric", "bucket"]

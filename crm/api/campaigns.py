@@ -1,30 +1,19 @@
-"""Staff API for campaigns, red-packet pools and their reconciliation (marketing staff only)."""
+"""Staff API for campaigns, red-packet pools and their reconciliation (the marketing role's permissions)."""
 
 from __future__ import annotations
 
 from django.urls import path
 from rest_framework import serializers, status
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm.api.permissions import HasStaffPerms
 from crm.errors import Conflict
 from crm.models import Campaign, RedPacketPool
 from crm.selectors.campaigns import campaign_get, campaign_list, campaign_stats, pool_get
 from crm.services import campaigns as campaign_services
 from crm.services import redpackets as redpacket_services
-
-
-class IsMarketing(BasePermission):
-    """Staff users allowed to change campaigns (superusers, or the crm.change_campaign permission)."""
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        return bool(
-            user and user.is_authenticated and user.is_staff
-            and (user.is_superuser or user.has_perm("crm.change_campaign"))
-        )
 
 
 class RedPacketInput(serializers.Serializer):
@@ -94,10 +83,14 @@ class LuckyDrawInput(serializers.Serializer):
 
 
 class _Base(APIView):
-    permission_classes = [IsMarketing]
+    """Each view names the permissions of each method (crm.api.permissions); the marketing role holds them."""
+
+    permission_classes = [HasStaffPerms]
 
 
 class CampaignListApi(_Base):
+    required_perms = {"GET": ("crm.view_campaign",), "POST": ("crm.add_campaign",)}
+
     def get(self, request: Request) -> Response:
         qs = campaign_list(status=request.query_params.get("status"), search=request.query_params.get("search"))
         return Response(CampaignOutput(qs[:200], many=True).data)
@@ -110,6 +103,10 @@ class CampaignListApi(_Base):
 
 
 class CampaignDetailApi(_Base):
+    required_perms = {
+        "GET": ("crm.view_campaign",), "PATCH": ("crm.change_campaign",), "DELETE": ("crm.delete_campaign",)
+    }
+
     def get(self, request: Request, campaign_id: int) -> Response:
         return Response(CampaignOutput(campaign_get(campaign_id)).data)
 
@@ -125,6 +122,8 @@ class CampaignDetailApi(_Base):
 
 
 class CampaignScheduleApi(_Base):
+    required_perms = {"POST": ("crm.change_campaign",)}
+
     def post(self, request: Request, campaign_id: int) -> Response:
         data = ScheduleInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -133,6 +132,8 @@ class CampaignScheduleApi(_Base):
 
 
 class CampaignLaunchApi(_Base):
+    required_perms = {"POST": ("crm.change_campaign",)}
+
     def post(self, request: Request, campaign_id: int) -> Response:
         campaign_get(campaign_id)
         queued = campaign_services.campaign_launch(campaign_id)
@@ -140,22 +141,30 @@ class CampaignLaunchApi(_Base):
 
 
 class CampaignCancelApi(_Base):
+    required_perms = {"POST": ("crm.change_campaign",)}
+
     def post(self, request: Request, campaign_id: int) -> Response:
         campaign_services.campaign_cancel(campaign_id)
         return Response(CampaignOutput(campaign_get(campaign_id)).data)
 
 
 class CampaignRemindApi(_Base):
+    required_perms = {"POST": ("crm.change_campaign",)}
+
     def post(self, request: Request, campaign_id: int) -> Response:
         return Response({"reminded": campaign_services.campaign_remind(campaign_id)})
 
 
 class CampaignStatsApi(_Base):
+    required_perms = {"GET": ("crm.view_campaign",)}
+
     def get(self, request: Request, campaign_id: int) -> Response:
         return Response(campaign_stats(campaign_id))
 
 
 class CampaignRedPacketApi(_Base):
+    required_perms = {"POST": ("crm.change_campaign", "crm.add_redpacketpool")}
+
     def post(self, request: Request, campaign_id: int) -> Response:
         campaign = campaign_get(campaign_id)
         if campaign.status not in campaign_services.EDITABLE:
@@ -167,6 +176,8 @@ class CampaignRedPacketApi(_Base):
 
 
 class CampaignLuckyDrawApi(_Base):
+    required_perms = {"POST": ("crm.change_campaign", "crm.add_luckydraw")}
+
     def post(self, request: Request, campaign_id: int) -> Response:
         data = LuckyDrawInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -176,21 +187,29 @@ class CampaignLuckyDrawApi(_Base):
 
 
 class PoolListApi(_Base):
+    required_perms = {"GET": ("crm.view_redpacketpool",)}
+
     def get(self, request: Request) -> Response:
         return Response(PoolOutput(RedPacketPool.objects.order_by("-id")[:200], many=True).data)
 
 
 class PoolDetailApi(_Base):
+    required_perms = {"GET": ("crm.view_redpacketpool",)}
+
     def get(self, request: Request, pool_id: int) -> Response:
         return Response(PoolOutput(pool_get(pool_id)).data)
 
 
 class PoolReconciliationApi(_Base):
+    required_perms = {"GET": ("crm.view_redpacketpool",)}
+
     def get(self, request: Request, pool_id: int) -> Response:
         return Response(redpacket_services.redpacket_reconcile(pool_id))
 
 
 class PoolRefundApi(_Base):
+    required_perms = {"POST": ("crm.change_redpacketpool",)}
+
     def post(self, request: Request, pool_id: int) -> Response:
         pool_get(pool_id)
         refund = redpacket_services.redpacket_refund_expired(pool_id)

@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm.api.permissions import HasStaffPerms
 from crm.errors import ApplicationError, NotFound
 from crm.models.channels import Channel
 from crm.selectors.contacts import contact_get, contact_list, contact_timeline
@@ -23,6 +24,7 @@ from crm.services.consent import consent_record, contact_erase, contact_export
 from crm.services.contacts import phone_hash
 from crm.services.handover import handover_create, handover_report, handover_start
 from crm.services.openness import source_import_csv, source_ingest
+from crm.services.roles import ERASE_CONTACT, EXPORT_CONTACT, HANDOVER_STAFF
 from crm.services.tags import contacts_bulk_tag
 
 
@@ -108,6 +110,9 @@ class ContactDetailSerializer(ContactOutputSerializer):
 
 
 class ContactListApi(APIView):
+    permission_classes = [HasStaffPerms]
+    required_perms = {"GET": ("crm.view_contact",)}
+
     @extend_schema(parameters=[ContactFilterSerializer], responses=ContactOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
         qs = contact_list(**_filters(request)).prefetch_related("contact_tags__tag__group")
@@ -117,6 +122,9 @@ class ContactListApi(APIView):
 
 
 class ContactDetailApi(APIView):
+    permission_classes = [HasStaffPerms]
+    required_perms = {"GET": ("crm.view_contact",)}
+
     @extend_schema(responses=ContactDetailSerializer)
     def get(self, request: Request, contact_id: int) -> Response:
         contact = contact_get(contact_id)
@@ -132,6 +140,9 @@ class _Echo:
 
 class ContactExportApi(APIView):
     """CSV of the filtered contacts, streamed (the list can be large)."""
+
+    permission_classes = [HasStaffPerms]
+    required_perms = {"GET": ("crm.view_contact", EXPORT_CONTACT)}
 
     @extend_schema(parameters=[ContactFilterSerializer], responses={(200, "text/csv"): str})
     def get(self, request: Request) -> StreamingHttpResponse:
@@ -161,6 +172,9 @@ class BulkTagInputSerializer(serializers.Serializer):
 
 
 class ContactBulkTagApi(APIView):
+    permission_classes = [HasStaffPerms]
+    required_perms = {"POST": ("crm.add_contacttag", "crm.delete_contacttag")}
+
     @extend_schema(
         request=BulkTagInputSerializer,
         responses=inline_serializer("BulkTagResult", {"changed": serializers.IntegerField()}),
@@ -193,6 +207,9 @@ class ChannelOutputSerializer(serializers.Serializer):
 
 
 class ChannelCreateApi(APIView):
+    permission_classes = [HasStaffPerms]
+    required_perms = {"POST": ("crm.add_channel",)}
+
     @extend_schema(request=ChannelInputSerializer, responses={201: ChannelOutputSerializer})
     def post(self, request: Request) -> Response:
         s = ChannelInputSerializer(data=request.data)
@@ -223,6 +240,9 @@ class ChannelDayStatsSerializer(serializers.Serializer):
 class ChannelStatsApi(APIView):
     """Per day (Asia/Shanghai): relations added through the channel, deleted, net."""
 
+    permission_classes = [HasStaffPerms]
+    required_perms = {"GET": ("crm.view_channel",)}
+
     @extend_schema(parameters=[ChannelStatsInputSerializer], responses=ChannelDayStatsSerializer(many=True))
     def get(self, request: Request, channel_id: int) -> Response:
         channel = Channel.objects.filter(pk=channel_id).first()
@@ -250,6 +270,9 @@ class ConsentOutputSerializer(serializers.Serializer):
 
 
 class ContactConsentApi(APIView):
+    permission_classes = [HasStaffPerms]
+    required_perms = {"POST": ("crm.add_consentrecord",)}
+
     @extend_schema(request=ConsentInputSerializer, responses={201: ConsentOutputSerializer})
     def post(self, request: Request, contact_id: int) -> Response:
         s = ConsentInputSerializer(data=request.data)
@@ -261,6 +284,9 @@ class ContactConsentApi(APIView):
 class ContactDataExportApi(APIView):
     """Everything held about one person (data rights), audited on the timeline."""
 
+    permission_classes = [HasStaffPerms]
+    required_perms = {"GET": (EXPORT_CONTACT,)}
+
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, contact_id: int) -> Response:
         return Response(contact_export(contact_id, actor=request.user.get_username()))
@@ -268,6 +294,9 @@ class ContactDataExportApi(APIView):
 
 class ContactEraseApi(APIView):
     """Anonymise one person across the database and Redis, audited."""
+
+    permission_classes = [HasStaffPerms]
+    required_perms = {"POST": (ERASE_CONTACT,)}
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, contact_id: int) -> Response:
@@ -281,6 +310,9 @@ class IngestInputSerializer(serializers.Serializer):
 class SourceIngestApi(APIView):
     """Records from an ecosystem source, kept only at the grain its openness allows (400 names a refused field)."""
 
+    permission_classes = [HasStaffPerms]
+    required_perms = {"POST": ("crm.change_datasource",)}
+
     @extend_schema(request=IngestInputSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, source_code: str) -> Response:
         s = IngestInputSerializer(data=request.data)
@@ -290,6 +322,9 @@ class SourceIngestApi(APIView):
 
 class SourceImportApi(APIView):
     """CSV upload (multipart `file`): the header and every row are checked; all rows are written or none."""
+
+    permission_classes = [HasStaffPerms]
+    required_perms = {"POST": ("crm.change_datasource",)}
 
     @extend_schema(
         request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string",
@@ -315,6 +350,9 @@ class HandoverInputSerializer(serializers.Serializer):
 class HandoverCreateApi(APIView):
     """Hand a staff member's customers and groups over (round robin over the takeovers); runs in the background."""
 
+    permission_classes = [HasStaffPerms]
+    required_perms = {"POST": ("crm.add_handover", HANDOVER_STAFF)}
+
     @extend_schema(request=HandoverInputSerializer, responses={202: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         s = HandoverInputSerializer(data=request.data)
@@ -325,6 +363,9 @@ class HandoverCreateApi(APIView):
 
 
 class HandoverReportApi(APIView):
+    permission_classes = [HasStaffPerms]
+    required_perms = {"GET": ("crm.view_handover",)}
+
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, handover_id: int) -> Response:
         return Response(handover_report(handover_id))

@@ -3,9 +3,13 @@
 from django.contrib import admin
 from django.urls import path
 
+from crm.console.system import system_page
+
 app_name = "console"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    path("system/", admin.site.admin_view(system_page), name="system"),
+]
 
 # Handover wizard and campaign page (crm/console/handover.py, campaign.py).
 from crm.console import campaign, handover  # noqa: E402

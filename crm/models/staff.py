@@ -57,6 +57,7 @@ class Handover(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        permissions = [("handover_staff", "Can hand a staff member's customers and groups over")]
 
     def __str__(self) -> str:
         return f"Handover #{self.pk} of {self.handover_staff_id} ({self.kind})"

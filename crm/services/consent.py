@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
+from crm.audit import audit_scrub_contact
 from crm.errors import ApplicationError, NotFound
 from crm.models.consent import ConsentRecord, SourceEvent, SourceOrderLine
 from crm.models.contacts import Contact, ContactEvent, FollowRelation
@@ -165,6 +166,7 @@ def contact_erase(contact_id: int, *, actor: str) -> dict:
         contact.events.exclude(kind=ContactEvent.Kind.DATA_RIGHTS).update(data={})
         contact.group_memberships.update(name="")
         timeline_add(contact, ContactEvent.Kind.DATA_RIGHTS, data={"action": "erase", "actor": actor})
+        audit_scrub_contact(contact.pk)
     client = redis.Redis.from_url(settings.REDIS_URL)
     keys = list(client.scan_iter(match=f"crm:*contact:{contact_id}:*", count=1000))
     keys += list(client.scan_iter(match=f"crm:*contact:{contact_id}", count=1000))

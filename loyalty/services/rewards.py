@@ -8,6 +8,7 @@ from django.db.models import F
 
 from crm.errors import ApplicationError, Conflict, NotFound
 from loyalty.models import Card, PointsLedger, Redemption, Reward, Store
+from loyalty.scoping import sees_all_stores, store_check_user
 from loyalty.services.points import points_credit
 
 
@@ -29,6 +30,15 @@ def redemption_create(
     """Redeem a reward for the card's points: (redemption, created). A repeated key returns the first one."""
     if not idempotency_key or len(idempotency_key) > 128:
         raise ApplicationError("idempotency_key is required (at most 128 chars).", field="idempotency_key")
+    store = None
+    if store_code:
+        store = Store.objects.filter(code=store_code).first()
+        if store is None:
+            raise ApplicationError(f"Unknown store {store_code!r}.", code="unknown_store", field="store")
+        store_check_user(store, user if user is not None and user.is_authenticated else None)
+    elif user is not None and user.is_authenticated and not sees_all_stores(user):
+        # A till bound to stores says which one it is at: the redemption is that store's.
+        raise ApplicationError("store is required: give the code of the store this till is at.", field="store")
     card = Card.objects.select_for_update().filter(pk=card_id).first()
     if card is None:
         raise NotFound("No such card.", field="card")
@@ -46,11 +56,6 @@ def redemption_create(
             code="insufficient_points",
             field="reward",
         )
-    store = None
-    if store_code:
-        store = Store.objects.filter(code=store_code).first()
-        if store is None:
-            raise ApplicationError(f"Unknown store {store_code!r}.", code="unknown_store", field="store")
     try:
         with transaction.atomic():
             redemption = Redemption.objects.create(

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from crm.errors import ApplicationError, Conflict
 from loyalty.models import Card, PointsLedger, Purchase, PurchaseLine, Store, TierChange
 from loyalty.qr import QrToken, qr_token_check_fresh, qr_token_parse
+from loyalty.scoping import store_check_user
 from loyalty.services.points import points_credit
 from loyalty.services.tiers import tier_evaluate
 
@@ -94,7 +95,7 @@ def scan_record(
 
     Forged token -> 403, malformed/expired -> 400 (field qr_token); unknown store -> 400 (store); the same
     receipt again -> the original result with duplicate=True (even after the token expired: till retries);
-    the same receipt with another amount or card -> 409."""
+    the same receipt with another amount or card -> 409; a cashier not bound to the store -> 403 (store)."""
     parsed = qr_token_parse(qr_token)
     receipt_id = receipt_id.strip() if isinstance(receipt_id, str) else ""
     if not receipt_id or len(receipt_id) > 64:
@@ -105,6 +106,8 @@ def scan_record(
     store = Store.objects.filter(code=store_code).first() if isinstance(store_code, str) else None
     if store is None:
         raise ApplicationError(f"Unknown store {store_code!r}.", code="unknown_store", field="store")
+    # Before the replay too: a till of another store may not read this store's receipts either.
+    store_check_user(store, cashier if cashier is not None and cashier.is_authenticated else None)
 
     existing = _existing(store, receipt_id)
     if existing:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -67,9 +67,10 @@ def _client_for(user) -> APIClient:
 
 
 @pytest.fixture
-def cashier(db, django_user_model):
+def cashier(db, django_user_model, store):
     user = django_user_model.objects.create_user(username=f"cashier{next(_seq)}", password="x" * 12)
     user.groups.add(Group.objects.get_or_create(name=CASHIER_GROUP)[0])
+    store.members.add(user)  # a till scans only at the stores it is bound to
     return user
 
 
@@ -81,6 +82,13 @@ def cashier_client(cashier):
 @pytest.fixture
 def staff_client(db, django_user_model):
     user = django_user_model.objects.create_user(username=f"staff{next(_seq)}", password="x" * 12, is_staff=True)
+    # Reads loyalty across every store; no till, no adjust (crm.services.roles gives roles their own sets).
+    user.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="loyalty",
+            codename__in=["view_card", "view_tier", "view_store", "view_reward", "all_stores"],
+        )
+    )
     return _client_for(user)
 
 

@@ -23,7 +23,7 @@ def test_shopper_shows_the_card_and_the_till_scans_it(live_stack, make_contact, 
     qr_token = re.search(r'data-qr-token="([^"]+)"', page.text).group(1)
     refresh_url = re.search(r'data-refresh-url="([^"]+)"', page.text).group(1)
 
-    _, key = cashier_ensure(username="till-sh-001-1")
+    _, key = cashier_ensure(username="till-sh-001-1", store_codes=[store.code])
     till = requests.Session()
     till.headers["Authorization"] = f"Token {key}"
     scan = {"qr_token": qr_token, "receipt_id": "SH001-20261111-0001", "store": store.code, "amount_fen": 520_000}

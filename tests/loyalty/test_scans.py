@@ -91,8 +91,9 @@ def test_same_receipt_for_another_card_is_409(cashier_client, card, qr, store, m
     assert response.status_code == 409 and response.json()["error"]["field"] == "receipt_id"
 
 
-def test_receipt_ids_are_per_store(cashier_client, card, qr, store):
+def test_receipt_ids_are_per_store(cashier_client, cashier, card, qr, store):
     other = store_upsert(code="store-bj-002", name="Beijing Sanlitun")
+    other.members.add(cashier)  # a till that serves both stores
     assert _scan(cashier_client, qr, store).status_code == 201
     assert _scan(cashier_client, qr, other).status_code == 201
     card.refresh_from_db()
@@ -173,8 +174,12 @@ def test_anonymous_is_refused(qr, store):
     assert _scan(APIClient(), qr, store).status_code in (401, 403)
 
 
-def test_staff_may_scan(staff_client, qr, store):
-    assert _scan(staff_client, qr, store).status_code == 201
+def test_staff_without_the_till_permission_may_not_scan(staff_client, qr, store):
+    assert _scan(staff_client, qr, store).status_code == 403
+
+
+def test_admin_may_scan_at_any_store(admin_client_api, qr, store):
+    assert _scan(admin_client_api, qr, store).status_code == 201
 
 
 def test_session_authenticated_cashier_may_scan(client, cashier, qr, store):
@@ -201,7 +206,7 @@ def test_cashier_ensure_gives_a_till_token_that_may_scan(qr, store):
 
     from loyalty.services import cashier_ensure
 
-    user, key = cashier_ensure(username="till-sh-001")
+    user, key = cashier_ensure(username="till-sh-001", store_codes=[store.code])
     assert cashier_ensure(username="till-sh-001") == (user, key)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def api(client):
-    user = get_user_model().objects.create_user("admin", password="pw", is_staff=True)
+    user = get_user_model().objects.create_superuser("admin", password="pw")
     client.force_login(user)
     return client
 

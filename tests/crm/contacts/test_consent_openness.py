@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def api(client):
-    client.force_login(get_user_model().objects.create_user("admin", password="pw", is_staff=True))
+    client.force_login(get_user_model().objects.create_superuser("admin", password="pw"))
     datasources_ensure_defaults()
     return client
 
