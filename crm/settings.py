@@ -45,6 +45,7 @@ THIRD_PARTY_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "auditlog",  # who changed what, when and from where (crm.audit)
 ]
 LOCAL_APPS = [
     "crm.apps.CrmConfig",
@@ -60,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "crm.audit.AuditMiddleware",  # after authentication: the audit log's actor and remote address
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -208,6 +210,23 @@ PHONE_HASH_KEY = env_str("PHONE_HASH_KEY", "dev-phone-hash-key")
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", "3q2-7vR0n1l7dEbqH8J5sZc8d6QeYw9mK2xTgV4pLfA=")
 CARD_QR_TTL_SECONDS = env_int("CARD_QR_TTL_SECONDS", 60)
 LOYALTY_FEN_PER_POINT = env_int("LOYALTY_FEN_PER_POINT", 100)  # one point per yuan spent
+
+# --- Audit (crm.audit) ----------------------------------------------------------------------
+# What staff change in the console and the API. Personal fields are masked: an erased person must not live on
+# in the audit log (crm.audit.audit_scrub_contact clears the rest when a contact is erased).
+AUDITLOG_INCLUDE_TRACKING_MODELS = (
+    {"model": "crm.Contact", "mask_fields": ["name", "unionid", "avatar", "corp_name", "phone_encrypted",
+                                             "phone_hash"]},
+    "crm.Channel", "crm.TagGroup", "crm.Tag", "crm.ContactTag", "crm.ConsentRecord", "crm.CustomerGroup",
+    "crm.GroupJoinWay", "crm.Campaign", "crm.LuckyDraw", "crm.RedPacketPool", "crm.Staff", "crm.DataSource",
+    {"model": "crm.Handover", "m2m_fields": ["takeovers"]},
+    "loyalty.Tier", "loyalty.Reward",
+    {"model": "loyalty.Store", "m2m_fields": ["members"]},
+    {"model": "auth.User", "exclude_fields": ["password", "last_login"], "m2m_fields": ["groups", "user_permissions"]},
+    {"model": "auth.Group", "m2m_fields": ["permissions"]},
+    "django_celery_beat.PeriodicTask",
+)
+AUDITLOG_MASK_CALLABLE = "crm.audit.mask_fully"
 
 # --- Auth, API ------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
