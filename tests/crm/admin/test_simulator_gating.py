@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from django.contrib import admin
 from django.core.checks import Tags, run_checks
 from django.urls import resolve
