@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from crm.models import Campaign, CampaignRecipient, Channel, MassMessage, Tag, TagGroup
 from crm.services import campaigns as svc
-from tests.crm.campaigns.conftest import make_contact, make_staff
+from tests.crm.campaigns.conftest import make_contact, make_staff, sim  # noqa: F401  (sim: the live world)
 
 pytestmark = pytest.mark.django_db
 
@@ -150,3 +150,37 @@ def test_permissions_view_and_change(client, django_user_model):
     assert client.post(_url(campaign, "cancel/")).status_code == 403
     assert client.post(_url(campaign, "remind/")).status_code == 403
     assert Campaign.objects.get(id=campaign.id).status == Campaign.Status.SCHEDULED
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_campaign_delivering_through_the_worker_reaches_100_percent(sim, celery_worker, boss):  # noqa: F811
+    """Launched as beat launches it, sent by the worker to the simulator, confirmed by the simulated staff, results
+    read by beat's poll task: the live block goes from 0 % to 100 % and stops polling."""
+    from crm.tasks.campaigns import launch_due_campaigns, poll_mass_message_results
+    from tests.conftest import wait_for
+    from tests.crm.campaigns.conftest import befriend
+
+    sim.call("PATCH", "corp", confirm_delay_seconds=0)  # staff confirm at once
+    sim.member("erin")
+    erin = make_staff("erin")
+    for i in range(3):
+        befriend(sim, erin, f"Shopper {i}")
+    campaign = svc.campaign_create(name="live", text="Tonight only", scheduled_at=timezone.now())
+    body = _body(boss.get(_url(campaign, "progress/")))
+    assert 'data-percent="0"' in body and 'data-final="false"' in body
+
+    launch_due_campaigns.delay()  # beat's launcher
+
+    def progress() -> str:
+        poll_mass_message_results.delay()  # beat's result poll
+        return _body(boss.get(_url(campaign, "progress/")))
+
+    def complete() -> str | None:
+        body = progress()
+        return body if 'data-percent="100"' in body else None
+
+    body = wait_for(complete, timeout=45, interval=0.5, message="every recipient delivered")
+    for key, value in {"planned": 3, "sent": 3, "confirmed": 3, "delivered": 3, "failed": 0}.items():
+        assert f'data-testid="figure-{key}">{value}<' in body, key
+    wait_for(lambda: 'data-final="true"' in progress(), timeout=20, message="campaign done")

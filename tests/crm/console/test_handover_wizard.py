@@ -13,6 +13,7 @@ from django.utils import timezone
 from crm.models import Contact, FollowRelation, Staff
 from crm.models.groups import CustomerGroup
 from crm.models.staff import Handover, HandoverItem
+from tests.crm.contacts.conftest import sim, staffed  # noqa: F401  (the live simulator world)
 
 pytestmark = pytest.mark.django_db
 WIZARD = "/admin/console/handover/"
@@ -226,3 +227,43 @@ def test_check_results_now_is_refused_when_not_waiting(boss, world):
     Handover.objects.filter(pk=handover.pk).update(status=Handover.Status.WAITING)
     response = boss.post(f"{WIZARD}{handover.pk}/check/", follow=True)
     assert "Asked WeCom for the latest results" in _body(response)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_handover_through_the_wizard_reaches_done_in_the_worker(staffed, celery_worker, client,  # noqa: F811
+                                                                  django_user_model):
+    """The whole path with the simulator deciding: the wizard starts it, the worker submits, WeCom's 24 h pass on
+    the simulator's clock, "check results now" has the worker read them, the live block ends final."""
+    from crm.services.channels import channel_create
+    from crm.services.staff import staff_sync
+    from tests.conftest import wait_for
+
+    world = staffed
+    channel_create(name="Alice QR", state="alice-qr", staff_userids=["alice"])
+    eids = [world.shopper(f"wizard-{i}") for i in range(3)]
+    for eid in eids:
+        world.scan(eid, "alice-qr")
+    wait_for(lambda: FollowRelation.objects.filter(staff__userid="alice").count() == 3, timeout=60,
+             message="alice's customers in the CRM")
+    world.post("members/alice/resign")
+    staff_sync()
+    client.force_login(django_user_model.objects.create_user("boss", password="pw", is_staff=True,
+                                                             is_superuser=True))
+    preview = _body(client.get(WIZARD, {"leaver": "alice", "step": "customers"}))
+    assert 'data-testid="customers-count">3<' in preview
+    response = client.post(WIZARD, {"leaver": "alice", "kind": "resigned", "takeovers": ["bob", "carol"]})
+    assert response.status_code == 302
+    handover = Handover.objects.get()
+    wait_for(lambda: Handover.objects.get(pk=handover.pk).status == Handover.Status.WAITING, timeout=60,
+             message="submitted by the worker")
+    fragment = _body(client.get(f"{WIZARD}{handover.pk}/progress/"))
+    assert 'data-testid="count-waiting">3<' in fragment and 'data-final="false"' in fragment
+
+    world.advance(24 * 3600 + 60)  # WeCom's 24 h in which a customer may refuse
+    assert client.post(f"{WIZARD}{handover.pk}/check/").status_code == 302
+    wait_for(lambda: Handover.objects.get(pk=handover.pk).status == Handover.Status.FINISHED, timeout=60,
+             message="results read by the worker")
+    fragment = _body(client.get(f"{WIZARD}{handover.pk}/progress/"))
+    assert 'data-testid="count-done">3<' in fragment and 'data-final="true"' in fragment
+    assert sorted(handover.items.values_list("takeover__userid", flat=True)) == ["bob", "bob", "carol"]
