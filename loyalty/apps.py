@@ -5,3 +5,9 @@ class LoyaltyConfig(AppConfig):
     name = "loyalty"
     verbose_name = "Loyalty"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The card & purchases panel on crm's contact page (crm cannot import loyalty, so loyalty registers it).
+        from loyalty import console_panels
+
+        console_panels.register()

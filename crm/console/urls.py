@@ -3,12 +3,26 @@
 from django.contrib import admin
 from django.urls import path
 
+from crm.console import channel, contact, pool
 from crm.console.system import system_page
 
 app_name = "console"
 
 urlpatterns: list = [
     path("system/", admin.site.admin_view(system_page), name="system"),
+]
+
+# Contact, channel and red-packet pool pages (crm/console/contact.py, channel.py, pool.py).
+urlpatterns += [
+    path("contacts/<int:contact_id>/", admin.site.admin_view(contact.contact_page), name="contact"),
+    path("contacts/<int:contact_id>/tags/add/", admin.site.admin_view(contact.contact_tag_add_view),
+         name="contact-tag-add"),
+    path("contacts/<int:contact_id>/tags/<int:tag_id>/remove/", admin.site.admin_view(contact.contact_tag_remove_view),
+         name="contact-tag-remove"),
+    path("channels/<int:channel_id>/", admin.site.admin_view(channel.channel_page), name="channel"),
+    path("channels/<int:channel_id>/qr.<str:fmt>", admin.site.admin_view(channel.channel_qr_download),
+         name="channel-qr"),
+    path("pools/<int:pool_id>/", admin.site.admin_view(pool.pool_page), name="pool"),
 ]
 
 # Handover wizard and campaign page (crm/console/handover.py, campaign.py).

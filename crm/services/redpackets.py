@@ -198,6 +198,37 @@ def redpacket_pool_create(
     )
 
 
+POOL_EDITABLE_FIELDS = frozenset({"budget_fen", "count", "mode", "min_fen", "max_fen", "expires_at", "act_name",
+                                   "wishing", "sender_name"})
+
+
+@transaction.atomic
+def redpacket_pool_update(pool_id: int, **fields) -> RedPacketPool:
+    """Edit a draft pool. Once active its budget, count and bounds are what Redis and the ledger of claims hold
+    (budget = paid + pending + refunded + claimable), so they never change again."""
+    pool = RedPacketPool.objects.select_for_update().filter(id=pool_id).first()
+    if pool is None:
+        raise NotFound("No such red-packet pool.", field="pool")
+    if pool.status != RedPacketPool.Status.DRAFT:
+        raise Conflict(f"A {pool.status} pool cannot be changed.", field="status")
+    unknown = sorted(set(fields) - POOL_EDITABLE_FIELDS)
+    if unknown:
+        raise ApplicationError(f"{unknown[0]} cannot be changed.", field=unknown[0])
+    merged = {name: fields.get(name, getattr(pool, name)) for name in POOL_EDITABLE_FIELDS}
+    pool.min_fen, pool.max_fen = redpacket_pool_validate(
+        budget_fen=merged["budget_fen"], count=merged["count"], mode=merged["mode"], min_fen=merged["min_fen"],
+        max_fen=merged["max_fen"], expires_at=merged["expires_at"],
+    )
+    for name in ("budget_fen", "count", "mode", "expires_at"):
+        setattr(pool, name, merged[name])
+    pool.act_name, pool.wishing, pool.sender_name = (
+        merged["act_name"][:32], merged["wishing"][:128], merged["sender_name"][:128]
+    )
+    pool.amounts = []  # the split is made at activation, from these figures
+    pool.save()
+    return pool
+
+
 def redpacket_pool_activate(pool_id: int) -> RedPacketPool:
     """Precompute the split (once; kept in the DB) and build the pool's Redis state. Idempotent."""
     with transaction.atomic():
@@ -417,10 +448,11 @@ def redpacket_refund_all_expired() -> list[int]:
 
 
 def redpacket_reconcile(pool_id: int) -> dict:
-    """budget = paid + paying + queued + failed + refunded + claimable + in_flight, from the DB and Redis.
+    """budget = paid + pending + refunded + claimable, from the DB and Redis.
 
-    in_flight: amounts reserved in Redis whose DB row is not written yet (a claim in progress, or one whose
-    process died; the customer opening the page again finishes it)."""
+    pending is what is claimed but not paid yet: queued + paying + failed (a failed payout is retried or
+    settled by hand, the money is still owed) + in_flight, amounts reserved in Redis whose DB row is not written
+    yet (a claim in progress, or one whose process died; the customer opening the page again finishes it)."""
     pool = RedPacketPool.objects.filter(id=pool_id).first()
     if pool is None:
         raise NotFound("No such red-packet pool.", field="pool")
@@ -448,13 +480,15 @@ def redpacket_reconcile(pool_id: int) -> dict:
     paying = by_status.get(RedPacketClaim.Status.PAYING, 0) or 0
     queued = by_status.get(RedPacketClaim.Status.RECEIVED, 0) or 0
     failed = by_status.get(RedPacketClaim.Status.FAILED, 0) or 0
-    total = paid + paying + queued + failed + refunded + claimable + in_flight
+    pending = paying + queued + failed + in_flight
+    total = paid + pending + refunded + claimable
     return {
         "pool_id": pool.id,
         "status": pool.status,
         "redis_state": state,
         "budget_fen": pool.budget_fen,
         "paid_fen": paid,
+        "pending_fen": pending,
         "paying_fen": paying,
         "queued_fen": queued,
         "failed_fen": failed,
