@@ -40,9 +40,11 @@ from crm.selectors.handover import (
     takeover_candidates,
 )
 from crm.services.handover import handover_check_results, handover_create, handover_start
+from crm.services.roles import HANDOVER_STAFF
+from crm.wecom.errors import WeComError
 
-# Who may run handovers: the model permission until the roles work defines a dedicated one.
-HANDOVER_PERMISSION = "crm.add_handover"
+# Handing customers over is its own permission (the admin role has it, marketing not), not just is_staff.
+HANDOVER_PERMISSION = HANDOVER_STAFF
 STEPS = ("leaver", "customers", "takeovers", "confirm")
 KIND_LABELS = {
     Handover.Kind.RESIGNED: _("Resigned: hand over a leaver's customers (离职继承)"),
@@ -204,6 +206,10 @@ def _confirm(request: HttpRequest, leaver_form: LeaverForm, takeover_form: Takeo
                 created_by=request.user.get_username(),
             )
             handover_start(handover.pk)
+    except WeComError:  # the service asks WeCom whether the leaver has really left
+        return _render_step(request, "confirm", leaver_form, takeover_form,
+                            error=_("WeCom could not be reached to check the leaver. Nothing was started; try again."),
+                            status=503)
     except ApplicationError as exc:
         step, field = FIELD_STEP.get(exc.field or "", ("confirm", None))
         form = leaver_form if step == "leaver" else takeover_form if step == "takeovers" else None
@@ -295,13 +301,18 @@ def handover_progress_fragment(request: HttpRequest, handover_id: int) -> HttpRe
 @require_POST
 @handover_permission_required
 def handover_check(request: HttpRequest, handover_id: int) -> HttpResponse:
-    """Ask WeCom for the results now rather than at beat's next poll."""
+    """Ask WeCom for the results now rather than at beat's next poll. From htmx the live block comes back with
+    the outcome in it (no reload); a plain form post is redirected to the live page with a message."""
     try:
         handover_check_results(handover_id)
     except NotFound as exc:
         raise Http404(exc.message) from exc
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        notice = ("error", exc.message)
     else:
-        messages.info(request, _("Asked WeCom for the latest results; this page updates by itself."))
+        notice = ("info", _("Asked WeCom for the latest results; this page updates by itself."))
+    if request.headers.get("HX-Request"):
+        context = {**_progress_context(handover_id), "notice": notice}
+        return _render(request, "console/handover_progress.html", context)
+    getattr(messages, notice[0])(request, notice[1])
     return redirect(reverse("console:handover-detail", kwargs={"handover_id": handover_id}))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from django.utils import timezone
 
@@ -121,7 +121,13 @@ def test_step_4_confirms_the_round_robin_split(boss, world):
     assert not Handover.objects.exists()
 
 
-def test_confirm_creates_and_starts_the_handover(boss, world):
+@pytest.mark.django_db(transaction=True)
+def test_confirm_creates_and_starts_the_handover(staffed, boss):  # noqa: F811
+    """Live: starting a resigned handover asks WeCom whether the leaver has really left."""
+    from crm.services.staff import staff_sync
+
+    staffed.post("members/alice/resign")
+    staff_sync()
     response = boss.post(WIZARD, {"leaver": "alice", "kind": "resigned", "takeovers": ["bob", "carol"],
                                   "include_groups": "on"})
     handover = Handover.objects.get()
@@ -129,7 +135,7 @@ def test_confirm_creates_and_starts_the_handover(boss, world):
     assert handover.kind == "resigned" and handover.handover_staff.userid == "alice"
     assert sorted(handover.takeovers.values_list("userid", flat=True)) == ["bob", "carol"]
     assert handover.include_groups and handover.created_by == "boss"
-    assert handover.status == Handover.Status.SUBMITTING  # queued for the worker (on commit)
+    assert handover.status == Handover.Status.SUBMITTING  # queued for the worker
     page = _body(boss.get(response["Location"]))
     assert f"Handover #{handover.pk} started" in page and 'data-testid="handover-progress"' in page
 
@@ -139,7 +145,7 @@ def test_a_refusal_by_the_service_is_shown_on_its_step_and_writes_nothing(boss, 
     response = boss.post(WIZARD, {"leaver": "bob", "kind": "resigned", "takeovers": ["carol"]})
     assert response.status_code == 400
     page = _body(response)
-    assert 'data-step="leaver"' in page and "A resigned handover needs a resigned staff member." in page
+    assert 'data-step="leaver"' in page and "A resigned handover needs a resigned staff member" in page
     # alice has resigned: an on-the-job transfer of her is refused the other way round.
     response = boss.post(WIZARD, {"leaver": "alice", "kind": "onjob", "takeovers": ["carol"]})
     assert response.status_code == 400 and "use a resigned handover" in _body(response)
@@ -165,9 +171,17 @@ def test_permission_is_required(client, world, django_user_model):
         assert client.get(url).status_code == 403, url
     assert client.post(WIZARD, {"leaver": "alice", "kind": "resigned", "takeovers": ["bob"]}).status_code == 403
     assert client.post(f"{WIZARD}{handover.pk}/check/").status_code == 403
-    clerk.user_permissions.add(Permission.objects.get(codename="add_handover", content_type__app_label="crm"))
+    # The marketing role works with campaigns and contacts, not with staff handover.
+    clerk.groups.add(Group.objects.get(name="marketing"))
+    client.force_login(clerk)
+    assert client.get(WIZARD).status_code == 403
+    clerk.user_permissions.add(Permission.objects.get(codename="handover_staff", content_type__app_label="crm"))
     client.force_login(clerk)  # a fresh user object: no cached permissions
     assert client.get(WIZARD).status_code == 200
+    head = django_user_model.objects.create_user("head", password="pw", is_staff=True)
+    head.groups.add(Group.objects.get(name="admin"))
+    client.force_login(head)
+    assert client.get(f"{WIZARD}{handover.pk}/").status_code == 200
     assert Handover.objects.count() == 1
 
 
@@ -227,6 +241,14 @@ def test_check_results_now_is_refused_when_not_waiting(boss, world):
     Handover.objects.filter(pk=handover.pk).update(status=Handover.Status.WAITING)
     response = boss.post(f"{WIZARD}{handover.pk}/check/", follow=True)
     assert "Asked WeCom for the latest results" in _body(response)
+    # From htmx: the live block comes back with the outcome in it, no redirect.
+    response = boss.post(f"{WIZARD}{handover.pk}/check/", HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and "<html" not in _body(response)
+    assert 'data-testid="notice" data-level="info"' in _body(response) and 'data-testid="handover-progress"' in _body(
+        response)
+    Handover.objects.filter(pk=handover.pk).update(status=Handover.Status.FINISHED)
+    body = _body(boss.post(f"{WIZARD}{handover.pk}/check/", HTTP_HX_REQUEST="true"))
+    assert 'data-level="error"' in body and "This handover is finished" in body
 
 
 @pytest.mark.worker
