@@ -16,6 +16,7 @@ from loyalty.models import (
     Tier,
     TierChange,
 )
+from loyalty.scoping import StoreScopedAdminMixin  # store managers see their own stores' rows only
 from loyalty.services import tier_evaluate
 
 
@@ -48,7 +49,7 @@ class LedgerInline(ReadOnlyAdminMixin, TabularInline):
 
 
 @admin.register(Card)
-class CardAdmin(ModelAdmin):
+class CardAdmin(StoreScopedAdminMixin, ModelAdmin):
     list_display = ["number", "contact", "tier", "points_balance", "lifetime_points", "created_at"]
     list_filter = ["tier"]
     search_fields = ["number", "contact__name", "contact__external_userid"]
@@ -65,14 +66,14 @@ class CardAdmin(ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Re-evaluate tier of selected cards")
+    @admin.action(description="Re-evaluate tier of selected cards", permissions=["change"])
     def reevaluate_tier(self, request, queryset):
         changed = sum(1 for card_id in queryset.values_list("pk", flat=True) if tier_evaluate(card_id))
         self.message_user(request, f"{changed} card(s) changed tier.", messages.SUCCESS)
 
 
 @admin.register(PointsLedger)
-class PointsLedgerAdmin(ReadOnlyAdminMixin, ModelAdmin):
+class PointsLedgerAdmin(StoreScopedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     list_display = ["created_at", "card", "kind", "delta", "balance_after", "reason"]
     list_filter = ["kind"]
     search_fields = ["card__number", "idempotency_key", "reason", "purchase__receipt_id"]
@@ -81,10 +82,11 @@ class PointsLedgerAdmin(ReadOnlyAdminMixin, ModelAdmin):
 
 
 @admin.register(Store)
-class StoreAdmin(ModelAdmin):
+class StoreAdmin(StoreScopedAdminMixin, ModelAdmin):
     list_display = ["code", "name", "city", "is_active"]
     list_filter = ["is_active", "city"]
     search_fields = ["code", "name", "city"]
+    filter_horizontal = ["members"]  # the store managers and cashiers bound to the store
 
 
 class PurchaseLineInline(ReadOnlyAdminMixin, TabularInline):
@@ -95,7 +97,7 @@ class PurchaseLineInline(ReadOnlyAdminMixin, TabularInline):
 
 
 @admin.register(Purchase)
-class PurchaseAdmin(ReadOnlyAdminMixin, ModelAdmin):
+class PurchaseAdmin(StoreScopedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     list_display = ["scanned_at", "store", "receipt_id", "card", "amount_fen", "points", "cashier"]
     list_filter = ["store"]
     search_fields = ["receipt_id", "card__number", "card__contact__name", "lines__sku"]
@@ -105,14 +107,14 @@ class PurchaseAdmin(ReadOnlyAdminMixin, ModelAdmin):
 
 
 @admin.register(PurchaseLine)
-class PurchaseLineAdmin(ReadOnlyAdminMixin, ModelAdmin):
+class PurchaseLineAdmin(StoreScopedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     list_display = ["purchase", "sku", "name", "qty", "amount_fen"]
     search_fields = ["sku", "name", "purchase__receipt_id"]
     list_select_related = ["purchase"]
 
 
 @admin.register(TierChange)
-class TierChangeAdmin(ReadOnlyAdminMixin, ModelAdmin):
+class TierChangeAdmin(StoreScopedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     list_display = ["created_at", "card", "from_tier", "to_tier", "lifetime_points", "vip_invite_sent_at"]
     list_filter = ["to_tier"]
     search_fields = ["card__number", "card__contact__name"]
@@ -127,7 +129,7 @@ class RewardAdmin(ModelAdmin):
 
 
 @admin.register(Redemption)
-class RedemptionAdmin(ReadOnlyAdminMixin, ModelAdmin):
+class RedemptionAdmin(StoreScopedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     list_display = ["created_at", "card", "reward", "points", "store", "created_by"]
     search_fields = ["card__number", "reward__name", "idempotency_key"]
     list_select_related = ["card", "reward", "store", "created_by"]

@@ -12,9 +12,12 @@ def roles_create(apps, schema_editor):
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
 
+    from auditlog.context import disable_auditlog
+
     from crm.services.roles import roles_ensure
 
-    roles_ensure(registry=apps)
+    with disable_auditlog():
+        roles_ensure(registry=apps)
 
 
 def roles_delete(apps, schema_editor):

@@ -127,4 +127,7 @@ def roles_post_migrate(sender, **kwargs) -> None:
     post_migrate is sent once per app, in INSTALLED_APPS order, each time after that app's permissions are made:
     acting on crm's and loyalty's turns covers both apps' permissions."""
     if sender.label in ("crm", "loyalty"):
-        roles_ensure()
+        from auditlog.context import disable_auditlog
+
+        with disable_auditlog():  # the system keeping itself in step, not a staff write
+            roles_ensure()
