@@ -32,7 +32,7 @@ from crm.models import (
 )
 from crm.services.channels import channel_create
 from crm.services.consent import contacts_consenting
-from crm.services.groups import group_mark_vip, group_sync
+from crm.services.groups import group_mark_vip, group_sync, groups_sync_all
 from crm.services.redpackets import redpacket_reconcile
 from crm.services.staff import staff_sync
 from loyalty.models import Card, PointsLedger, Purchase
@@ -43,6 +43,7 @@ DEMO_STAFF = [("lili", "Li Li"), ("wangwei", "Wang Wei"), ("zhangmin", "Zhang Mi
 STORE_CODE, STORE_NAME = "SH001", "Shanghai Jing'an"
 CASHIER = "till-sh001"
 VIP_GROUP_OWNER = "lili"
+VIP_GROUP_NAME = "VIP 1"
 _QR_TOKEN = re.compile(r'data-qr-token="([^"]+)"')
 _CONSENT_BOX = re.compile(r'data-consent-url="([^"]+)" data-policy-version="([^"]*)"')
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
@@ -95,21 +96,37 @@ class Journey:
         _user, token = cashier_ensure(username=CASHIER, store_codes=[STORE_CODE])
         self.till.headers["Authorization"] = f"Token {token}"
         if not CustomerGroup.objects.filter(is_vip=True, status=CustomerGroup.Status.ACTIVE).exists():
-            chat_id = self.sim.post("groupchats", {"owner": VIP_GROUP_OWNER, "name": "VIP 1"})["chat_id"]
-            group_sync(chat_id)
-            group_mark_vip(CustomerGroup.objects.get(chat_id=chat_id))
+            # A run killed between creating the group in WeCom and marking it left a "VIP 1" there: read the
+            # groups WeCom lists before making another.
+            groups_sync_all()
+            group = CustomerGroup.objects.filter(name=VIP_GROUP_NAME, status=CustomerGroup.Status.ACTIVE).first()
+            if group is None:
+                chat_id = self.sim.post("groupchats", {"owner": VIP_GROUP_OWNER, "name": VIP_GROUP_NAME})["chat_id"]
+                group_sync(chat_id)
+                group = CustomerGroup.objects.get(chat_id=chat_id)
+            group_mark_vip(group)
 
-    def channel(self, state: str, name: str) -> str:
+    def channel(self, state: str, name: str, staff_userids: list[str] | None = None) -> str:
         from crm.models import Channel
 
         if not Channel.objects.filter(state=state).exists():
             channel_create(
                 name=name,
                 state=state,
-                staff_userids=[u for u, _ in DEMO_STAFF],
+                staff_userids=staff_userids or [u for u, _ in DEMO_STAFF],
                 welcome_text="欢迎加入！Open your membership card:",
             )
         return state
+
+    # --- the simulated clock ------------------------------------------------------------------
+    def clock_offset(self) -> float:
+        """Seconds the simulated WeCom clock runs ahead of real time (negative: behind)."""
+        return self.sim.get("clock")["now"] - time.time()
+
+    def set_clock_offset(self, offset: float, current: float | None = None) -> float:
+        """Move the simulated clock so that it runs `offset` seconds from real time; returns the new offset."""
+        current = self.clock_offset() if current is None else current
+        return self.sim.post("clock/advance", {"seconds": offset - current})["now"] - time.time()
 
     # --- shoppers -------------------------------------------------------------------------
     def add_shoppers(self, count: int, state: str) -> list[str]:
@@ -140,14 +157,18 @@ class Journey:
     def card_page(self, eid: str) -> str:
         """The shopper taps the card link from the welcome message; the page's HTML."""
         links = wait_until(lambda: self.inbox_links(eid, "/m/card/"), self.timeout, f"welcome message for {eid}")
-        page = self.sim.post(f"shoppers/{eid}/open_link", {"url": links[0], "method": "GET"})
+        return self.open_page(eid, links[0])
+
+    def open_page(self, eid: str, url: str) -> str:
+        """The shopper opens a link in their WeChat browser; the page's HTML."""
+        page = self.sim.post(f"shoppers/{eid}/open_link", {"url": url, "method": "GET"})
         if page.get("status") != 200:
-            raise JourneyError(f"card page for {eid} answered {page.get('status')}")
+            raise JourneyError(f"{url} for {eid} answered {page.get('status')}")
         return page.get("body", "")
 
     def open_card(self, eid: str) -> str:
         """The shopper opens the card page; returns the QR token it shows."""
-        return _qr_token(self.card_page(eid), eid)
+        return qr_token_on(self.card_page(eid), eid)
 
     def decide_consent(self, eid: str, page: str, **choices: bool) -> str:
         """The shopper presses the consent buttons on the card page (e.g. marketing=True); the page shown after."""
@@ -164,8 +185,9 @@ class Journey:
             page = answer.get("body", "")
         return page
 
-    def till_scan(self, qr_token: str, amount_fen: int) -> dict:
-        receipt = f"R{self.seed}-{self.rng.randrange(10**9):09d}"
+    def till_scan(self, qr_token: str, amount_fen: int, receipt: str = "") -> dict:
+        """The till posts a scan; a receipt id that was posted before is a harmless retry (same amount)."""
+        receipt = receipt or f"R{self.seed}-{self.rng.randrange(10**9):09d}"
         response = self.till.post(
             f"{self.base_url}/api/loyalty/scans",
             json={"qr_token": qr_token, "receipt_id": receipt, "store": STORE_CODE, "amount_fen": amount_fen,
@@ -185,7 +207,7 @@ class Journey:
             # Shoppers opt in on the card page; nothing is granted by adding staff. All take the offers (so
             # campaign figures stay comparable), about half also agree to behavioural personalisation.
             page = self.decide_consent(eid, page, marketing=True, behaviour=self.rng.random() < 0.5)
-            token = _qr_token(page, eid)
+            token = qr_token_on(page, eid)
             if self.rng.random() < vip_share:
                 amount = (vip_points + self.rng.randint(0, 2000)) * settings.LOYALTY_FEN_PER_POINT
                 big.append(eid)
@@ -296,7 +318,8 @@ class Journey:
         return out
 
 
-def _qr_token(page: str, eid: str) -> str:
+def qr_token_on(page: str, eid: str) -> str:
+    """The QR token a card page shows (what the till scans)."""
     match = _QR_TOKEN.search(page)
     if not match:
         raise JourneyError(f"card page for {eid} shows no QR")
@@ -347,4 +370,4 @@ def run(base_url: str, customers: int, seed: int, timeout: float = 120.0) -> dic
     return journey.figures(campaign)
 
 
-__all__ = ["Journey", "JourneyError", "run"]
+__all__ = ["Journey", "JourneyError", "qr_token_on", "run"]
