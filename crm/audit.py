@@ -3,8 +3,9 @@ where (remote address), one LogEntry per create, update, delete or many-to-many 
 
 The audited models are listed in settings.AUDITLOG_INCLUDE_TRACKING_MODELS. Only writes made by a signed-in
 user are logged: a worker applying a WeCom callback or a customer on a card page is not staff, and those writes
-are recorded in their own tables (timeline, ledger, callback events). Bulk `QuerySet.update()` sends no signal
-and is not logged; services that staff trigger save rows one by one where it matters.
+are recorded in their own tables (timeline, ledger, callback events). Two exceptions, both auditlog's: changes to
+a many-to-many field (a user's roles, a store's members, a handover's takeovers) are always logged, with no actor
+when a command or worker made them, and bulk `QuerySet.update()` sends no signal and is not logged.
 """
 
 from __future__ import annotations
