@@ -45,4 +45,5 @@ def register() -> None:
         context=card_panel_context,
         permissions=("loyalty.view_card",),
         order=10,
+        icon="loyalty",
     ))

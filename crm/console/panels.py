@@ -26,6 +26,7 @@ class ContactPanel:
     context: Callable[[Contact, HttpRequest], dict]
     permissions: tuple[str, ...] = ()
     order: int = 100
+    icon: str = ""  # a Material Symbols name, as the page's own cards use
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class RenderedPanel:
     key: str
     title: str
     html: SafeString
+    icon: str = ""
 
 
 _contact_panels: dict[str, ContactPanel] = {}
@@ -58,5 +60,6 @@ def contact_panels_render(contact: Contact, request: HttpRequest) -> list[Render
         if not request.user.has_perms(panel.permissions):
             continue
         context = {"contact": contact, "panel": panel, **panel.context(contact, request)}
-        rendered.append(RenderedPanel(panel.key, panel.title, render_to_string(panel.template, context, request)))
+        html = render_to_string(panel.template, context, request)
+        rendered.append(RenderedPanel(panel.key, panel.title, html, panel.icon))
     return rendered

@@ -1,0 +1,60 @@
+"""The red-packet pool page in Chromium, in English and in Chinese: the reconciliation's figures and a balanced
+pool; then a claim that drifted from Redis, and the red banner."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm.models import RedPacketClaim
+from crm.services import redpackets as rp
+from tests.browser.live_pages import chromium, console_page, lang, screenshot  # noqa: F401  (fixtures)
+from tests.crm.campaigns.conftest import later, make_contact, make_staff
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
+
+
+def _term(page, key: str) -> int:
+    return int(page.locator(f'[data-testid="pool-reconciliation"] [data-term="{key}"]').get_attribute("data-fen"))
+
+
+def test_pool_page_reconciles_and_flags_drift(console_page, lang, live_stack):  # noqa: F811
+    page = console_page
+    pool = rp.redpacket_pool_create(campaign_id=None, budget_fen=2000, count=10, mode="fixed",
+                                    expires_at=later(hours=2))
+    pool = rp.redpacket_pool_activate(pool.id)
+    staff = make_staff()
+    # Three claims written straight to the database (no payout queued), then Redis rebuilt from them.
+    for status in ("paid", "paying", "received"):
+        RedPacketClaim.objects.create(pool=pool, contact=make_contact(staff), amount_fen=200, status=status)
+    rp.redpacket_state_ensure(pool.id, force=True)
+
+    page.goto(f"{live_stack}/admin/console/pools/{pool.pk}/")
+    assert page.locator('[data-testid="pool-balanced"]').is_visible()
+    assert page.locator('[data-testid="pool-unbalanced"]').count() == 0
+    assert [_term(page, k) for k in ("budget_fen", "paid_fen", "pending_fen", "refunded_fen", "claimable_fen",
+                                     "total_fen")] == [2000, 200, 400, 0, 1400, 2000]
+    tiles = page.locator('[data-testid="pool-by-status"] [data-status]')
+    assert tiles.evaluate_all("ts => ts.map(t => [t.dataset.status, t.dataset.count])") == [
+        ["received", "1"], ["paying", "1"], ["paid", "1"], ["failed", "0"]]
+    assert page.locator('[data-testid="pool-claim-row"]').count() == 3
+    screenshot(page, f"pool-page-{lang}")
+
+    # Filter to the paid claims from their tile.
+    page.click('[data-testid="pool-by-status"] [data-status="paid"]')
+    page.wait_for_url("**status=paid**")
+    assert page.locator('[data-testid="pool-claim-row"]').evaluate_all("rs => rs.map(r => r.dataset.status)") == [
+        "paid"]
+
+    RedPacketClaim.objects.filter(pool=pool, status="paid").update(amount_fen=250)  # drifted from Redis
+    page.goto(f"{live_stack}/admin/console/pools/{pool.pk}/")
+    banner = page.locator('[data-testid="pool-unbalanced"]')
+    assert banner.is_visible()
+    # Red: the theme's red-600, whatever colour notation the browser reports it in.
+    assert banner.evaluate("""b => {
+        const ref = document.createElement("div");
+        ref.style.backgroundColor = "var(--color-red-600)";
+        document.body.appendChild(ref);
+        return getComputedStyle(b).backgroundColor === getComputedStyle(ref).backgroundColor;
+    }""")
+    assert _term(page, "total_fen") == 2050
+    screenshot(page, f"pool-page-unbalanced-{lang}")
