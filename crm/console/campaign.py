@@ -4,6 +4,7 @@ whose refusals (e.g. cancelling a finished campaign) are shown as messages sayin
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import wraps
 
 from django.contrib import admin, messages
@@ -11,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
@@ -77,6 +79,17 @@ def _campaign(campaign_id: int) -> Campaign:
         raise Http404(exc.message) from exc
 
 
+def _poll_every(campaign: Campaign) -> str | None:
+    """How often the live block re-reads itself: often while sending or about to, slowly while scheduled for
+    later, never for a draft (it changes only when someone schedules it) or a finished campaign."""
+    if campaign.status == Campaign.Status.RUNNING:
+        return "2s"
+    if campaign.status == Campaign.Status.SCHEDULED:
+        soon = campaign.scheduled_at is None or campaign.scheduled_at <= timezone.now() + timedelta(minutes=1)
+        return "2s" if soon else "10s"
+    return None
+
+
 def _progress_context(campaign_id: int) -> dict:
     try:
         progress = campaign_progress(campaign_id)
@@ -89,8 +102,7 @@ def _progress_context(campaign_id: int) -> dict:
         "progress": progress,
         "status_label": STATUS_LABELS.get(campaign.status, campaign.status),
         "status_variant": STATUS_VARIANT.get(campaign.status, ""),
-        # A draft changes only when someone schedules it (a page load); a scheduled one is polled slowly.
-        "poll_every": {Campaign.Status.RUNNING: "2s", Campaign.Status.SCHEDULED: "10s"}.get(campaign.status),
+        "poll_every": _poll_every(campaign),
         "bar_items": [
             {"title": _("Delivered"), "value": bar["delivered"], "color": "bg-green-600", "key": "delivered"},
             {"title": _("Failed"), "value": bar["failed"], "color": "bg-red-600", "key": "failed"},
