@@ -47,7 +47,7 @@ def log(message: str) -> None:
 
 
 class Stop(Exception):
-    """Raised by the first SIGINT/SIGTERM; later ones are ignored while stopping."""
+    """A SIGINT/SIGTERM/SIGHUP arrived: raised by the supervisor's own loops, never from the signal handler."""
 
 
 class ChildDied(Exception):
@@ -95,6 +95,7 @@ class Supervisor:
     env: dict
     children: list[Child] = field(default_factory=list)
     stopping: bool = False
+    signals: list[str] = field(default_factory=list)  # what arrived, in order (the handler only appends)
     redis: embedded_redis.EmbeddedRedis | None = None
     redis_url: str = ""
 
@@ -104,12 +105,9 @@ class Supervisor:
             signal.signal(sig, self._on_signal)
 
     def _on_signal(self, signum, _frame) -> None:
-        name = signal.Signals(signum).name
-        if self.stopping:
-            log(f"{name} received while stopping; still stopping")
-            return
-        self.stopping = True
-        raise Stop(name)
+        # No raise and no print here: a handler runs between any two bytecodes, also inside logging's or
+        # subprocess's fork hooks, where an exception is swallowed ("Exception ignored in ...") and the stop lost.
+        self.signals.append(signal.Signals(signum).name)
 
     # --- children -----------------------------------------------------------------------------
     def start(self, name: str, argv: list[str], *, long_running: bool = True, stdout=None) -> Child:
@@ -123,11 +121,13 @@ class Supervisor:
         child = Child(name, proc, log_path, long_running)
         self.children.append(child)
         if long_running:
-            shown = log_path.relative_to(ROOT) if log_path.is_relative_to(ROOT) else log_path
-            log(f"started {name:<9} pid {proc.pid:<7} log {shown}")
+            log(f"started {name:<9} pid {proc.pid:<7} log {shown(log_path)}")
         return child
 
     def check_children(self) -> None:
+        """Called by every wait of the supervisor (at least every 0.3 s): a signal or a dead child ends the run."""
+        if self.signals and not self.stopping:
+            raise Stop(self.signals[0])
         for child in self.children:
             if child.long_running and child.proc.poll() is not None:
                 raise ChildDied(child.name)
@@ -139,28 +139,35 @@ class Supervisor:
         for line in tail(child.log_path):
             print(f"    {line}", flush=True)
 
-    def run_step(self, name: str, argv: list[str], *, relay: bool = False) -> None:
-        """A setup command (migrate, seed, ...), watched together with the servers already running."""
-        child = self.start(name, argv, long_running=False, stdout=subprocess.PIPE if relay else None)
-        relay_thread = None
-        if relay:  # the command's own lines for a person (e.g. "added 12 customers"); its logs go to its file
-            relay_thread = threading.Thread(target=self._relay, args=(name, child.proc.stdout), daemon=True)
-            relay_thread.start()
+    def run_step(self, name: str, argv: list[str], *, relay: bool = False, capture: bool = False) -> str:
+        """A setup command (migrate, seed, ...), watched together with the servers already running. `relay` shows
+        its output lines (e.g. "added 12 customers": its logs go to its file); `capture` returns them."""
+        piped = relay or capture
+        child = self.start(name, argv, long_running=False, stdout=subprocess.PIPE if piped else None)
+        lines: list[str] = []
+        reader = None
+        if piped:
+            reader = threading.Thread(target=self._read, args=(name, child.proc.stdout, relay, lines), daemon=True)
+            reader.start()
         while child.proc.poll() is None:
             self.check_children()
-            time.sleep(0.2)
-        if relay_thread:
-            relay_thread.join(timeout=2)
+            time.sleep(0.1)
+        if reader:
+            reader.join(timeout=2)
         if child.proc.returncode != 0:
             log(f"error: {name} failed with exit code {child.proc.returncode}. Last lines of {child.log_path}:")
             for line in tail(child.log_path):
                 print(f"    {line}", flush=True)
             raise SystemExit(1)
+        return "\n".join(lines)
 
     @staticmethod
-    def _relay(name: str, stream) -> None:
+    def _read(name: str, stream, relay: bool, lines: list[str]) -> None:
         for raw in iter(stream.readline, b""):
-            print(f"[{name}] {raw.decode('utf-8', 'replace').rstrip()}", flush=True)
+            line = raw.decode("utf-8", "replace").rstrip()
+            lines.append(line)
+            if relay:
+                print(f"[{name}] {line}", flush=True)
 
     def wait_http(self, url: str, timeout: float, ok_statuses=range(200, 500)) -> bool:
         deadline = time.monotonic() + timeout
@@ -203,6 +210,12 @@ class Supervisor:
             log("stopping the embedded Redis")
             self.redis.shutdown()
             self.redis = None
+        # Nothing is left to stop: a late signal (make forwarding one more) must not kill the interpreter on its
+        # way out, where Python has put the default handlers back.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        if len(self.signals) > 1:
+            log(f"also received {', '.join(self.signals[1:])} while stopping")
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -219,7 +232,11 @@ def port_free(port: int) -> bool:
         return sock.connect_ex((HOST, port)) != 0
 
 
-def summary(base: str, sim_base: str, ingest_base: str, redis_url: str, info: dict) -> str:
+def shown(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def summary(base: str, sim_base: str, ingest_base: str, redis_url: str, info: dict, logs: Path) -> str:
     return (
         "\n"
         f"  CRM console        {base}/admin/\n"
@@ -231,7 +248,7 @@ def summary(base: str, sim_base: str, ingest_base: str, redis_url: str, info: di
         f"  Simulator admin    {info.get('admin_url', sim_base + '/wecom-sim/admin/')}  "
         f"(header X-Sim-Admin-Key: {info.get('admin_key', '?')})\n"
         f"  Redis              {redis_url}\n"
-        "  Logs               var/log/\n"
+        f"  Logs               {shown(logs)}/\n"
         "\n  Ctrl-C stops everything.\n"
     )
 
@@ -267,9 +284,7 @@ def main() -> int:
         python = sys.executable
         sup.run_step("migrate", [python, "manage.py", "migrate", "--noinput"])
         sup.run_step("collectstatic", [python, "manage.py", "collectstatic", "--noinput", "-v", "0"])
-        info_child = sup.start("simulator_info", [python, "manage.py", "simulator_info"], long_running=False,
-                               stdout=subprocess.PIPE)
-        info = json.loads(info_child.proc.communicate(timeout=60)[0] or b"{}")
+        info = json.loads(sup.run_step("simulator_info", [python, "manage.py", "simulator_info"], capture=True) or "{}")
 
         gunicorn, celery = str(VENV_BIN / "gunicorn"), str(VENV_BIN / "celery")
         sup.start("simulator", [gunicorn, "crm.wsgi", "-b", f"{HOST}:{SIM_PORT}", "--workers", "1", "--threads", "16",
@@ -294,7 +309,7 @@ def main() -> int:
             log(f"error: {base}/readyz did not answer 200 in 60 s")
             return 1
         log("ready")
-        print(summary(base, sim_base, ingest_base, sup.redis_url, info), flush=True)
+        print(summary(base, sim_base, ingest_base, sup.redis_url, info, var_dir / "log"), flush=True)
         while True:
             sup.check_children()
             time.sleep(0.5)
