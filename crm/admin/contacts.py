@@ -6,8 +6,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 
+from crm.admin.base import ServiceModelAdmin, add_service_error, adopt
 from crm.errors import ApplicationError
 from crm.models.channels import Channel
 from crm.models.consent import ConsentRecord, DataSource, SourceAggregate, SourceEvent, SourceOrderLine
@@ -51,10 +53,16 @@ class FollowInline(TabularInline):
 
 
 class ContactTagInline(TabularInline):
+    """The contact's tags, read here; added and removed with the form's tag fields (through crm.services.tags)."""
+
     model = ContactTag
     extra = 0
-    autocomplete_fields = ["tag"]
-    readonly_fields = ["staff", "created_at"]
+    fields = ["tag", "staff", "created_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
 
 
 class ContactEventInline(TabularInline):
@@ -69,15 +77,62 @@ class ContactEventInline(TabularInline):
         return False
 
 
+class ContactForm(forms.ModelForm):
+    """A contact is WeCom's record of a customer, kept by sync and callbacks: the console changes only its tags,
+    through the tag service (pushed to WeCom after commit, a timeline row each), as the API does."""
+
+    add_tags = forms.ModelMultipleChoiceField(
+        queryset=Tag.objects.filter(deleted_at__isnull=True).select_related("group").order_by("group__name", "name"),
+        required=False, label=_("Add tags"),
+    )
+    remove_tags = forms.ModelMultipleChoiceField(queryset=Tag.objects.none(), required=False, label=_("Remove tags"))
+
+    class Meta:
+        model = Contact
+        fields: list[str] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["remove_tags"].queryset = Tag.objects.filter(contact_tags__contact=self.instance).order_by(
+                "group__name", "name")
+
+    def clean(self):
+        data = super().clean()
+        both = set(data.get("add_tags") or []) & set(data.get("remove_tags") or [])
+        if both:
+            self.add_error("remove_tags", _("A tag cannot be added and removed at once: %(tags)s")
+                           % {"tags": ", ".join(sorted(str(t) for t in both))})
+        return data
+
+
 @admin.register(Contact)
-class ContactAdmin(ModelAdmin):
+class ContactAdmin(ServiceModelAdmin):
+    form = ContactForm
     list_display = ["id", "name", "external_userid", "type", "channel", "first_added_at"]
     list_filter = ["type", "gender", "channel"]
     search_fields = ["name", "external_userid", "unionid", "follows__remark"]
-    readonly_fields = ["external_userid", "phone_encrypted", "phone_hash", "first_added_at", "synced_at",
-                       "created_at", "updated_at"]
+    readonly_fields = ["external_userid", "name", "type", "gender", "avatar", "corp_name", "unionid", "channel",
+                       "phone_encrypted", "phone_hash", "first_added_at", "synced_at", "created_at", "updated_at"]
     inlines = [FollowInline, ContactTagInline, ContactEventInline]
     actions = ["refresh_from_wecom", "invite_to_vip"]
+
+    def get_fields(self, request, obj=None):
+        return [*self.readonly_fields, "add_tags", "remove_tags"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # contacts come from WeCom (callbacks, sync)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # a contact belongs to the company; erasure is its own, audited operation
+
+    def save_model(self, request, obj, form, change) -> None:
+        from crm.services.tags import contact_tag_add, contact_tag_remove
+
+        for tag in form.cleaned_data.get("add_tags") or []:
+            contact_tag_add(obj, tag, source="console")
+        for tag in form.cleaned_data.get("remove_tags") or []:
+            contact_tag_remove(obj, tag, source="console")
 
     def get_search_results(self, request, queryset, search_term):
         """A phone number in the search box is matched by its keyed hash (phones are encrypted at rest)."""
@@ -223,12 +278,43 @@ class TagAdmin(ModelAdmin):
     search_fields = ["name", "group__name", "wecom_id"]
 
 
+class ContactTagForm(forms.ModelForm):
+    class Meta:
+        model = ContactTag
+        fields = ["contact", "tag"]
+
+    def validate_unique(self):
+        """Tagging twice is a no-op in the service, not an error."""
+
+
 @admin.register(ContactTag)
-class ContactTagAdmin(ModelAdmin):
+class ContactTagAdmin(ServiceModelAdmin):
+    """Tag and untag through crm.services.tags (pushed to WeCom, written to the timeline); a tagging is not edited."""
+
+    form = ContactTagForm
     list_display = ["contact", "tag", "staff", "created_at"]
     search_fields = ["contact__name", "contact__external_userid", "tag__name"]
-    raw_id_fields = ["contact", "staff"]
+    raw_id_fields = ["contact"]
     autocomplete_fields = ["tag"]
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change) -> None:
+        from crm.services.tags import contact_tag_add
+
+        contact, tag = form.cleaned_data["contact"], form.cleaned_data["tag"]
+        contact_tag_add(contact, tag, source="console")
+        adopt(obj, ContactTag.objects.get(contact=contact, tag=tag))
+
+    def delete_model(self, request, obj) -> None:
+        from crm.services.tags import contact_tag_remove
+
+        contact_tag_remove(obj.contact, obj.tag, source="console")
+
+    def delete_queryset(self, request, queryset) -> None:
+        for contact_tag in queryset.select_related("contact", "tag"):
+            self.delete_model(request, contact_tag)
 
 
 class GroupMemberInline(TabularInline):
@@ -247,10 +333,14 @@ class CustomerGroupAdmin(ModelAdmin):
     inlines = [GroupMemberInline]
     actions = ["mark_vip", "resync"]
 
-    @admin.action(description="Mark selected groups as VIP groups")
+    @admin.action(description=_("Mark selected groups as VIP groups"))
     def mark_vip(self, request: HttpRequest, queryset: QuerySet) -> None:
-        updated = queryset.update(is_vip=True)
-        messages.success(request, f"{updated} group(s) marked VIP")
+        from crm.services.groups import group_mark_vip
+
+        groups = list(queryset)
+        for group in groups:
+            group_mark_vip(group)
+        messages.success(request, _("%(n)d group(s) marked VIP") % {"n": len(groups)})
 
     @admin.action(description="Re-read selected groups from WeCom")
     def resync(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -298,8 +388,35 @@ class GroupHandoverItemInline(TabularInline):
     can_delete = False
 
 
+HANDOVER_FIELDS = ["kind", "handover_staff", "takeovers", "transfer_message", "include_groups"]
+
+
+class HandoverForm(forms.ModelForm):
+    class Meta:
+        model = Handover
+        fields = HANDOVER_FIELDS
+
+    def clean(self):
+        from crm.services.handover import handover_validate
+
+        data = super().clean()
+        if self.errors or "kind" not in self.fields:
+            return data
+        try:
+            handover_validate(kind=data["kind"], handover_userid=data["handover_staff"].userid,
+                              takeover_userids=[s.userid for s in data.get("takeovers") or []],
+                              transfer_message=data.get("transfer_message") or "")
+        except ApplicationError as exc:
+            add_service_error(self, exc, {"handover_userid": "handover_staff", "takeover_userids": "takeovers"})
+        return data
+
+
 @admin.register(Handover)
-class HandoverAdmin(ModelAdmin):
+class HandoverAdmin(ServiceModelAdmin):
+    """Created through crm.services.handover (a resigned handover of someone still on the job is refused, naming the
+    on-the-job transfer); once created, WeCom's transfer owns it: started and followed with the actions."""
+
+    form = HandoverForm
     list_display = ["id", "kind", "handover_staff", "status", "created_at", "finished_at"]
     list_filter = ["kind", "status"]
     search_fields = ["handover_staff__userid", "handover_staff__name"]
@@ -308,10 +425,25 @@ class HandoverAdmin(ModelAdmin):
     inlines = [HandoverItemInline, GroupHandoverItemInline]
     actions = ["start", "refresh_results", "show_report"]
 
+    def get_readonly_fields(self, request, obj=None):
+        return [*HANDOVER_FIELDS, *self.readonly_fields] if obj is not None else self.readonly_fields
+
     def save_model(self, request, obj, form, change) -> None:
-        if not change:
-            obj.created_by = request.user.get_username()
-        super().save_model(request, obj, form, change)
+        from crm.services.handover import handover_create
+
+        if change:
+            return
+        data = form.cleaned_data
+        adopt(obj, handover_create(
+            kind=data["kind"], handover_userid=data["handover_staff"].userid,
+            takeover_userids=[s.userid for s in data["takeovers"]], transfer_message=data.get("transfer_message") or "",
+            include_groups=data.get("include_groups", True), created_by=request.user.get_username(),
+        ))
+
+    def save_related(self, request, form, formsets, change) -> None:
+        """The service set the takeovers; the inlines are read-only."""
+        for formset in formsets:
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     @admin.action(description="Plan and submit to WeCom (in the background)")
     def start(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -351,12 +483,39 @@ class GroupHandoverItemAdmin(ModelAdmin):
     raw_id_fields = ["handover", "group", "new_owner"]
 
 
+class ConsentRecordForm(forms.ModelForm):
+    class Meta:
+        model = ConsentRecord
+        fields = ["contact", "purpose", "granted", "policy_version"]
+
+
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(ModelAdmin):
-    list_display = ["contact", "purpose", "version", "granted", "source", "recorded_at"]
+class ConsentRecordAdmin(ServiceModelAdmin):
+    """Consent history is append-only: a grant or withdrawal recorded here is the next version for its purpose
+    (crm.services.consent, source "console:<user>"); no version is ever changed or deleted."""
+
+    form = ConsentRecordForm
+    list_display = ["contact", "purpose", "version", "granted", "source", "policy_version", "recorded_at"]
     list_filter = ["purpose", "granted", "source"]
     search_fields = ["contact__name", "contact__external_userid"]
     raw_id_fields = ["contact"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in ConsentRecord._meta.fields] if obj is not None else []
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        from crm.services.consent import consent_record
+
+        data = form.cleaned_data
+        adopt(obj, consent_record(contact_id=data["contact"].pk, purpose=data["purpose"], granted=data["granted"],
+                                  source=f"console:{request.user.get_username()}",
+                                  policy_version=data.get("policy_version") or ""))
 
 
 @admin.register(DataSource)

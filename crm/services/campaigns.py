@@ -55,6 +55,28 @@ def _validate_schedule(scheduled_at: datetime | None) -> None:
         raise ApplicationError("scheduled_at is in the past.", field="scheduled_at")
 
 
+def campaign_validate(
+    *,
+    name: str,
+    text: str,
+    segment: dict | None = None,
+    link_title: str = "",
+    link_url: str = "",
+    scheduled_at: datetime | None = None,
+    with_red_packet: bool = False,
+) -> tuple[str, dict]:
+    """The checks campaign_create makes, writing nothing (the console validates its form with them): the text and
+    the normalised segment, or an ApplicationError naming the field."""
+    if not name or not str(name).strip():
+        raise ApplicationError("name is required.", field="name")
+    text = _validate_text(text, with_red_packet=with_red_packet)
+    segment = segments.segment_validate(segment)
+    if link_url and not link_title:
+        raise ApplicationError("link_title is required with link_url.", field="link_title")
+    _validate_schedule(scheduled_at)
+    return text, segment
+
+
 @transaction.atomic
 def campaign_create(
     *,
@@ -68,13 +90,8 @@ def campaign_create(
     red_packet: dict | None = None,
 ) -> Campaign:
     """A draft campaign (scheduled when scheduled_at is given), with its red-packet pool when asked."""
-    if not name or not str(name).strip():
-        raise ApplicationError("name is required.", field="name")
-    text = _validate_text(text, with_red_packet=bool(red_packet))
-    segment = segments.segment_validate(segment)
-    if link_url and not link_title:
-        raise ApplicationError("link_title is required with link_url.", field="link_title")
-    _validate_schedule(scheduled_at)
+    text, segment = campaign_validate(name=name, text=text, segment=segment, link_title=link_title,
+                                      link_url=link_url, scheduled_at=scheduled_at, with_red_packet=bool(red_packet))
     campaign = Campaign.objects.create(
         name=name.strip(),
         text=text,

@@ -30,6 +30,10 @@ BATCH = 100  # customers per transfer call, groups per group-transfer call
 ALREADY_TRANSFERRING = frozenset({40129, 40100})
 # Group-transfer errcodes that mean the group already has its new owner (a re-run after a crash).
 GROUP_ALREADY_DONE = frozenset({90504, 90508})
+# user/get errcodes for a member who is no longer in the corp.
+MEMBER_GONE = frozenset({60111, 60123, 46004})
+STILL_ACTIVE = ("A resigned handover needs a resigned staff member: %s is still active in WeCom. "
+                "Use an on-the-job transfer.")
 _RESULT_STATUS = {
     1: HandoverItem.Status.DONE,
     2: HandoverItem.Status.WAITING,
@@ -38,23 +42,17 @@ _RESULT_STATUS = {
 }
 
 
-def handover_create(
-    *,
-    kind: str,
-    handover_userid: str,
-    takeover_userids: list[str],
-    transfer_message: str = "",
-    include_groups: bool = True,
-    created_by: str = "",
-) -> Handover:
-    """A handover to one or several takeovers (assigned round robin). Validated here; planned by a task."""
+def handover_validate(
+    *, kind: str, handover_userid: str, takeover_userids: list[str], transfer_message: str = ""
+) -> tuple[Staff, list[Staff]]:
+    """The checks handover_create makes, writing nothing (the console validates its form with them)."""
     if kind not in Handover.Kind.values:
         raise ApplicationError(f"kind must be one of {Handover.Kind.values}", field="kind")
     handover_staff = Staff.objects.filter(userid__iexact=handover_userid).first()
     if handover_staff is None:
         raise ApplicationError(f"Unknown staff {handover_userid}", field="handover_userid")
     if kind == Handover.Kind.RESIGNED and handover_staff.is_active:
-        raise ApplicationError("A resigned handover needs a resigned staff member.", field="handover_userid")
+        raise ApplicationError(STILL_ACTIVE % handover_staff.userid, field="handover_userid", code="still_active")
     if kind == Handover.Kind.ON_THE_JOB and not handover_staff.is_active:
         raise ApplicationError("This staff member has resigned: use a resigned handover.", field="kind")
     if not takeover_userids:
@@ -68,6 +66,38 @@ def handover_create(
         raise ApplicationError(f"Cannot take over: {', '.join(bad)}", field="takeover_userids")
     if len(transfer_message) > 200:
         raise ApplicationError("At most 200 characters.", field="transfer_message")
+    return handover_staff, takeovers
+
+
+def _active_in_wecom(userid: str) -> bool:
+    """Whether WeCom still has this member on the job. A resigned member is gone from user/get (60111); a resigned
+    transfer of someone still there finds no "unassigned" customer and would finish having moved nothing."""
+    try:
+        member = get_client().user_get(userid)
+    except WeComError as exc:
+        if exc.errcode in MEMBER_GONE:
+            return False
+        raise
+    return int(member.get("status") or 1) != 5  # 5: left the company (WeCom's status codes)
+
+
+def _refuse_if_still_active(handover: Handover) -> None:
+    if handover.kind == Handover.Kind.RESIGNED and _active_in_wecom(handover.handover_staff.userid):
+        raise ApplicationError(STILL_ACTIVE % handover.handover_staff.userid, field="kind", code="still_active")
+
+
+def handover_create(
+    *,
+    kind: str,
+    handover_userid: str,
+    takeover_userids: list[str],
+    transfer_message: str = "",
+    include_groups: bool = True,
+    created_by: str = "",
+) -> Handover:
+    """A handover to one or several takeovers (assigned round robin). Validated here; planned by a task."""
+    handover_staff, takeovers = handover_validate(kind=kind, handover_userid=handover_userid,
+                                                  takeover_userids=takeover_userids, transfer_message=transfer_message)
     with transaction.atomic():
         handover = Handover.objects.create(
             kind=kind,
@@ -86,11 +116,13 @@ def handover_start(handover_id: int) -> str:
     from crm.tasks.contacts import handover_run
 
     with transaction.atomic():
-        handover = Handover.objects.select_for_update().filter(pk=handover_id).first()
+        handover = Handover.objects.select_for_update().select_related("handover_staff").filter(pk=handover_id).first()
         if handover is None:
             raise NotFound(f"Handover {handover_id} does not exist.")
         if handover.status == Handover.Status.FINISHED:
             raise ApplicationError("This handover is finished.", field="handover_id", code="finished")
+        if handover.status == Handover.Status.PLANNED:
+            _refuse_if_still_active(handover)
         if handover.status == Handover.Status.PLANNED:
             handover.status = Handover.Status.SUBMITTING
             handover.save(update_fields=["status", "updated_at"])
@@ -146,6 +178,7 @@ def handover_plan(handover_id: int) -> dict:
     """Read what the staff member has in WeCom and write one item per customer and group, round robin over the
     takeovers. Idempotent: re-planning keeps existing items (and their takeover) and adds only new ones."""
     handover = _get(handover_id)
+    _refuse_if_still_active(handover)  # never "finished" with nothing moved
     eids = _customers_to_move(handover)
     chat_ids = _groups_to_move(handover) if handover.include_groups else []
     for chat_id in chat_ids:
