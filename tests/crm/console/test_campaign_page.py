@@ -184,3 +184,18 @@ def test_a_campaign_delivering_through_the_worker_reaches_100_percent(sim, celer
     for key, value in {"planned": 3, "sent": 3, "confirmed": 3, "delivered": 3, "failed": 0}.items():
         assert f'data-testid="figure-{key}">{value}<' in body, key
     wait_for(lambda: 'data-final="true"' in progress(), timeout=20, message="campaign done")
+
+
+@pytest.mark.parametrize(("role", "view", "change"), [("admin", 200, True), ("marketing", 200, True),
+                                                     ("store_manager", 403, False)])
+def test_roles(client, django_user_model, role, view, change):
+    from django.contrib.auth.models import Group
+
+    campaign = svc.campaign_create(name="c", text="x", scheduled_at=timezone.now() + timedelta(hours=3))
+    user = django_user_model.objects.create_user(f"{role}-user", password="pw", is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    client.force_login(user)
+    response = client.get(_url(campaign))
+    assert response.status_code == view
+    assert client.post(_url(campaign, "cancel/")).status_code == (302 if change else 403)
+    assert Campaign.objects.get(id=campaign.id).status == ("cancelled" if change else "scheduled")
