@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from crm.models import Contact, FollowRelation, Staff
 from crm.services.channels import channel_create
-from tests.browser.live_pages import SCREENSHOTS, chromium, console_page, lang, screenshot  # noqa: F401
+from tests.browser.console_login import SCREENSHOTS, chromium, console_page, lang, screenshot  # noqa: F401
 from tests.crm.contacts.conftest import sim, staffed  # noqa: F401  (fixtures: the simulated world)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]

@@ -11,7 +11,7 @@ from crm.services.channels import channel_create
 from crm.services.consent import consent_from_customer, consent_policy_version
 from crm.services.tags import tag_ensure
 from crm.wecom.client import get_client
-from tests.browser.live_pages import chromium, console_page, lang, screenshot  # noqa: F401  (fixtures)
+from tests.browser.console_login import chromium, console_page, lang, screenshot  # noqa: F401  (fixtures)
 from tests.conftest import wait_for
 from tests.crm.contacts.conftest import sim, staffed  # noqa: F401  (fixtures: the simulated world)
 

@@ -7,7 +7,7 @@ import pytest
 
 from crm.models import RedPacketClaim
 from crm.services import redpackets as rp
-from tests.browser.live_pages import chromium, console_page, lang, screenshot  # noqa: F401  (fixtures)
+from tests.browser.console_login import chromium, console_page, lang, screenshot  # noqa: F401  (fixtures)
 from tests.crm.campaigns.conftest import later, make_contact, make_staff
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
