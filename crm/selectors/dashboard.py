@@ -225,7 +225,7 @@ def callback_backlog(now: datetime | None = None) -> dict:
     Both read the (status, received_at) index."""
     now = now or timezone.now()
     counts = dict(
-        CallbackEvent.objects.exclude(status=CallbackEvent.Status.PROCESSED)
+        CallbackEvent.objects.filter(status__in=[CallbackEvent.Status.RECEIVED, CallbackEvent.Status.FAILED])
         .values("status")
         .annotate(n=Count("id"))
         .order_by()
