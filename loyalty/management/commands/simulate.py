@@ -26,6 +26,8 @@ class Command(BaseCommand):
     def handle(self, *args, customers: int, seed: int, timeout: float, **options):
         if customers < 1:
             raise CommandError("--customers must be at least 1")
+        if not settings.WECOM_SIM_ENABLED:  # the journey's shoppers live in the bundled simulator
+            raise CommandError("the bundled WeCom simulator is off: set WECOM_SIM_ENABLED=1 (make simulate does)")
         call_command("migrate", verbosity=0, interactive=False, run_syncdb=True)
         server = ServerThread().start()
         env = child_env(server.url)
