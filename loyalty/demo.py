@@ -16,13 +16,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -32,6 +35,7 @@ from crm.models import (
     Channel,
     ConsentRecord,
     Contact,
+    FollowRelation,
     GroupJoinWay,
     GroupMember,
     RedPacketClaim,
@@ -44,6 +48,7 @@ from crm.wecom.client import get_client
 from crm.wecom.errors import WeComError
 from loyalty.journey import DEMO_STAFF, VIP_GROUP_OWNER, Journey, JourneyError, qr_token_on, wait_until
 from loyalty.models import Purchase, TierChange
+from loyalty.sim_admin import SimAdminError
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +60,8 @@ FINISHED_CAMPAIGN = "Demo: Double 12 warm-up for VIPs"
 TONIGHT_CAMPAIGN = "Demo: VIP evening flash sale"
 # How long a step waits on in-flight work (a welcome being sent, a VIP invite) before taking the other way.
 GRACE_SECONDS = 20.0
+# Shoppers visiting their card page at the same time (each a few HTTP round trips through the simulator).
+CARD_VISITS_AT_ONCE = 4
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,7 @@ class DemoShopper:
     behaviour: bool  # also grants behavioural personalisation
     vip: bool
     claims: bool  # taps the red packet of the finished campaign
+    leaves_after_days: int | None = None  # deletes the staff member this many days after adding (never opens the card)
 
     def receipt(self, k: int) -> str:
         return f"DEMO-{self.index:03d}-{k + 1}"
@@ -101,6 +109,10 @@ class DemoShopper:
         moment = today - timedelta(days=self.days_ago) + timedelta(seconds=self.seconds_into_day)
         latest = now - timedelta(minutes=2)
         return moment if moment <= latest else latest - timedelta(seconds=(self.index * 613) % 5400)
+
+    def left_at(self, now: datetime) -> datetime:
+        added = self.added_at(now)
+        return min(added + timedelta(days=self.leaves_after_days or 0, hours=2), now - timedelta(minutes=1))
 
 
 def demo_plan(count: int = DEMO_CUSTOMERS, seed: int = DEMO_SEED) -> list[DemoShopper]:
@@ -117,7 +129,7 @@ def demo_plan(count: int = DEMO_CUSTOMERS, seed: int = DEMO_SEED) -> list[DemoSh
             amounts = tuple(100 * (base + rng.randint(0, 2000)) for base in (9000, 7000, 5000))
         elif vip:  # Gold (5,000 points)
             amounts = tuple(100 * rng.randint(2600, 4500) for _ in range(2))
-        elif i % 5 == 4:  # added, has not bought yet
+        elif i % 5 == 4 or i % 10 == 7:  # added, has not bought yet (or left again)
             amounts = ()
         else:
             amounts = tuple(100 * rng.randint(30, 800) for _ in range(1 + i % 3))
@@ -135,6 +147,7 @@ def demo_plan(count: int = DEMO_CUSTOMERS, seed: int = DEMO_SEED) -> list[DemoSh
             behaviour=rng.random() < 0.5,
             vip=vip,
             claims=vip and marketing and i % 3 != 0,
+            leaves_after_days=min(3, days_ago) if i % 10 == 7 and not vip else None,
         ))
     return plan
 
@@ -182,7 +195,9 @@ class DemoSeed:
 
     def converge(self) -> dict:
         steps = {}
-        for step in (self.brand, self.adds, self.cards, self.vips, self.finished_campaign, self.tonight_campaign):
+        steps_in_order = (self.brand, self.adds, self.leaves, self.cards, self.vips, self.finished_campaign,
+                          self.tonight_campaign)
+        for step in steps_in_order:
             started = time.monotonic()
             step()
             steps[step.__name__] = round(time.monotonic() - started, 1)
@@ -211,6 +226,48 @@ class DemoSeed:
         finally:
             if abs(offset - home) > 1:
                 self.journey.set_clock_offset(home, offset)
+
+    def leaves(self) -> None:
+        """A few shoppers delete the staff member again a few days after adding (the dashboard's losses)."""
+        leavers = {s.external_userid: s for s in self.plan if s.leaves_after_days is not None}
+        staying = FollowRelation.objects.filter(contact__external_userid__in=leavers,
+                                                deleted_by_customer_at__isnull=True, deleted_by_staff_at__isnull=True)
+        todo = list(staying.select_related("contact", "staff"))
+        if todo:
+            offset = self.journey.clock_offset()
+            home = max(offset, 0.0)
+            now = timezone.now()
+            try:
+                for follow in sorted(todo, key=lambda f: leavers[f.contact.external_userid].left_at(now),
+                                     reverse=True):
+                    moment = leavers[follow.contact.external_userid].left_at(now)
+                    offset = self.journey.set_clock_offset(moment.timestamp() - time.time(), offset)
+                    try:
+                        self.sim.post(f"shoppers/{follow.contact.external_userid}/delete_staff",
+                                      {"userid": follow.staff.userid})
+                    except SimAdminError as exc:
+                        if "not_friends" not in str(exc):  # deleted by an earlier run: its callback is on the way
+                            raise
+            finally:
+                self.journey.set_clock_offset(home, offset)
+            wait_until(lambda: not staying.exists(), self.journey.timeout, "del_follow_user callbacks")
+            self.say(f"{len(todo)} shoppers deleted the staff member again a few days after adding")
+        self._recount_days()
+
+    def _recount_days(self) -> None:
+        """The dashboard's daily rollup counts a closed day once (beat recounts only yesterday and today); adds
+        backdated into days it already counted are recounted here, as after any import of past adds."""
+        from crm.models import DailyContactStat
+        from crm.selectors.dashboard import WINDOW_DAYS, follow_daily_live, window
+        from crm.services.rollups import contact_stats_refresh
+
+        days = window(WINDOW_DAYS)
+        stored = {(row.day, row.state): [row.adds, row.deletes]
+                  for row in DailyContactStat.objects.filter(day__gte=days[0], day__lte=days[-1])}
+        counted = {day for day, _ in stored}
+        live = follow_daily_live(days[0], days[-1])
+        if any(stored.get(key) != value for key, value in live.items() if key[0] in counted):
+            contact_stats_refresh(days[0], days[-1])
 
     def _scan(self, missing: list[DemoShopper], offset: float) -> float:
         known = set(Contact.objects.filter(external_userid__in=[s.external_userid for s in missing])
@@ -258,12 +315,12 @@ class DemoSeed:
             self.say(f"{in_flight.count()} welcome messages still in flight: their card links go out 1:1")
 
     # --- card page: consent and purchases -------------------------------------------------------
-    def _card_link(self, contact: Contact) -> tuple[str, bool]:
+    def _card_link(self, contact: Contact, journey: Journey) -> tuple[str, bool]:
         """The card link the shopper taps: the welcome message's, or (welcome expired, failed or never sent)
         the one staff send in a 1:1 chat. -> (url, from the welcome)."""
         welcome = WelcomeMessage.objects.filter(follow__contact=contact).order_by("-id").first()
         if welcome is not None and welcome.status in (WelcomeMessage.Status.SENT, WelcomeMessage.Status.ALREADY_SENT):
-            links = self.journey.inbox_links(contact.external_userid, "/m/card/")
+            links = journey.inbox_links(contact.external_userid, "/m/card/")
             if links:
                 return links[0], True
         # The signed link itself, on the CRM this seed talks to (PUBLIC_BASE_URL may name another host).
@@ -276,28 +333,42 @@ class DemoSeed:
         ).values_list("contact__external_userid", flat=True))
         receipts = set(Purchase.objects.filter(card__contact__external_userid__in=self.eids)
                        .values_list("receipt_id", flat=True))
-        opened = by_staff = scans = decisions = 0
+        work = []
         for shopper in self.plan:
-            eid = shopper.external_userid
             todo = [k for k in range(len(shopper.amounts_fen)) if shopper.receipt(k) not in receipts]
-            if eid in decided and not todo:
-                continue
-            url, from_welcome = self._card_link(contacts[eid])
-            opened += 1
-            by_staff += not from_welcome
-            page = self.journey.open_page(eid, url)
-            if eid not in decided:
-                # Marketing last: its record is what says "decided" to the next run.
-                choices = {"behaviour": True} if shopper.behaviour else {}
-                page = self.journey.decide_consent(eid, page, **choices, marketing=shopper.marketing)
-                decisions += 1
-            for k in todo:
-                # A fixed receipt id: if an earlier run posted it and lost the answer, this is a harmless retry.
-                self.journey.till_scan(qr_token_on(page, eid), shopper.amounts_fen[k], receipt=shopper.receipt(k))
-                scans += 1
-        if opened:
-            self.say(f"{opened} shoppers opened their card ({by_staff} through a link staff sent, their welcome "
-                     f"having expired or failed): {decisions} consent decisions, {scans} till scans")
+            decide = shopper.external_userid not in decided
+            if (decide or todo) and shopper.leaves_after_days is None:
+                work.append((shopper, contacts[shopper.external_userid], decide, todo))
+        if not work:
+            return
+        local = threading.local()
+
+        def visit(item) -> tuple[bool, bool, int]:
+            # Shoppers are independent: a few at a time, each thread with its own HTTP sessions and connection.
+            shopper, contact, decide, todo = item
+            if not hasattr(local, "journey"):
+                local.journey = self.journey.clone()
+            journey, eid = local.journey, shopper.external_userid
+            try:
+                url, from_welcome = self._card_link(contact, journey)
+                page = journey.open_page(eid, url)
+                if decide:
+                    # Marketing last: its record is what says "decided" to the next run.
+                    choices = {"behaviour": True} if shopper.behaviour else {}
+                    page = journey.decide_consent(eid, page, **choices, marketing=shopper.marketing)
+                for k in todo:
+                    # A fixed receipt id: if an earlier run posted it and lost the answer, this is a harmless retry.
+                    journey.till_scan(qr_token_on(page, eid), shopper.amounts_fen[k], receipt=shopper.receipt(k))
+            finally:
+                connection.close()
+            return from_welcome, decide, len(todo)
+
+        with ThreadPoolExecutor(max_workers=CARD_VISITS_AT_ONCE) as pool:
+            done = list(pool.map(visit, work))
+        by_staff = sum(1 for from_welcome, _, _ in done if not from_welcome)
+        self.say(f"{len(done)} shoppers opened their card ({by_staff} through a link staff sent, their welcome "
+                 f"having expired or failed): {sum(d for _, d, _ in done)} consent decisions, "
+                 f"{sum(n for _, _, n in done)} till scans")
 
     # --- VIPs in the VIP group -----------------------------------------------------------------
     def _vip_members(self) -> set[str]:
@@ -442,6 +513,8 @@ class DemoSeed:
             "welcomes_sent": welcomes.filter(status=WelcomeMessage.Status.SENT).count(),
             "welcomes_expired_or_failed": welcomes.filter(
                 Q(status=WelcomeMessage.Status.EXPIRED) | Q(status=WelcomeMessage.Status.FAILED)).count(),
+            "left_again": FollowRelation.objects.filter(contact__in=contacts,
+                                                        deleted_by_customer_at__isnull=False).count(),
             "purchases": Purchase.objects.filter(card__contact__in=contacts).count(),
             "vip_in_group": len(self._vip_members()),
             "campaign_delivered": CampaignRecipient.objects.filter(

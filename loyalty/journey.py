@@ -84,6 +84,12 @@ class Journey:
         self.sim = SimAdmin(self.sim_url or self.base_url, settings.WECOM_SIM["ADMIN_KEY"])
         self.till = requests.Session()
 
+    def clone(self) -> Journey:
+        """The same journey with HTTP sessions of its own (a requests.Session per thread)."""
+        other = Journey(base_url=self.base_url, sim_url=self.sim_url, seed=self.seed, timeout=self.timeout)
+        other.till.headers.update(self.till.headers)
+        return other
+
     # --- the brand's setup ------------------------------------------------------------------
     def setup_brand(self) -> None:
         """Staff exist in WeCom and in the CRM, tiers and the store exist, the till has its token, and the

@@ -11,9 +11,11 @@ import json
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from crm.models import (
     CallbackEvent,
@@ -21,6 +23,7 @@ from crm.models import (
     CampaignRecipient,
     ConsentRecord,
     Contact,
+    FollowRelation,
     GroupMember,
     RedPacketClaim,
     RedPacketPool,
@@ -133,9 +136,14 @@ def test_seed_converges_after_kills_and_reruns_as_a_no_op(live_stack, celery_wor
     assert expired.count() >= CUSTOMERS // 2
     assert not WelcomeMessage.objects.filter(status__in=["pending", "sending"]).exists()
     marketing = ConsentRecord.objects.filter(purpose="marketing")
-    assert marketing.count() == CUSTOMERS, "one decision per shopper, none repeated by a re-run"
+    staying = [s for s in plan if s.leaves_after_days is None]
+    assert marketing.count() == len(staying), "one decision per shopper, none repeated by a re-run"
     assert set(marketing.filter(granted=True).values_list("contact__external_userid", flat=True)) == {
-        s.external_userid for s in plan if s.marketing}
+        s.external_userid for s in staying if s.marketing}
+    # Those who deleted the staff member again did so days ago (the dashboard's losses).
+    leavers = {s.external_userid for s in plan if s.leaves_after_days is not None}
+    left = FollowRelation.objects.filter(deleted_by_customer_at__lt=timezone.now() - timedelta(days=1))
+    assert leavers and set(left.values_list("contact__external_userid", flat=True)) == leavers
 
     # Every receipt once; VIPs in the VIP group.
     assert sorted(Purchase.objects.values_list("receipt_id", flat=True)) == sorted(

@@ -7,6 +7,7 @@ live) and a campaign scheduled for the next 20:00 Shanghai time. See loyalty/dem
 demo plan to its target state from whatever an earlier, perhaps killed, run left behind."""
 
 import json
+import os
 import time
 
 from django.conf import settings
@@ -26,7 +27,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--base-url", default=settings.PUBLIC_BASE_URL, help="the running CRM")
         parser.add_argument("--sim-url", default="", help="the running simulator (default: WECOM_API_BASE_URL's)")
-        parser.add_argument("--customers", type=int, default=DEMO_CUSTOMERS)
+        parser.add_argument("--customers", type=int, default=int(os.environ.get("DEMO_CUSTOMERS") or DEMO_CUSTOMERS),
+                            help=f"demo shoppers (default {DEMO_CUSTOMERS}, or the DEMO_CUSTOMERS variable)")
         parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each stage")
 
     def handle(self, *args, base_url, sim_url, customers, timeout, **options):
