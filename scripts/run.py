@@ -167,7 +167,10 @@ class Supervisor:
             line = raw.decode("utf-8", "replace").rstrip()
             lines.append(line)
             if relay:
-                print(f"[{name}] {line}", flush=True)
+                shown_line = line
+                if line.startswith("demo data ready: "):  # the figures are for the summary, not for reading
+                    shown_line = f"demo data ready in {seed_figures(line).get('seconds', '?')} s"
+                print(f"[{name}] {shown_line}", flush=True)
 
     def wait_http(self, url: str, timeout: float, ok_statuses=range(200, 500)) -> bool:
         deadline = time.monotonic() + timeout
@@ -236,11 +239,28 @@ def shown(path: Path) -> Path:
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
-def summary(base: str, sim_base: str, ingest_base: str, redis_url: str, info: dict, logs: Path) -> str:
+def seed_figures(output: str) -> dict:
+    """The seed's last line, `demo data ready: {...}`, as a dict (logins, counts)."""
+    for line in reversed(output.splitlines()):
+        if line.startswith("demo data ready: "):
+            try:
+                return json.loads(line.split(": ", 1)[1])
+            except ValueError:
+                break
+    return {}
+
+
+def summary(base: str, sim_base: str, ingest_base: str, redis_url: str, info: dict, logs: Path, seed: dict) -> str:
+    logins = seed.get("logins") or {"admin": {"password": "admin", "role": "admin"}}
+    login_lines = "".join(
+        f"  {'Demo logins' if i == 0 else '':<19}{name} / {login['password']}  ({login['role']}"
+        f"{', till API only' if login['role'] == 'cashier' else ''})\n"
+        for i, (name, login) in enumerate(logins.items()))
     return (
         "\n"
         f"  CRM console        {base}/admin/\n"
-        "  Demo login         admin / admin\n"
+        f"{login_lines}"
+        "                     (demo passwords: change them before real use)\n"
         f"  API docs           {base}/api/docs/\n"
         f"  Health / ready     {base}/healthz   {base}/readyz\n"
         f"  Callbacks          {ingest_base}/wecom/callback  (ingest server)\n"
@@ -304,12 +324,13 @@ def main() -> int:
             log("error: the web server, the ingest server or the simulator did not answer in 60 s; see var/log/")
             return 1
         log("seeding demo data (picks up where an earlier run stopped)")
-        sup.run_step("seed", [python, "manage.py", "seed_demo", "--base-url", base, "--sim-url", sim_base], relay=True)
+        seeded = seed_figures(sup.run_step("seed", [python, "manage.py", "seed_demo", "--base-url", base,
+                                                    "--sim-url", sim_base], relay=True))
         if not sup.wait_http(f"{base}/readyz", 60, ok_statuses=(200,)):
             log(f"error: {base}/readyz did not answer 200 in 60 s")
             return 1
         log("ready")
-        print(summary(base, sim_base, ingest_base, sup.redis_url, info, var_dir / "log"), flush=True)
+        print(summary(base, sim_base, ingest_base, sup.redis_url, info, var_dir / "log", seeded), flush=True)
         while True:
             sup.check_children()
             time.sleep(0.5)
