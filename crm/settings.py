@@ -151,6 +151,7 @@ CELERY_BEAT_SCHEDULE = {
     "contacts-poll-handovers": {"task": "crm.tasks.contacts.poll_handovers", "schedule": 600.0},
     "contacts-resume-stalled": {"task": "crm.tasks.contacts.resume_stalled", "schedule": 300.0},
     "dashboard-refresh-rollups": {"task": "crm.tasks.rollups.refresh_dashboard_rollups", "schedule": 60.0},
+    "loyalty-dashboard-rollups": {"task": "loyalty.tasks.refresh_dashboard_rollups", "schedule": 60.0},
     "contacts-nightly-reconcile": {
         "task": "crm.tasks.contacts.nightly_reconcile",
         "schedule": crontab(hour=3, minute=30),

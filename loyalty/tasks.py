@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from crm.wecom.errors import WeComError
+from loyalty.services.dashboard import loyalty_dashboard_refresh
 from loyalty.services.tiers import tier_change_send_vip_invite
 
 
@@ -17,3 +18,9 @@ def vip_invite(self, tier_change_id: int) -> bool:
         if exc.permanent:
             raise
         raise self.retry(exc=exc, countdown=min(600, 15 * 2**self.request.retries))
+
+
+@shared_task(acks_late=True)
+def refresh_dashboard_rollups() -> dict:
+    """Beat: the dashboard's tier distribution and closed days of points (loyalty.services.dashboard)."""
+    return loyalty_dashboard_refresh()

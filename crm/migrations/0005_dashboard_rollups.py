@@ -12,6 +12,15 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
+            name="DashboardSnapshot",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(max_length=64, unique=True)),
+                ("data", models.JSONField(default=dict)),
+                ("refreshed_at", models.DateTimeField()),
+            ],
+        ),
+        migrations.CreateModel(
             name='CampaignFunnelStat',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),

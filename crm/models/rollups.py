@@ -3,7 +3,7 @@
 
 from django.db import models
 
-__all__ = ["CampaignFunnelStat", "DailyContactStat"]
+__all__ = ["CampaignFunnelStat", "DailyContactStat", "DashboardSnapshot"]
 
 
 class DailyContactStat(models.Model):
@@ -35,3 +35,15 @@ class CampaignFunnelStat(models.Model):
 
     def __str__(self) -> str:
         return f"funnel of {self.campaign_id}: {self.planned}/{self.sent}/{self.delivered}/{self.claimed}"
+
+
+class DashboardSnapshot(models.Model):
+    """A named figure the dashboard shows, counted by a beat task and kept as JSON: for figures of a part crm
+    may not import (loyalty writes its tiers and points here through crm.services.rollups.snapshot_put)."""
+
+    key = models.CharField(max_length=64, unique=True)
+    data = models.JSONField(default=dict)
+    refreshed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key} @ {self.refreshed_at:%Y-%m-%d %H:%M}"

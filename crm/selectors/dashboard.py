@@ -18,6 +18,7 @@ from crm.models import (
     CampaignRecipient,
     Channel,
     DailyContactStat,
+    DashboardSnapshot,
     FollowRelation,
     MassMessage,
     RedPacketClaim,
@@ -124,6 +125,12 @@ def contacts_growth(days: int = WINDOW_DAYS, today: date | None = None) -> dict:
         "deletes": deletes,
         "net": [a - d for a, d in zip(adds, deletes, strict=True)],
     }
+
+
+def snapshot_get(key: str) -> tuple[dict | None, datetime | None]:
+    """A named figure beat stored (crm.services.rollups.snapshot_put) and when: (None, None) before its first run."""
+    row = DashboardSnapshot.objects.filter(key=key).values("data", "refreshed_at").first()
+    return (row["data"], row["refreshed_at"]) if row else (None, None)
 
 
 # --- campaigns ----------------------------------------------------------------------------------------------

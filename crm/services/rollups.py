@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from crm.models import Campaign, CampaignFunnelStat, DailyContactStat
+from crm.models import Campaign, CampaignFunnelStat, DailyContactStat, DashboardSnapshot
 from crm.selectors.dashboard import WINDOW_DAYS, campaign_funnel_live, follow_daily_live, shanghai_today, window
 
 # A finished campaign's statuses still move for a while (WeCom's results are polled after the last send).
@@ -75,3 +75,8 @@ def dashboard_rollups_refresh(now: datetime | None = None) -> dict:
         .values_list("id", flat=True)
     )
     return {"day_rows": days, "campaigns": campaign_funnels_refresh(campaign_ids)}
+
+
+def snapshot_put(key: str, data: dict) -> None:
+    """Store (replace) one named dashboard figure."""
+    DashboardSnapshot.objects.update_or_create(key=key, defaults={"data": data, "refreshed_at": timezone.now()})

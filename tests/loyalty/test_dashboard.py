@@ -14,11 +14,12 @@ from django.utils import timezone
 
 from crm.selectors.dashboard import SHANGHAI, day_range
 from loyalty import selectors
-from loyalty.dashboard import dashboard_callback
+from loyalty.dashboard import dashboard_callback, loyalty_data
 from loyalty.models import Card
 from loyalty.services import card_get_or_create
 from loyalty.services.points import points_credit
 from loyalty.services.tiers import tier_evaluate
+from loyalty.tasks import refresh_dashboard_rollups
 
 pytestmark = pytest.mark.django_db
 
@@ -96,3 +97,25 @@ def test_admin_index_renders_every_panel(ledger, admin_client, monkeypatch):
     assert points_chart["datasets"][1]["data"][-1] == 400
     assert "No campaign has been launched yet." in page and "Tier distribution" in page
 
+
+
+def test_beat_snapshot_is_what_the_page_reads_and_today_stays_live(ledger, make_contact, monkeypatch):
+    live = loyalty_data()
+    assert live["tiers_counted_at"] is None  # before beat's first run: counted live
+    assert refresh_dashboard_rollups() == {"tiers": 5, "point_days": 2}  # the beat task, run in-process
+    snap = loyalty_data()
+    assert snap["tiers_counted_at"] is not None
+    assert {k: v for k, v in snap.items() if k != "tiers_counted_at"} == {
+        k: v for k, v in live.items() if k != "tiers_counted_at"}
+    assert "loyalty-dashboard-rollups" in settings.CELERY_BEAT_SCHEDULE
+    # A new card shows at the next beat; a credit today shows at once; a late row on a closed day at the next beat.
+    card = card_get_or_create(make_contact().pk)
+    points_credit(card_id=card.id, delta=25, kind="earn", idempotency_key="dash-today")
+    at(monkeypatch, datetime(2026, 3, 11, 23, 0, tzinfo=SHANGHAI))
+    points_credit(card_id=card.id, delta=5, kind="earn", idempotency_key="dash-late")
+    at(monkeypatch, NOW)
+    data = loyalty_data()
+    assert data["cards"] == 4 and data["issued_total"] == 7550 + 25
+    refresh_dashboard_rollups()
+    data = loyalty_data()
+    assert data["cards"] == 5 and data["issued_total"] == 7550 + 25 + 5
