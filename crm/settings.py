@@ -58,6 +58,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # After sessions, before common (Django's order): staff by their cookie, customers' /m/ pages by the browser.
+    "crm.i18n.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -267,6 +269,7 @@ UNFOLD = {
     "DASHBOARD_CALLBACK": "crm.admin.dashboard.dashboard_callback",
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
+    "SHOW_LANGUAGES": True,  # English / 简体中文 in the user menu, posted to set_language (remembered in a cookie)
     "SIDEBAR": {
         "show_search": True,
         "show_all_applications": True,
@@ -276,7 +279,13 @@ UNFOLD = {
 }
 
 # --- I18n, time -----------------------------------------------------------------------------
-LANGUAGE_CODE = "en-us"
+# Staff get their chosen language (cookie from set_language), else their browser's, else English; customer pages
+# (/m/) follow the browser and default to Chinese (crm/i18n.py).
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+CUSTOMER_LANGUAGE_CODE = "zh-hans"
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600  # a staff member's choice outlives the browser session
 TIME_ZONE = "Asia/Shanghai"  # shown in Shanghai time; stored in UTC (USE_TZ)
 USE_I18N = True
 USE_TZ = True

@@ -8,6 +8,7 @@ from crm.health import healthz, readyz
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language: the console's language switch
     path("admin/console/", include("crm.console.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -13,6 +13,8 @@ import json
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import path, reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
@@ -29,10 +31,11 @@ from loyalty.services import card_get_or_create
 CARD_LINK_PURPOSE = "card"
 # What the customer is asked, per purpose (the policy version is shown next to it).
 CONSENT_TEXT = {
-    ConsentRecord.Purpose.MARKETING: ("Offers and campaign messages",
-                                      "Staff may send you offers, red packets and lucky draws in WeCom."),
-    ConsentRecord.Purpose.BEHAVIOUR: ("Personalisation from your activity",
-                                      "We may keep what you view and do in our mini program to tailor offers."),
+    ConsentRecord.Purpose.MARKETING: (gettext_lazy("Offers and campaign messages"),
+                                      gettext_lazy("Staff may send you offers, red packets and lucky draws in WeCom.")),
+    ConsentRecord.Purpose.BEHAVIOUR: (gettext_lazy("Personalisation from your activity"),
+                                      gettext_lazy("We may keep what you view and do in our mini program to tailor "
+                                                   "offers.")),
 }
 
 
@@ -97,7 +100,7 @@ def _parse_bool(value, field: str) -> bool:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    raise ApplicationError(f"{field} must be true or false.", field=field)
+    raise ApplicationError(_("%(field)s must be true or false.") % {"field": field}, field=field)
 
 
 def _consent_input(request: HttpRequest) -> dict:
@@ -107,9 +110,9 @@ def _consent_input(request: HttpRequest) -> dict:
     try:
         data = json.loads(request.body or b"{}")
     except ValueError:
-        raise ApplicationError("The body is not valid JSON.", field="body")
+        raise ApplicationError(_("The body is not valid JSON."), field="body")
     if not isinstance(data, dict):
-        raise ApplicationError("The body must be a JSON object.", field="body")
+        raise ApplicationError(_("The body must be a JSON object."), field="body")
     return data
 
 
@@ -128,14 +131,14 @@ def card_consent(request: HttpRequest, token: str) -> HttpResponse:
             data = _consent_input(request)
             purpose = str(data.get("purpose") or "")
             if not purpose:
-                raise ApplicationError("purpose is required.", field="purpose")
+                raise ApplicationError(_("purpose is required."), field="purpose")
             if "granted" not in data:
-                raise ApplicationError("granted is required.", field="granted")
+                raise ApplicationError(_("granted is required."), field="granted")
             consent_from_customer(contact_id=contact_id, purpose=purpose,
                                   granted=_parse_bool(data.get("granted"), "granted"),
                                   policy_version=str(data.get("policy_version") or ""))
         elif not Contact.objects.filter(pk=contact_id).exists():
-            raise ApplicationError("This card does not exist.", code="not_found", field="token", status_code=404)
+            raise ApplicationError(_("This card does not exist."), code="not_found", field="token", status_code=404)
     except ApplicationError as exc:
         if wants_json:
             return JsonResponse(error_body(exc.code, exc.message, exc.field), status=exc.status_code)

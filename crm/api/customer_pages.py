@@ -11,6 +11,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -20,11 +22,11 @@ from crm.services.campaigns import lucky_draw_play, parse_draw_token
 from crm.services.redpackets import parse_claim_token, redpacket_claim
 
 MESSAGES = {
-    "claimed": "You got a red packet!",
-    "already_claimed": "You have already claimed this red packet.",
-    "none_left": "Sorry, all red packets have been claimed.",
-    "expired": "Sorry, this red packet has expired.",
-    "not_started": "This red packet is not open yet.",
+    "claimed": gettext_lazy("You got a red packet!"),
+    "already_claimed": gettext_lazy("You have already claimed this red packet."),
+    "none_left": gettext_lazy("Sorry, all red packets have been claimed."),
+    "expired": gettext_lazy("Sorry, this red packet has expired."),
+    "not_started": gettext_lazy("This red packet is not open yet."),
 }
 
 
@@ -51,7 +53,7 @@ def redpacket_page(request: HttpRequest, token: str) -> HttpResponse:
         pool = RedPacketPool.objects.select_related("campaign").filter(id=pool_id).first()
         contact = Contact.objects.filter(id=contact_id).first()
         if pool is None or contact is None:
-            raise ApplicationError("This red packet does not exist.", code="not_found", status_code=404)
+            raise ApplicationError(_("This red packet does not exist."), code="not_found", status_code=404)
         if request.method == "POST":
             outcome = redpacket_claim(pool_id=pool_id, contact_id=contact_id)
             status, amount = outcome.status, outcome.amount_fen
@@ -72,7 +74,7 @@ def redpacket_page(request: HttpRequest, token: str) -> HttpResponse:
         return JsonResponse(
             {
                 "status": status,
-                "message": MESSAGES.get(status, ""),
+                "message": str(MESSAGES.get(status, "")),
                 "amount_fen": amount,
                 "pool_id": pool.id,
                 "campaign": campaign.name if campaign else "",
@@ -100,9 +102,9 @@ def lucky_draw_page(request: HttpRequest, token: str) -> HttpResponse:
         draw_id, contact_id = parse_draw_token(token)
         draw = LuckyDraw.objects.select_related("campaign").filter(id=draw_id).first()
         if draw is None or not Contact.objects.filter(id=contact_id).exists():
-            raise ApplicationError("This lucky draw does not exist.", code="not_found", status_code=404)
+            raise ApplicationError(_("This lucky draw does not exist."), code="not_found", status_code=404)
         if draw.campaign.status == draw.campaign.Status.CANCELLED:
-            raise ApplicationError("This lucky draw has ended.", code="ended", status_code=410)
+            raise ApplicationError(_("This lucky draw has ended."), code="ended", status_code=410)
         if request.method == "POST":
             entry = lucky_draw_play(draw_id=draw.id, contact_id=contact_id)
         else:

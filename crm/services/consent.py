@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from crm.audit import audit_scrub_contact
 from crm.errors import ApplicationError, NotFound
@@ -103,8 +104,9 @@ def consent_from_customer(*, contact_id: int, purpose: str, granted: bool, polic
         raise ApplicationError(f"purpose must be one of {[p.value for p in CARD_PAGE_PURPOSES]}", field="purpose")
     current = consent_policy_version()
     if granted and policy_version != current:
-        raise ApplicationError(f"The policy is now version {current}: reload the page to agree to it.",
-                               field="policy_version")
+        # Shown on the customer's card page, so in the customer's language.
+        raise ApplicationError(gettext("The policy is now version %(version)s: reload the page to agree to it.")
+                               % {"version": current}, field="policy_version")
     # Withdrawing is always accepted, whatever page it came from; it is recorded against the policy in force.
     return consent_record(contact_id=contact_id, purpose=purpose, granted=granted, source=source,
                           policy_version=current)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core import signing
+from django.utils.translation import gettext as _
 
 from crm.errors import ApplicationError
 
@@ -23,11 +24,11 @@ def unsign_contact(token: str, purpose: str, max_age: int | None = None) -> int:
     try:
         data = signing.loads(token, salt=_SALT, max_age=max_age)
     except signing.SignatureExpired:
-        raise ApplicationError("This link has expired.", code="link_expired", field="token", status_code=403)
+        raise ApplicationError(_("This link has expired."), code="link_expired", field="token", status_code=403)
     except signing.BadSignature:
-        raise ApplicationError("This link is not valid.", code="bad_link", field="token", status_code=403)
+        raise ApplicationError(_("This link is not valid."), code="bad_link", field="token", status_code=403)
     if data.get("p") != purpose:
-        raise ApplicationError("This link is not valid here.", code="bad_link", field="token", status_code=403)
+        raise ApplicationError(_("This link is not valid here."), code="bad_link", field="token", status_code=403)
     return int(data["c"])
 
 

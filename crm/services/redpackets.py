@@ -25,6 +25,7 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from crm.errors import ApplicationError, Conflict, NotFound
 from crm.models import Contact, RedPacketClaim, RedPacketPool, RedPacketRefund
@@ -324,7 +325,7 @@ def _persist_claim(pool: RedPacketPool, contact_id: int, amount: int) -> tuple[R
             # The reservation must still be ours (a Redis rebuild from the DB in between would have dropped it).
             held = r.hget(claimed_key, str(contact_id))
             if held is None or int(held) != amount:
-                raise ApplicationError("Please try again.", code="retry", status_code=409)
+                raise ApplicationError(gettext("Please try again."), code="retry", status_code=409)
             # robust: a broker hiccup must not fail a committed claim (the beat sweeper re-queues stuck payouts).
             transaction.on_commit(lambda: pay_claim.delay(claim.id), robust=True)
         return claim, True
@@ -354,7 +355,7 @@ def redpacket_claim(*, pool_id: int, contact_id: int) -> ClaimOutcome:
             continue
         break
     else:
-        raise ApplicationError("Red packets are not available right now.", code="unavailable", status_code=503)
+        raise ApplicationError(gettext("Red packets are not available right now."), code="unavailable", status_code=503)
     if code == -2:
         return ClaimOutcome("none_left")
     if code == -3:
@@ -395,9 +396,10 @@ def parse_object_token(token: str, prefix: str) -> tuple[int, int]:
         purpose = str(data["p"])
         object_id = int(purpose.split(":", 1)[1]) if purpose.startswith(f"{prefix}:") else 0
     except Exception:
-        raise ApplicationError("This link is not valid.", code="bad_link", field="token", status_code=403)
+        raise ApplicationError(gettext("This link is not valid."), code="bad_link", field="token", status_code=403)
     if not object_id:
-        raise ApplicationError("This link is not valid here.", code="bad_link", field="token", status_code=403)
+        raise ApplicationError(gettext("This link is not valid here."), code="bad_link", field="token",
+                               status_code=403)
     contact_id = unsign_contact(token, f"{prefix}:{object_id}")
     return object_id, contact_id
 

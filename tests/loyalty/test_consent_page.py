@@ -29,7 +29,7 @@ def _form(page: str, purpose: str) -> dict:
 
 def test_a_new_contact_has_not_agreed_to_anything(client, tiers, make_contact):
     contact = make_contact()
-    page = client.get(_card(contact)).content.decode()
+    page = client.get(_card(contact), HTTP_ACCEPT_LANGUAGE="en").content.decode()  # customer pages default to Chinese
     assert page.count("Off: you have not agreed") == 2  # adding staff in WeCom granted nothing
     assert _form(page, "marketing") == {"purpose": "marketing", "policy_version": consent_policy_version(),
                                         "granted": "true"}
@@ -49,7 +49,7 @@ def test_grant_and_withdraw_on_the_card_page_are_versioned_with_time_and_source(
     assert before <= record.recorded_at <= timezone.now()
     assert consent_current(contact.pk, "marketing") and not consent_current(contact.pk, "behaviour")
 
-    page = client.get(url).content.decode()
+    page = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()  # customer pages default to Chinese
     assert "On since" in page and "Turn off" in page
     assert _form(page, "marketing")["granted"] == "false"  # the same one tap withdraws
     client.post(f"{url}consent", _form(page, "marketing"))
@@ -104,7 +104,8 @@ def test_a_stale_page_cannot_grant_but_can_always_withdraw(client, tiers, make_c
     url = f"{_card(contact)}consent"
     client.post(url, {"purpose": "marketing", "granted": "true", "policy_version": consent_policy_version()})
     # The form of an old page (old policy) posted as HTML: an error page, nothing recorded.
-    stale = client.post(url, {"purpose": "marketing", "granted": "true", "policy_version": "2000-01"})
+    stale = client.post(url, {"purpose": "marketing", "granted": "true", "policy_version": "2000-01"},
+                        HTTP_ACCEPT_LANGUAGE="en")
     assert stale.status_code == 400 and b"reload the page" in stale.content
     withdrawn = client.post(url, {"purpose": "marketing", "granted": "false", "policy_version": "2000-01"})
     assert withdrawn.status_code == 303 and not consent_current(contact.pk, "marketing")

@@ -48,7 +48,7 @@ def test_post_claims_once_then_reports_already_claimed_and_none_left(client):
     response = client_no_csrf.post(_path(pool, c1), {"claim": "1"})
     assert response.status_code == 200
     assert 'data-amount-fen="300"' in response.content.decode()
-    again = client.post(_path(pool, c1), {"claim": "1"}).content.decode()
+    again = client.post(_path(pool, c1), {"claim": "1"}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "already claimed" in again and 'data-amount-fen="300"' in again
     assert client.post(_path(pool, c2), HTTP_ACCEPT="application/json").json()["status"] == "claimed"
     data = client.post(_path(pool, c3) + "?format=json").json()
