@@ -35,7 +35,9 @@ class AuditMiddleware(AuditlogMiddleware):
             return super().__call__(request)
         finally:
             # auditlog leaves its context set: a later write in this thread (outside any request) is no one's.
-            auditlog_value.set({})
+            # The signal_duid key stays: auditlog's pre_save receivers are process-wide, so one connected by a
+            # request in flight on another thread also runs for this thread's writes and reads that key.
+            auditlog_value.set({"signal_duid": None})
 
 
 def current_actor():

@@ -39,7 +39,7 @@ from crm.selectors.handover import (
     round_robin_split,
     takeover_candidates,
 )
-from crm.services.handover import handover_check_results, handover_create, handover_start
+from crm.services.handover import handover_check_results, handover_create, handover_start, handover_validate
 from crm.services.roles import HANDOVER_STAFF
 from crm.wecom.errors import WeComError
 
@@ -178,6 +178,9 @@ def handover_wizard(request: HttpRequest) -> HttpResponse:
     if step == "leaver" or not leaver_form.is_valid():
         return _render_step(request, "leaver", leaver_form, status=400 if leaver_form.errors else 200)
     leaver = leaver_form.cleaned_data["leaver"]
+    refusal = _refusal(leaver_form)  # e.g. a resigned handover of someone on the job: said on step 1, not step 4
+    if refusal is not None:
+        return _refuse(request, refusal, leaver_form)
     if step == "customers":
         return _render_step(request, "customers", leaver_form)
     bound = step == "confirm"
@@ -186,9 +189,42 @@ def handover_wizard(request: HttpRequest) -> HttpResponse:
     if step == "takeovers" or not takeover_form.is_valid():
         return _render_step(request, "takeovers", leaver_form, takeover_form,
                             status=400 if takeover_form.errors else 200)
+    refusal = _refusal(leaver_form, takeover_form)
+    if refusal is not None:
+        return _refuse(request, refusal, leaver_form, takeover_form)
     if request.method == "POST":
         return _confirm(request, leaver_form, takeover_form)
     return _render_step(request, "confirm", leaver_form, takeover_form)
+
+
+def _refusal(leaver_form: LeaverForm, takeover_form: TakeoverForm | None = None) -> ApplicationError | None:
+    """The service's own checks on the answers so far (writing nothing); before the takeovers are chosen, only
+    what concerns the leaver counts."""
+    try:
+        handover_validate(
+            kind=leaver_form.cleaned_data["kind"],
+            handover_userid=leaver_form.cleaned_data["leaver"].userid,
+            takeover_userids=[s.userid for s in takeover_form.cleaned_data["takeovers"]] if takeover_form else [],
+            transfer_message=takeover_form.cleaned_data["transfer_message"] if takeover_form else "",
+        )
+    except ApplicationError as exc:
+        if takeover_form is None and exc.field in ("takeover_userids", "transfer_message"):
+            return None
+        return exc
+    return None
+
+
+def _refuse(request: HttpRequest, exc: ApplicationError, leaver_form: LeaverForm,
+            takeover_form: TakeoverForm | None = None) -> TemplateResponse:
+    """Show a refusal on the step whose input it names (inline on that field), or on the confirm step."""
+    step, field = FIELD_STEP.get(exc.field or "", ("confirm", None))
+    form = leaver_form if step == "leaver" else takeover_form if step == "takeovers" else None
+    if form is not None:
+        form.add_error(field, exc.message)
+    elif takeover_form is None:  # a refusal about no step before the takeovers: shown on step 1
+        step = "leaver"
+    return _render_step(request, step, leaver_form, takeover_form, error=None if form else exc.message,
+                        status=exc.status_code)
 
 
 def _confirm(request: HttpRequest, leaver_form: LeaverForm, takeover_form: TakeoverForm) -> HttpResponse:
@@ -210,13 +246,8 @@ def _confirm(request: HttpRequest, leaver_form: LeaverForm, takeover_form: Takeo
         return _render_step(request, "confirm", leaver_form, takeover_form,
                             error=_("WeCom could not be reached to check the leaver. Nothing was started; try again."),
                             status=503)
-    except ApplicationError as exc:
-        step, field = FIELD_STEP.get(exc.field or "", ("confirm", None))
-        form = leaver_form if step == "leaver" else takeover_form if step == "takeovers" else None
-        if form is not None:
-            form.add_error(field, exc.message)
-        return _render_step(request, step, leaver_form, takeover_form, error=None if form else exc.message,
-                            status=exc.status_code)
+    except ApplicationError as exc:  # e.g. WeCom says the "resigned" leaver is still on the job
+        return _refuse(request, exc, leaver_form, takeover_form)
     messages.success(request, _("Handover #%(id)s started: follow every transfer below.") % {"id": handover.pk})
     return redirect("console:handover-detail", handover_id=handover.pk)
 

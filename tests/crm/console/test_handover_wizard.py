@@ -152,6 +152,15 @@ def test_a_refusal_by_the_service_is_shown_on_its_step_and_writes_nothing(boss, 
     assert not Handover.objects.exists()
 
 
+def test_the_service_refusal_comes_on_step_1_before_any_customer_is_shown(boss, world):
+    response = boss.get(WIZARD, {"leaver": "bob", "kind": "resigned", "step": "customers"})
+    assert response.status_code == 400
+    page = _body(response)
+    assert 'data-step="leaver"' in page and "A resigned handover needs a resigned staff member" in page
+    assert 'data-testid="customers-count"' not in page
+    assert _body(boss.get(WIZARD, {"leaver": "bob", "step": "customers"})).count('data-kind="onjob"') == 1
+
+
 def test_csrf_is_enforced_on_confirm(world, django_user_model):
     client = Client(enforce_csrf_checks=True)
     client.force_login(django_user_model.objects.create_user("boss", password="pw", is_staff=True,
