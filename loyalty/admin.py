@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 
+from crm.admin.base import ServiceModelAdmin, add_service_error, adopt
+from crm.errors import ApplicationError
 from loyalty.models import (
     Card,
     PointsLedger,
@@ -17,7 +21,17 @@ from loyalty.models import (
     TierChange,
 )
 from loyalty.scoping import StoreScopedAdminMixin  # store managers see their own stores' rows only
-from loyalty.services import tier_evaluate
+from loyalty.services import (
+    reward_delete,
+    reward_save,
+    reward_validate,
+    store_save,
+    store_validate,
+    tier_delete,
+    tier_evaluate,
+    tier_save,
+    tier_validate,
+)
 
 
 class ReadOnlyAdminMixin:
@@ -33,10 +47,66 @@ class ReadOnlyAdminMixin:
         return False
 
 
+class ServiceForm(forms.ModelForm):
+    """A form checked by its service's own validation (`validate`), the refusal on the field it names; the table's
+    constraints are the service's to say in words, never by their names."""
+
+    def service_validate(self, data: dict) -> None:
+        raise NotImplementedError
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors:
+            try:
+                self.service_validate(data)
+            except ApplicationError as exc:
+                add_service_error(self, exc)
+        return data
+
+    def validate_unique(self):
+        """The service checks uniqueness, with its own message."""
+
+    def validate_constraints(self):
+        """The service checks what the constraints hold."""
+
+
+class TierForm(ServiceForm):
+    class Meta:
+        model = Tier
+        fields = ["name", "rank", "min_points", "is_vip"]
+
+    def service_validate(self, data: dict) -> None:
+        tier_validate(name=data.get("name", ""), min_points=data.get("min_points"), rank=data.get("rank"),
+                      tier_id=self.instance.pk)
+
+
+class ServiceDeleteMixin:
+    """Deletes through the service (`delete_service(pk)`), one by one; a refusal is a message, nothing deleted."""
+
+    delete_service = None
+
+    def delete_model(self, request, obj) -> None:
+        type(self).delete_service(obj.pk)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for obj in queryset:
+            type(self).delete_service(obj.pk)
+
+
 @admin.register(Tier)
-class TierAdmin(ModelAdmin):
+class TierAdmin(ServiceDeleteMixin, ServiceModelAdmin):
+    """The ladder, written through loyalty.services.tiers (unique names, thresholds and ranks, more points for a
+    higher rank); a tier that cards hold or their history names is kept."""
+
+    form = TierForm
     list_display = ["name", "rank", "min_points", "is_vip"]
     search_fields = ["name"]
+    delete_service = staticmethod(tier_delete)
+
+    def save_model(self, request, obj, form, change) -> None:
+        data = form.cleaned_data
+        adopt(obj, tier_save(name=data["name"], min_points=data["min_points"], rank=data["rank"],
+                             is_vip=data.get("is_vip", False), tier_id=obj.pk if change else None))
 
 
 class LedgerInline(ReadOnlyAdminMixin, TabularInline):
@@ -66,10 +136,10 @@ class CardAdmin(StoreScopedAdminMixin, ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Re-evaluate tier of selected cards", permissions=["change"])
+    @admin.action(description=_("Re-evaluate tier of selected cards"), permissions=["change"])
     def reevaluate_tier(self, request, queryset):
         changed = sum(1 for card_id in queryset.values_list("pk", flat=True) if tier_evaluate(card_id))
-        self.message_user(request, f"{changed} card(s) changed tier.", messages.SUCCESS)
+        self.message_user(request, _("%(n)d card(s) changed tier.") % {"n": changed}, messages.SUCCESS)
 
 
 @admin.register(PointsLedger)
@@ -81,12 +151,37 @@ class PointsLedgerAdmin(StoreScopedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     date_hierarchy = "created_at"
 
 
+class StoreForm(ServiceForm):
+    class Meta:
+        model = Store
+        fields = ["code", "name", "city", "is_active", "members"]
+
+    def service_validate(self, data: dict) -> None:
+        members = data.get("members") if "members" in self.fields else None
+        store_validate(code=data.get("code", ""), name=data.get("name", ""), city=data.get("city", ""),
+                       store_id=self.instance.pk, member_ids=None if members is None else [u.pk for u in members])
+
+
 @admin.register(Store)
-class StoreAdmin(StoreScopedAdminMixin, ModelAdmin):
+class StoreAdmin(StoreScopedAdminMixin, ServiceModelAdmin):
+    """Stores and who works there, written through loyalty.services.stores (a code the tills send is kept once
+    receipts carry it)."""
+
+    form = StoreForm
     list_display = ["code", "name", "city", "is_active"]
     list_filter = ["is_active", "city"]
     search_fields = ["code", "name", "city"]
     filter_horizontal = ["members"]  # the store managers and cashiers bound to the store
+
+    def save_model(self, request, obj, form, change) -> None:
+        data = form.cleaned_data
+        members = data.get("members") if "members" in form.fields else None
+        adopt(obj, store_save(code=data["code"], name=data["name"], city=data.get("city", ""),
+                              is_active=data.get("is_active", False), store_id=obj.pk if change else None,
+                              member_ids=None if members is None else [u.pk for u in members]))
+
+    def save_related(self, request, form, formsets, change) -> None:
+        """The service bound the members."""
 
 
 class PurchaseLineInline(ReadOnlyAdminMixin, TabularInline):
@@ -121,11 +216,30 @@ class TierChangeAdmin(StoreScopedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     list_select_related = ["card", "from_tier", "to_tier"]
 
 
+class RewardForm(ServiceForm):
+    class Meta:
+        model = Reward
+        fields = ["name", "points_cost", "stock", "is_active"]
+
+    def service_validate(self, data: dict) -> None:
+        reward_validate(name=data.get("name", ""), points_cost=data.get("points_cost"), stock=data.get("stock"))
+
+
 @admin.register(Reward)
-class RewardAdmin(ModelAdmin):
+class RewardAdmin(ServiceDeleteMixin, ServiceModelAdmin):
+    """The catalogue, written through loyalty.services.rewards; a reward once redeemed is switched off, not
+    deleted."""
+
+    form = RewardForm
     list_display = ["name", "points_cost", "stock", "is_active"]
     list_filter = ["is_active"]
     search_fields = ["name"]
+    delete_service = staticmethod(reward_delete)
+
+    def save_model(self, request, obj, form, change) -> None:
+        data = form.cleaned_data
+        adopt(obj, reward_save(name=data["name"], points_cost=data["points_cost"], stock=data.get("stock"),
+                               is_active=data.get("is_active", False), reward_id=obj.pk if change else None))
 
 
 @admin.register(Redemption)

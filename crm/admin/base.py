@@ -15,7 +15,9 @@ from django import forms
 from django.contrib import messages
 from django.db import models
 from django.http import HttpResponseRedirect
+from django.urls import reverse
 from unfold.admin import ModelAdmin
+from unfold.decorators import action as unfold_action
 
 from crm.errors import ApplicationError
 from crm.wecom.errors import WeComError
@@ -62,5 +64,51 @@ class ServiceModelAdmin(ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         try:
             return super().changelist_view(request, extra_context)
+        except (ApplicationError, WeComError) as exc:
+            return self._refused(request, exc)
+
+
+def console_page_action(url_name: str, description, *, icon: str = "open_in_new", perms: tuple[str, ...] = ("view",),
+                        args=lambda object_id: [object_id], query=None):
+    """An unfold detail/row action (for `actions_detail` / `actions_row`) that opens the object's console page
+    (`console:<url_name>`): the admin's list and form stay the database view, the page is the product view.
+
+    `perms` are unfold's (a model permission name like "view", or "app.codename"); `args(object_id)` gives the
+    page's URL arguments, `query(object_id)` an optional query string."""
+
+    @unfold_action(description=description, icon=icon, url_path=f"console-{url_name}", permissions=list(perms))
+    def open_page(self, request, object_id):
+        url = reverse(f"console:{url_name}", args=args(object_id))
+        return HttpResponseRedirect(f"{url}?{query(object_id)}" if query else url)
+
+    return open_page
+
+
+def console_list_action(url_name: str, description, *, icon: str = "open_in_new", perms: tuple[str, ...] = ()):
+    """An unfold list action (for `actions_list`): a button above the list that opens a console page."""
+
+    @unfold_action(description=description, icon=icon, url_path=f"console-{url_name}", permissions=list(perms))
+    def open_page(self, request):
+        return HttpResponseRedirect(reverse(f"console:{url_name}"))
+
+    return open_page
+
+
+class OutsideTransactionFormMixin:
+    """For admins whose add or change form calls a service that speaks WeCom (channel_create, channel_update,
+    staff_add): Django runs the form view inside one transaction, and holding it across an HTTP call would keep the
+    database locked meanwhile (on SQLite, the simulator answering that call writes to the same file and would wait
+    for it). The service calls WeCom first and then writes in its own transaction, so nothing is half-written; a
+    refusal is a message on the form."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method != "POST":
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        from django.contrib.admin import helpers
+        from unfold.forms import AdminForm, Fieldline
+
+        helpers.AdminForm, helpers.Fieldline = AdminForm, Fieldline  # as unfold's changeform_view does
+        try:
+            return self._changeform_view(request, object_id, form_url, extra_context)
         except (ApplicationError, WeComError) as exc:
             return self._refused(request, exc)

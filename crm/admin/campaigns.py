@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, StackedInline
 
-from crm.admin.base import ServiceModelAdmin, add_service_error, adopt
+from crm.admin.base import ServiceModelAdmin, add_service_error, adopt, console_page_action
 from crm.errors import ApplicationError
 from crm.models import (
     Campaign,
@@ -111,6 +111,11 @@ class CampaignAdmin(ServiceModelAdmin):
     readonly_fields = ["status", "launched_at", "finished_at", "cancelled_at", "created_at", "updated_at"]
     inlines = [RedPacketPoolInline]
     actions = ["launch_now", "cancel", "remind"]
+    actions_detail = ["open_campaign_page"]
+    actions_row = ["open_campaign_page"]
+
+    open_campaign_page = console_page_action("campaign-detail", _("Campaign page (live progress)"),
+                                             icon="monitoring")
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status not in campaign_services.EDITABLE:
@@ -206,6 +211,10 @@ class RedPacketPoolAdmin(ServiceModelAdmin):
     search_fields = ["campaign__name", "act_name"]
     readonly_fields = ["campaign", "amounts", "activated_at", "status"]
     actions = ["refund_expired", "rebuild_redis_state"]
+    actions_detail = ["open_pool_page"]
+    actions_row = ["open_pool_page"]
+
+    open_pool_page = console_page_action("pool", _("Pool page (reconciliation)"), icon="account_balance")
 
     def get_readonly_fields(self, request, obj=None):
         if _pool_locked(obj):

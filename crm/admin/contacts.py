@@ -5,11 +5,22 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
+from unfold.decorators import action as unfold_action
+from unfold.forms import BaseDialogForm
+from unfold.widgets import UnfoldAdminIntegerFieldWidget
 
-from crm.admin.base import ServiceModelAdmin, add_service_error, adopt
+from crm.admin.base import (
+    OutsideTransactionFormMixin,
+    ServiceModelAdmin,
+    add_service_error,
+    adopt,
+    console_list_action,
+    console_page_action,
+)
 from crm.errors import ApplicationError
 from crm.models.channels import Channel
 from crm.models.consent import ConsentRecord, DataSource, SourceAggregate, SourceEvent, SourceOrderLine
@@ -30,18 +41,86 @@ def _run(request: HttpRequest, label: str, func, *args, **kwargs) -> None:
     messages.success(request, f"{label}: {result}")
 
 
+class StaffAddForm(forms.ModelForm):
+    """Staff mirror WeCom's directory: adding one takes only the userid, the rest is read from WeCom."""
+
+    class Meta:
+        model = Staff
+        fields = ["userid"]
+
+    def validate_unique(self):
+        """staff_add says it in words (case-insensitive, as WeCom's userids are)."""
+
+
+STAFF_SYNCED = ["userid", "name", "status", "has_customer_contact", "resigned_at", "synced_at", "created_at"]
+
+
 @admin.register(Staff)
-class StaffAdmin(ModelAdmin):
+class StaffAdmin(OutsideTransactionFormMixin, ServiceModelAdmin):
+    """Staff are WeCom's members, kept by the sync (crm.services.staff): added by userid from WeCom's directory,
+    re-read from it, never edited or deleted here (a leaver's customers are handed over, and their history stays)."""
+
+    add_form = StaffAddForm
     list_display = ["userid", "name", "status", "has_customer_contact", "resigned_at", "synced_at"]
     list_filter = ["status", "has_customer_contact"]
     search_fields = ["userid", "name"]
+    readonly_fields = STAFF_SYNCED
     actions = ["sync_from_wecom"]
+    actions_list = ["open_handover_wizard"]
+    actions_row = ["hand_over"]
+    actions_detail = ["refresh_from_wecom", "hand_over"]
 
-    @admin.action(description="Sync all staff from WeCom")
+    open_handover_wizard = console_list_action("handover", _("Handover wizard"), icon="move_up",
+                                               perms=("crm.handover_staff",))
+    hand_over = console_page_action("handover", _("Hand over their customers"), icon="move_up",
+                                    perms=("crm.handover_staff",), args=lambda object_id: [],
+                                    query=lambda object_id: _leaver_query(object_id))
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return STAFF_SYNCED if obj is not None else []
+
+    def get_fields(self, request, obj=None):
+        return STAFF_SYNCED if obj is not None else ["userid"]
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # a contact belongs to the company: a leaver is handed over, not deleted
+
+    def save_model(self, request, obj, form, change) -> None:
+        from crm.services.staff import staff_add
+
+        if not change:
+            adopt(obj, staff_add(form.cleaned_data["userid"]))
+
+    @admin.action(description=_("Sync all staff from WeCom"))
     def sync_from_wecom(self, request: HttpRequest, queryset: QuerySet) -> None:
         from crm.services.staff import staff_sync
 
-        _run(request, "Staff sync", staff_sync)
+        _run(request, _("Staff sync"), staff_sync)
+
+    @unfold_action(description=_("Re-read from WeCom"), icon="sync", permissions=["view"])
+    def refresh_from_wecom(self, request: HttpRequest, object_id: str):
+        from crm.services.staff import staff_refresh
+
+        try:
+            staff = staff_refresh(int(object_id))
+            messages.success(request, _("%(staff)s re-read from WeCom: %(status)s.")
+                             % {"staff": staff, "status": staff.get_status_display()})
+        except (ApplicationError, WeComError) as exc:
+            messages.error(request, str(exc))
+        return HttpResponseRedirect(reverse("admin:crm_staff_change", args=[object_id]))
+
+
+def _leaver_query(staff_id) -> str:
+    """The wizard's step 2 (their customers and groups) for this leaver."""
+    from urllib.parse import urlencode
+
+    userid = Staff.objects.filter(pk=staff_id).values_list("userid", flat=True).first() or ""
+    return urlencode({"step": "customers", "leaver": userid})
 
 
 class FollowInline(TabularInline):
@@ -116,6 +195,10 @@ class ContactAdmin(ServiceModelAdmin):
                        "phone_encrypted", "phone_hash", "first_added_at", "synced_at", "created_at", "updated_at"]
     inlines = [FollowInline, ContactTagInline, ContactEventInline]
     actions = ["refresh_from_wecom", "invite_to_vip"]
+    actions_detail = ["open_contact_page"]
+    actions_row = ["open_contact_page"]
+
+    open_contact_page = console_page_action("contact", _("Contact page"), icon="person")
 
     def get_fields(self, request, obj=None):
         return [*self.readonly_fields, "add_tags", "remove_tags"]
@@ -228,34 +311,78 @@ class ChannelAdminForm(forms.ModelForm):
                 channel_validate(name=data.get("name", ""), state=data.get("state", ""),
                                  staff_userids=[s.userid for s in data.get("staff") or []])
             except ApplicationError as exc:
-                field = {"staff_userids": "staff"}.get(exc.field or "", exc.field)
-                raise forms.ValidationError({field if field in self.fields else None: exc.message})
+                add_service_error(self, exc, {"staff_userids": "staff"})
         return data
 
 
+class SimulateAddsForm(BaseDialogForm):
+    customers = forms.IntegerField(label=_("Shoppers who scan the QR"), min_value=1, max_value=500, initial=20,
+                                   widget=UnfoldAdminIntegerFieldWidget)
+
+
 @admin.register(Channel)
-class ChannelAdmin(ModelAdmin):
-    """Adding a channel creates its contact way (QR) in WeCom through the service."""
+class ChannelAdmin(OutsideTransactionFormMixin, ServiceModelAdmin):
+    """Written through crm.services.channels: adding a channel creates its contact way (QR) in WeCom, changing its
+    name or staff updates it there; the channel page (console:channel) shows the QR to print, its chart and adds."""
 
     form = ChannelAdminForm
     list_display = ["name", "state", "config_id", "active_from", "active_until", "created_at"]
     search_fields = ["name", "state", "config_id"]
     readonly_fields = ["config_id", "qr_code"]
     filter_horizontal = ["staff"]
+    actions_detail = ["open_channel_page", "simulate_adds"]
+    actions_row = ["open_channel_page", "simulate_adds"]
+
+    open_channel_page = console_page_action("channel", _("Channel page (QR, chart, adds)"), icon="qr_code_2")
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "state"] if obj else self.readonly_fields
 
     def save_model(self, request, obj, form, change) -> None:
-        super().save_model(request, obj, form, change)
-        if not change:
-            from django.db import transaction
+        from crm.services.channels import channel_create, channel_update
 
-            from crm.tasks.contacts import register_channel
+        data = form.cleaned_data
+        fields = {"name": data["name"], "staff_userids": [s.userid for s in data.get("staff") or []],
+                  "welcome_text": data.get("welcome_text") or "", "active_from": data.get("active_from"),
+                  "active_until": data.get("active_until")}
+        if change:
+            adopt(obj, channel_update(obj.pk, **fields))
+        else:
+            adopt(obj, channel_create(state=data["state"], **fields))
 
-            # The contact way is created in WeCom by a task after commit, never inside the admin's transaction.
-            transaction.on_commit(lambda: register_channel.delay(obj.pk))
-            messages.info(request, "The QR code is being created in WeCom; reload in a moment.")
+    def save_related(self, request, form, formsets, change) -> None:
+        """The service set the channel's staff."""
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """A channel is made for its QR: "Save" goes on to its page, where the QR is downloaded."""
+        if "_continue" in request.POST or "_addanother" in request.POST or "_popup" in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(request, _("Channel %(name)s created; its QR is ready to download.") % {"name": obj.name},
+                          messages.SUCCESS)
+        return HttpResponseRedirect(reverse("console:channel", args=[obj.pk]))
+
+    def has_simulate_adds_permission(self, request: HttpRequest, obj=None) -> bool:
+        from crm.services.simulator import simulator_admin_url
+
+        return simulator_admin_url() is not None and self.has_change_permission(request)
+
+    @unfold_action(description=_("Simulate adds (demo shoppers scan the QR)"), icon="group_add",
+                   permissions=["simulate_adds"],
+                   dialog={"title": _("Simulate adds"), "form_class": SimulateAddsForm,
+                           "description": _("New shoppers in the WeCom simulator scan this channel's QR; their "
+                                            "contacts arrive through WeCom's callbacks.")})
+    def simulate_adds(self, request: HttpRequest, form, object_id: str):
+        from crm.services.simulator import channel_simulate_adds
+
+        try:
+            added = channel_simulate_adds(int(object_id), form.cleaned_data["customers"])
+            messages.success(request, _("%(n)d shoppers scanned the QR; their contacts arrive as WeCom calls back.")
+                             % {"n": added})
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        # The dialog posts through htmx, which follows HX-Redirect back to the page it was opened from.
+        back = request.headers.get("referer") or reverse("admin:crm_channel_change", args=[object_id])
+        return HttpResponse(headers={"HX-Redirect": back})
 
 
 @admin.register(TagGroup)
@@ -424,6 +551,14 @@ class HandoverAdmin(ServiceModelAdmin):
     readonly_fields = ["status", "created_by", "finished_at"]
     inlines = [HandoverItemInline, GroupHandoverItemInline]
     actions = ["start", "refresh_results", "show_report"]
+    actions_list = ["open_handover_wizard"]
+    actions_detail = ["open_live_page"]
+    actions_row = ["open_live_page"]
+
+    open_handover_wizard = console_list_action("handover", _("Handover wizard"), icon="move_up",
+                                               perms=("crm.handover_staff",))
+    open_live_page = console_page_action("handover-detail", _("Follow live"), icon="monitoring",
+                                         perms=("crm.handover_staff",))
 
     def get_readonly_fields(self, request, obj=None):
         return [*HANDOVER_FIELDS, *self.readonly_fields] if obj is not None else self.readonly_fields

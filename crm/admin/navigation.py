@@ -144,7 +144,8 @@ def sections() -> list[tuple[str, list[dict | None]]]:
         ]),
         (_("Staff"), [
             _model(_("Staff"), "badge", "crm", "staff"),
-            _model(_("Handovers"), "move_up", "crm", "handover"),
+            _page(_("Handover wizard"), "move_up", "console:handover", "crm.handover_staff"),
+            _model(_("Handovers"), "swap_horiz", "crm", "handover"),
             _model(_("Handover items"), "person_pin", "crm", "handoveritem"),
             _model(_("Group handover items"), "group_work", "crm", "grouphandoveritem"),
             _model(_("Console users"), "manage_accounts", "auth", "user"),

@@ -18,12 +18,18 @@ from crm.wecom.errors import WeComError
 _STATE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,30}$")
 
 
-def channel_create(*, name: str, state: str, staff_userids: list[str], welcome_text: str = "") -> Channel:
+def channel_create(*, name: str, state: str, staff_userids: list[str], welcome_text: str = "",
+                   active_from: datetime | None = None, active_until: datetime | None = None) -> Channel:
     """Create a scene-2 (QR) contact way in WeCom for these staff and store its config_id and qr_code.
 
     Validation happens before WeCom is called, so a refused input never leaves a config behind."""
     name, staff = channel_validate(name=name, state=state, staff_userids=staff_userids)
-    return _channel_create_in_wecom(name, state, staff_userids, staff, welcome_text)
+    _check_active_window(active_from, active_until)
+    channel = _channel_create_in_wecom(name, state, staff_userids, staff, welcome_text)
+    if active_from or active_until:
+        Channel.objects.filter(pk=channel.pk).update(active_from=active_from, active_until=active_until)
+        channel.refresh_from_db()
+    return channel
 
 
 def channel_validate(*, name: str, state: str, staff_userids: list[str]) -> tuple[str, list[Staff]]:
@@ -35,6 +41,16 @@ def channel_validate(*, name: str, state: str, staff_userids: list[str]) -> tupl
         raise ApplicationError("state must be 1-30 characters of letters, digits, - _ . :", field="state")
     if Channel.objects.filter(state=state).exists():
         raise ApplicationError(f"A channel with state {state!r} already exists.", code="duplicate", field="state")
+    return name, _channel_staff(staff_userids)
+
+
+def _check_active_window(active_from: datetime | None, active_until: datetime | None) -> None:
+    if active_from and active_until and active_until <= active_from:
+        raise ApplicationError("A channel's active window must end after it starts.", field="active_until")
+
+
+def _channel_staff(staff_userids: list[str]) -> list[Staff]:
+    """The staff a contact way may route to: 1-100 known members on the job with customer contact."""
     if not staff_userids:
         raise ApplicationError("A channel needs at least one staff member.", field="staff_userids")
     if len(staff_userids) > 100:
@@ -48,7 +64,37 @@ def channel_validate(*, name: str, state: str, staff_userids: list[str]) -> tupl
         raise ApplicationError(
             f"Staff without customer contact or resigned: {', '.join(unusable)}", field="staff_userids"
         )
-    return name, staff
+    return staff
+
+
+def channel_update(
+    channel_id: int, *, name: str, staff_userids: list[str], welcome_text: str = "",
+    active_from: datetime | None = None, active_until: datetime | None = None,
+) -> Channel:
+    """Change a channel (its state, printed in the QR, never changes). A new name or staff list is written to its
+    contact way in WeCom first (outside any transaction), so the QR routes to the staff the console shows."""
+    channel = Channel.objects.filter(pk=channel_id).first()
+    if channel is None:
+        raise ApplicationError("No such channel.", code="not_found", field="channel", status_code=404)
+    name = (name or "").strip()
+    if not name:
+        raise ApplicationError("A channel needs a name.", field="name")
+    staff = _channel_staff(staff_userids)
+    _check_active_window(active_from, active_until)
+    current = sorted(channel.staff.values_list("userid", flat=True))
+    if channel.config_id and (name != channel.name or sorted(staff_userids) != current):
+        try:
+            get_client().update_contact_way(channel.config_id, remark=name[:30], user=list(staff_userids))
+        except WeComError as exc:
+            raise ApplicationError(f"WeCom refused the change: {exc.errmsg}", code=f"wecom_{exc.errcode}",
+                                   field="staff_userids") from exc
+    with transaction.atomic():
+        channel = Channel.objects.select_for_update().get(pk=channel_id)
+        channel.name, channel.welcome_text = name, welcome_text
+        channel.active_from, channel.active_until = active_from, active_until
+        channel.save()
+        channel.staff.set(staff)
+    return channel
 
 
 def _add_contact_way(name: str, state: str, staff_userids: list[str]) -> tuple[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils.translation import gettext as _
 
 from crm.errors import ApplicationError, Conflict, NotFound
 from loyalty.models import Card, PointsLedger, Redemption, Reward, Store
@@ -83,3 +84,48 @@ def redemption_create(
     if reward.stock is not None:
         Reward.objects.filter(pk=reward.pk).update(stock=F("stock") - 1)
     return redemption, True
+
+
+def reward_validate(*, name: str, points_cost: int, stock: int | None) -> str:
+    """Refuse a reward the catalogue cannot offer, naming the field (no constraint names); returns the name."""
+    name = (name or "").strip()
+    if not name:
+        raise ApplicationError(_("A reward needs a name."), field="name")
+    if len(name) > 128:
+        raise ApplicationError(_("At most 128 characters."), field="name")
+    if points_cost is None or points_cost < 1:
+        raise ApplicationError(_("A reward costs at least 1 point."), field="points_cost")
+    if stock is not None and stock < 0:
+        raise ApplicationError(_("Stock is 0 or more; leave it empty for unlimited."), field="stock")
+    return name
+
+
+@transaction.atomic
+def reward_save(*, name: str, points_cost: int, stock: int | None = None, is_active: bool = True,
+                reward_id: int | None = None) -> Reward:
+    """Create (no reward_id) or change a reward of the catalogue. Past redemptions keep the points they cost."""
+    reward = None
+    if reward_id is not None:
+        reward = Reward.objects.select_for_update().filter(pk=reward_id).first()
+        if reward is None:
+            raise NotFound(_("No such reward."), field="reward")
+    name = reward_validate(name=name, points_cost=points_cost, stock=stock)
+    values = {"name": name, "points_cost": points_cost, "stock": stock, "is_active": bool(is_active)}
+    if reward is None:
+        return Reward.objects.create(**values)
+    for field, value in values.items():
+        setattr(reward, field, value)
+    reward.save()
+    return reward
+
+
+@transaction.atomic
+def reward_delete(reward_id: int) -> None:
+    """Delete a reward never redeemed; one with redemptions is withdrawn from offer instead (is_active off)."""
+    reward = Reward.objects.select_for_update().filter(pk=reward_id).first()
+    if reward is None:
+        return
+    if reward.redemptions.exists():
+        raise ApplicationError(_("%(name)s has been redeemed and stays in the records: switch it off instead.")
+                               % {"name": reward.name}, code="in_use", field="reward")
+    reward.delete()
