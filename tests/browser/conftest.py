@@ -9,10 +9,16 @@ Fixtures
 - `console_user(username="admin", *, superuser=True, groups=(), perms=())`: a console user with password
   `PASSWORD`, holding the named groups (e.g. "marketing") and permissions ("crm.view_contact").
 - `console_page(user=None, *, lang="en")`: a new browser page signed in as `user` (a superuser by default) through
-  the real login form at /admin/login/, landed on the dashboard; 10 s default timeout. Each page opened this way is
-  saved as var/screenshots/<test name>[-<n>].png when the test ends, passed or failed (CI keeps var/ as artifacts).
-- `live_url`: the live server's base URL. Use `live_stack` (tests/conftest.py) instead when the page must reach the
-  simulator, and `celery_worker` when a worker must run what the page queues.
+  the real login form at /admin/login/, landed on the dashboard; 10 s default timeout. The browser speaks `lang`
+  ("en" or "zh-hans") in Accept-Language and carries it as the language cookie, as a staff member who chose it
+  would. Each page opened this way is saved as var/screenshots/<test name>[-<n>].png when the test ends, passed or
+  failed (CI keeps var/ as artifacts).
+- `lang`: "en" then "zh-hans": a test that takes it runs once in each language (`console_page(lang=lang)`).
+- `screenshot(page, name)`: save a named screenshot now (var/screenshots/<name>.png), e.g. mid-journey.
+- `sim`, `staffed` (tests/crm/contacts/conftest.py): the simulator's admin API over HTTP on a reset world, and that
+  world with staff alice, bob and carol synced in.
+- `live_url`: the live server's base URL. Also take `live_stack` (tests/conftest.py; the same server, wired to the
+  simulator under it) when the page must reach WeCom, and `celery_worker` when a worker must run what it queues.
 
 Keep each test fast: one journey per test, waits on selectors (`page.wait_for_selector`, `expect`), never sleeps.
 Pages expose `data-testid` attributes for tests to find them by.
@@ -25,6 +31,9 @@ import re
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+
+from tests.crm.contacts.conftest import sim, staffed  # noqa: F401  (fixtures: the simulated world)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -65,6 +74,24 @@ def live_url(live_server) -> str:
     return live_server.url
 
 
+@pytest.fixture(params=["en", "zh-hans"])
+def lang(request) -> str:
+    return request.param
+
+
+def save_screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+@pytest.fixture
+def screenshot():
+    """screenshot(page, "channel-page-en") -> var/screenshots/channel-page-en.png."""
+    return save_screenshot
+
+
 @pytest.fixture
 def console_user(django_user_model):
     """Make a console user: console_user("mia", superuser=False, groups=["marketing"], perms=["crm.view_tag"])."""
@@ -99,6 +126,7 @@ def console_page(request, chromium, live_server, console_user):
             extra_http_headers={"Accept-Language": ACCEPT_LANGUAGE.get(lang, lang)},
             viewport={"width": 1440, "height": 960},
         )
+        context.add_cookies([{"name": settings.LANGUAGE_COOKIE_NAME, "value": lang, "url": live_server.url}])
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(10_000)

@@ -11,14 +11,12 @@ from django.utils import timezone
 
 from crm.models import Contact, FollowRelation, Staff
 from crm.services.channels import channel_create
-from tests.browser.console_login import SCREENSHOTS, chromium, console_page, lang, screenshot  # noqa: F401
-from tests.crm.contacts.conftest import sim, staffed  # noqa: F401  (fixtures: the simulated world)
+from tests.browser.conftest import SCREENSHOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
 
-def test_channel_page_shows_the_qr_chart_and_adds(staffed, console_page, lang, live_stack):  # noqa: F811
-    page = console_page
+def test_channel_page_shows_the_qr_chart_and_adds(staffed, console_page, lang, live_stack, screenshot):
     channel = channel_create(name="Store Nanjing Rd", state=f"store-nj-{lang}", staff_userids=["alice"])
     assert channel.qr_code  # from WeCom's add_contact_way
     alice = Staff.objects.get(userid="alice")
@@ -29,6 +27,7 @@ def test_channel_page_shows_the_qr_chart_and_adds(staffed, console_page, lang, l
         FollowRelation.objects.create(staff=alice, contact=contact, state=channel.state,
                                       added_at=now - timedelta(days=i))
 
+    page = console_page(lang=lang)
     page.goto(f"{live_stack}/admin/console/channels/{channel.pk}/")
     assert page.locator('[data-testid="channel-state"]').inner_text() == channel.state
     assert page.locator('[data-testid="channel-qr"] svg').count() == 1

@@ -11,17 +11,15 @@ from crm.services.channels import channel_create
 from crm.services.consent import consent_from_customer, consent_policy_version
 from crm.services.tags import tag_ensure
 from crm.wecom.client import get_client
-from tests.browser.console_login import chromium, console_page, lang, screenshot  # noqa: F401  (fixtures)
 from tests.conftest import wait_for
-from tests.crm.contacts.conftest import sim, staffed  # noqa: F401  (fixtures: the simulated world)
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True),
               pytest.mark.timeout(90)]
 
 
-def test_contact_page_shows_the_customer_and_adds_a_tag(staffed, celery_worker, console_page, lang,  # noqa: F811
-                                                        live_stack):
-    world, page = staffed, console_page
+def test_contact_page_shows_the_customer_and_adds_a_tag(staffed, celery_worker, console_page, lang, live_stack,
+                                                        screenshot):
+    world = staffed
     channel_create(name="Store QR", state=f"store-{lang}", staff_userids=["alice"])
     eid = world.shopper(f"Mei {lang}")
     world.scan(eid, f"store-{lang}")
@@ -30,6 +28,7 @@ def test_contact_page_shows_the_customer_and_adds_a_tag(staffed, celery_worker, 
                           policy_version=consent_policy_version())
     gold = tag_ensure("Tier", "Gold")
 
+    page = console_page(lang=lang)
     page.goto(f"{live_stack}/admin/console/contacts/{contact.pk}/")
     assert page.locator('[data-testid="contact-page"]').get_attribute("data-contact-id") == str(contact.pk)
     assert page.locator('[data-testid="contact-external-userid"]').inner_text() == eid

@@ -7,7 +7,6 @@ import pytest
 
 from crm.models import RedPacketClaim
 from crm.services import redpackets as rp
-from tests.browser.console_login import chromium, console_page, lang, screenshot  # noqa: F401  (fixtures)
 from tests.crm.campaigns.conftest import later, make_contact, make_staff
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
@@ -17,8 +16,7 @@ def _term(page, key: str) -> int:
     return int(page.locator(f'[data-testid="pool-reconciliation"] [data-term="{key}"]').get_attribute("data-fen"))
 
 
-def test_pool_page_reconciles_and_flags_drift(console_page, lang, live_stack):  # noqa: F811
-    page = console_page
+def test_pool_page_reconciles_and_flags_drift(console_page, lang, live_url, screenshot):
     pool = rp.redpacket_pool_create(campaign_id=None, budget_fen=2000, count=10, mode="fixed",
                                     expires_at=later(hours=2))
     pool = rp.redpacket_pool_activate(pool.id)
@@ -28,7 +26,8 @@ def test_pool_page_reconciles_and_flags_drift(console_page, lang, live_stack):  
         RedPacketClaim.objects.create(pool=pool, contact=make_contact(staff), amount_fen=200, status=status)
     rp.redpacket_state_ensure(pool.id, force=True)
 
-    page.goto(f"{live_stack}/admin/console/pools/{pool.pk}/")
+    page = console_page(lang=lang)
+    page.goto(f"{live_url}/admin/console/pools/{pool.pk}/")
     assert page.locator('[data-testid="pool-balanced"]').is_visible()
     assert page.locator('[data-testid="pool-unbalanced"]').count() == 0
     assert [_term(page, k) for k in ("budget_fen", "paid_fen", "pending_fen", "refunded_fen", "claimable_fen",
@@ -46,7 +45,7 @@ def test_pool_page_reconciles_and_flags_drift(console_page, lang, live_stack):  
         "paid"]
 
     RedPacketClaim.objects.filter(pool=pool, status="paid").update(amount_fen=250)  # drifted from Redis
-    page.goto(f"{live_stack}/admin/console/pools/{pool.pk}/")
+    page.goto(f"{live_url}/admin/console/pools/{pool.pk}/")
     banner = page.locator('[data-testid="pool-unbalanced"]')
     assert banner.is_visible()
     # Red: the theme's red-600, whatever colour notation the browser reports it in.
