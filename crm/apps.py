@@ -6,6 +6,14 @@ class CrmConfig(AppConfig):
     verbose_name = "CRM"
     default_auto_field = "django.db.models.BigAutoField"
 
+    def import_models(self) -> None:
+        # Before crm's and loyalty's models are built (crm comes first in INSTALLED_APPS), so the admin's forms see
+        # their names as translatable strings: crm/model_names.py.
+        from crm.model_names import translate_as_prepared
+
+        translate_as_prepared(("crm", "loyalty"))
+        super().import_models()
+
     def ready(self) -> None:
         from auditlog.signals import pre_log
         from django.db.models.signals import post_migrate

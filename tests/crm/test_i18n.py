@@ -49,7 +49,7 @@ def test_the_console_in_chinese_has_a_chinese_sidebar_and_page(staff_client):
         assert chinese in html, chinese  # the sidebar's sections
     for chinese in ("健康检查", "Celery 队列", "回调积压", "定时任务"):
         assert chinese in html, chinese  # the System page's cards
-    for english in ("Red-packet pools", "Callback backlog", "Beat schedules"):
+    for english in ("Red-packet pools", "Callback backlog", "Beat schedules", "Points ledger", "Lucky draw entrys"):
         assert english not in html, english
 
 
@@ -89,6 +89,28 @@ def test_a_language_we_do_not_have_is_not_served(staff_client):
 def test_a_staff_member_without_a_choice_gets_their_browsers_language(staff_client):
     page = staff_client.get("/admin/", HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
     assert page["Content-Language"] == "zh-hans" and "数据看板" in page.content.decode()
+
+
+def test_model_field_and_choice_names_follow_the_language(staff_client):
+    from django.utils import translation
+
+    from crm.model_names import MODEL_STRINGS
+    from crm.models import Campaign, Handover
+
+    scheduled_at = Campaign._meta.get_field("scheduled_at")
+    with translation.override("zh-hans"):
+        assert str(Campaign._meta.verbose_name_plural) == "营销活动"
+        assert str(scheduled_at.verbose_name) == "定时发送时间"
+        assert str(dict(Handover._meta.get_field("kind").choices)["resigned"]) == "离职继承"
+    with translation.override("en"):  # the English is what it always was (migrations see no change)
+        assert str(Campaign._meta.verbose_name_plural) == "campaigns"
+        assert str(scheduled_at.verbose_name) == "scheduled at"
+    assert not [where for places in MODEL_STRINGS.values() for where in places if where.startswith("wecom_sim")]
+
+    staff_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    html = _sidebar_and_page(staff_client.get("/admin/crm/campaign/add/"))
+    assert "定时发送时间" in html and "Scheduled at" not in html  # a model form's label
+    assert "增加 营销活动" in html  # Django admin's own "Add %(name)s", with the model's name in Chinese
 
 
 def test_times_are_shown_in_shanghai():

@@ -7,20 +7,28 @@ the file only, so a catalogue diff shows changed strings, not moved lines.
 
 django-unfold ships no Chinese catalogue, so the strings of the parts of it the console uses (its templates and
 Python, and the filters and forms contribs in INSTALLED_APPS) are collected into the same catalogue; Django's own
-admin strings come translated with Django.
+admin strings come translated with Django. The names of the CRM's models, fields and choices are not gettext
+literals in the source (crm/model_names.py): they are written to a generated file for xgettext, one
+"Translators:" comment naming where each is used.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import unfold
 from django.core.management.commands import makemessages
 
+from crm.model_names import MODEL_STRINGS
+
 IGNORE = ["wecom_sim", "tests", "bench", "scripts", "docs", "var", ".venv", "node_modules", "locale"]
 UNFOLD_DIR = Path(unfold.__file__).resolve().parent
 UNFOLD_CONTRIBS_USED = ("filters", "forms")
+MODEL_NAMES_FILE = "crm-model-names.py"
 
 
 def _unfold_file_used(path: Path) -> bool:
@@ -34,22 +42,37 @@ class Command(makemessages.Command):
         options["no_obsolete"] = True
         options["no_wrap"] = True
         options["add_location"] = options.get("add_location") or "file"
-        result = super().handle(*args, **options)
-        self._relative_unfold_references()
+        self._model_names_dir = tempfile.mkdtemp(prefix="crm-makemessages-")
+        try:
+            result = super().handle(*args, **options)
+        finally:
+            shutil.rmtree(self._model_names_dir, ignore_errors=True)
+        self._relative_references()
         return result
 
     def find_files(self, root):
         files = super().find_files(root)
         if root == ".":
             files += [f for f in super().find_files(str(UNFOLD_DIR)) if _unfold_file_used(Path(f.path))]
+            files.append(self._model_names_file())
         return sorted(files)
 
-    def _relative_unfold_references(self) -> None:
-        """References to unfold's files name them from the package ("unfold/templates/..."), not from this
-        machine's virtualenv, so the catalogue is the same wherever it is made."""
-        prefix = str(UNFOLD_DIR.parent) + os.sep
+    def _model_names_file(self):
+        lines = []
+        for msgid in sorted(MODEL_STRINGS):
+            lines.append(f"# Translators: {', '.join(sorted(MODEL_STRINGS[msgid]))}")
+            lines.append(f"gettext_noop({json.dumps(msgid, ensure_ascii=False)})")
+        Path(self._model_names_dir, MODEL_NAMES_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return self.translatable_file_class(self._model_names_dir, MODEL_NAMES_FILE, self.default_locale_path)
+
+    def _relative_references(self) -> None:
+        """References name unfold's files from the package ("unfold/templates/...") and the model names by the
+        generated file's name, not by this machine's paths, so the catalogue is the same wherever it is made."""
+        prefixes = [str(UNFOLD_DIR.parent) + os.sep, self._model_names_dir + os.sep]
         for locale_dir in self.locale_paths:
             for po in Path(locale_dir).glob("*/LC_MESSAGES/django.po"):
-                text = po.read_text(encoding="utf-8")
-                if prefix in text:
-                    po.write_text(text.replace(prefix, ""), encoding="utf-8")
+                text = original = po.read_text(encoding="utf-8")
+                for prefix in prefixes:
+                    text = text.replace(prefix, "")
+                if text != original:
+                    po.write_text(text, encoding="utf-8")
