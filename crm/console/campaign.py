@@ -145,8 +145,8 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @require_GET
 @permission_required(VIEW_PERMISSION)
 def campaign_progress_fragment(request: HttpRequest, campaign_id: int) -> HttpResponse:
-    """The live block alone, for htmx to swap in."""
-    return _render(request, "console/campaign_progress.html", _progress_context(campaign_id))
+    """The live block alone, for htmx to swap in, with the status and times out of band."""
+    return _render(request, "console/campaign_progress.html", {**_progress_context(campaign_id), "oob": True})
 
 
 def _act(request: HttpRequest, campaign_id: int, action) -> HttpResponse:

@@ -85,6 +85,8 @@ def test_progress_counts_each_stage_and_polls_while_running(boss):
     assert 'data-percent="60"' in body and 'aria-valuenow="60"' in body
     assert 'data-segment="delivered"' in body and "width: 30.0%" in body
     assert f'hx-get="/admin/console/campaigns/{campaign.id}/progress/"' in body and 'hx-trigger="every 2s"' in body
+    assert '<dl id="campaign-times" class="grid grid-cols-2 gap-4 lg:grid-cols-4" hx-swap-oob="true">' in body
+    assert 'data-testid="campaign-status" data-status="running"' in body  # the header's status, out of band
 
     CampaignRecipient.objects.filter(campaign=campaign, status="pending").update(status="delivered")
     Campaign.objects.filter(id=campaign.id).update(status=Campaign.Status.DONE, finished_at=timezone.now())
