@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin
 
 from crm.models import CallbackEvent
@@ -23,11 +25,12 @@ class CallbackEventAdmin(ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Process again (skipped for events already processed)")
+    @admin.action(description=_("Process again (skipped for events already processed)"))
     def process_again(self, request, queryset) -> None:
         from crm.tasks.callbacks import process_callback
 
         ids = list(queryset.exclude(status=CallbackEvent.Status.PROCESSED).values_list("id", flat=True))
         for event_id in ids:
             process_callback.delay(event_id)
-        self.message_user(request, f"Queued {len(ids)} event(s).", messages.SUCCESS)
+        self.message_user(request, ngettext("Queued %(n)d event.", "Queued %(n)d events.", len(ids)) % {"n": len(ids)},
+                          messages.SUCCESS)

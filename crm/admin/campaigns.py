@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin, StackedInline
 
 from crm.admin.base import ServiceModelAdmin, add_service_error, adopt, console_page_action
@@ -232,21 +233,23 @@ class RedPacketPoolAdmin(ServiceModelAdmin):
         if fields:
             adopt(obj, redpacket_services.redpacket_pool_update(obj.pk, **fields))
 
-    @admin.action(description="Refund if expired")
+    @admin.action(description=_("Refund if expired"))
     def refund_expired(self, request, queryset):
         for pool in queryset:
             try:
                 refund = redpacket_services.redpacket_refund_expired(pool.id)
                 amount = refund.amount_fen if refund else 0
-                self.message_user(request, f"Pool {pool.id}: refunded {amount} fen.", messages.SUCCESS)
+                message = _("Pool %(id)s: refunded %(amount)s fen.") % {"id": pool.id, "amount": amount}
+                self.message_user(request, message, messages.SUCCESS)
             except ApplicationError as exc:
-                self.message_user(request, f"Pool {pool.id}: {exc.message}", messages.ERROR)
+                self.message_user(request, _("Pool %(id)s: %(error)s") % {"id": pool.id, "error": exc.message},
+                                  messages.ERROR)
 
-    @admin.action(description="Rebuild Redis state from the database")
+    @admin.action(description=_("Rebuild Redis state from the database"))
     def rebuild_redis_state(self, request, queryset):
         for pool in queryset:
             redpacket_services.redpacket_state_ensure(pool.id, force=True)
-        self.message_user(request, "Rebuilt.", messages.SUCCESS)
+        self.message_user(request, _("Rebuilt."), messages.SUCCESS)
 
 
 @admin.register(RedPacketClaim)
@@ -258,11 +261,12 @@ class RedPacketClaimAdmin(ModelAdmin):
     readonly_fields = ["billno", "amount_fen", "send_listid", "openid", "attempts", "claimed_at", "paid_at"]
     actions = ["retry_payout"]
 
-    @admin.action(description="Retry payout (same billno)")
+    @admin.action(description=_("Retry payout (same billno)"))
     def retry_payout(self, request, queryset):
         ids = list(queryset.exclude(status=RedPacketClaim.Status.PAID).values_list("id", flat=True))
         queued = sum(1 for claim_id in ids if claim_payout_retry(claim_id))
-        self.message_user(request, f"{queued} payout(s) queued.", messages.SUCCESS)
+        self.message_user(request, ngettext("%(n)d payout queued.", "%(n)d payouts queued.", queued) % {"n": queued},
+                          messages.SUCCESS)
 
 
 @admin.register(RedPacketRefund)

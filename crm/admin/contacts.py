@@ -230,14 +230,14 @@ class ContactAdmin(ServiceModelAdmin):
                 pass
         return results, distinct
 
-    @admin.action(description="Re-read selected contacts from WeCom")
+    @admin.action(description=_("Re-read selected contacts from WeCom"))
     def refresh_from_wecom(self, request: HttpRequest, queryset: QuerySet) -> None:
         from crm.services.contacts import contact_refresh
 
         for contact in queryset[:200]:
             _run(request, contact.external_userid, contact_refresh, contact.external_userid, source="admin")
 
-    @admin.action(description="Invite selected contacts to the VIP group")
+    @admin.action(description=_("Invite selected contacts to the VIP group"))
     def invite_to_vip(self, request: HttpRequest, queryset: QuerySet) -> None:
         from crm.services.vip import invite_to_vip_group
 
@@ -279,22 +279,23 @@ class SyncRunAdmin(ModelAdmin):
     readonly_fields = ["checkpoint", "report"]
     actions = ["start_full_sync", "resume"]
 
-    @admin.action(description="Start a new full sync (in the background)")
+    @admin.action(description=_("Start a new full sync (in the background)"))
     def start_full_sync(self, request: HttpRequest, queryset: QuerySet) -> None:
         from crm.services.sync import sync_start
         from crm.tasks.contacts import sync_contacts
 
         run = sync_start()
         sync_contacts.delay(run.pk)
-        messages.success(request, f"Full sync #{run.pk} queued over {len(run.checkpoint['staff'])} staff")
+        messages.success(request, _("Full sync #%(id)s queued over %(n)s staff.")
+                         % {"id": run.pk, "n": len(run.checkpoint["staff"])})
 
-    @admin.action(description="Resume selected runs from their checkpoint")
+    @admin.action(description=_("Resume selected runs from their checkpoint"))
     def resume(self, request: HttpRequest, queryset: QuerySet) -> None:
         from crm.tasks.contacts import sync_contacts
 
         for run in queryset.filter(status=SyncRun.Status.RUNNING):
             sync_contacts.delay(run.pk)
-            messages.success(request, f"Sync #{run.pk} queued to resume")
+            messages.success(request, _("Sync #%(id)s queued to resume.") % {"id": run.pk})
 
 
 class ChannelAdminForm(forms.ModelForm):
@@ -391,11 +392,11 @@ class TagGroupAdmin(ModelAdmin):
     search_fields = ["name", "wecom_id"]
     actions = ["sync_from_wecom"]
 
-    @admin.action(description="Sync corp tags from WeCom")
+    @admin.action(description=_("Sync corp tags from WeCom"))
     def sync_from_wecom(self, request: HttpRequest, queryset: QuerySet) -> None:
         from crm.services.tags import tags_sync_from_wecom
 
-        _run(request, "Tag sync", tags_sync_from_wecom)
+        _run(request, _("Tag sync"), tags_sync_from_wecom)
 
 
 @admin.register(Tag)
@@ -469,7 +470,7 @@ class CustomerGroupAdmin(ModelAdmin):
             group_mark_vip(group)
         messages.success(request, _("%(n)d group(s) marked VIP") % {"n": len(groups)})
 
-    @admin.action(description="Re-read selected groups from WeCom")
+    @admin.action(description=_("Re-read selected groups from WeCom"))
     def resync(self, request: HttpRequest, queryset: QuerySet) -> None:
         from crm.services.groups import group_sync
 
@@ -580,26 +581,26 @@ class HandoverAdmin(ServiceModelAdmin):
         for formset in formsets:
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
-    @admin.action(description="Plan and submit to WeCom (in the background)")
+    @admin.action(description=_("Plan and submit to WeCom (in the background)"))
     def start(self, request: HttpRequest, queryset: QuerySet) -> None:
         from crm.services.handover import handover_start
 
         for handover in queryset:
-            _run(request, f"Handover #{handover.pk}", handover_start, handover.pk)
+            _run(request, _("Handover #%(id)s") % {"id": handover.pk}, handover_start, handover.pk)
 
-    @admin.action(description="Refresh transfer results from WeCom")
+    @admin.action(description=_("Refresh transfer results from WeCom"))
     def refresh_results(self, request: HttpRequest, queryset: QuerySet) -> None:
         from crm.services.handover import handover_poll
 
         for handover in queryset:
-            _run(request, f"Handover #{handover.pk}", handover_poll, handover.pk)
+            _run(request, _("Handover #%(id)s") % {"id": handover.pk}, handover_poll, handover.pk)
 
-    @admin.action(description="Show the handover report")
+    @admin.action(description=_("Show the handover report"))
     def show_report(self, request: HttpRequest, queryset: QuerySet) -> None:
         from crm.services.handover import handover_report
 
         for handover in queryset:
-            _run(request, f"Handover #{handover.pk}", handover_report, handover.pk)
+            _run(request, _("Handover #%(id)s") % {"id": handover.pk}, handover_report, handover.pk)
 
 
 @admin.register(HandoverItem)
