@@ -8,11 +8,12 @@ Fixtures
   browser: the tests are skipped with the reason, except in CI (CI=true), where that is a failure.
 - `console_user(username="admin", *, superuser=True, groups=(), perms=())`: a console user with password
   `PASSWORD`, holding the named groups (e.g. "marketing") and permissions ("crm.view_contact").
-- `console_page(user=None, *, lang="en")`: a new browser page signed in as `user` (a superuser by default) through
-  the real login form at /admin/login/, landed on the dashboard; 10 s default timeout. The browser speaks `lang`
-  ("en" or "zh-hans") in Accept-Language and carries it as the language cookie, as a staff member who chose it
-  would. Each page opened this way is saved as var/screenshots/<test name>[-<n>].png when the test ends, passed or
-  failed (CI keeps var/ as artifacts).
+- `console_page(user=None, *, lang="en", password=PASSWORD)`: a new browser page signed in as `user` (a superuser
+  by default) through the real login form at /admin/login/, landed on the dashboard; 10 s default timeout.
+  `console_page(..., signed_in=False)` stops on the login form after posting it (for a login that must fail).
+  The browser speaks `lang` ("en" or "zh-hans") in Accept-Language and carries it as the language cookie, as a
+  staff member who chose it would. Each page opened this way is saved as var/screenshots/<test name>[-<n>].png
+  when the test ends, passed or failed (CI keeps var/ as artifacts).
 - `lang`: "en" then "zh-hans": a test that takes it runs once in each language (`console_page(lang=lang)`).
 - `screenshot(page, name)`: save a named screenshot now (var/screenshots/<name>.png), e.g. mid-journey.
 - `sim`, `staffed` (tests/crm/contacts/conftest.py): the simulator's admin API over HTTP on a reset world, and that
@@ -116,10 +117,11 @@ def _test_file_name(request) -> str:
 
 @pytest.fixture
 def console_page(request, chromium, live_server, console_user):
-    """console_page(user=None, *, lang="en") -> a page signed in through the login form (see the module doc)."""
+    """console_page(user=None, *, lang="en", password=PASSWORD, signed_in=True) -> a page signed in through the login
+    form (see the module doc)."""
     contexts = []
 
-    def open_page(user=None, *, lang: str = "en"):
+    def open_page(user=None, *, lang: str = "en", password: str = PASSWORD, signed_in: bool = True):
         user = user or console_user(f"admin{len(contexts) or ''}")
         context = chromium.new_context(
             locale="zh-CN" if lang == "zh-hans" else "en-US",
@@ -132,9 +134,12 @@ def console_page(request, chromium, live_server, console_user):
         page.set_default_timeout(10_000)
         page.goto(f"{live_server.url}/admin/login/?next=/admin/")
         page.fill("#id_username", user.get_username())
-        page.fill("#id_password", PASSWORD)
+        page.fill("#id_password", password)
         page.click('form [type="submit"]')
-        page.wait_for_url(re.compile(r".*/admin/$"))
+        if signed_in:
+            page.wait_for_url(re.compile(r".*/admin/$"))
+        else:
+            page.wait_for_load_state()
         return page
 
     yield open_page
