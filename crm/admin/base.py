@@ -73,8 +73,9 @@ def console_page_action(url_name: str, description, *, icon: str = "open_in_new"
     """An unfold detail/row action (for `actions_detail` / `actions_row`) that opens the object's console page
     (`console:<url_name>`): the admin's list and form stay the database view, the page is the product view.
 
-    `perms` are unfold's (a model permission name like "view", or "app.codename"); `args(object_id)` gives the
-    page's URL arguments, `query(object_id)` an optional query string."""
+    `perms` are unfold's permission names: "view" calls the admin's has_view_permission, "x" its
+    has_x_permission (avoid dotted "app.codename": unfold's system check looks those up in the database, which fails
+    before the first migrate); `args(object_id)` gives the page's URL arguments, `query(object_id)` a query string."""
 
     @unfold_action(description=description, icon=icon, url_path=f"console-{url_name}", permissions=list(perms))
     def open_page(self, request, object_id):

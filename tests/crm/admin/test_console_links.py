@@ -8,9 +8,11 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
+from crm.errors import ApplicationError
 from crm.models import Campaign, Channel, Contact, RedPacketPool, Staff
 from crm.models.staff import Handover
 from crm.services.roles import MARKETING, STORE_MANAGER, roles_ensure
+from crm.services.simulator import channel_simulate_adds
 from tests.crm.campaigns.conftest import later
 
 pytestmark = pytest.mark.django_db
@@ -108,3 +110,16 @@ def test_dashboard_links_only_what_the_user_may_open(client, django_user_model):
     assert f'href="{reverse("admin:loyalty_card_changelist")}"' in html
     for url in ("admin:crm_contact_changelist", "admin:crm_callbackevent_changelist", "console:system"):
         assert f'href="{reverse(url)}"' not in html, url
+
+
+def test_simulate_adds_is_offered_only_with_the_simulator(admin_client, settings):
+    channel = Channel.objects.create(name="Shanghai", state="store-sh-001", config_id="cfg1")
+    change = reverse("admin:crm_channel_change", args=[channel.pk])
+    action = f"/admin/crm/channel/{channel.pk}/simulate_adds/"
+    assert action in admin_client.get(change).content.decode()
+    settings.WECOM_SIM_ENABLED = False  # a production deployment: nothing simulated to drive
+    assert action not in admin_client.get(change).content.decode()
+    assert admin_client.post(action, {"customers": 5, "_form_submitted": "on"}).status_code == 403
+    with pytest.raises(ApplicationError) as refused:
+        channel_simulate_adds(channel.pk, 5)
+    assert refused.value.code == "no_simulator"
