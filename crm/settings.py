@@ -266,7 +266,7 @@ UNFOLD = {
     "SITE_SUBHEADER": _("Marketing console"),
     "SITE_SYMBOL": "hub",
     "SITE_URL": "/admin/",
-    "DASHBOARD_CALLBACK": "crm.admin.dashboard.dashboard_callback",
+    "DASHBOARD_CALLBACK": "loyalty.dashboard.dashboard_callback",  # crm's panels plus tiers and points
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "SHOW_LANGUAGES": True,  # English / 简体中文 in the user menu, posted to set_language (remembered in a cookie)
