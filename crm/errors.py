@@ -15,6 +15,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from crm.wecom.errors import WeComError
+
 logger = logging.getLogger(__name__)
 
 
@@ -85,6 +87,13 @@ def _first_field_error(detail: Any, prefix: str = "") -> tuple[str | None, str, 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.field, exc.details), status=exc.status_code)
+    if isinstance(exc, WeComError):
+        # WeCom answered an error or could not be reached: not our bug, so not a 500. A retry may help (503), or WeCom
+        # refused the request as it stands (502, with its errcode for the operator).
+        status = 503 if exc.retryable else 502
+        code = "wecom_unavailable" if exc.retryable else "wecom_refused"
+        return Response(error_body(code, f"WeCom: {exc.errmsg} (errcode {exc.errcode})", None,
+                                   {"errcode": exc.errcode, "path": exc.path}), status=status)
     if isinstance(exc, DjangoValidationError):
         field = None
         if hasattr(exc, "error_dict"):

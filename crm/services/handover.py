@@ -115,14 +115,17 @@ def handover_start(handover_id: int) -> str:
     A started handover whose worker died is picked up again by `handovers_resume_stalled`."""
     from crm.tasks.contacts import handover_run
 
+    # Ask WeCom before taking the row lock: no transaction is held across a WeCom call (on SQLite the simulator
+    # writes the same file, and a lock held across its answer deadlocks).
+    first = Handover.objects.select_related("handover_staff").filter(pk=handover_id).first()
+    if first is not None and first.status == Handover.Status.PLANNED:
+        _refuse_if_still_active(first)
     with transaction.atomic():
         handover = Handover.objects.select_for_update().select_related("handover_staff").filter(pk=handover_id).first()
         if handover is None:
             raise NotFound(f"Handover {handover_id} does not exist.")
         if handover.status == Handover.Status.FINISHED:
             raise ApplicationError("This handover is finished.", field="handover_id", code="finished")
-        if handover.status == Handover.Status.PLANNED:
-            _refuse_if_still_active(handover)
         if handover.status == Handover.Status.PLANNED:
             handover.status = Handover.Status.SUBMITTING
             handover.save(update_fields=["status", "updated_at"])

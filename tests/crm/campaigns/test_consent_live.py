@@ -32,7 +32,11 @@ def _withdraw_on_card_page(sim, contact) -> None:
     action = unescape(form.group(1))
     answer = sim.call("POST", f"shoppers/{eid}/open_link", url=card_url(contact.id).split("/m/")[0] + action,
                       method="POST", data=fields)
-    assert answer["status"] == 200 and "Off since" in answer["body"]  # back on the card page, now off
+    assert answer["status"] == 200  # back on the card page (in Chinese: WeChat's browser sends no other language)
+    after = re.search(r'<form class="consent" method="post" action="[^"]+" data-purpose="marketing".*?</form>',
+                      answer["body"], re.S)
+    assert 'name="granted" value="true"' in after.group(0)  # now off, with the button that turns it on
+    assert "自" in after.group(0) and "起已关闭" in after.group(0)  # "Off since <time>"
 
 
 def test_withdrawal_on_the_card_page_before_the_send_keeps_the_shopper_out_of_the_task(sim, celery_worker):

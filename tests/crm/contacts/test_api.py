@@ -144,7 +144,12 @@ def test_api_needs_staff_user(client, world):
     assert client.get("/api/contacts/").status_code in (401, 403)
 
 
-def test_handover_api_validates_and_reports(api, world):
+@pytest.mark.django_db(transaction=True)
+def test_handover_api_validates_and_reports(api, world, sim):
+    # Starting a resigned handover asks WeCom whether the leaver has really left (else nothing would move).
+    sim.member("alice", "Alice")
+    sim.member("bob", "Bob")
+    sim.post("members/alice/resign")
     Staff.objects.filter(userid="alice").update(status="resigned")
     bad = api.post("/api/handovers/", {"kind": "resigned", "handover_userid": "alice", "takeover_userids": ["zed"]},
                    content_type="application/json")
@@ -157,3 +162,15 @@ def test_handover_api_validates_and_reports(api, world):
     assert ok.status_code == 202 and ok.json()["status"] == "submitting" and ok.json()["from"] == "alice"
     assert api.get(f"/api/handovers/{ok.json()['handover']}/").json()["kind"] == "resigned"
     assert api.get("/api/handovers/999/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_handover_start_says_when_wecom_cannot_be_reached(api, world, settings):
+    """WeCom unreachable while the leaver is checked: a 503 the console and API users can act on, not a 500."""
+    settings.WECOM_API_BASE_URL = "http://127.0.0.1:9/cgi-bin"  # nothing listens on the discard port
+    settings.WECOM_MAX_RETRIES = 0
+    Staff.objects.filter(userid="alice").update(status="resigned")
+    answer = api.post("/api/handovers/", {"kind": "resigned", "handover_userid": "alice", "takeover_userids": ["bob"]},
+                      content_type="application/json")
+    assert answer.status_code == 503, answer.content
+    assert answer.json()["error"]["code"] == "wecom_unavailable"

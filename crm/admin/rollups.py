@@ -1,0 +1,39 @@
+"""Admin: the dashboard's rollups, read-only. They are derived (a beat task recomputes each row from its source),
+so nobody edits them; they are listed so an operator can see what the dashboard read and when it was counted."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from unfold.admin import ModelAdmin
+
+from crm.models import CampaignFunnelStat, DailyContactStat, DashboardSnapshot
+
+
+class ReadOnlyRollupAdmin(ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(DailyContactStat)
+class DailyContactStatAdmin(ReadOnlyRollupAdmin):
+    list_display = ("day", "state", "adds", "deletes", "refreshed_at")
+    list_filter = ("day",)
+    search_fields = ("state",)
+
+
+@admin.register(CampaignFunnelStat)
+class CampaignFunnelStatAdmin(ReadOnlyRollupAdmin):
+    list_display = ("campaign", "planned", "sent", "delivered", "claimed", "refreshed_at")
+    search_fields = ("campaign__name",)
+
+
+@admin.register(DashboardSnapshot)
+class DashboardSnapshotAdmin(ReadOnlyRollupAdmin):
+    list_display = ("key", "refreshed_at")
+    search_fields = ("key",)
