@@ -7,7 +7,8 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Print the simulator's base URL, corp credentials and the CRM's callback token, AES key and URL, and the simulator's admin URL and key, as JSON."
+    help = ("Print the simulator's base URL, corp credentials, the CRM's callback token, AES key and URL, and the "
+            "simulator's admin URL and key, as JSON.")
 
     def handle(self, *args, **options):
         api = settings.WECOM_API_BASE_URL
