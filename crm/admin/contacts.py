@@ -575,6 +575,10 @@ class HandoverAdmin(HandoverPermissionMixin, ServiceModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [*HANDOVER_FIELDS, *self.readonly_fields] if obj is not None else self.readonly_fields
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Moving a leaver's customers needs the handover permission, not just the model's add permission.
+        return super().has_add_permission(request) and self.has_handover_permission(request)
+
     def save_model(self, request, obj, form, change) -> None:
         from crm.services.handover import handover_create
 
@@ -592,14 +596,14 @@ class HandoverAdmin(HandoverPermissionMixin, ServiceModelAdmin):
         for formset in formsets:
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
-    @admin.action(description=_("Plan and submit to WeCom (in the background)"))
+    @admin.action(description=_("Plan and submit to WeCom (in the background)"), permissions=["handover"])
     def start(self, request: HttpRequest, queryset: QuerySet) -> None:
         from crm.services.handover import handover_start
 
         for handover in queryset:
             _run(request, _("Handover #%(id)s") % {"id": handover.pk}, handover_start, handover.pk)
 
-    @admin.action(description=_("Refresh transfer results from WeCom"))
+    @admin.action(description=_("Refresh transfer results from WeCom"), permissions=["handover"])
     def refresh_results(self, request: HttpRequest, queryset: QuerySet) -> None:
         from crm.services.handover import handover_poll
 

@@ -245,3 +245,33 @@ def test_csrf_is_enforced_on_console_writes(client, superuser):
     strict.force_login(superuser)
     assert strict.post(reverse("admin:crm_campaign_add"), _campaign_form()).status_code == 403
     assert not Campaign.objects.exists()
+
+
+def test_handovers_in_the_console_need_the_handover_permission(client):
+    """The model's own permissions are not enough to move a leaver's customers: adding and starting a handover
+    in the console need crm.handover_staff, as the API and the wizard do."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    from crm.services.roles import HANDOVER_STAFF
+
+    user = get_user_model().objects.create_user("ops", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="crm", codename__endswith="handover"))
+    client.force_login(user)
+    leaver = make_staff("leaver")
+    handover = Handover.objects.create(kind="resigned", handover_staff=leaver)
+    changelist = reverse("admin:crm_handover_changelist")
+
+    assert client.get(reverse("admin:crm_handover_add")).status_code == 403
+    page = client.get(changelist)
+    assert page.status_code == 200 and 'value="start"' not in page.content.decode()
+    started = client.post(changelist, {"action": "start", "_selected_action": [handover.pk]})
+    assert Handover.objects.get(pk=handover.pk).status == handover.status  # nothing started
+    assert started.status_code in (200, 302)
+
+    app_label, codename = HANDOVER_STAFF.split(".")
+    user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    user = get_user_model().objects.get(pk=user.pk)  # a fresh permission cache
+    client.force_login(user)
+    assert client.get(reverse("admin:crm_handover_add")).status_code == 200
+    assert 'value="start"' in client.get(changelist).content.decode()
