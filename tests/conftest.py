@@ -44,7 +44,11 @@ def _flush_by_delete_on_postgresql() -> None:
     def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
         if not tables or reset_sequences:
             return original(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
-        return ["SET CONSTRAINTS ALL DEFERRED"] + [f"DELETE FROM {self.quote_name(table)}" for table in tables]
+        names = [self.quote_name(table) for table in tables]
+        # The lock keeps a worker or the simulator's delivery thread from inserting a row that points at one just
+        # deleted (TRUNCATE's own lock did that); it lets their reads through.
+        return ["SET CONSTRAINTS ALL DEFERRED", f"LOCK TABLE {', '.join(names)} IN SHARE ROW EXCLUSIVE MODE",
+                *[f"DELETE FROM {name}" for name in names]]
 
     DatabaseOperations.sql_flush = sql_flush
 

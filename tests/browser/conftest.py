@@ -87,6 +87,15 @@ def save_screenshot(page, name: str) -> Path:
     return path
 
 
+def mark_document(page) -> None:
+    """Tag the loaded document: if the page reloads or navigates, the tag is gone (see still_same_document)."""
+    page.evaluate("window.__notReloaded = true")
+
+
+def still_same_document(page) -> bool:
+    return bool(page.evaluate("window.__notReloaded === true"))
+
+
 @pytest.fixture
 def screenshot():
     """screenshot(page, "channel-page-en") -> var/screenshots/channel-page-en.png."""

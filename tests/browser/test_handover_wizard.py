@@ -10,27 +10,13 @@ from crm.models import FollowRelation
 from crm.models.staff import Handover
 from crm.services.channels import channel_create
 from crm.services.staff import staff_sync
-from tests.browser.conftest import SCREENSHOTS
+from tests.browser.conftest import mark_document, still_same_document
+from tests.browser.conftest import save_screenshot as screenshot
 from tests.conftest import wait_for
 from tests.crm.contacts.conftest import sim, staffed  # noqa: F401  (fixtures: the simulated world)
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 LANGUAGES = pytest.mark.parametrize("lang", ["en", "zh-hans"])
-
-
-def mark_document(page) -> None:
-    """Tag the loaded document: if the page reloads or navigates, the tag is gone."""
-    page.evaluate("window.__notReloaded = true")
-
-
-def still_same_document(page) -> bool:
-    return bool(page.evaluate("window.__notReloaded === true"))
-
-
-def screenshot(page, name: str) -> None:
-    """A step worth keeping besides the harness's end-of-test screenshot."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 @LANGUAGES
