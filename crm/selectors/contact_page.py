@@ -56,7 +56,7 @@ class PurposeConsent:
 def contact_page_consents(contact: Contact) -> list[PurposeConsent]:
     rows = list(ConsentRecord.objects.filter(contact=contact).order_by("purpose", "-version"))
     out = []
-    for purpose, label in ConsentRecord.Purpose.choices:
+    for purpose, label in ConsentRecord._meta.get_field("purpose").choices:  # the translatable labels
         history = [r for r in rows if r.purpose == purpose]
         out.append(PurposeConsent(purpose, label, history[0] if history else None, history))
     return out
