@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from crm.embedded_redis import die_with_parent
 from crm.localstack import ROOT, child_env
 from crm.models import CallbackEvent
 from tests.conftest import free_port, wait_for
@@ -27,6 +28,7 @@ def _start(env: dict, port: int, log) -> subprocess.Popen:
         [GUNICORN, "-c", "python:crm.gunicorn_ingest_conf", "crm.ingest", "-b", f"127.0.0.1:{port}",
          "--workers", "1", "--graceful-timeout", "10"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,  # a failed or killed test run leaves no server behind
     )  # fmt: skip
 
     def healthy() -> bool:
