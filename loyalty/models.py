@@ -146,6 +146,21 @@ class Purchase(models.Model):
         return f"{self.store_id}/{self.receipt_id}"
 
 
+class Product(models.Model):
+    """The brand's catalogue: a SKU and its category (segments by category bought, earning rules by category)."""
+
+    sku = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=128, blank=True)
+    category = models.CharField(max_length=64, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["sku"]
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.name}".strip()
+
+
 class PurchaseLine(models.Model):
     """One item on a scanned receipt: what the customer bought."""
 

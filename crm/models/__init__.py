@@ -1,6 +1,6 @@
 """CRM models, split by sub-domain and re-exported here (each module lists its models in __all__)."""
 
-from crm.models import callbacks, campaigns, consent, groups, redpackets, rollups
+from crm.models import callbacks, campaigns, consent, groups, redpackets, rollups, segments
 from crm.models.callbacks import *  # noqa: F403
 from crm.models.campaigns import *  # noqa: F403
 from crm.models.channels import Channel
@@ -9,6 +9,7 @@ from crm.models.contacts import Contact, ContactEvent, FollowRelation, SyncRun, 
 from crm.models.groups import *  # noqa: F403
 from crm.models.redpackets import *  # noqa: F403
 from crm.models.rollups import *  # noqa: F403
+from crm.models.segments import *  # noqa: F403
 from crm.models.staff import GroupHandoverItem, Handover, HandoverItem, Staff
 from crm.models.tags import ContactTag, Tag, TagGroup
 
@@ -16,5 +17,5 @@ __all__ = [
     "Channel", "Contact", "ContactEvent", "ContactTag", "FollowRelation", "GroupHandoverItem", "Handover",
     "HandoverItem", "Staff", "SyncRun", "Tag", "TagGroup", "WelcomeMessage",
     *callbacks.__all__, *campaigns.__all__, *consent.__all__, *groups.__all__, *redpackets.__all__,
-    *rollups.__all__,
+    *rollups.__all__, *segments.__all__,
 ]

@@ -13,6 +13,7 @@ from crm.errors import ApplicationError, Conflict, NotFound
 from crm.models import (
     Campaign,
     CampaignRecipient,
+    CampaignRun,
     ConsentRecord,
     FollowRelation,
     LuckyDraw,
@@ -199,6 +200,7 @@ def _message_text(
 
 
 def _build_recipients(campaign: Campaign, pool: RedPacketPool | None) -> None:
+    run, _ = CampaignRun.objects.get_or_create(campaign=campaign, occurrence=campaign.launched_at)
     draw = LuckyDraw.objects.filter(campaign=campaign).first()
     personal = pool is not None or draw is not None
     # Only customers whose marketing consent is in force become recipients (red packets and lucky draws ride
@@ -208,6 +210,7 @@ def _build_recipients(campaign: Campaign, pool: RedPacketPool | None) -> None:
     rows = [
         CampaignRecipient(
             campaign=campaign,
+            run=run,
             contact_id=contact_id,
             external_userid=eid,
             sender_id=senders.get(contact_id),
@@ -245,6 +248,7 @@ def _build_recipients(campaign: Campaign, pool: RedPacketPool | None) -> None:
             next_batch += 1
             message = MassMessage.objects.create(
                 campaign=campaign,
+                run=run,
                 sender_id=sender_id,
                 batch_no=next_batch,
                 idempotency_key=f"c{campaign.id}-s{sender_id}-b{next_batch}",
