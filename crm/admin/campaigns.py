@@ -20,6 +20,7 @@ from crm.models import (
     RedPacketPool,
     RedPacketRefund,
 )
+from crm.services import campaign_runs, run_control
 from crm.services import campaigns as campaign_services
 from crm.services import redpackets as redpacket_services
 from crm.services.payouts import claim_payout_retry
@@ -174,15 +175,15 @@ class CampaignAdmin(ServiceModelAdmin):
 
     @admin.action(description=_("Launch now"))
     def launch_now(self, request, queryset):
-        self._each(request, queryset, campaign_services.campaign_launch, _("launched"))
+        self._each(request, queryset, campaign_runs.campaign_launch, _("launched"))
 
     @admin.action(description=_("Cancel"))
     def cancel(self, request, queryset):
-        self._each(request, queryset, campaign_services.campaign_cancel, _("cancelled"))
+        self._each(request, queryset, run_control.campaign_cancel, _("cancelled"))
 
     @admin.action(description=_("Remind senders who have not confirmed"))
     def remind(self, request, queryset):
-        self._each(request, queryset, campaign_services.campaign_remind, _("reminded"))
+        self._each(request, queryset, run_control.campaign_remind, _("reminded"))
 
 
 @admin.register(MassMessage)

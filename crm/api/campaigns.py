@@ -12,6 +12,7 @@ from crm.api.permissions import HasStaffPerms
 from crm.errors import Conflict
 from crm.models import Campaign, RedPacketPool
 from crm.selectors.campaigns import campaign_get, campaign_list, campaign_stats, pool_get
+from crm.services import campaign_runs, run_control
 from crm.services import campaigns as campaign_services
 from crm.services import redpackets as redpacket_services
 
@@ -136,7 +137,7 @@ class CampaignLaunchApi(_Base):
 
     def post(self, request: Request, campaign_id: int) -> Response:
         campaign_get(campaign_id)
-        queued = campaign_services.campaign_launch(campaign_id)
+        queued = campaign_runs.campaign_launch(campaign_id)
         return Response({"campaign": CampaignOutput(campaign_get(campaign_id)).data, "queued_messages": len(queued)})
 
 
@@ -144,7 +145,7 @@ class CampaignCancelApi(_Base):
     required_perms = {"POST": ("crm.change_campaign",)}
 
     def post(self, request: Request, campaign_id: int) -> Response:
-        campaign_services.campaign_cancel(campaign_id)
+        run_control.campaign_cancel(campaign_id)
         return Response(CampaignOutput(campaign_get(campaign_id)).data)
 
 
@@ -152,7 +153,7 @@ class CampaignRemindApi(_Base):
     required_perms = {"POST": ("crm.change_campaign",)}
 
     def post(self, request: Request, campaign_id: int) -> Response:
-        return Response({"reminded": campaign_services.campaign_remind(campaign_id)})
+        return Response({"reminded": run_control.campaign_remind(campaign_id)})
 
 
 class CampaignStatsApi(_Base):

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from crm.errors import ApplicationError, NotFound
 from crm.models import Campaign, LuckyDraw, RedPacketPool
 from crm.selectors.campaigns import campaign_get, campaign_progress, campaign_segment_summary
-from crm.services.campaigns import campaign_cancel, campaign_remind
+from crm.services.run_control import campaign_cancel, campaign_remind
 
 VIEW_PERMISSION = "crm.view_campaign"
 CHANGE_PERMISSION = "crm.change_campaign"

@@ -175,7 +175,7 @@ def mass_message_send(message_id: int) -> str:
     if not eids:
         with transaction.atomic():
             MassMessage.objects.filter(id=message.id).update(status=MassMessage.Status.DONE)
-        from crm.services.campaigns import campaign_finish_if_complete
+        from crm.services.campaign_runs import campaign_finish_if_complete
 
         campaign_finish_if_complete(message.campaign_id)  # no poll will come for a message never sent
         return MassMessage.Status.DONE
@@ -191,7 +191,7 @@ def mass_message_send(message_id: int) -> str:
             CampaignRecipient.objects.filter(mass_message=message, status=CampaignRecipient.Status.PENDING).update(
                 status=CampaignRecipient.Status.REJECTED
             )
-        from crm.services.campaigns import campaign_finish_if_complete
+        from crm.services.campaign_runs import campaign_finish_if_complete
 
         campaign_finish_if_complete(message.campaign_id)
         return MassMessage.Status.FAILED
@@ -246,7 +246,7 @@ def mass_message_poll(message_id: int) -> dict:
             MassMessage.objects.filter(id=message.id, status=MassMessage.Status.CREATED).update(
                 status=MassMessage.Status.DONE
             )
-    from crm.services.campaigns import campaign_finish_if_complete
+    from crm.services.campaign_runs import campaign_finish_if_complete
 
     campaign_finish_if_complete(message.campaign_id)
     return counts

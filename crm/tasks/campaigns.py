@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from crm.services.campaigns import campaign_launch, campaign_launch_due
+from crm.services.campaign_runs import campaign_launch, campaign_launch_due
 from crm.services.pushes import (
     PushRetry,
     mass_message_poll,

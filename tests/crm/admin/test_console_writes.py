@@ -13,6 +13,7 @@ from django.utils import timezone
 from crm.models import Campaign, ConsentRecord, Contact, ContactEvent, ContactTag, RedPacketPool, Staff
 from crm.models.staff import Handover
 from crm.models.tags import Tag, TagGroup
+from crm.services import campaign_runs
 from crm.services import campaigns as campaign_services
 from crm.tasks.campaigns import launch_due_campaigns
 from tests.crm.campaigns.conftest import later, make_contact, make_staff
@@ -87,7 +88,7 @@ def test_past_schedule_is_refused_on_its_field(admin_client):
 def test_running_campaign_keeps_its_text_segment_and_status(admin_client):
     make_contact(make_staff())
     campaign = campaign_services.campaign_create(name="Live", text="sent text")
-    campaign_services.campaign_launch(campaign.id, enqueue=False)
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)
     url = reverse("admin:crm_campaign_change", args=[campaign.id])
     form = admin_client.get(url).context["adminform"].form
     assert "text" not in form.fields and "segment" not in form.fields and "status" not in form.fields
@@ -98,7 +99,7 @@ def test_running_campaign_keeps_its_text_segment_and_status(admin_client):
 
 def test_cancelling_a_finished_campaign_says_why(admin_client):
     done = campaign_services.campaign_create(name="Nobody", text="x")
-    campaign_services.campaign_launch(done.id, enqueue=False)  # nobody reachable: done at once
+    campaign_runs.campaign_launch(done.id, enqueue=False)  # nobody reachable: done at once
     assert Campaign.objects.get(id=done.id).status == Campaign.Status.DONE
     response = admin_client.post(reverse("admin:crm_campaign_changelist"),
                                  {"action": "cancel", "_selected_action": [done.id]}, follow=True)
@@ -140,7 +141,7 @@ def test_campaign_with_pool_is_created_through_the_services(admin_client):
 def test_active_pool_budget_count_and_bounds_are_read_only(admin_client):
     campaign = campaign_services.campaign_create(name="RP", text="x", red_packet={
         "budget_fen": 1000, "count": 5, "expires_at": later(hours=3)})
-    campaign_services.campaign_launch(campaign.id, enqueue=False)
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)
     pool = RedPacketPool.objects.get(campaign=campaign)
     assert pool.status == RedPacketPool.Status.ACTIVE
     url = reverse("admin:crm_redpacketpool_change", args=[pool.id])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crm.models import Campaign, RedPacketPool
+from crm.services import campaign_runs
 from crm.services import campaigns as svc
 from tests.crm.campaigns.conftest import later, make_contact, make_staff
 
@@ -36,7 +37,7 @@ def test_launch_and_cancel_actions(admin_client):
 def test_refund_action_reports_not_expired(admin_client):
     campaign = svc.campaign_create(name="r", text="x", red_packet={"budget_fen": 1000, "count": 5,
                                                                    "expires_at": later(hours=1)})
-    svc.campaign_launch(campaign.id, enqueue=False)
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)
     pool = RedPacketPool.objects.get(campaign=campaign)
     response = admin_client.post("/admin/crm/redpacketpool/", {"action": "refund_expired",
                                                                "_selected_action": [pool.id]}, follow=True)

@@ -21,8 +21,8 @@ from crm.models import (
     Tag,
     TagGroup,
 )
+from crm.services import campaign_runs, run_control, segments
 from crm.services import campaigns as svc
-from crm.services import segments
 from crm.services.consent import consent_record
 from crm.services.pushes import mass_message_send
 from crm.services.redpackets import parse_claim_token
@@ -84,7 +84,7 @@ def test_launch_picks_an_active_follow_staff_and_batches_per_sender():
     withdrew = make_contact(bob)
     consent_record(contact_id=withdrew.id, purpose="marketing", granted=False, source="card_page")
     campaign = svc.campaign_create(name="11.11", text="Hello", scheduled_at=later(minutes=5))
-    queued = svc.campaign_launch(campaign.id, enqueue=False)
+    queued = campaign_runs.campaign_launch(campaign.id, enqueue=False)
 
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.RUNNING
@@ -106,7 +106,7 @@ def test_launching_again_and_concurrently_creates_each_recipient_once():
 
     def launch(_):
         try:
-            return svc.campaign_launch(campaign.id, enqueue=False)
+            return campaign_runs.campaign_launch(campaign.id, enqueue=False)
         finally:
             connection.close()
 
@@ -117,7 +117,7 @@ def test_launching_again_and_concurrently_creates_each_recipient_once():
     assert all(r == results[0] for r in results)
     # A contact added after launch is not swept into a relaunch.
     make_contact(staff)
-    svc.campaign_launch(campaign.id, enqueue=False)
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)
     assert CampaignRecipient.objects.filter(campaign=campaign).count() == len(contacts)
 
 
@@ -129,7 +129,7 @@ def test_red_packet_campaign_gives_each_recipient_their_own_link():
         name="rp", text="Lucky money!",
         red_packet={"budget_fen": 1000, "count": 5, "mode": "lucky", "expires_at": later(hours=2)},
     )
-    svc.campaign_launch(campaign.id, enqueue=False)
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)
     pool = RedPacketPool.objects.get(campaign=campaign)
     assert pool.status == RedPacketPool.Status.ACTIVE and sum(pool.amounts) == 1000
     messages = list(MassMessage.objects.filter(campaign=campaign))
@@ -153,10 +153,10 @@ def test_schedule_cancel_and_due_launch():
     svc.campaign_schedule(due.id, timezone.now())
     future = svc.campaign_create(name="future", text="b", scheduled_at=later(hours=1))
     cancelled = svc.campaign_create(name="cancelled", text="c", scheduled_at=later(seconds=1))
-    svc.campaign_cancel(cancelled.id)
+    run_control.campaign_cancel(cancelled.id)
     Campaign.objects.filter(id=cancelled.id).update(scheduled_at=timezone.now())
 
-    launched = svc.campaign_launch_due(now=later(seconds=2))
+    launched = campaign_runs.campaign_launch_due(now=later(seconds=2))
     assert launched == [due.id]
     assert Campaign.objects.get(id=future.id).status == Campaign.Status.SCHEDULED
     assert Campaign.objects.get(id=cancelled.id).status == Campaign.Status.CANCELLED
@@ -176,7 +176,7 @@ def test_a_red_packet_recipient_who_withdraws_before_the_send_is_skipped_and_tol
         name="rp", text="Lucky money!",
         red_packet={"budget_fen": 1000, "count": 5, "mode": "lucky", "expires_at": later(hours=2)},
     )
-    svc.campaign_launch(campaign.id, enqueue=False)
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)
     assert CampaignRecipient.objects.filter(campaign=campaign).count() == 2
     # Withdrawn after the launch built the recipients, before the worker sends the message.
     consent_record(contact_id=leaves.id, purpose="marketing", granted=False, source="card_page")
@@ -197,7 +197,7 @@ def test_a_campaign_whose_every_recipient_withdrew_finishes():
     staff = make_staff()
     contact = make_contact(staff)
     campaign = svc.campaign_create(name="nobody left", text="Hi")
-    [message_id] = svc.campaign_launch(campaign.id, enqueue=False)
+    [message_id] = campaign_runs.campaign_launch(campaign.id, enqueue=False)
     consent_record(contact_id=contact.id, purpose="marketing", granted=False, source="admin")
     assert mass_message_send(message_id) == MassMessage.Status.DONE
     assert Campaign.objects.get(id=campaign.id).status == Campaign.Status.DONE

@@ -10,6 +10,7 @@ from html import unescape
 import pytest
 
 from crm.models import Campaign, CampaignRecipient, ConsentRecord, MassMessage
+from crm.services import campaign_runs
 from crm.services import campaigns as svc
 from crm.services.customer_links import card_url
 from crm.tasks.campaigns import poll_mass_message_results, send_mass_message
@@ -48,7 +49,7 @@ def test_withdrawal_on_the_card_page_before_the_send_keeps_the_shopper_out_of_th
     never = befriend(sim, mia, "Never", marketing=False)
 
     campaign = svc.campaign_create(name="consent", text="Offers for those who asked")
-    [message_id] = svc.campaign_launch(campaign.id, enqueue=False)  # built at launch, not yet sent
+    [message_id] = campaign_runs.campaign_launch(campaign.id, enqueue=False)  # built at launch, not yet sent
     built = set(CampaignRecipient.objects.filter(campaign=campaign).values_list("contact_id", flat=True))
     assert built == {stays.id, leaves.id}  # never agreed: not a recipient
 

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from crm.models import RedPacketClaim, RedPacketPool
+from crm.services import campaign_runs
 from crm.services import campaigns as svc
 from crm.services.customer_links import sign_contact
 from crm.services.redpackets import claim_url
@@ -24,7 +25,7 @@ def _launched_pool(count=2, budget=600):
         red_packet={"budget_fen": budget, "count": count, "mode": "fixed", "expires_at": later(hours=1),
                     "act_name": "11.11 red packet"},
     )
-    svc.campaign_launch(campaign.id, enqueue=False)
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)
     return RedPacketPool.objects.get(campaign=campaign), contacts
 
 

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from crm.models import Campaign, CampaignRecipient, MassMessage
+from crm.services import campaign_runs, run_control
 from crm.services import campaigns as svc
 from crm.services.pushes import mass_message_poll
 from crm.tasks.campaigns import poll_mass_message_results, send_mass_message
@@ -39,7 +40,7 @@ def test_delivery_is_tracked_to_each_wecom_status(sim, celery_worker):
     sim.call("POST", f"groupmsg/{earlier['msgid']}/confirm")
 
     campaign = svc.campaign_create(name="11.11", text="Our 11.11 sale starts at 20:00")
-    svc.campaign_launch(campaign.id)
+    campaign_runs.campaign_launch(campaign.id)
     wait_for(lambda: MassMessage.objects.filter(campaign=campaign, status="created").count() == 2,
              message="both senders' tasks created")
     messages = list(MassMessage.objects.filter(campaign=campaign).select_related("sender"))
@@ -69,7 +70,7 @@ def test_delivery_is_tracked_to_each_wecom_status(sim, celery_worker):
     inbox = sim.call("GET", f"shoppers/{happy.external_userid}/inbox")["messages"]
     assert [m["text"] for m in inbox if m["kind"] == "mass"] == ["Our 11.11 sale starts at 20:00"]
 
-    stats = svc.campaign_launch(campaign.id)  # a finished campaign launches nothing
+    stats = campaign_runs.campaign_launch(campaign.id)  # a finished campaign launches nothing
     assert stats == []
 
 
@@ -79,14 +80,14 @@ def test_relaunch_and_redelivered_tasks_send_each_customer_once(sim, celery_work
     carol = make_staff("carol")
     contacts = [befriend(sim, carol, f"Shopper {i}") for i in range(3)]
     campaign = svc.campaign_create(name="once", text="Only once, please")
-    svc.campaign_launch(campaign.id)
-    svc.campaign_launch(campaign.id)  # beat and an admin click at the same time
+    campaign_runs.campaign_launch(campaign.id)
+    campaign_runs.campaign_launch(campaign.id)  # beat and an admin click at the same time
     wait_for(lambda: MassMessage.objects.filter(campaign=campaign, status="created").exists(),
              message="task created")
     message = MassMessage.objects.get(campaign=campaign)
     # The same task message delivered again (acks_late after a lost ack) and a relaunch: nothing new is created.
     send_mass_message.delay(message.id)
-    svc.campaign_launch(campaign.id)
+    campaign_runs.campaign_launch(campaign.id)
 
     def all_delivered():
         poll_mass_message_results.delay()
@@ -106,7 +107,7 @@ def test_a_send_that_crashed_after_wecom_created_the_task_is_adopted_not_resent(
     dave = make_staff("dave")
     shopper = befriend(sim, dave, "Shopper")
     campaign = svc.campaign_create(name="crash", text="After the crash")
-    svc.campaign_launch(campaign.id, enqueue=False)
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)
     message = MassMessage.objects.get(campaign=campaign)
     # The dead worker's state: marked "sending" (committed), WeCom created the task, the msgid was never stored.
     MassMessage.objects.filter(id=message.id).update(status="sending", sending_at=timezone.now(), attempts=1)
@@ -129,7 +130,7 @@ def test_a_send_that_crashed_before_reaching_wecom_is_sent_after_the_grace(sim, 
     erin = make_staff("erin")
     shopper = befriend(sim, erin, "Shopper")
     campaign = svc.campaign_create(name="crash2", text="Never reached WeCom")
-    svc.campaign_launch(campaign.id, enqueue=False)
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)
     message = MassMessage.objects.get(campaign=campaign)
     MassMessage.objects.filter(id=message.id).update(
         status="sending", sending_at=timezone.now() - timedelta(minutes=5), attempts=1
@@ -153,14 +154,14 @@ def test_remind_then_cancel_through_wecom(sim, celery_worker):
     kim = make_staff("kim")
     shopper = befriend(sim, kim, "Waiting")
     campaign = svc.campaign_create(name="cancel me", text="Soon cancelled")
-    svc.campaign_launch(campaign.id)
+    campaign_runs.campaign_launch(campaign.id)
     wait_for(lambda: MassMessage.objects.filter(campaign=campaign, status="created").exists(), message="created")
 
     # WeCom allows 3 reminders per task per 24 h; the fourth is refused (41094) and counted as not reminded.
-    assert [svc.campaign_remind(campaign.id) for _ in range(4)] == [1, 1, 1, 0]
+    assert [run_control.campaign_remind(campaign.id) for _ in range(4)] == [1, 1, 1, 0]
     assert MassMessage.objects.get(campaign=campaign).reminders == 3
 
-    svc.campaign_cancel(campaign.id)
+    run_control.campaign_cancel(campaign.id)
     assert Campaign.objects.get(id=campaign.id).status == "cancelled"
     assert MassMessage.objects.get(campaign=campaign).status == "cancelled"
     assert CampaignRecipient.objects.get(campaign=campaign).status == "cancelled"

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 
 from crm.models import LuckyDrawEntry
+from crm.services import campaign_runs
 from crm.services import campaigns as svc
 from tests.crm.campaigns.conftest import make_contact, make_staff
 
@@ -54,7 +55,7 @@ def test_draw_link_in_the_message_draws_once(client):
     contact = make_contact(staff)
     campaign = svc.campaign_create(name="Draw day", text="Try your luck")
     svc.lucky_draw_create(campaign_id=campaign.id, prizes=[{"name": "Mug", "count": 1}])
-    svc.campaign_launch(campaign.id, enqueue=False)
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)
     text = MassMessage.objects.get(campaign=campaign).text
     path = "/m/draw/" + text.split("/m/draw/")[1].strip()
     assert 'method="post"' in client.get(path).content.decode()

@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 
 from crm.models import CampaignRecipient, MassMessage, RedPacketClaim, RedPacketPool
+from crm.services import campaign_runs
 from crm.services import campaigns as svc
 from crm.services import redpackets as rp
 from crm.tasks.campaigns import poll_mass_message_results
@@ -45,7 +46,7 @@ def test_shopper_claims_through_the_message_link_and_is_paid_once(sim, celery_wo
     sim.call("PATCH", "corp", confirm_delay_seconds=0)
     campaign, (s1, _s2) = _rp_campaign(sim, "grace", 2, budget_fen=700, count=2, mode="lucky", max_fen=600)
     balance = _balance(sim)
-    svc.campaign_launch(campaign.id)
+    campaign_runs.campaign_launch(campaign.id)
     wait_for(lambda: MassMessage.objects.filter(campaign=campaign, status="created").count() == 2,
              message="one task per recipient")
 
@@ -83,7 +84,7 @@ def test_shopper_claims_through_the_message_link_and_is_paid_once(sim, celery_wo
 
 def test_systemerror_is_retried_with_the_same_billno_and_pays_once(sim, celery_worker):
     campaign, (s1,) = _rp_campaign(sim, "heidi", 1, budget_fen=500, count=1, mode="fixed")
-    svc.campaign_launch(campaign.id, enqueue=False)
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)
     pool = RedPacketPool.objects.get(campaign=campaign)
     balance = _balance(sim)
     # The pay API pays, then answers SYSTEMERROR: four times in a row.
@@ -105,7 +106,7 @@ def test_systemerror_is_retried_with_the_same_billno_and_pays_once(sim, celery_w
 
 def test_a_payout_process_killed_mid_call_never_double_pays(sim, celery_worker, live_stack):
     campaign, (s1,) = _rp_campaign(sim, "ivan", 1, budget_fen=800, count=1, mode="fixed")
-    svc.campaign_launch(campaign.id, enqueue=False)
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)
     pool = RedPacketPool.objects.get(campaign=campaign)
     balance = _balance(sim)
     # The pay API is slow: the payout process will be inside the call when it dies.
@@ -140,7 +141,7 @@ def test_a_payout_process_killed_mid_call_never_double_pays(sim, celery_worker, 
 
 def test_expired_pool_is_refunded_by_the_beat_task(sim, celery_worker):
     campaign, contacts = _rp_campaign(sim, "judy", 2, budget_fen=1000, count=4, mode="fixed")
-    svc.campaign_launch(campaign.id, enqueue=False)
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)
     pool = RedPacketPool.objects.get(campaign=campaign)
     rp.redpacket_claim(pool_id=pool.id, contact_id=contacts[0].id)
     RedPacketPool.objects.filter(id=pool.id).update(expires_at=later(seconds=-1))
@@ -155,7 +156,7 @@ def test_a_refused_payout_fails_and_can_be_retried_with_the_same_billno(sim, cel
     from crm.services.payouts import claim_payout_retry
 
     campaign, (s1,) = _rp_campaign(sim, "leo", 1, budget_fen=300, count=1, mode="fixed")
-    svc.campaign_launch(campaign.id, enqueue=False)
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)
     pool = RedPacketPool.objects.get(campaign=campaign)
     sim.call("PATCH", "corp", merchant_balance_fen=0)  # NOTENOUGH: retrying the same request cannot help
     claim_id = rp.redpacket_claim(pool_id=pool.id, contact_id=s1.id).claim_id
