@@ -180,6 +180,10 @@ WECOM_HTTP_TIMEOUT = env_float("WECOM_HTTP_TIMEOUT", 10.0)
 WECOM_MAX_RETRIES = env_int("WECOM_MAX_RETRIES", 4)
 WECOM_RETRY_BASE_DELAY = env_float("WECOM_RETRY_BASE_DELAY", 0.2)  # seconds; backoff doubles, with jitter
 WECOM_RETRY_MAX_DELAY = env_float("WECOM_RETRY_MAX_DELAY", 10.0)
+# WeCom's limits, held by the CRM itself (crm.services.push_quota, crm.wecom.ratelimit): the receive quota a
+# corp admin chose ("month_days", the default; "week7"; "day1") and WeCom's per-corp rate of calls per API.
+WECOM_MASS_QUOTA = env_str("WECOM_MASS_QUOTA", "month_days")
+WECOM_RATE_PER_MINUTE = env_int("WECOM_RATE_PER_MINUTE", 10000)
 CALLBACK_MAX_ATTEMPTS = env_int("CALLBACK_MAX_ATTEMPTS", 5)
 CALLBACK_SWEEP_AFTER_SECONDS = env_int("CALLBACK_SWEEP_AFTER_SECONDS", 120)
 # The ingest server answers 503 ("retry") when an event is not committed by then: inside WeCom's 5 s.
