@@ -25,6 +25,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from crm.wecom.errors import BACKOFF_ERRCODES, TOKEN_ERRCODES, TRANSPORT_ERRCODE, WeComError
+from crm.wecom.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class ClientConfig:
     retry_base_delay: float = 0.2
     retry_max_delay: float = 10.0
     agent_id: int | None = None
+    rate_per_minute: int = 0  # calls per API per minute for the whole corp, shared through Redis; 0 = unlimited
 
     @classmethod
     def from_settings(cls) -> ClientConfig:
@@ -67,6 +69,7 @@ class ClientConfig:
             retry_base_delay=settings.WECOM_RETRY_BASE_DELAY,
             retry_max_delay=settings.WECOM_RETRY_MAX_DELAY,
             agent_id=settings.WECOM_AGENT_ID,
+            rate_per_minute=int(getattr(settings, "WECOM_RATE_PER_MINUTE", 0) or 0),
         )
 
 
@@ -100,6 +103,7 @@ class WeComClient:
         self._lock_key = TOKEN_LOCK_KEY.format(corp_id=config.corp_id)
         self._cad = self.redis.register_script(_COMPARE_AND_DELETE)
         self._local: tuple[str, float] | None = None
+        self.limiter = RateLimiter(self.redis, config.corp_id, config.rate_per_minute)
         self._local_lock = threading.Lock()
 
     # --- generic calls ---------------------------------------------------------------------------
@@ -121,6 +125,7 @@ class WeComClient:
             attempt += 1
             tries += 1
             token = self.access_token()
+            self.limiter.acquire(path)  # before every HTTP call, retries included: WeCom counts them all
             try:
                 return self._request(method, path, {**(params or {}), "access_token": token}, body, attempt)
             except WeComError as exc:
