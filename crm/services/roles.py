@@ -61,6 +61,7 @@ ROLE_PERMISSIONS: dict[str, str | frozenset[str]] = {
         + _model_perms("crm", "add delete", ["contacttag"])
         + _model_perms("crm", "add", ["consentrecord"])  # consent is versioned: a new row, never an edit
         + _model_perms("crm", "delete", ["campaign"])  # a draft; the service refuses a launched one
+        + _model_perms("crm", "view add change delete", ["segment"])  # saved segments; delete refused while used
         + [EXPORT_CONTACT]
     ),
     STORE_MANAGER: frozenset(
