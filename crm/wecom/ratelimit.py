@@ -9,6 +9,7 @@ its share of the same budget.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import uuid
@@ -16,6 +17,8 @@ import uuid
 import redis
 
 from crm.wecom.errors import WeComError
+
+logger = logging.getLogger(__name__)
 
 KEY = "crm:wecom:rate:{corp_id}:{path}"
 # Each call is a member scored by its time; a slot is free when fewer than `limit` lie within the window. The
@@ -63,7 +66,13 @@ class RateLimiter:
         key = KEY.format(corp_id=self.corp_id, path=path)
         waited = 0.0
         while True:
-            wait_ms = int(self._take(keys=[key], args=[self.window_ms, self.limit, uuid.uuid4().hex]))
+            try:
+                wait_ms = int(self._take(keys=[key], args=[self.window_ms, self.limit, uuid.uuid4().hex]))
+            except redis.RedisError:
+                # Like the token cache: without Redis the call still goes out. WeCom's own 45009 and the
+                # client's backoff are then the only brake, which beats refusing every call.
+                logger.warning("wecom rate window unavailable, calling without it", extra={"endpoint": path})
+                return waited
             if wait_ms == 0:
                 return waited
             if waited >= self.max_wait:
