@@ -140,6 +140,7 @@ CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
 CELERY_TASK_ROUTES = {
     "crm.tasks.callbacks.*": {"queue": "callbacks"},
     "crm.tasks.campaigns.*": {"queue": "pushes"},
+    "crm.tasks.planning.*": {"queue": "pushes"},
     "crm.tasks.redpackets.*": {"queue": "redpackets"},
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
@@ -184,6 +185,8 @@ WECOM_RETRY_MAX_DELAY = env_float("WECOM_RETRY_MAX_DELAY", 10.0)
 # corp admin chose ("month_days", the default; "week7"; "day1") and WeCom's per-corp rate of calls per API.
 WECOM_MASS_QUOTA = env_str("WECOM_MASS_QUOTA", "month_days")
 WECOM_RATE_PER_MINUTE = env_int("WECOM_RATE_PER_MINUTE", 10000)
+# Campaign planning (crm.services.campaign_runs): contacts per chunk, each chunk one transaction.
+CAMPAIGN_PLAN_CHUNK = env_int("CAMPAIGN_PLAN_CHUNK", 50000)
 CALLBACK_MAX_ATTEMPTS = env_int("CALLBACK_MAX_ATTEMPTS", 5)
 CALLBACK_SWEEP_AFTER_SECONDS = env_int("CALLBACK_SWEEP_AFTER_SECONDS", 120)
 # The ingest server answers 503 ("retry") when an event is not committed by then: inside WeCom's 5 s.
@@ -217,6 +220,9 @@ PHONE_HASH_KEY = env_str("PHONE_HASH_KEY", "dev-phone-hash-key")
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", "3q2-7vR0n1l7dEbqH8J5sZc8d6QeYw9mK2xTgV4pLfA=")
 CARD_QR_TTL_SECONDS = env_int("CARD_QR_TTL_SECONDS", 60)
 LOYALTY_FEN_PER_POINT = env_int("LOYALTY_FEN_PER_POINT", 100)  # one point per yuan spent
+# Segments (crm.services.segments, loyalty.segment_fields): "spend", "last purchase" and "bought" count the
+# Tmall/JD order lines imported into crm alongside till receipts.
+LOYALTY_SPEND_INCLUDES_ORDERS = env_bool("LOYALTY_SPEND_INCLUDES_ORDERS", True)
 
 # --- Audit (crm.audit) ----------------------------------------------------------------------
 # What staff change in the console and the API. Personal fields are masked: an erased person must not live on

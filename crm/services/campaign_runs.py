@@ -1,174 +1,536 @@
-"""Campaign runs: launching a campaign's occurrence, planning its recipients and batches, finishing it."""
+"""Campaign runs: starting a campaign's occurrence, planning its recipients and batches, finishing it.
+
+Planning is set-based and chunked. Each chunk is ONE transaction over the next CAMPAIGN_PLAN_CHUNK contacts (or
+groups) after the run's `plan_cursor`:
+  1. INSERT ... SELECT of the recipients, built from the segment's queryset (marketing consent in force), with the
+     sender picked in SQL (a correlated subquery: one of the segment's staff, else the latest active follow) and
+     the receive quota applied (over_quota with reachable_at); nothing of the list passes through Python;
+  2. the chunk's pending recipients assigned to MassMessages per sender (row_number() over the sender), topping up
+     the sender's last open batch first, never more than 10,000 (2,000 chat_ids for groups) per message;
+  3. the cursor advanced.
+A crash (SIGKILL, a lost connection) rolls back the chunk in progress and nothing else: planning resumes after the
+last committed cursor. Planning twice creates nothing new: the run row is locked for the chunk, and recipients
+and messages are UNIQUE per (run, contact) / (run, group) / (run, sender, batch_no).
+
+Sends are queued only once the whole run is planned (status sending), so the batches being topped up are never
+in a worker's hands; a send claimed meanwhile anyway (beat's resend sweeper) is seen under its row lock and the
+chunk opens a new batch instead.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
 from datetime import datetime
 
-from django.db import transaction
+from django.conf import settings
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, transaction
+from django.db.models import Case, Count, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.utils import timezone
 
 from crm.models import (
     Campaign,
+    CampaignGroupRecipient,
     CampaignRecipient,
     CampaignRun,
     ConsentRecord,
+    Contact,
+    CustomerGroup,
     FollowRelation,
     LuckyDraw,
     MassMessage,
     RedPacketPool,
+    Staff,
 )
-from crm.services import segments
-from crm.services.campaigns import EDITABLE, _get, draw_url
+from crm.services import push_quota, segments
 from crm.services.consent import contacts_consenting
-from crm.services.redpackets import claim_url, redpacket_pool_activate
 
-# WeCom: at most 10,000 external_userids per add_msg_template task.
+logger = logging.getLogger(__name__)
+
+# WeCom: at most 10,000 external_userids per add_msg_template task (single), 2,000 chat_ids (group).
 BATCH_SIZE = 10_000
+GROUP_BATCH_SIZE = 2_000
+DEFAULT_PLAN_CHUNK = 50_000
+OPEN_RUN = (CampaignRun.Status.PLANNING, CampaignRun.Status.SENDING, CampaignRun.Status.PAUSED)
+OPEN_MESSAGE = (MassMessage.Status.PENDING, MassMessage.Status.SENDING, MassMessage.Status.CREATED)
+R = CampaignRecipient.Status
 
 
-def _pick_senders(contact_ids_qs, preferred_userids: list[str]) -> dict[int, int]:
-    """contact id -> staff id of an active follow staff: one of the segment's staff if given, else the latest add."""
-    follows = FollowRelation.objects.filter(
-        segments.active_follow_q(prefix=""), contact_id__in=contact_ids_qs
-    )
-    if preferred_userids:
-        follows = follows.filter(staff__userid__in=preferred_userids)
-    chosen: dict[int, int] = {}
-    rows = follows.order_by("contact_id", "-added_at", "-id").values_list("contact_id", "staff_id")
-    for contact_id, staff_id in rows.iterator(chunk_size=5000):
-        chosen.setdefault(contact_id, staff_id)
-    return chosen
+def plan_chunk_size() -> int:
+    return max(1, int(getattr(settings, "CAMPAIGN_PLAN_CHUNK", DEFAULT_PLAN_CHUNK)))
 
 
-def _message_text(
-    campaign: Campaign, pool: RedPacketPool | None, draw: LuckyDraw | None, contact_id: int | None
-) -> str:
-    if contact_id is None:
-        return campaign.text
+def _get(campaign_id: int, *, lock: bool = False) -> Campaign:
+    from crm.services.campaigns import _get as get_campaign
+
+    return get_campaign(campaign_id, lock=lock)
+
+
+# --- what a run sends, to whom ------------------------------------------------------------------------------
+
+
+def _definition(campaign: Campaign) -> dict:
+    if campaign.saved_segment_id:
+        from crm.services import saved_segments
+
+        # The saved segment's definition as it is now: each run plans from the segment of its moment.
+        read = getattr(saved_segments, "segment_definition", None)
+        return read(campaign.saved_segment) if read else (campaign.saved_segment.definition or {})
+    return campaign.segment or {}
+
+
+def _preferred_staff(definition: dict) -> list[str]:
+    pick = getattr(segments, "preferred_staff", None)
+    if pick is not None:
+        return list(pick(definition))
+    return list(definition.get("staff") or [])  # the flat shape, before the filter language landed
+
+
+def _is_group_target(campaign: Campaign) -> bool:
+    return campaign.target in (Campaign.Target.GROUPS, Campaign.Target.VIP_GROUPS)
+
+
+def _customer_links_mode() -> str:
+    return getattr(settings, "CUSTOMER_LINKS", "oauth")
+
+
+def _personal(campaign: Campaign) -> tuple[RedPacketPool | None, LuckyDraw | None]:
+    pool = RedPacketPool.objects.filter(campaign=campaign).first()
+    return pool, LuckyDraw.objects.filter(campaign=campaign).first()
+
+
+def _shared_link(kind: str, object_id: int) -> str:
+    """The same link for everyone (WeChat OAuth identifies the visitor): customer_links.pool_link / draw_link."""
+    from crm.services import customer_links
+
+    make = getattr(customer_links, f"{kind}_link", None)
+    if make is not None:
+        return make(object_id)
+    return customer_links.absolute_url(f"/m/{'rp' if kind == 'pool' else 'draw'}/o/{object_id}/")
+
+
+def _message_text(campaign: Campaign, pool: RedPacketPool | None, draw: LuckyDraw | None,
+                  contact_id: int | None = None) -> str:
+    """The text of a run's messages. With signed links (contact_id given) each carries the customer's own link."""
     lines = [campaign.text]
-    if pool is not None:
-        lines.append(claim_url(pool.id, contact_id))
-    if draw is not None:
-        lines.append(draw_url(draw.id, contact_id))
+    if contact_id is not None:
+        from crm.services.campaigns import draw_url
+        from crm.services.redpackets import claim_url
+
+        if pool is not None:
+            lines.append(claim_url(pool.id, contact_id))
+        if draw is not None:
+            lines.append(draw_url(draw.id, contact_id))
+    else:
+        if pool is not None:
+            lines.append(_shared_link("pool", pool.id))
+        if draw is not None:
+            lines.append(_shared_link("draw", draw.id))
     return "\n".join(lines)
 
 
-def _build_recipients(campaign: Campaign, pool: RedPacketPool | None) -> None:
-    run, _ = CampaignRun.objects.get_or_create(campaign=campaign, occurrence=campaign.launched_at)
-    draw = LuckyDraw.objects.filter(campaign=campaign).first()
-    personal = pool is not None or draw is not None
-    # Only customers whose marketing consent is in force become recipients (red packets and lucky draws ride
-    # on the same message, so they are covered too); a withdrawal after this point is checked again at send.
-    contacts = contacts_consenting(ConsentRecord.Purpose.MARKETING, segments.resolve(campaign.segment))
-    senders = _pick_senders(contacts.values("id"), campaign.segment.get("staff") or [])
-    rows = [
-        CampaignRecipient(
-            campaign=campaign,
-            run=run,
-            contact_id=contact_id,
-            external_userid=eid,
-            sender_id=senders.get(contact_id),
-            status=CampaignRecipient.Status.PENDING if contact_id in senders else CampaignRecipient.Status.NO_SENDER,
-        )
-        for contact_id, eid in contacts.values_list("id", "external_userid").iterator(chunk_size=5000)
-    ]
-    # UNIQUE (campaign, contact): a customer gets one recipient row, so at most one message, whatever the retries.
-    CampaignRecipient.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
-    todo = (
-        CampaignRecipient.objects.filter(
-            campaign=campaign, mass_message__isnull=True, status=CampaignRecipient.Status.PENDING
-        )
-        .order_by("sender_id", "id")
-        .values_list("id", "sender_id", "contact_id")
-    )
-    # One add_msg_template task carries ONE content for all its external_userids. A red-packet claim link must
-    # identify the customer (the signed token stands in for WeChat OAuth, which this deployment does not have),
-    # so red-packet campaigns send one task per recipient with that recipient's own link; plain campaigns send
-    # per sender in batches of up to 10,000. The price of per-recipient tasks is one confirmation per customer
-    # in the staff member's 群发助手, accepted here for correctness of the claim identity. (Same for lucky draws.)
-    batch_size = 1 if personal else BATCH_SIZE
-    by_sender: dict[int, list[tuple[int, int]]] = {}
-    for recipient_id, sender_id, contact_id in todo.iterator(chunk_size=5000):
-        by_sender.setdefault(sender_id, []).append((recipient_id, contact_id))
-    for sender_id, items in by_sender.items():
-        next_batch = (
-            MassMessage.objects.filter(campaign=campaign, sender_id=sender_id).order_by("-batch_no").values_list(
-                "batch_no", flat=True
-            ).first()
-            or 0
-        )
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            next_batch += 1
-            message = MassMessage.objects.create(
-                campaign=campaign,
-                run=run,
-                sender_id=sender_id,
-                batch_no=next_batch,
-                idempotency_key=f"c{campaign.id}-s{sender_id}-b{next_batch}",
-                text=_message_text(campaign, pool, draw, chunk[0][1] if personal else None),
-            )
-            CampaignRecipient.objects.filter(id__in=[r for r, _ in chunk]).update(mass_message=message)
+def _audience_qs(campaign: Campaign) -> QuerySet[Contact]:
+    # Only customers whose marketing consent is in force become recipients (red packets and lucky draws ride on
+    # the same message); a withdrawal after planning is checked again at send time.
+    return contacts_consenting(ConsentRecord.Purpose.MARKETING, segments.resolve(_definition(campaign)))
+
+
+def _groups_qs(campaign: Campaign) -> QuerySet[CustomerGroup]:
+    groups = CustomerGroup.objects.filter(status=CustomerGroup.Status.ACTIVE)
+    if campaign.target == Campaign.Target.VIP_GROUPS:
+        return groups.filter(is_vip=True)
+    return groups.filter(chat_id__in=list(campaign.group_chat_ids or []))
+
+
+def _sql(qs: QuerySet) -> tuple[str, list] | None:
+    try:
+        sql, params = qs.query.sql_with_params()
+    except EmptyResultSet:
+        return None
+    return sql, list(params)
+
+
+def _dt(value: datetime) -> object:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+# --- starting a run ---------------------------------------------------------------------------------------
+
+
+def run_start(campaign_id: int, *, occurrence: datetime | None = None, enqueue: bool = True) -> CampaignRun | None:
+    """The run for this occurrence (created once: UNIQUE (campaign, occurrence)), then its planning: queued on
+    the pushes queue, or inline with enqueue=False. None when the campaign is cancelled, done or paused."""
+    pool, _draw = _personal(_get(campaign_id))
+    if pool is not None and pool.status == RedPacketPool.Status.DRAFT:
+        from crm.services.redpackets import redpacket_pool_activate
+
+        # Its own committed transaction first: links sent by the run must point at a live pool.
+        redpacket_pool_activate(pool.id)
+    with transaction.atomic():
+        campaign = _get(campaign_id, lock=True)
+        if campaign.status in (Campaign.Status.CANCELLED, Campaign.Status.DONE, Campaign.Status.PAUSED):
+            return None
+        now = timezone.now()
+        if occurrence is None:
+            occurrence = _default_occurrence(campaign, now)
+        run, created = CampaignRun.objects.get_or_create(campaign=campaign, occurrence=occurrence)
+        if campaign.status != Campaign.Status.RUNNING:
+            campaign.status = Campaign.Status.RUNNING
+            campaign.launched_at = campaign.launched_at or now
+            campaign.save(update_fields=["status", "launched_at", "updated_at"])
+        if created:
+            logger.info("campaign run started", extra={"campaign_id": campaign.id, "run_id": run.id})
+        if enqueue and created:
+            from crm.tasks.planning import plan_run
+
+            transaction.on_commit(lambda: plan_run.delay(run.id))
+    if not enqueue and run.status == CampaignRun.Status.PLANNING:
+        run_plan(run.id, enqueue=False)
+        run.refresh_from_db()
+    return run
+
+
+def _default_occurrence(campaign: Campaign, now: datetime) -> datetime:
+    """'Send now': a one-off's occurrence is its scheduled moment (so beat's own firing finds the same run), or
+    its first launch; a recurring campaign's extra occurrence is now, unless one of its runs is still open."""
+    if campaign.recurrence == Campaign.Recurrence.ONCE:
+        existing = campaign.runs.order_by("id").values_list("occurrence", flat=True).first()
+        return existing or campaign.scheduled_at or campaign.launched_at or now
+    open_run = campaign.runs.filter(status__in=OPEN_RUN).order_by("-id").values_list("occurrence", flat=True).first()
+    return open_run or now
 
 
 def campaign_launch(campaign_id: int, *, enqueue: bool = True) -> list[int]:
-    """Start a campaign: recipients, batches, pool; idempotent. The pending MassMessage ids (queued on commit).
-
-    Running again (beat twice, a retried task, an admin click) creates nothing new: recipient rows are unique per
-    contact, messages unique per (campaign, sender, batch), and only messages still pending are queued again."""
-    pool = RedPacketPool.objects.filter(campaign_id=campaign_id).first()
-    campaign = _get(campaign_id)
-    if campaign.status in (Campaign.Status.CANCELLED, Campaign.Status.DONE):
+    """'Send now': start the campaign's run; idempotent. The pending MassMessage ids: with enqueue=False the run
+    is planned inline first (tests, demo); queued planning sends its messages itself once planned."""
+    run = run_start(campaign_id, enqueue=enqueue)
+    if run is None:
         return []
-    if pool is not None and pool.status == RedPacketPool.Status.DRAFT:
-        # Its own committed transaction first: links sent below must point at a live pool.
-        pool = redpacket_pool_activate(pool.id)
-    with transaction.atomic():
-        campaign = _get(campaign_id, lock=True)
-        if campaign.status in (Campaign.Status.CANCELLED, Campaign.Status.DONE):
-            return []
-        if campaign.status in EDITABLE:
-            campaign.status = Campaign.Status.RUNNING
-            campaign.launched_at = timezone.now()
-            campaign.save(update_fields=["status", "launched_at", "updated_at"])
-            _build_recipients(campaign, pool)
-            if not MassMessage.objects.filter(campaign=campaign).exists():
-                campaign.status = Campaign.Status.DONE  # nobody reachable: nothing to send
-                campaign.finished_at = timezone.now()
-                campaign.save(update_fields=["status", "finished_at", "updated_at"])
-        pending = list(
-            MassMessage.objects.filter(campaign=campaign, status=MassMessage.Status.PENDING)
-            .order_by("id")
-            .values_list("id", flat=True)
-        )
-        if enqueue and pending:
-            from crm.tasks.campaigns import send_mass_message
+    return _pending_ids(run)
 
-            transaction.on_commit(lambda: [send_mass_message.delay(mid) for mid in pending])
-    return pending
+
+def _pending_ids(run: CampaignRun) -> list[int]:
+    pending = MassMessage.objects.filter(run=run, status=MassMessage.Status.PENDING).order_by("id")
+    return list(pending.values_list("id", flat=True))
 
 
 def campaign_launch_due(now: datetime | None = None) -> list[int]:
-    """Launch every scheduled campaign whose time has come; their ids."""
+    """Beat's 15 s sweeper: start each scheduled one-off whose time has come; their ids. The occurrence is the
+    scheduled moment, the same one its ClockedSchedule PeriodicTask passes, so both firing plan one run."""
     now = now or timezone.now()
     due = list(
-        Campaign.objects.filter(status=Campaign.Status.SCHEDULED, scheduled_at__lte=now).values_list("id", flat=True)
+        Campaign.objects.filter(
+            status=Campaign.Status.SCHEDULED, recurrence=Campaign.Recurrence.ONCE, scheduled_at__lte=now
+        ).order_by("scheduled_at", "id").values_list("id", "scheduled_at")
     )
-    for campaign_id in due:
-        campaign_launch(campaign_id)
-    return due
+    started = []
+    for campaign_id, scheduled_at in due:
+        if run_start(campaign_id, occurrence=scheduled_at) is not None:
+            started.append(campaign_id)
+    return started
+
+
+# --- planning -------------------------------------------------------------------------------------------------
+
+
+def run_plan(run_id: int, *, enqueue: bool = True) -> CampaignRun:
+    """Plan the whole run inline, chunk after chunk (each its own transaction)."""
+    while run_plan_chunk(run_id, enqueue=enqueue):
+        pass
+    return CampaignRun.objects.get(id=run_id)
+
+
+def run_plan_chunk(run_id: int, *, enqueue: bool = True) -> bool:
+    """Plan the next chunk of the run in one transaction; True while there is more to plan.
+
+    A paused or cancelled run (or campaign) stops here, between chunks. The last chunk moves the run to sending
+    (or done when nobody is reachable) and queues its messages' sends once committed (enqueue)."""
+    with transaction.atomic():
+        run = CampaignRun.objects.select_for_update().filter(id=run_id).first()
+        if run is None or run.status != CampaignRun.Status.PLANNING:
+            return False
+        campaign = Campaign.objects.get(id=run.campaign_id)
+        if campaign.status in (Campaign.Status.CANCELLED, Campaign.Status.DONE):
+            return False
+        group = _is_group_target(campaign)
+        if run.audience is None and run.plan_cursor == 0:
+            run.audience = (_groups_qs(campaign) if group else _audience_qs(campaign)).count()
+        old_cursor = run.plan_cursor
+        size = plan_chunk_size()
+        if group:
+            inserted = _insert_group_recipients(campaign, run, old_cursor, size)
+            table, key = CampaignGroupRecipient, "group_id"
+        else:
+            inserted = _insert_recipients(campaign, run, old_cursor, size)
+            table, key = CampaignRecipient, "contact_id"
+        if inserted:
+            _assign_batches(campaign, run, old_cursor, group)
+            run.plan_cursor = table.objects.filter(run=run).aggregate(m=Max(key))["m"] or old_cursor
+            run.planned += inserted
+        more = inserted >= size
+        fields = ["plan_cursor", "planned", "audience"]
+        if not more:
+            _finish_planning(run, enqueue=enqueue)
+            fields += ["status", "planned_at", "finished_at", "stats"]
+        run.save(update_fields=fields)
+    if not more and run.status == CampaignRun.Status.DONE:
+        campaign_finish_if_complete(run.campaign_id)
+    return more
+
+
+def _insert_recipients(campaign: Campaign, run: CampaignRun, cursor: int, size: int) -> int:
+    """INSERT ... SELECT of the next `size` consenting contacts after `cursor`; how many rows."""
+    moment = run.started_at
+    window = push_quota.window(moment)
+    follows = FollowRelation.objects.filter(segments.active_follow_q(prefix=""), contact_id=OuterRef("pk"))
+    preferred = _preferred_staff(_definition(campaign))
+    if preferred:
+        follows = follows.filter(staff__userid__in=preferred)
+    picked = Subquery(follows.order_by("-added_at", "-id").values("staff_id")[:1], output_field=IntegerField())
+    qs = (
+        _audience_qs(campaign)
+        .filter(id__gt=cursor)
+        .annotate(plan_sender=picked, plan_got=push_quota.received(moment))
+        .order_by("id")
+        .values_list("id", "external_userid", "plan_sender", "plan_got")[:size]
+    )
+    compiled = _sql(qs)
+    if compiled is None:
+        return 0
+    inner, params = compiled
+    # Table names from model meta; the inner SELECT is the ORM's, with its params.
+    sql = f"""
+        INSERT INTO {CampaignRecipient._meta.db_table}
+            (campaign_id, run_id, contact_id, external_userid, sender_id, mass_message_id, status, reason,
+             reachable_at, quota_day, sent_at, updated_at)
+        SELECT %s, %s, q.id, q.external_userid, q.plan_sender, NULL,
+            CASE WHEN q.plan_sender IS NULL THEN %s WHEN q.plan_got >= %s THEN %s ELSE %s END, '',
+            CASE WHEN q.plan_sender IS NOT NULL AND q.plan_got >= %s THEN %s END,
+            CASE WHEN q.plan_sender IS NOT NULL AND q.plan_got < %s THEN %s END,
+            NULL, %s
+        FROM ({inner}) q
+        WHERE 1 = 1
+        ON CONFLICT DO NOTHING
+    """  # noqa: S608
+    head = [
+        campaign.id, run.id, R.NO_SENDER, window.limit, R.OVER_QUOTA, R.PENDING,
+        window.limit, _dt(window.reachable_at),
+        window.limit, connection.ops.adapt_datefield_value(push_quota.local_day(moment)),
+        _dt(timezone.now()),
+    ]
+    with connection.cursor() as cur:
+        cur.execute(sql, head + params)
+        return max(cur.rowcount, 0)
+
+
+def _insert_group_recipients(campaign: Campaign, run: CampaignRun, cursor: int, size: int) -> int:
+    """INSERT ... SELECT of the next `size` target groups after `cursor` (sender = the group's owner)."""
+    moment = run.occurrence
+    window = push_quota.window(moment)
+    owner_ok = Q(owner__status=Staff.Status.ACTIVE, owner__has_customer_contact=True)
+    qs = (
+        _groups_qs(campaign)
+        .filter(id__gt=cursor)
+        .annotate(
+            plan_sender=Case(When(owner_ok, then="owner_id"), default=Value(None), output_field=IntegerField()),
+            plan_got=push_quota.group_received(moment),
+        )
+        .order_by("id")
+        .values_list("id", "chat_id", "plan_sender", "plan_got")[:size]
+    )
+    compiled = _sql(qs)
+    if compiled is None:
+        return 0
+    inner, params = compiled
+    # Table names from model meta; the inner SELECT is the ORM's, with its params.
+    sql = f"""
+        INSERT INTO {CampaignGroupRecipient._meta.db_table}
+            (campaign_id, run_id, group_id, chat_id, sender_id, mass_message_id, status, reason, sent_at, updated_at)
+        SELECT %s, %s, q.id, q.chat_id, q.plan_sender, NULL,
+            CASE WHEN q.plan_sender IS NULL THEN %s WHEN q.plan_got >= %s THEN %s ELSE %s END, '', NULL, %s
+        FROM ({inner}) q
+        WHERE 1 = 1
+        ON CONFLICT DO NOTHING
+    """  # noqa: S608
+    head = [campaign.id, run.id, R.NO_SENDER, window.limit, R.OVER_QUOTA, R.PENDING, _dt(timezone.now())]
+    with connection.cursor() as cur:
+        cur.execute(sql, head + params)
+        return max(cur.rowcount, 0)
+
+
+def _assign_batches(campaign: Campaign, run: CampaignRun, cursor: int, group: bool) -> None:
+    """Put the chunk's pending recipients (key > cursor, no message yet) into MassMessages per sender."""
+    table = CampaignGroupRecipient if group else CampaignRecipient
+    key = "group_id" if group else "contact_id"
+    todo = table.objects.filter(run=run, status=R.PENDING, mass_message__isnull=True, **{f"{key}__gt": cursor})
+    counts = dict(todo.order_by().values("sender_id").annotate(n=Count("*")).values_list("sender_id", "n"))
+    if not counts:
+        return
+    pool, draw = _personal(campaign)
+    if not group and (pool is not None or draw is not None) and _customer_links_mode() == "signed":
+        _assign_one_per_recipient(campaign, run, todo, pool, draw)
+        return
+    limit = GROUP_BATCH_SIZE if group else BATCH_SIZE
+    chat_type = "group" if group else "single"
+    text = _message_text(campaign, pool, draw)
+    last = dict(
+        MassMessage.objects.filter(run=run, sender_id__in=list(counts)).order_by().values("sender_id")
+        .annotate(b=Max("batch_no")).values_list("sender_id", "b")
+    )
+    # The sender's last batch is topped up while it is still pending (locked: a send claiming it meanwhile
+    # waits for this chunk, and one that claimed it first makes this chunk open a new batch).
+    open_rows = {
+        m.sender_id: m
+        for m in MassMessage.objects.select_for_update().filter(
+            run=run, status=MassMessage.Status.PENDING, recipients_count__lt=limit,
+            sender_id__in=list(last), batch_no__in=set(last.values()),
+        )
+        if last.get(m.sender_id) == m.batch_no
+    }
+    plan: list[tuple[int, int, int]] = []  # (sender, last batch_no before the chunk, room in it)
+    new: list[MassMessage] = []
+    for sender_id, n in sorted(counts.items()):
+        base = last.get(sender_id, 0)
+        top_up = open_rows.get(sender_id)
+        room = min(n, limit - top_up.recipients_count) if top_up else 0
+        plan.append((sender_id, base, room))
+        if room:
+            MassMessage.objects.filter(id=top_up.id).update(recipients_count=top_up.recipients_count + room)
+        rest = n - room
+        for i in range(math.ceil(rest / limit)):
+            batch_no = base + 1 + i
+            new.append(MassMessage(
+                campaign=campaign, run=run, chat_type=chat_type, sender_id=sender_id, batch_no=batch_no,
+                idempotency_key=f"c{campaign.id}-r{run.id}-s{sender_id}-b{batch_no}", text=text,
+                recipients_count=min(limit, rest - i * limit),
+            ))
+    MassMessage.objects.bulk_create(new, batch_size=1000)
+    # One UPDATE for the whole chunk: the n-th pending recipient of a sender (row_number() over the sender, by
+    # id) fills the room left in the last batch, then the new batches in order, `limit` each.
+    values = ", ".join(f"({int(s)}, {int(b)}, {int(r)})" for s, b, r in plan)
+    t = table._meta.db_table
+    # Table names from model meta; the numbers formatted by int().
+    sql = f"""
+        WITH p(sender_id, base, room) AS (VALUES {values})
+        UPDATE {t} SET mass_message_id = m.id
+        FROM (
+            SELECT id, sender_id, row_number() OVER (PARTITION BY sender_id ORDER BY id) AS rn
+            FROM {t}
+            WHERE run_id = %s AND {key} > %s AND status = %s AND mass_message_id IS NULL
+        ) x, p, {MassMessage._meta.db_table} m
+        WHERE {t}.id = x.id AND p.sender_id = x.sender_id AND m.run_id = %s AND m.sender_id = x.sender_id
+          AND m.batch_no = p.base + CASE WHEN x.rn <= p.room THEN 0 ELSE 1 + (x.rn - p.room - 1) / %s END
+    """  # noqa: S608
+    with connection.cursor() as cur:
+        cur.execute(sql, [run.id, cursor, R.PENDING, run.id, limit])
+
+
+def _assign_one_per_recipient(campaign, run, todo, pool, draw) -> None:
+    """CUSTOMER_LINKS = "signed" (the fallback): a signed link names the customer, and one add_msg_template
+    carries one content, so each recipient gets a task of their own (one confirmation each). Bounded by the
+    chunk."""
+    rows = list(todo.order_by("sender_id", "id").values_list("id", "sender_id", "contact_id"))
+    last = dict(
+        MassMessage.objects.filter(run=run).order_by().values("sender_id").annotate(b=Max("batch_no"))
+        .values_list("sender_id", "b")
+    )
+    messages = []
+    for _rid, sender_id, contact_id in rows:
+        batch_no = last[sender_id] = last.get(sender_id, 0) + 1
+        messages.append(MassMessage(
+            campaign=campaign, run=run, sender_id=sender_id, batch_no=batch_no, recipients_count=1,
+            idempotency_key=f"c{campaign.id}-r{run.id}-s{sender_id}-b{batch_no}",
+            text=_message_text(campaign, pool, draw, contact_id),
+        ))
+    MassMessage.objects.bulk_create(messages, batch_size=1000)
+    by_key = dict(
+        MassMessage.objects.filter(run=run, idempotency_key__in=[m.idempotency_key for m in messages])
+        .values_list("idempotency_key", "id")
+    )
+    updates = [
+        CampaignRecipient(id=rid, mass_message_id=by_key[m.idempotency_key])
+        for (rid, _s, _c), m in zip(rows, messages, strict=True)
+    ]
+    CampaignRecipient.objects.bulk_update(updates, ["mass_message_id"], batch_size=1000)
+
+
+def _stats(run: CampaignRun) -> dict[str, int]:
+    stats: dict[str, int] = {}
+    for table in (CampaignRecipient, CampaignGroupRecipient):
+        for status, n in table.objects.filter(run=run).order_by().values("status").annotate(n=Count("*")).values_list(
+            "status", "n"
+        ):
+            stats[status] = stats.get(status, 0) + n
+    return stats
+
+
+def _finish_planning(run: CampaignRun, *, enqueue: bool) -> None:
+    """The run is planned: sending (its sends queued once committed), or done when nothing is to be sent."""
+    now = timezone.now()
+    run.planned_at = now
+    run.stats = _stats(run)
+    pending = _pending_ids(run)
+    if MassMessage.objects.filter(run=run, status__in=OPEN_MESSAGE).exists():
+        run.status = CampaignRun.Status.SENDING
+    else:
+        run.status = CampaignRun.Status.DONE  # nobody reachable: nothing to send
+        run.finished_at = now
+    logger.info("campaign run planned", extra={"run_id": run.id, "planned": run.planned, "messages": len(pending)})
+    if enqueue and pending:
+        from crm.tasks.campaigns import send_mass_message
+
+        transaction.on_commit(lambda: [send_mass_message.delay(mid) for mid in pending])
+
+
+# --- finishing ---------------------------------------------------------------------------------------------
+
+
+def _close_run_if_complete(run: CampaignRun) -> bool:
+    """(run locked) A sending run with no message waiting to be sent or confirmed becomes done."""
+    if run.status != CampaignRun.Status.SENDING:
+        return run.status == CampaignRun.Status.DONE
+    if MassMessage.objects.filter(run=run, status__in=OPEN_MESSAGE).exists():
+        return False
+    run.status = CampaignRun.Status.DONE
+    run.finished_at = timezone.now()
+    run.stats = _stats(run)
+    run.save(update_fields=["status", "finished_at", "stats"])
+    return True
+
+
+def run_finish_if_complete(run_id: int) -> bool:
+    """Mark a sending run done once none of its messages is waiting; then its campaign, if that was the last."""
+    with transaction.atomic():
+        run = CampaignRun.objects.select_for_update().filter(id=run_id).first()
+        if run is None:
+            return False
+        done = _close_run_if_complete(run)
+    if done:
+        campaign_finish_if_complete(run.campaign_id)
+    return done
 
 
 def campaign_finish_if_complete(campaign_id: int) -> bool:
-    """Mark a running campaign done once no message is waiting to be sent or confirmed."""
+    """Close the campaign's complete runs; a running one-off with no open run or message is done, a recurring
+    campaign goes back to scheduled between runs (done after recur_until). True when the campaign is done."""
     with transaction.atomic():
         campaign = _get(campaign_id, lock=True)
+        for run in CampaignRun.objects.select_for_update().filter(campaign=campaign, status=CampaignRun.Status.SENDING):
+            _close_run_if_complete(run)
         if campaign.status != Campaign.Status.RUNNING:
             return campaign.status == Campaign.Status.DONE
-        open_statuses = [MassMessage.Status.PENDING, MassMessage.Status.SENDING, MassMessage.Status.CREATED]
-        if MassMessage.objects.filter(campaign=campaign, status__in=open_statuses).exists():
+        if MassMessage.objects.filter(campaign=campaign, run__isnull=True, status__in=OPEN_MESSAGE).exists():
+            return False  # messages from before runs existed
+        if campaign.runs.filter(status__in=OPEN_RUN).exists():
+            return False
+        now = timezone.now()
+        if campaign.recurrence != Campaign.Recurrence.ONCE and (campaign.recur_until is None
+                                                                  or campaign.recur_until > now):
+            campaign.status = Campaign.Status.SCHEDULED  # waiting for its next occurrence
+            campaign.save(update_fields=["status", "updated_at"])
             return False
         campaign.status = Campaign.Status.DONE
-        campaign.finished_at = timezone.now()
+        campaign.finished_at = now
         campaign.save(update_fields=["status", "finished_at", "updated_at"])
         return True

@@ -52,6 +52,9 @@ def test_campaign_scheduled_in_the_console_is_launched_by_beat_at_its_time(admin
     assert launch_due_campaigns() == [campaign.id]
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.RUNNING and campaign.launched_at is not None
+    [run] = campaign.runs.all()
+    assert run.occurrence == when and run.status == "planning"  # planning is queued on the pushes queue
+    campaign_runs.run_plan(run.id, enqueue=False)  # what the pushes worker does
     assert campaign.recipients.count() == 1
 
 

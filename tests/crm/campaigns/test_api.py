@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crm.models import Campaign, RedPacketPool
+from crm.models import Campaign, CampaignRun, RedPacketPool
 from tests.crm.campaigns.conftest import later, make_contact, make_staff
 
 pytestmark = pytest.mark.django_db
@@ -80,6 +80,9 @@ def test_launch_via_api_and_stats(admin_client):
     cid = _post(admin_client, "/api/campaigns/", {"name": "now", "text": "hi"}).json()["id"]
     response = _post(admin_client, f"/api/campaigns/{cid}/launch", {})
     assert response.status_code == 200 and response.json()["campaign"]["status"] == "running"
+    from crm.services import campaign_runs
+
+    campaign_runs.run_plan(CampaignRun.objects.get(campaign_id=cid).id, enqueue=False)  # the pushes worker's part
     stats = admin_client.get(f"/api/campaigns/{cid}/stats").json()
     assert stats["recipients_total"] == 3 and stats["recipients"]["pending"] == 3
     assert stats["messages_total"] == 1

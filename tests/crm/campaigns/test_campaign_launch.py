@@ -122,7 +122,8 @@ def test_launching_again_and_concurrently_creates_each_recipient_once():
 
 
 @pytest.mark.django_db
-def test_red_packet_campaign_gives_each_recipient_their_own_link():
+def test_red_packet_campaign_gives_each_recipient_their_own_link(settings):
+    settings.CUSTOMER_LINKS = "signed"  # the fallback: signed per-customer links, one task each
     staff = make_staff()
     contacts = [make_contact(staff) for _ in range(3)]
     campaign = svc.campaign_create(
@@ -169,7 +170,8 @@ def test_schedule_cancel_and_due_launch():
 
 
 @pytest.mark.django_db
-def test_a_red_packet_recipient_who_withdraws_before_the_send_is_skipped_and_told_why():
+def test_a_red_packet_recipient_who_withdraws_before_the_send_is_skipped_and_told_why(settings):
+    settings.CUSTOMER_LINKS = "signed"  # one task per recipient: the withdrawn one's task sends nothing
     staff = make_staff()
     stays, leaves = make_contact(staff), make_contact(staff)
     campaign = svc.campaign_create(
