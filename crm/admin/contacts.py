@@ -21,6 +21,7 @@ from crm.admin.base import (
     console_list_action,
     console_page_action,
 )
+from crm.admin.segments import SavedSegmentFilter
 from crm.errors import ApplicationError
 from crm.models.channels import Channel
 from crm.models.consent import ConsentRecord, DataSource, SourceAggregate, SourceEvent, SourceOrderLine
@@ -200,7 +201,7 @@ class ContactForm(forms.ModelForm):
 class ContactAdmin(ServiceModelAdmin):
     form = ContactForm
     list_display = ["id", "name", "external_userid", "type", "channel", "first_added_at"]
-    list_filter = ["type", "gender", "channel"]
+    list_filter = ["type", "gender", "channel", SavedSegmentFilter]  # one filter language (crm/admin/segments.py)
     search_fields = ["name", "external_userid", "unionid", "follows__remark"]
     readonly_fields = ["external_userid", "name", "type", "gender", "avatar", "corp_name", "unionid", "channel",
                        "phone_encrypted", "phone_hash", "first_added_at", "synced_at", "created_at", "updated_at"]

@@ -95,6 +95,7 @@ def sections() -> list[tuple[str, list[dict | None]]]:
         ]),
         (_("Contacts"), [
             _model(_("Contacts"), "person", "crm", "contact"),
+            _model(_("Segments"), "filter_alt", "crm", "segment"),
             _model(_("Tags"), "sell", "crm", "tag"),
             _model(_("Tag groups"), "label", "crm", "taggroup"),
             _model(_("Contact tags"), "bookmarks", "crm", "contacttag"),

@@ -42,3 +42,13 @@ urlpatterns += [
     path("campaigns/<int:campaign_id>/cancel/", admin.site.admin_view(campaign.campaign_cancel_view),
          name="campaign-cancel"),
 ]
+
+# Segment builder (crm/console/segment.py); the list of segments is the admin's changelist (crm/admin/segments.py).
+from crm.console import segment  # noqa: E402
+
+urlpatterns += [
+    path("segments/new/", admin.site.admin_view(segment.segment_new), name="segment-new"),
+    path("segments/<int:segment_id>/", admin.site.admin_view(segment.segment_edit), name="segment-edit"),
+    path("segments/<int:segment_id>/delete/", admin.site.admin_view(segment.segment_delete_view),
+         name="segment-delete"),
+]
