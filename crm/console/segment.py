@@ -111,6 +111,7 @@ def _strings() -> dict:
         "skus": _("SKUs (comma-separated)"),
         "categories": _("Categories"),
         "yes": _("yes"),
+        "multi_hint": _("Ctrl-click (⌘-click on a Mac) to choose several."),
         "counting": _("Counting…"),
         "matches": _("contacts match"),
         "no_sample": _("No contact matches."),
@@ -139,15 +140,11 @@ def _error_for(form: SegmentForm, exc: ApplicationError) -> dict | None:
 
 def _builder(request: HttpRequest, form: SegmentForm, segment: Segment | None, *, error: dict | None = None,
              status: int = 200) -> HttpResponse:
-    definition = form.data.get("definition") if form.is_bound else None
-    if not definition:
-        definition = json.dumps(form.initial.get("definition") or {"all": []})
     can_change = request.user.has_perm(CHANGE_PERMISSION if segment else ADD_PERMISSION)
     campaigns = list(segment.campaigns.order_by("name").values_list("name", flat=True)[:6]) if segment else []
     context = {
         "form": form,
         "segment": segment,
-        "definition_json": definition,
         "fields": _catalogue(),
         "strings": _strings(),
         "error": error,
@@ -172,7 +169,7 @@ def _builder(request: HttpRequest, form: SegmentForm, segment: Segment | None, *
 @permission_required(ADD_PERMISSION)
 def segment_new(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
-        return _builder(request, SegmentForm(initial={"definition": {"all": []}}), None)
+        return _builder(request, SegmentForm(initial={"definition": json.dumps({"all": []})}), None)
     from crm.services.saved_segments import segment_create
 
     form = SegmentForm(request.POST)
@@ -197,7 +194,7 @@ def segment_edit(request: HttpRequest, segment_id: int) -> HttpResponse:
         from crm.services.saved_segments import segment_definition
 
         initial = {"name": segment.name, "description": segment.description,
-                   "definition": segment_definition(segment)}
+                   "definition": json.dumps(segment_definition(segment))}
         return _builder(request, SegmentForm(initial=initial), segment)
     if not request.user.has_perm(CHANGE_PERMISSION):
         raise PermissionDenied

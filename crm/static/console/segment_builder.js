@@ -30,7 +30,10 @@
         Array.isArray(c) ? { value: c[0], label: String(c[1]) }
           : (c !== null && typeof c === "object") ? { value: c.value !== undefined ? c.value : c.id, label: String(c.label || c.name || c.value) }
             : { value: c, label: String(c) });
-      FIELDS[name] = { name, label: f.label || name, kind: kindOf(f, name), ops, choices, extra: f.extra || [],
+      const kind = kindOf(f, name);
+      let label = String(f.label || name);
+      if (kind === "fen") label = label.replace(/\s*[(（]\s*(fen|分)\s*[)）]\s*$/i, "");
+      FIELDS[name] = { name, label, kind, ops, choices, extra: f.extra || [],
                        help: f.help || "", raw: f };
       ORDER.push(name);
     });
@@ -267,13 +270,15 @@
     const selected = new Set((Array.isArray(node.value) ? node.value : [node.value]).map(String));
     const s = el("select", { multiple: true, class: INPUT_CLASS + " sb-multi", "data-testid": testid || "sb-multi",
                              size: String(Math.min(6, Math.max(3, choices.length))), "aria-label": T.value });
-    choices.forEach((c, i) => {
-      const o = el("option", { value: String(i), text: c.label });
+    // Options carry the value as text; the wire value keeps its type (tag ids are numbers, userids strings).
+    const byText = new Map(choices.map((c) => [String(c.value), c.value]));
+    choices.forEach((c) => {
+      const o = el("option", { value: String(c.value), text: c.label });
       o.selected = selected.has(String(c.value));
       s.appendChild(o);
     });
     s.addEventListener("change", () => {
-      node.value = Array.from(s.selectedOptions).map((o) => choices[Number(o.value)].value);
+      node.value = Array.from(s.selectedOptions).map((o) => byText.get(o.value));
       changed(false);
     });
     return s;
@@ -285,7 +290,7 @@
     if (!field) return el("code", { class: "sb-raw", text: JSON.stringify(node.value) });
     switch (field.kind) {
       case "multi":
-        if (field.choices) return multiSelect(node, field.choices);
+        if (field.choices) return el("span", { class: "sb-sub" }, [multiSelect(node, field.choices), el("span", { class: "text-xs text-subtle", text: T.multi_hint })]);
         return (() => {
           const ints = field.raw.kind === "ids";
           const i = el("input", { type: "text", class: INPUT_CLASS + " sb-input", "data-testid": "sb-input" });
@@ -295,10 +300,10 @@
         })();
       case "choice": {
         const s = el("select", { class: INPUT_CLASS + " sb-choice", "data-testid": "sb-choice", "aria-label": T.value },
-          [el("option", { value: "", text: T.choose })].concat((field.choices || []).map((c, i) => el("option", { value: String(i), text: c.label }))));
-        const index = (field.choices || []).findIndex((c) => String(c.value) === String(node.value));
-        s.value = index >= 0 ? String(index) : "";
-        s.addEventListener("change", () => { node.value = s.value === "" ? "" : field.choices[Number(s.value)].value; changed(false); });
+          [el("option", { value: "", text: T.choose })].concat((field.choices || []).map((c) => el("option", { value: String(c.value), text: c.label }))));
+        const byText = new Map((field.choices || []).map((c) => [String(c.value), c.value]));
+        s.value = byText.has(String(node.value)) ? String(node.value) : "";
+        s.addEventListener("change", () => { node.value = s.value === "" ? "" : byText.get(s.value); changed(false); });
         return s;
       }
       case "bool":
@@ -316,9 +321,9 @@
         const parts = [];
         const categories = field.raw.categories || (field.choices && field.choices.length ? field.choices : null);
         if (categories) {
-          const holder = { value: v.categories || [] };
+          // multiSelect writes holder.value, which is the condition's categories (set before it re-serialises).
+          const holder = { get value() { return v.categories || []; }, set value(x) { v.categories = x; } };
           const s = multiSelect(holder, categories.map((c) => (typeof c === "object" ? c : { value: c, label: String(c) })), "sb-categories");
-          s.addEventListener("change", () => { v.categories = holder.value; changed(false); });
           parts.push(el("label", { class: "sb-sub" }, [T.categories, s]));
         }
         const skus = el("input", { type: "text", class: INPUT_CLASS + " sb-input", "data-testid": "sb-skus" });
@@ -405,14 +410,15 @@
     root.dataset.previewState = state;
   }
 
+  // Each change takes a number; only the answer for the latest one is shown (an older one in flight is dropped).
   function schedulePreview() {
     clearTimeout(timer);
     setStatus(T.counting, "loading");
-    timer = setTimeout(preview, DEBOUNCE_MS);
+    const mine = ++seq;
+    timer = setTimeout(() => preview(mine), DEBOUNCE_MS);
   }
 
-  async function preview() {
-    const mine = ++seq;
+  async function preview(mine) {
     const definition = JSON.parse(input.value || "{}");
     let response, body;
     try {
@@ -485,7 +491,8 @@
     input.value = JSON.stringify(serialise(tree, "", pathMap));
     if (serverError) showError(serverError.path, serverError.message);
     root.dataset.ready = "true";
-    preview();
+    setStatus(T.counting, "loading");
+    preview(++seq);
   }
 
   start();
