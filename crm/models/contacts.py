@@ -120,6 +120,7 @@ class ContactEvent(models.Model):
         SYNC_REPAIR = "sync_repair", "Repaired by reconciliation"
         CONSENT = "consent", "Consent changed"
         DATA_RIGHTS = "data_rights", "Data export or erasure"
+        CAMPAIGN_EXCLUDED = "campaign_excluded", "Left out of a campaign at send time"
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)

@@ -36,3 +36,11 @@ def timeline_add(
         data=data or {},
         occurred_at=occurred_at or timezone.now(),
     )
+
+
+def timeline_add_many(contact_ids: list[int], kind: str, *, data: dict | None = None,
+                      occurred_at: datetime | None = None, batch_size: int = 1000) -> int:
+    """The same row on many contacts' timelines in bulk INSERTs (a campaign excluding thousands at once)."""
+    moment = occurred_at or timezone.now()
+    rows = (ContactEvent(contact_id=cid, kind=kind, data=data or {}, occurred_at=moment) for cid in contact_ids)
+    return len(ContactEvent.objects.bulk_create(rows, batch_size=batch_size))
