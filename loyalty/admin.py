@@ -12,6 +12,7 @@ from crm.errors import ApplicationError
 from loyalty.models import (
     Card,
     PointsLedger,
+    Product,
     Purchase,
     PurchaseLine,
     Redemption,
@@ -32,6 +33,7 @@ from loyalty.services import (
     tier_save,
     tier_validate,
 )
+from loyalty.services.products import product_delete, product_save, product_validate
 
 
 class ReadOnlyAdminMixin:
@@ -214,6 +216,32 @@ class TierChangeAdmin(StoreScopedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     list_filter = ["to_tier"]
     search_fields = ["card__number", "card__contact__name"]
     list_select_related = ["card", "from_tier", "to_tier"]
+
+
+class ProductForm(ServiceForm):
+    class Meta:
+        model = Product
+        fields = ["sku", "name", "category"]
+
+    def service_validate(self, data: dict) -> None:
+        product_validate(sku=data.get("sku", ""), name=data.get("name", ""), category=data.get("category", ""),
+                         product_id=self.instance.pk)
+
+
+@admin.register(Product)
+class ProductAdmin(ServiceDeleteMixin, ServiceModelAdmin):
+    """The catalogue of SKUs and categories, written through loyalty.services.products."""
+
+    form = ProductForm
+    list_display = ["sku", "name", "category"]
+    list_filter = ["category"]
+    search_fields = ["sku", "name", "category"]
+    delete_service = staticmethod(product_delete)
+
+    def save_model(self, request, obj, form, change) -> None:
+        data = form.cleaned_data
+        adopt(obj, product_save(sku=data["sku"], name=data.get("name", ""), category=data.get("category", ""),
+                                product_id=obj.pk if change else None))
 
 
 class RewardForm(ServiceForm):

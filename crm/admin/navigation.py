@@ -131,6 +131,7 @@ def sections() -> list[tuple[str, list[dict | None]]]:
             _model(_("Points ledger"), "receipt_long", "loyalty", "pointsledger"),
             _model(_("Purchases"), "shopping_bag", "loyalty", "purchase"),
             _model(_("Purchase lines"), "list", "loyalty", "purchaseline"),
+            _model(_("Products"), "inventory_2", "loyalty", "product"),
             _model(_("Tiers"), "military_tech", "loyalty", "tier"),
             _model(_("Tier changes"), "trending_up", "loyalty", "tierchange"),
             _model(_("Rewards"), "featured_seasonal_and_gifts", "loyalty", "reward"),

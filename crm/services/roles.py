@@ -66,7 +66,7 @@ ROLE_PERMISSIONS: dict[str, str | frozenset[str]] = {
     ),
     STORE_MANAGER: frozenset(
         _model_perms("loyalty", "view", ["card", "purchase", "purchaseline", "pointsledger", "tierchange",
-                                         "redemption", "store", "tier", "reward"])
+                                         "redemption", "store", "tier", "reward", "product"])
     ),
     CASHIER: frozenset({USE_TILL}),
 }
