@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 
 from wecom_sim import admin_api, pay
-from wecom_sim.cgi import base, contact_ways, contacts, groups, mass, members, tags, transfers  # noqa: F401  (register)
+from wecom_sim.cgi import base, contact_ways, contacts, groups, mass, media, members, tags, transfers  # noqa: F401  (register)
 
 app_name = "wecom_sim"
 

@@ -116,7 +116,9 @@ class WeComClient:
         """POST a JSON `body` to `path` with the token; the JSON dict when errcode == 0."""
         return self._call("POST", path, body=body or {})
 
-    def _call(self, method: str, path: str, params: dict | None = None, body: dict | None = None) -> dict:
+    def _call(
+        self, method: str, path: str, params: dict | None = None, body: dict | None = None, files: dict | None = None
+    ) -> dict:
         path = path.strip("/")
         refreshed = False
         attempt = 0  # HTTP calls made (logged)
@@ -127,7 +129,7 @@ class WeComClient:
             token = self.access_token()
             self.limiter.acquire(path)  # before every HTTP call, retries included: WeCom counts them all
             try:
-                return self._request(method, path, {**(params or {}), "access_token": token}, body, attempt)
+                return self._request(method, path, {**(params or {}), "access_token": token}, body, attempt, files)
             except WeComError as exc:
                 if exc.errcode in TOKEN_ERRCODES and not refreshed:
                     # Invalidated early or expired: drop this token, fetch a new one, repeat the call once.
@@ -150,7 +152,9 @@ class WeComClient:
         ceiling = min(self.config.retry_max_delay, self.config.retry_base_delay * (2 ** (attempt - 1)))
         time.sleep(random.uniform(ceiling / 2, ceiling))
 
-    def _request(self, method: str, path: str, params: dict, body: dict | None, attempt: int) -> dict:
+    def _request(
+        self, method: str, path: str, params: dict, body: dict | None, attempt: int, files: dict | None = None
+    ) -> dict:
         url = f"{self.config.base_url}/{path}"
         started = time.monotonic()
         errcode: int | None = None
@@ -158,6 +162,8 @@ class WeComClient:
             try:
                 if method == "GET":
                     response = self.session.get(url, params=params, timeout=self.config.timeout)
+                elif files:  # multipart upload (media/upload); requests writes the boundary and Content-Type
+                    response = self.session.post(url, params=params, files=files, timeout=self.config.timeout)
                 else:
                     data = json.dumps(body, ensure_ascii=False).encode()
                     response = self.session.post(
@@ -554,6 +560,17 @@ class WeComClient:
 
     def del_join_way(self, config_id: str) -> dict:
         return self.post("externalcontact/groupchat/del_join_way", {"config_id": config_id})
+
+    # --- media ---------------------------------------------------------------------------------------
+
+    def media_upload(
+        self, type: str, filename: str, content: bytes, content_type: str = "application/octet-stream"
+    ) -> dict:
+        """Temporary media, valid 3 days: multipart POST of the file as field "media" to media/upload?type=TYPE
+        (image, voice, video, file). -> {type, media_id, created_at}. Token refresh, rate slot and backoff as
+        every call (the file is sent again on a retry)."""
+        files = {"media": (filename, content, content_type)}
+        return self._call("POST", "media/upload", params={"type": type}, files=files)
 
     # --- app messages ----------------------------------------------------------------------------
 

@@ -96,6 +96,12 @@ def parse_params(request: HttpRequest, ep: Endpoint) -> dict:
     if ep.method == "POST":
         if request.method != "POST":
             raise WecomError(40058, "POST required")
+        if request.content_type == "multipart/form-data":
+            # Uploads (media/upload): the form's files go to the handler as "_files"; reading the body as JSON
+            # after Django parsed the form would raise.
+            params.update(request.POST.items())
+            params["_files"] = request.FILES
+            return params
         raw = request.body.decode("utf-8", errors="replace").strip()
         if raw:
             try:

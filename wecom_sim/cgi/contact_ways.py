@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from wecom_sim import ids
 from wecom_sim.cgi.base import WecomError, as_int, as_list, endpoint, page, require
+from wecom_sim.cgi.media import check_media
 from wecom_sim.corp import now, ts
 from wecom_sim.models import SimContactWay, SimCorp, SimMember, SimWelcomeCode
 from wecom_sim.world import deliver_to_inbox
@@ -137,6 +138,7 @@ def check_attachments(attachments: list) -> None:
     for item in attachments:
         if not isinstance(item, dict) or item.get("msgtype") not in ATTACHMENT_TYPES or item["msgtype"] not in item:
             raise WecomError(41065)
+    check_media(attachments)  # media ids: known, of the right type, younger than 3 days (40007)
 
 
 @endpoint("externalcontact/send_welcome_msg")
