@@ -2,6 +2,7 @@
 
 from wecom_sim.models.callbacks import SimCallback
 from wecom_sim.models.channels import SimContactWay, SimGroupChat, SimGroupMember, SimJoinWay, SimWelcomeCode
+from wecom_sim.models.media import SimMedia
 from wecom_sim.models.messages import SimAppMessage, SimInboxMessage, SimMassMessage, SimMassResult, SimMassTask
 from wecom_sim.models.pay import SimRedPack
 from wecom_sim.models.transfers import SimTransfer
@@ -21,6 +22,7 @@ __all__ = [
     "SimMassMessage",
     "SimMassResult",
     "SimMassTask",
+    "SimMedia",
     "SimMember",
     "SimRedPack",
     "SimShopper",
