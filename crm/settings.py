@@ -149,6 +149,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "campaigns-launch-due": {"task": "crm.tasks.campaigns.launch_due_campaigns", "schedule": 15.0},
     "campaigns-poll-results": {"task": "crm.tasks.campaigns.poll_mass_message_results", "schedule": 20.0},
+    "campaigns-expire-unconfirmed": {"task": "crm.tasks.campaigns.expire_mass_messages", "schedule": 300.0},
     "redpackets-refund-expired": {"task": "crm.tasks.redpackets.refund_expired_pools", "schedule": 60.0},
     "callbacks-sweep-unprocessed": {"task": "crm.tasks.callbacks.sweep_unprocessed", "schedule": 60.0},
     "contacts-poll-handovers": {"task": "crm.tasks.contacts.poll_handovers", "schedule": 600.0},
@@ -187,6 +188,10 @@ WECOM_MASS_QUOTA = env_str("WECOM_MASS_QUOTA", "month_days")
 WECOM_RATE_PER_MINUTE = env_int("WECOM_RATE_PER_MINUTE", 10000)
 # Campaign planning (crm.services.campaign_runs): contacts per chunk, each chunk one transaction.
 CAMPAIGN_PLAN_CHUNK = env_int("CAMPAIGN_PLAN_CHUNK", 50000)
+# Sending (crm.services.pushes): staff must confirm a mass message within this many hours, else it expires; a
+# "sending" claim older than the grace (longer than any add_msg_template call with its retries) is taken over.
+MASS_CONFIRM_DEADLINE_HOURS = env_float("MASS_CONFIRM_DEADLINE_HOURS", 24.0)
+MASS_SEND_GRACE_SECONDS = env_float("MASS_SEND_GRACE_SECONDS", 120.0)
 CALLBACK_MAX_ATTEMPTS = env_int("CALLBACK_MAX_ATTEMPTS", 5)
 CALLBACK_SWEEP_AFTER_SECONDS = env_int("CALLBACK_SWEEP_AFTER_SECONDS", 120)
 # The ingest server answers 503 ("retry") when an event is not committed by then: inside WeCom's 5 s.
@@ -213,6 +218,33 @@ WECOM_SIM = {
     "ADMIN_KEY": env_str("WECOM_SIM_ADMIN_KEY", "sim-admin"),
     "CONFIRM_DELAY_SECONDS": env_float("WECOM_SIM_CONFIRM_DELAY_SECONDS", 1.0),
 }
+
+# --- WeChat web OAuth (crm.services.wechat_oauth) ---------------------------------------------
+# Customer links: "oauth" (default) = the same link for everyone (customer_links.pool_link/draw_link/card_link), the
+# visitor identified by WeChat's web OAuth, so personal campaigns batch like any other; "signed" = a signed link per
+# customer (the fallback: one add_msg_template task each). Signed links are accepted in both modes.
+CUSTOMER_LINKS = env_str("CUSTOMER_LINKS", "oauth")
+if CUSTOMER_LINKS not in ("oauth", "signed"):
+    raise ValueError(f"CUSTOMER_LINKS must be oauth or signed, not {CUSTOMER_LINKS!r}")
+# The Official Account bound to the corp's open platform account (its unionids are the ones WeCom maps).
+WECHAT_OAUTH_APPID = env_str("WECHAT_OAUTH_APPID", "wx5f3c0a1d2e4b6c8e")
+WECHAT_OAUTH_SECRET = env_str("WECHAT_OAUTH_SECRET", "demo-oauth-secret-0123456789abcdef")
+# The simulator's when it is mounted, else WeChat's own hosts.
+_SIM_ROOT = f"http://127.0.0.1:{SIM_PORT}/wecom-sim"
+WECHAT_OAUTH_AUTHORIZE_URL = env_str(
+    "WECHAT_OAUTH_AUTHORIZE_URL",
+    f"{_SIM_ROOT}/connect/oauth2/authorize" if WECOM_SIM_ENABLED else "https://open.weixin.qq.com/connect/oauth2/authorize",
+)
+WECHAT_SNS_BASE_URL = env_str(
+    "WECHAT_SNS_BASE_URL", f"{_SIM_ROOT}/sns" if WECOM_SIM_ENABLED else "https://api.weixin.qq.com/sns"
+).rstrip("/")
+WECHAT_OAUTH_SCOPE = env_str("WECHAT_OAUTH_SCOPE", "snsapi_base")  # silent: no consent screen, openid + unionid
+WECHAT_OAUTH_STATE_TTL_SECONDS = env_int("WECHAT_OAUTH_STATE_TTL_SECONDS", 600)
+# How long a page trusts the identity OAuth put in the session before asking WeChat again (silently).
+WECHAT_OAUTH_IDENTITY_MAX_AGE = env_int("WECHAT_OAUTH_IDENTITY_MAX_AGE", 7200)
+WECHAT_OAUTH_CALLBACK_RATE_PER_MINUTE = env_int("WECHAT_OAUTH_CALLBACK_RATE_PER_MINUTE", 30)  # per client IP
+WECOM_SIM["OAUTH_APPID"] = WECHAT_OAUTH_APPID
+WECOM_SIM["OAUTH_SECRET"] = WECHAT_OAUTH_SECRET
 
 # --- Customer-facing links and secrets ------------------------------------------------------
 # Keyed hash for phone matching and the key that encrypts phones at rest (Fernet, urlsafe base64).
@@ -304,6 +336,9 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns about a missing root before collectstatic has run
+# Uploaded files (campaign images): under var/, served to staff through the API, never as public static files.
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = "/media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

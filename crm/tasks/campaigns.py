@@ -9,6 +9,7 @@ from crm.services.pushes import (
     PushRetry,
     mass_message_poll,
     mass_message_send,
+    mass_messages_expire,
     mass_messages_to_poll,
     mass_messages_to_resend,
 )
@@ -33,7 +34,9 @@ def send_mass_message(self, message_id: int) -> str:
     try:
         return mass_message_send(message_id)
     except PushRetry as exc:
-        raise self.retry(exc=exc, countdown=min(120, 2 ** min(self.request.retries, 7)))
+        # A held claim that may have created the task says when it can be taken over (after the grace).
+        countdown = exc.countdown if exc.countdown is not None else min(120, 2 ** min(self.request.retries, 7))
+        raise self.retry(exc=exc, countdown=countdown)
 
 
 @shared_task(acks_late=True)
@@ -48,3 +51,9 @@ def poll_mass_message_results() -> int:
     for message_id in ids:
         poll_mass_message.delay(message_id)
     return len(ids)
+
+
+@shared_task(acks_late=True)
+def expire_mass_messages() -> dict:
+    """Beat: tasks staff did not confirm before their deadline are cancelled in WeCom and expired."""
+    return mass_messages_expire()

@@ -186,12 +186,13 @@ def test_a_red_packet_recipient_who_withdraws_before_the_send_is_skipped_and_tol
 
     assert mass_message_send(message.id) == MassMessage.Status.DONE  # nothing left to send: WeCom is not called
     recipient = CampaignRecipient.objects.get(campaign=campaign, contact=leaves)
-    assert recipient.status == CampaignRecipient.Status.CANCELLED
-    reason = leaves.events.get(kind=ContactEvent.Kind.CONSENT, data__skipped="campaign_message").data
-    assert reason == {"skipped": "campaign_message", "reason": "marketing_consent_withdrawn",
-                      "campaign_id": campaign.id, "mass_message_id": message.id}
+    # Excluded at send time with the reason, on the recipient and on the timeline (docs/campaign-engine.md 4).
+    assert (recipient.status, recipient.reason) == ("excluded", "consent_withdrawn")
+    reason = leaves.events.get(kind=ContactEvent.Kind.CAMPAIGN_EXCLUDED).data
+    assert reason == {"reason": "consent_withdrawn", "campaign_id": campaign.id, "run_id": message.run_id,
+                      "mass_message_id": message.id, "sender": staff.userid}
     assert CampaignRecipient.objects.get(campaign=campaign, contact=stays).status == CampaignRecipient.Status.PENDING
-    assert not stays.events.filter(data__skipped="campaign_message").exists()
+    assert not stays.events.filter(kind=ContactEvent.Kind.CAMPAIGN_EXCLUDED).exists()
 
 
 @pytest.mark.django_db

@@ -69,8 +69,9 @@ def test_withdrawal_on_the_card_page_before_the_send_keeps_the_shopper_out_of_th
         return CampaignRecipient.objects.get(campaign=campaign, contact=stays).status == "delivered"
 
     wait_for(delivered, timeout=30, interval=0.5, message="delivered to the consenting shopper")
-    assert CampaignRecipient.objects.get(campaign=campaign, contact=leaves).status == "cancelled"
-    assert leaves.events.filter(data__reason="marketing_consent_withdrawn", data__campaign_id=campaign.id).exists()
+    left_out = CampaignRecipient.objects.get(campaign=campaign, contact=leaves)
+    assert (left_out.status, left_out.reason) == ("excluded", "consent_withdrawn")
+    assert leaves.events.filter(data__reason="consent_withdrawn", data__campaign_id=campaign.id).exists()
     for contact, expected in ((stays, ["Offers for those who asked"]), (leaves, []), (never, [])):
         inbox = sim.call("GET", f"shoppers/{contact.external_userid}/inbox")["messages"]
         assert [m["text"] for m in inbox if m["kind"] == "mass"] == expected

@@ -32,9 +32,8 @@ def test_delivery_is_tracked_to_each_wecom_status(sim, celery_worker):
     sim.member("bob")
     alice, bob = make_staff("alice"), make_staff("bob")
     happy = befriend(sim, alice, "Happy")
-    gone = befriend(sim, alice, "Gone")  # deletes alice in WeChat: a one-way relation, status 2
+    gone = befriend(sim, alice, "Gone")  # deletes alice in WeChat once the task exists: status 2
     busy = befriend(sim, bob, "Busy")  # already got a mass message today: status 3
-    sim.call("POST", f"shoppers/{gone.external_userid}/delete_staff", userid="alice")
     earlier = get_client().add_msg_template(chat_type="single", external_userid=[busy.external_userid],
                                             sender="bob", text={"content": "earlier today"})
     sim.call("POST", f"groupmsg/{earlier['msgid']}/confirm")
@@ -45,6 +44,8 @@ def test_delivery_is_tracked_to_each_wecom_status(sim, celery_worker):
              message="both senders' tasks created")
     messages = list(MassMessage.objects.filter(campaign=campaign).select_related("sender"))
     assert {m.sender.userid for m in messages} == {"alice", "bob"}
+    # Deleted after the send (before it, the send would exclude them: contact_deleted): WeCom answers status 2.
+    sim.call("POST", f"shoppers/{gone.external_userid}/delete_staff", userid="alice")
 
     # Nobody confirmed yet: polling leaves everyone pending.
     for m in messages:
@@ -109,15 +110,18 @@ def test_a_send_that_crashed_after_wecom_created_the_task_is_adopted_not_resent(
     campaign = svc.campaign_create(name="crash", text="After the crash")
     campaign_runs.campaign_launch(campaign.id, enqueue=False)
     message = MassMessage.objects.get(campaign=campaign)
-    # The dead worker's state: marked "sending" (committed), WeCom created the task, the msgid was never stored.
-    MassMessage.objects.filter(id=message.id).update(status="sending", sending_at=timezone.now(), attempts=1)
+    # The dead worker's state: marked "sending" (committed), WeCom created the task, the msgid was never stored;
+    # longer ago than the grace, so the next attempt may take the claim over (a fresher claim is left alone).
+    MassMessage.objects.filter(id=message.id).update(
+        status="sending", sending_at=timezone.now() - timedelta(minutes=5), attempts=1
+    )
     created = get_client().add_msg_template(chat_type="single", external_userid=[shopper.external_userid],
                                             sender="dave", text={"content": "After the crash"})
 
     send_mass_message.delay(message.id)  # the redelivered task
     wait_for(lambda: MassMessage.objects.get(id=message.id).status == "created", message="task adopted")
     message.refresh_from_db()
-    assert message.msgid == created["msgid"] and message.attempts == 1
+    assert message.msgid == created["msgid"] and message.attempts == 2  # the take-over claimed it once
     listed = get_client().get_groupmsg_list_v2(
         chat_type="single", start_time=int(time.time()) - 600, end_time=int(time.time()) + 60
     )["group_msg_list"]
