@@ -55,11 +55,15 @@ def wire_settings(base_url: str) -> dict[str, str]:
     settings.WECOM_PAY_BASE_URL = f"{base_url}/wecom-sim/mch"
     settings.WECOM_CALLBACK_URL = f"{base_url}/wecom/callback"
     settings.WECOM_SIM = {**settings.WECOM_SIM, "CALLBACK_URL": settings.WECOM_CALLBACK_URL}
+    settings.WECHAT_OAUTH_AUTHORIZE_URL = f"{base_url}/wecom-sim/connect/oauth2/authorize"
+    settings.WECHAT_SNS_BASE_URL = f"{base_url}/wecom-sim/sns"
     return {
         "PUBLIC_BASE_URL": base_url,
         "WECOM_API_BASE_URL": settings.WECOM_API_BASE_URL,
         "WECOM_PAY_BASE_URL": settings.WECOM_PAY_BASE_URL,
         "WECOM_CALLBACK_URL": settings.WECOM_CALLBACK_URL,
+        "WECHAT_OAUTH_AUTHORIZE_URL": settings.WECHAT_OAUTH_AUTHORIZE_URL,
+        "WECHAT_SNS_BASE_URL": settings.WECHAT_SNS_BASE_URL,
     }
 
 
@@ -147,6 +151,8 @@ def child_env(base_url: str, **extra: str) -> dict[str, str]:
         WECOM_API_BASE_URL=f"{base_url}/wecom-sim/cgi-bin",
         WECOM_PAY_BASE_URL=f"{base_url}/wecom-sim/mch",
         WECOM_CALLBACK_URL=f"{base_url}/wecom/callback",
+        WECHAT_OAUTH_AUTHORIZE_URL=f"{base_url}/wecom-sim/connect/oauth2/authorize",
+        WECHAT_SNS_BASE_URL=f"{base_url}/wecom-sim/sns",
         CELERY_TASK_ALWAYS_EAGER="false",
         PYTHONUNBUFFERED="1",
     )

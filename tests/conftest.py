@@ -131,6 +131,8 @@ def live_stack(live_server, settings):
     settings.WECOM_PAY_BASE_URL = settings.WECOM_PAY_BASE_URL
     settings.WECOM_CALLBACK_URL = settings.WECOM_CALLBACK_URL
     settings.WECOM_SIM = dict(settings.WECOM_SIM)
+    settings.WECHAT_OAUTH_AUTHORIZE_URL = settings.WECHAT_OAUTH_AUTHORIZE_URL
+    settings.WECHAT_SNS_BASE_URL = settings.WECHAT_SNS_BASE_URL
     wire_settings(live_server.url)
     yield live_server.url
 

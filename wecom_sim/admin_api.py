@@ -251,13 +251,11 @@ def shopper_open_link(request, data, eid):
 
 
 def open_link(eid: str, url: str, method: str = "GET", data: dict | None = None) -> dict:
-    """The shopper's WeChat browser makes a real HTTP request."""
-    headers = {"User-Agent": "Mozilla/5.0 (iPhone) MicroMessenger/8.0.50 wxwork-sim", "X-Sim-Shopper": eid}
+    """The shopper's WeChat browser makes a real HTTP request (keeping its cookies, through WeChat OAuth too)."""
+    from wecom_sim.oauth import browse
+
     try:
-        if method.upper() == "POST":
-            response = requests.post(url, data=data or {}, headers=headers, timeout=15)
-        else:
-            response = requests.get(url, params=data or None, headers=headers, timeout=15)
+        response = browse(eid, url, method, data)
     except requests.RequestException as exc:
         raise world.WorldError(f"request failed: {exc}", "unreachable", "url", 502)
     return {"status": response.status_code, "content_type": response.headers.get("Content-Type", ""),

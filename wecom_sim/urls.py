@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from wecom_sim import admin_api, pay
+from wecom_sim import admin_api, oauth, pay
 from wecom_sim.cgi import base, contact_ways, contacts, groups, mass, media, members, tags, transfers  # noqa: F401  (register)
 
 app_name = "wecom_sim"
@@ -44,5 +44,6 @@ urlpatterns = [
     *admin_urls,
     path("mch/mmpaymkttransfers/sendworkwxredpack", pay.sendworkwxredpack, name="pay-send"),
     path("mch/mmpaymkttransfers/queryworkwxredpack", pay.queryworkwxredpack, name="pay-query"),
+    *oauth.urlpatterns(),  # WeChat web OAuth (open.weixin.qq.com / api.weixin.qq.com paths)
     re_path(r"^cgi-bin/(?P<api_path>[a-z0-9_/]+)$", base.csrf_exempt_cgi_bin, name="cgi-bin"),
 ]

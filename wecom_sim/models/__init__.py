@@ -4,6 +4,7 @@ from wecom_sim.models.callbacks import SimCallback
 from wecom_sim.models.channels import SimContactWay, SimGroupChat, SimGroupMember, SimJoinWay, SimWelcomeCode
 from wecom_sim.models.media import SimMedia
 from wecom_sim.models.messages import SimAppMessage, SimInboxMessage, SimMassMessage, SimMassResult, SimMassTask
+from wecom_sim.models.oauth import SimOAuthApp, SimOAuthCode
 from wecom_sim.models.pay import SimRedPack
 from wecom_sim.models.transfers import SimTransfer
 from wecom_sim.models.world import SimAccessToken, SimCorp, SimFriendship, SimMember, SimShopper, SimTag, SimTagGroup
@@ -23,6 +24,8 @@ __all__ = [
     "SimMassResult",
     "SimMassTask",
     "SimMedia",
+    "SimOAuthApp",
+    "SimOAuthCode",
     "SimMember",
     "SimRedPack",
     "SimShopper",
