@@ -1,10 +1,11 @@
 """CRM HTTP routes: the staff API under /api/, the WeCom callback, customer-facing pages under /m/."""
 
-from crm.api import callbacks, campaigns, contacts, customer_pages
+from crm.api import callbacks, campaigns, contacts, customer_pages, runs
 
 urlpatterns = [
     *callbacks.urlpatterns,
     *contacts.urlpatterns,
     *campaigns.urlpatterns,
+    *runs.urlpatterns,
     *customer_pages.urlpatterns,
 ]

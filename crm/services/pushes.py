@@ -475,9 +475,11 @@ def mass_messages_to_resend(older_than: timedelta = timedelta(minutes=2)) -> lis
     now = timezone.now()
     sendable = Q(run__isnull=True, campaign__status=Campaign.Status.RUNNING) | Q(
         run__status=CampaignRun.Status.SENDING, campaign__status=Campaign.Status.RUNNING)
-    stuck = Q(status=M.PENDING, created_at__lt=now - older_than) | Q(status=M.SENDING,
-                                                                      sending_at__lt=now - send_grace())
-    return list(MassMessage.objects.filter(sendable, stuck).order_by("id").values_list("id", flat=True)[:1000])
+    # A stale claim whatever the run's state: a cancelled run's crashed send must still find (and cancel) a task
+    # it may have created; a paused run's is looked up and left pending-like until resumed.
+    stuck = Q(sendable, status=M.PENDING, created_at__lt=now - older_than) | Q(
+        status=M.SENDING, sending_at__lt=now - send_grace())
+    return list(MassMessage.objects.filter(stuck).order_by("id").values_list("id", flat=True)[:1000])
 
 
 # --- deadline, cancel, remind ------------------------------------------------------------------------------------
