@@ -7,6 +7,7 @@ import itertools
 from django.utils import timezone
 
 from crm.models import CampaignRecipient, ConsentRecord, Contact, FollowRelation, MassMessage, Staff
+from tests.crm.campaigns.conftest import sim  # noqa: F401 (the simulator's admin API, for the live tests)
 
 _seq = itertools.count(1)
 
