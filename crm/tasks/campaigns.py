@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from crm.services.campaign_runs import campaign_launch, campaign_launch_due
+from crm.services.campaign_schedules import run_occurrence, schedules_finish_expired
 from crm.services.pushes import (
     PushRetry,
     mass_message_poll,
@@ -12,6 +13,7 @@ from crm.services.pushes import (
     mass_messages_expire,
     mass_messages_to_poll,
     mass_messages_to_resend,
+    send_grace,
 )
 
 
@@ -21,9 +23,18 @@ def launch_campaign(campaign_id: int) -> list[int]:
 
 
 @shared_task(acks_late=True)
+def run_campaign_occurrence(campaign_id: int) -> int | None:
+    """Beat (the campaign's own PeriodicTask): the run of the scheduled moment this firing is for; its id."""
+    run = run_occurrence(campaign_id)
+    return run.id if run is not None else None
+
+
+@shared_task(acks_late=True)
 def launch_due_campaigns() -> list[int]:
-    """Beat: launch scheduled campaigns that are due, and queue again sends whose task message was lost."""
+    """Beat: launch scheduled campaigns that are due, end recurring ones past recur_until, and queue again sends
+    whose task message was lost."""
     launched = campaign_launch_due()
+    schedules_finish_expired()
     for message_id in mass_messages_to_resend():
         send_mass_message.delay(message_id)
     return launched
@@ -32,11 +43,16 @@ def launch_due_campaigns() -> list[int]:
 @shared_task(bind=True, acks_late=True, max_retries=20)
 def send_mass_message(self, message_id: int) -> str:
     try:
-        return mass_message_send(message_id)
+        result = mass_message_send(message_id)
     except PushRetry as exc:
         # A held claim that may have created the task says when it can be taken over (after the grace).
         countdown = exc.countdown if exc.countdown is not None else min(120, 2 ** min(self.request.retries, 7))
         raise self.retry(exc=exc, countdown=countdown)
+    if result == "held":
+        # Another attempt holds the claim. If it dies, its claim goes stale after the grace: look again then (this
+        # finds the row created, or takes it over with the recovery lookup).
+        raise self.retry(countdown=send_grace().total_seconds() + 1)
+    return result
 
 
 @shared_task(acks_late=True)
