@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from functools import wraps
@@ -284,6 +285,42 @@ def groupmsg_confirm(request, data, msgid):
     if message is None:
         raise world.WorldError("unknown msgid", "not_found", "msgid", 404)
     return {"confirmed": clockwork.confirm_message(corp, message, data.get("userids"))}
+
+
+INBOX_KINDS = {"mass", "group", "welcome"}
+
+
+@admin_view({"GET"})
+def deliveries(request, data):
+    """The exactly-once count: messages that reached shoppers' inboxes, filtered by `ref` (msgids, comma
+    separated), `text` (a prefix of the content) and/or `since` (unix seconds, simulated clock); `kind` mass
+    (default), group or welcome. duplicates = shoppers holding the same content (text and attachments) more than
+    once."""
+    from django.db.models import Count
+
+    from wecom_sim.models import SimInboxMessage
+
+    corp = get_corp()
+    clockwork.confirm_due(corp)  # senders due to confirm have confirmed (as shopper_inbox does)
+    kind = request.GET.get("kind") or "mass"
+    if kind not in INBOX_KINDS:
+        raise world.WorldError(f"kind must be one of {sorted(INBOX_KINDS)}", "invalid", "kind")
+    rows = SimInboxMessage.objects.filter(shopper__corp=corp, kind=kind)
+    refs = [r for r in (request.GET.get("ref") or "").split(",") if r.strip()]
+    if refs:
+        rows = rows.filter(ref__in=[r.strip() for r in refs])
+    if request.GET.get("text"):
+        rows = rows.filter(text__startswith=request.GET["text"])
+    if request.GET.get("since"):
+        try:
+            since = dt.datetime.fromtimestamp(float(request.GET["since"]), tz=dt.UTC)
+        except (ValueError, OverflowError, OSError):
+            raise world.WorldError("since must be unix seconds", "invalid", "since")
+        rows = rows.filter(received_at__gte=since)
+    repeated = (rows.values("shopper_id", "text", "attachments").annotate(n=Count("id")).filter(n__gt=1)
+                .values("shopper_id").distinct())
+    return {"delivered": rows.count(), "shoppers": rows.values("shopper_id").distinct().count(),
+            "duplicates": repeated.count()}
 
 
 @admin_view({"POST", "DELETE", "GET"})

@@ -5,6 +5,7 @@ The CRM must not import this; it reaches the simulator over HTTP only."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 
@@ -119,6 +120,12 @@ class SimDriver:
         return self.call("POST", f"groupmsg/{msgid}/confirm", {"userids": userids} if userids else {})
 
     # --- clock, faults, tokens, stats, callbacks --------------------------------------------------
+    def deliveries(self, ref: list[str] | str | None = None, text: str | None = None, since: float | None = None,
+                   kind: str | None = None) -> dict:
+        """{delivered, shoppers, duplicates} of the inbox messages matching (admin/deliveries)."""
+        query = {"ref": ",".join(ref) if isinstance(ref, list) else ref, "text": text, "since": since, "kind": kind}
+        return self.call("GET", "deliveries?" + urlencode({k: v for k, v in query.items() if v is not None}))
+
     def clock(self) -> float:
         return self.call("GET", "clock")["now"]
 

@@ -29,6 +29,7 @@ admin_urls = [
     path("admin/groupchats", admin_api.groupchats, name="groupchats"),
     path("admin/groupchats/<str:chat_id>/dismiss", admin_api.groupchat_dismiss, name="groupchat-dismiss"),
     path("admin/groupmsg/<str:msgid>/confirm", admin_api.groupmsg_confirm, name="groupmsg-confirm"),
+    path("admin/deliveries", admin_api.deliveries, name="deliveries"),
     path("admin/faults", admin_api.faults_view, name="faults"),
     path("admin/tokens/revoke", admin_api.tokens_revoke, name="tokens-revoke"),
     path("admin/stats", admin_api.stats, name="stats"),

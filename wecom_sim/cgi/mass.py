@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from wecom_sim import ids
-from wecom_sim.cgi.base import WecomError, as_int, as_list, endpoint, page, require
+from wecom_sim.cgi.base import (
+    WecomError,
+    as_int,
+    as_list,
+    clamp_limit,
+    endpoint,
+    make_cursor,
+    page,
+    read_cursor,
+    require,
+)
 from wecom_sim.cgi.contact_ways import check_attachments
 from wecom_sim.clockwork import confirm_due
 from wecom_sim.corp import now, ts
@@ -18,12 +28,18 @@ MAX_CHATS = 2000
 MONTH = 31 * 86400
 
 
+LOOKUP_CHUNK = 2000  # ids per IN list (SQLite's bound-parameter limit; one query per chunk)
+
+
 def _senders_for_single(corp: SimCorp, params: dict) -> tuple[list[tuple[str, str]], list[str]]:
-    """-> ([(sender, external_userid)], fail_list)."""
+    """-> ([(sender, external_userid)], fail_list). Set-based: the live relations of all the ids in a few queries,
+    never one per recipient."""
     eids = as_list(params, "external_userid")
     sender = params.get("sender")
     if len(eids) > MAX_CUSTOMERS:
         raise WecomError(40058, "external_userid exceed 10000")
+    if not all(isinstance(e, str) for e in eids):
+        raise WecomError(47001, "external_userid must be a list of strings")
     live = SimFriendship.objects.filter(member__corp=corp, member_deleted=False, confirmed=True,
                                         member__resigned_at__isnull=True)
     if sender:
@@ -36,14 +52,23 @@ def _senders_for_single(corp: SimCorp, params: dict) -> tuple[list[tuple[str, st
             raise WecomError(40063, "external_userid and sender both empty")
         eids = list(live.values_list("shopper__external_userid", flat=True))
     tag_groups = ((params.get("tag_filter") or {}).get("group_list")) or []
+    wanted = list(dict.fromkeys(eids))
+    # Pushed to the member who most recently got the customer (stands for "last chatted"): the first row per id
+    # in createtime order, newest first.
+    chosen: dict[str, tuple[str, list]] = {}
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        rows = (live.filter(shopper__external_userid__in=wanted[start:start + LOOKUP_CHUNK])
+                .order_by("-createtime", "-id")
+                .values_list("shopper__external_userid", "member__userid", "tag_ids"))
+        for eid, userid, tag_ids in rows.iterator(chunk_size=LOOKUP_CHUNK):
+            chosen.setdefault(eid, (userid, tag_ids))
     pairs, fail = [], []
-    for eid in dict.fromkeys(eids):
-        # Pushed to the member who most recently got the customer (stands for "last chatted").
-        friendship = live.filter(shopper__external_userid=eid).order_by("-createtime").first()
-        if friendship is None or not _matches_tags(friendship.tag_ids, tag_groups):
+    for eid in wanted:
+        found = chosen.get(eid)
+        if found is None or not _matches_tags(found[1], tag_groups):
             fail.append(eid)
-            continue
-        pairs.append((friendship.member.userid, eid))
+        else:
+            pairs.append((found[0], eid))
     return pairs, fail
 
 
@@ -75,18 +100,33 @@ def add_msg_template(corp: SimCorp, params: dict) -> dict:
         chats = SimGroupChat.objects.filter(corp=corp, owner__iexact=sender, dismissed=False)
         if chat_ids:
             chats = chats.filter(chat_id__in=chat_ids)
-            fail = [c for c in chat_ids if c not in set(chats.values_list("chat_id", flat=True))]
+            found = set(chats.values_list("chat_id", flat=True))
+            fail = [c for c in chat_ids if c not in found]
         pairs = [(c.owner, c.chat_id) for c in chats]
     if not pairs:
         raise WecomError(41048)
     with transaction.atomic():
         message = SimMassMessage.objects.create(corp=corp, msgid=ids.msgid(), chat_type=chat_type, text=text,
                                                 attachments=attachments, created_at=now(corp))
-        for userid in dict.fromkeys(u for u, _ in pairs):
-            SimMassTask.objects.create(message=message, userid=userid)
-        key = "external_userid" if chat_type == "single" else "chat_id"
-        SimMassResult.objects.bulk_create(SimMassResult(message=message, userid=u, **{key: r}) for u, r in pairs)
+        SimMassTask.objects.bulk_create(SimMassTask(message=message, userid=u)
+                                        for u in dict.fromkeys(u for u, _ in pairs))
+        _insert_results(message, pairs, "external_userid" if chat_type == "single" else "chat_id")
     return {"fail_list": fail, "msgid": message.msgid}
+
+
+def _insert_results(message: SimMassMessage, pairs: list[tuple[str, str]], key: str) -> None:
+    """Up to 10,000 result rows: one INSERT ... SELECT FROM unnest(...) on PostgreSQL, bulk_create elsewhere."""
+    if connection.vendor == "postgresql":
+        table = SimMassResult._meta.db_table
+        other = "chat_id" if key == "external_userid" else "external_userid"
+        # Table and column names come from the model; every value is a parameter.
+        sql = (f'INSERT INTO "{table}" (message_id, userid, "{key}", "{other}", status) '  # noqa: S608
+               "SELECT %s, u, r, '', 0 FROM unnest(%s::text[], %s::text[]) AS t(u, r)")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [message.pk, [u for u, _ in pairs], [r for _, r in pairs]])
+        return
+    SimMassResult.objects.bulk_create((SimMassResult(message=message, userid=u, **{key: r}) for u, r in pairs),
+                                      batch_size=500)
 
 
 def message_or_error(corp: SimCorp, params: dict, *, dispatching_check: bool = True) -> SimMassMessage:
@@ -96,7 +136,7 @@ def message_or_error(corp: SimCorp, params: dict, *, dispatching_check: bool = T
     # Right after creation the task is still being dispatched to the senders' clients.
     if dispatching_check and now(corp) < message.created_at + dt.timedelta(seconds=corp.mass_dispatch_seconds):
         raise WecomError(41063)
-    confirm_due(corp)
+    confirm_due(corp, message)  # what this read shows is settled (the other messages settle on their own reads)
     return message
 
 
@@ -134,21 +174,32 @@ def get_groupmsg_task(corp: SimCorp, params: dict) -> dict:
 
 @endpoint("externalcontact/get_groupmsg_send_result", empty={"send_list": [], "next_cursor": ""})
 def get_groupmsg_send_result(corp: SimCorp, params: dict) -> dict:
+    """Paged in the database: the cursor holds the last row id of the page (bound to msgid and userid), so a page
+    is one index range scan and pages stay stable while statuses change underneath."""
     message = message_or_error(corp, params)
     userid = require(params, "userid", 40003)
-    results = list(message.results.filter(userid__iexact=userid).order_by("id"))
-    chunk, cursor = page(results, params, {"api": "result", "m": message.msgid, "u": userid.lower()}, 500, 1000)
+    if not isinstance(userid, str):
+        raise WecomError(47001, "userid must be a string")
+    # The task's own spelling of the userid (WeCom userids are case-insensitive), then an exact, indexed filter.
+    userid = next((u for u in message.tasks.values_list("userid", flat=True) if u.lower() == userid.lower()), userid)
+    query = {"api": "result", "m": message.msgid, "u": userid.lower()}
+    limit = clamp_limit(params, 500, 1000)
+    after = read_cursor(params.get("cursor"), query)
+    chunk = list(message.results.filter(userid=userid, id__gt=after).order_by("id")
+                 .values_list("id", "userid", "external_userid", "chat_id", "status", "send_time")[:limit + 1])
+    more = len(chunk) > limit
+    chunk = chunk[:limit]
     rows = []
-    for result in chunk:
-        row = {"userid": result.userid, "status": result.status}
-        if result.chat_id:
-            row["chat_id"] = result.chat_id
+    for _, uid, eid, chat_id, status, send_time in chunk:
+        row = {"userid": uid, "status": status}
+        if chat_id:
+            row["chat_id"] = chat_id
         else:
-            row["external_userid"] = result.external_userid
-        if result.status == 1 and result.send_time:
-            row["send_time"] = ts(result.send_time)
+            row["external_userid"] = eid
+        if status == 1 and send_time:
+            row["send_time"] = ts(send_time)
         rows.append(row)
-    return {"send_list": rows, "next_cursor": cursor}
+    return {"send_list": rows, "next_cursor": make_cursor(chunk[-1][0], query) if more else ""}
 
 
 @endpoint("externalcontact/cancel_groupmsg_send")

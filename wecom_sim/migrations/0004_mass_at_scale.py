@@ -1,7 +1,24 @@
-# Reserved for this session's work on issue 11 (each part fills in its own file, so the chain stays linear).
-from django.db import migrations
+# Mass messages at scale (issue 11): indexes for paging send results, confirmation and the receive quota.
+from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
     dependencies = [("wecom_sim", "0003_media")]
-    operations = []
+    operations = [
+        migrations.AddIndex(
+            model_name="simmassresult",
+            index=models.Index(fields=["message", "userid", "id"], name="wecomsim_massresult_page"),
+        ),
+        migrations.AddIndex(
+            model_name="simmassresult",
+            index=models.Index(fields=["chat_id", "status", "send_time"], name="wecomsim_massresult_chat"),
+        ),
+        migrations.AddIndex(
+            model_name="siminboxmessage",
+            index=models.Index(fields=["shopper", "kind", "received_at"], name="wecomsim_inbox_quota"),
+        ),
+        migrations.AddIndex(
+            model_name="siminboxmessage",
+            index=models.Index(fields=["ref"], name="wecomsim_inbox_ref"),
+        ),
+    ]

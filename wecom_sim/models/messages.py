@@ -50,6 +50,14 @@ class SimMassResult(models.Model):
     status = models.IntegerField(default=0)
     send_time = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        indexes = [
+            # get_groupmsg_send_result pages one sender's results by id (cursor = last id); confirmation reads them.
+            models.Index(fields=["message", "userid", "id"], name="wecomsim_massresult_page"),
+            # A group's receive quota: its sent mass messages since the window's start.
+            models.Index(fields=["chat_id", "status", "send_time"], name="wecomsim_massresult_chat"),
+        ]
+
     def __str__(self) -> str:
         return f"{self.userid}->{self.external_userid or self.chat_id} {self.status}"
 
@@ -64,6 +72,14 @@ class SimInboxMessage(models.Model):
     attachments = models.JSONField(default=list)
     ref = models.CharField(max_length=64, blank=True)
     received_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # The receive quota: a shopper's mass messages since the window's start (one probe per recipient).
+            models.Index(fields=["shopper", "kind", "received_at"], name="wecomsim_inbox_quota"),
+            # admin/deliveries by msgid.
+            models.Index(fields=["ref"], name="wecomsim_inbox_ref"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} from {self.from_userid}"
