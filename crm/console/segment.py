@@ -141,7 +141,8 @@ def _error_for(form: SegmentForm, exc: ApplicationError) -> dict | None:
 def _builder(request: HttpRequest, form: SegmentForm, segment: Segment | None, *, error: dict | None = None,
              status: int = 200) -> HttpResponse:
     can_change = request.user.has_perm(CHANGE_PERMISSION if segment else ADD_PERMISSION)
-    campaigns = list(segment.campaigns.order_by("name").values_list("name", flat=True)[:6]) if segment else []
+    campaigns = [{"name": name, "url": reverse("console:campaign-detail", args=[pk])}
+                 for pk, name in segment.campaigns.order_by("name").values_list("id", "name")[:6]] if segment else []
     context = {
         "form": form,
         "segment": segment,

@@ -187,6 +187,21 @@ def test_a_bad_condition_is_shown_inline_at_its_path_and_nothing_is_saved(admin_
     assert html_lib.unescape(re.search(r'data-error-path="([^"]*)"', page).group(1)).endswith("all[0].not.field")
 
 
+def test_a_segment_referring_to_itself_is_refused_at_that_condition(admin_client, world):
+    segment = saved(world)
+    definition = {"all": [{"field": "tags", "op": "any", "value": [world["vip"].id]},
+                          {"any": [{"field": "segment", "op": "in", "value": [segment.pk]}]}]}
+    response = post_form(admin_client, edit_url(segment), name="VIPs", definition=definition)
+    assert response.status_code == 400
+    page = body(response)
+    # The service names the definition (or the condition): the builder shows it there, or above the tree.
+    path = html_lib.unescape(re.search(r'data-error-path="([^"]*)"', page).group(1))
+    assert path == "segment" or path.endswith("all[1].any[0].value")
+    assert re.search(r'data-error-message="[^"]*loop[^"]*"', page)
+    segment.refresh_from_db()
+    assert segment.definition == seg_svc.segment_validate(vip_definition(world))
+
+
 def test_bad_json_and_a_missing_name_are_form_errors(admin_client, world):
     response = post_form(admin_client, NEW, name="Bad", definition="{not json")
     assert response.status_code == 400
@@ -224,6 +239,8 @@ def test_delete_is_refused_while_a_campaign_uses_it_with_a_message_naming_it(adm
     assert response.redirect_chain[-1][0] == edit_url(segment)
     assert "is not deleted" in page and "Spring sale" in page
     assert "Used by 1 campaign" in page
+    campaign = Campaign.objects.get(name="Spring sale")
+    assert f'href="{reverse("console:campaign-detail", args=[campaign.pk])}"' in page
 
 
 # --- the list and the contacts filter -------------------------------------------------------------------------
