@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from django.http import FileResponse
 from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api.permissions import HasStaffPerms
-from crm.errors import Conflict
+from crm.errors import ApplicationError, Conflict, NotFound
 from crm.models import Campaign, RedPacketPool
 from crm.selectors.campaigns import campaign_get, campaign_list, campaign_stats, pool_get
-from crm.services import campaign_runs, run_control
+from crm.services import campaign_runs, campaign_schedules, run_control
 from crm.services import campaigns as campaign_services
 from crm.services import redpackets as redpacket_services
 
@@ -39,39 +43,84 @@ class PoolOutput(serializers.ModelSerializer):
 
 
 class CampaignOutput(serializers.ModelSerializer):
+    """Times in Asia/Shanghai (+08:00, the site's time zone); recur_time is a Shanghai time of day."""
+
     red_packet = serializers.SerializerMethodField()
+    saved_segment_id = serializers.IntegerField(read_only=True, allow_null=True)
+    image_url = serializers.SerializerMethodField()
+    next_occurrence = serializers.SerializerMethodField()
 
     class Meta:
         model = Campaign
         fields = [
-            "id", "name", "segment", "text", "link_title", "link_url", "link_desc", "scheduled_at", "status",
-            "launched_at", "finished_at", "cancelled_at", "created_at", "updated_at", "red_packet",
+            "id", "name", "target", "saved_segment_id", "segment", "group_chat_ids", "text", "attachment",
+            "link_title", "link_url", "link_desc", "image_url", "miniprogram_appid", "miniprogram_page",
+            "miniprogram_title", "scheduled_at", "recurrence", "recur_weekday", "recur_day", "recur_time",
+            "recur_until", "next_occurrence", "status", "paused_at", "launched_at", "finished_at", "cancelled_at",
+            "created_at", "updated_at", "red_packet",
         ]
 
     def get_red_packet(self, obj: Campaign) -> dict | None:
         pool = obj.red_packet_pool if hasattr(obj, "red_packet_pool") else None
         return PoolOutput(pool).data if pool else None
 
+    def get_image_url(self, obj: Campaign) -> str:
+        return campaign_services.campaign_image_url(obj)
 
-class CampaignCreateInput(serializers.Serializer):
-    name = serializers.CharField(max_length=128)
-    text = serializers.CharField(max_length=4000)
-    segment = serializers.JSONField(required=False, default=dict)
-    link_title = serializers.CharField(max_length=128, required=False, default="", allow_blank=True)
-    link_url = serializers.URLField(max_length=1024, required=False, default="", allow_blank=True)
-    link_desc = serializers.CharField(max_length=512, required=False, default="", allow_blank=True)
-    scheduled_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    red_packet = RedPacketInput(required=False, allow_null=True, default=None)
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_next_occurrence(self, obj: Campaign) -> str | None:
+        if obj.status not in (Campaign.Status.SCHEDULED, Campaign.Status.RUNNING):
+            return None
+        upcoming = campaign_schedules.upcoming(obj, 1)
+        return serializers.DateTimeField().to_representation(upcoming[0]) if upcoming else None
 
 
 class CampaignUpdateInput(serializers.Serializer):
+    """What a campaign is made of (the campaign service checks the whole; the image is uploaded on its own, as
+    multipart, to /api/campaigns/<id>/image/). Times with a zone, or taken as Asia/Shanghai."""
+
     name = serializers.CharField(max_length=128, required=False)
-    text = serializers.CharField(max_length=4000, required=False)
-    segment = serializers.JSONField(required=False)
+    text = serializers.CharField(max_length=4000, required=False, allow_blank=True)
+    target = serializers.ChoiceField(choices=Campaign.Target.choices, required=False)
+    segment = serializers.JSONField(required=False, allow_null=True)
+    saved_segment_id = serializers.IntegerField(required=False, allow_null=True)
+    group_chat_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False,
+                                           max_length=100_000)
+    attachment = serializers.ChoiceField(choices=Campaign.Attachment.choices, required=False, allow_blank=True)
     link_title = serializers.CharField(max_length=128, required=False, allow_blank=True)
     link_url = serializers.URLField(max_length=1024, required=False, allow_blank=True)
     link_desc = serializers.CharField(max_length=512, required=False, allow_blank=True)
+    miniprogram_appid = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    miniprogram_page = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    miniprogram_title = serializers.CharField(max_length=64, required=False, allow_blank=True)
     scheduled_at = serializers.DateTimeField(required=False, allow_null=True)
+    recurrence = serializers.ChoiceField(choices=Campaign.Recurrence.choices, required=False)
+    recur_weekday = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=6)
+    recur_day = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=31)
+    recur_time = serializers.TimeField(required=False, allow_null=True)
+    recur_until = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class CampaignCreateInput(CampaignUpdateInput):
+    name = serializers.CharField(max_length=128)
+    text = serializers.CharField(max_length=4000, allow_blank=True)
+    red_packet = RedPacketInput(required=False, allow_null=True, default=None)
+
+
+class AudienceInput(serializers.Serializer):
+    target = serializers.ChoiceField(choices=Campaign.Target.choices, default=Campaign.Target.SEGMENT)
+    segment = serializers.JSONField(required=False, allow_null=True, default=None)
+    saved_segment_id = serializers.IntegerField(required=False, allow_null=True, default=None)
+    group_chat_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=None,
+                                           allow_null=True)
+
+
+AudienceOutput = inline_serializer("CampaignAudience", {
+    "count": serializers.IntegerField(), "kind": serializers.ChoiceField(choices=["customers", "groups"])})
+PreviewOutput = inline_serializer("CampaignPreview", {
+    "chat_type": serializers.CharField(), "text": serializers.CharField(), "text_bytes": serializers.IntegerField(),
+    "max_text_bytes": serializers.IntegerField(), "attachment": serializers.JSONField(allow_null=True),
+    "link_appended": serializers.CharField()})
 
 
 class ScheduleInput(serializers.Serializer):
@@ -96,10 +145,11 @@ class CampaignListApi(_Base):
         qs = campaign_list(status=request.query_params.get("status"), search=request.query_params.get("search"))
         return Response(CampaignOutput(qs[:200], many=True).data)
 
+    @extend_schema(request=CampaignCreateInput, responses={201: CampaignOutput})
     def post(self, request: Request) -> Response:
         data = CampaignCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        campaign = campaign_services.campaign_create(**data.validated_data)
+        campaign = campaign_services.campaign_create(**data.validated_data, require_audience=True)
         return Response(CampaignOutput(campaign_get(campaign.id)).data, status=status.HTTP_201_CREATED)
 
 
@@ -111,10 +161,11 @@ class CampaignDetailApi(_Base):
     def get(self, request: Request, campaign_id: int) -> Response:
         return Response(CampaignOutput(campaign_get(campaign_id)).data)
 
+    @extend_schema(request=CampaignUpdateInput, responses=CampaignOutput)
     def patch(self, request: Request, campaign_id: int) -> Response:
         data = CampaignUpdateInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        campaign_services.campaign_update(campaign_id, **data.validated_data)
+        campaign_services.campaign_update(campaign_id, **data.validated_data, require_audience=True)
         return Response(CampaignOutput(campaign_get(campaign_id)).data)
 
     def delete(self, request: Request, campaign_id: int) -> Response:
@@ -129,6 +180,89 @@ class CampaignScheduleApi(_Base):
         data = ScheduleInput(data=request.data)
         data.is_valid(raise_exception=True)
         campaign_services.campaign_schedule(campaign_id, data.validated_data["scheduled_at"])
+        return Response(CampaignOutput(campaign_get(campaign_id)).data)
+
+
+class CampaignImageApi(_Base):
+    """The campaign's image: uploaded as multipart (field "image": JPG or PNG, at most 10 MB), shown to staff."""
+
+    required_perms = {"GET": ("crm.view_campaign",), "POST": ("crm.change_campaign",)}
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(responses={(200, "image/*"): bytes})
+    def get(self, request: Request, campaign_id: int) -> FileResponse:
+        campaign = campaign_get(campaign_id)
+        if not campaign.image:
+            raise NotFound("This campaign has no image.", field="image")
+        return FileResponse(campaign.image.open("rb"), content_type=_image_type(campaign.image.name))
+
+    @extend_schema(
+        request={"multipart/form-data": inline_serializer("CampaignImageUpload", {"image": serializers.FileField()})},
+        responses=CampaignOutput,
+    )
+    def post(self, request: Request, campaign_id: int) -> Response:
+        image = request.FILES.get("image")
+        if image is None:
+            raise ApplicationError("Send the image as the multipart field \"image\".", field="image")
+        campaign_services.campaign_image_set(campaign_id, image)
+        return Response(CampaignOutput(campaign_get(campaign_id)).data)
+
+
+def _image_type(name: str) -> str:
+    return "image/png" if name.lower().endswith(".png") else "image/jpeg"
+
+
+class CampaignAudienceApi(_Base):
+    """How many the campaign reaches now: consenting customers of its segment, or its groups."""
+
+    required_perms = {"GET": ("crm.view_campaign",)}
+
+    @extend_schema(responses=AudienceOutput)
+    def get(self, request: Request, campaign_id: int) -> Response:
+        return Response(campaign_services.campaign_audience(campaign_get(campaign_id)))
+
+
+class AudiencePreviewApi(_Base):
+    """The audience of a target not saved yet (a definition, a saved segment, or groups): the live count."""
+
+    required_perms = {"POST": ("crm.view_campaign",)}
+
+    @extend_schema(request=AudienceInput, responses=AudienceOutput)
+    def post(self, request: Request) -> Response:
+        data = AudienceInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(campaign_services.audience_preview(**data.validated_data))
+
+
+class CampaignPreviewApi(_Base):
+    """What the WeChat chat bubble shows."""
+
+    required_perms = {"GET": ("crm.view_campaign",)}
+
+    @extend_schema(responses=PreviewOutput)
+    def get(self, request: Request, campaign_id: int) -> Response:
+        return Response(campaign_services.campaign_preview(campaign_get(campaign_id)))
+
+
+class CampaignPauseApi(_Base):
+    """Pause a recurring campaign: no occurrence runs until it is resumed."""
+
+    required_perms = {"POST": ("crm.change_campaign",)}
+
+    @extend_schema(request=None, responses=CampaignOutput)
+    def post(self, request: Request, campaign_id: int) -> Response:
+        campaign_schedules.campaign_pause(campaign_id)
+        return Response(CampaignOutput(campaign_get(campaign_id)).data)
+
+
+class CampaignResumeApi(_Base):
+    """Resume a paused recurring campaign from its next occurrence (missed ones are not caught up)."""
+
+    required_perms = {"POST": ("crm.change_campaign",)}
+
+    @extend_schema(request=None, responses=CampaignOutput)
+    def post(self, request: Request, campaign_id: int) -> Response:
+        campaign_schedules.campaign_resume(campaign_id)
         return Response(CampaignOutput(campaign_get(campaign_id)).data)
 
 
@@ -222,7 +356,13 @@ class PoolRefundApi(_Base):
 
 urlpatterns = [
     path("api/campaigns/", CampaignListApi.as_view(), name="campaign-list"),
+    path("api/campaigns/audience/", AudiencePreviewApi.as_view(), name="campaign-audience-preview"),
     path("api/campaigns/<int:campaign_id>/", CampaignDetailApi.as_view(), name="campaign-detail"),
+    path("api/campaigns/<int:campaign_id>/image/", CampaignImageApi.as_view(), name="campaign-image"),
+    path("api/campaigns/<int:campaign_id>/audience/", CampaignAudienceApi.as_view(), name="campaign-audience"),
+    path("api/campaigns/<int:campaign_id>/preview/", CampaignPreviewApi.as_view(), name="campaign-preview"),
+    path("api/campaigns/<int:campaign_id>/pause/", CampaignPauseApi.as_view(), name="campaign-pause"),
+    path("api/campaigns/<int:campaign_id>/resume/", CampaignResumeApi.as_view(), name="campaign-resume"),
     path("api/campaigns/<int:campaign_id>/schedule", CampaignScheduleApi.as_view(), name="campaign-schedule"),
     path("api/campaigns/<int:campaign_id>/launch", CampaignLaunchApi.as_view(), name="campaign-launch"),
     path("api/campaigns/<int:campaign_id>/cancel", CampaignCancelApi.as_view(), name="campaign-cancel"),

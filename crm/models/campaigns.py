@@ -64,6 +64,9 @@ class Campaign(models.Model):
     recur_day = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Day of the month, 1..31.")
     recur_time = models.TimeField(null=True, blank=True, help_text="Local time, Asia/Shanghai.")
     recur_until = models.DateTimeField(null=True, blank=True)
+    # Occurrences before this moment are never run (set when the schedule is made and on resume): beat catching
+    # up on a moment missed while paused, or before the campaign existed, plans nothing.
+    schedule_from = models.DateTimeField(null=True, blank=True)
     periodic_task = models.OneToOneField(
         "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
