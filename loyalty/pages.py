@@ -1,6 +1,10 @@
 """Customer-facing pages: the loyalty card with its rotating QR (opened from the welcome message link), and the
 customer's own consent choices shown and changed on it.
 
+Two ways in: the signed link `/m/card/<token>/`, and the same link for everyone `/m/card/` (customer_links.card_link),
+where WeChat OAuth says whose card it is (crm/services/wechat_oauth.py, purpose "card"); that page then works on the
+visitor's own signed token (QR refresh, consent), minted for them, so everything below stays token-based.
+
 The consent form posts to /m/card/<token>/consent. Like the red-packet page it is csrf-exempt: the signed token
 in the URL identifies the customer (it stands in for WeChat OAuth) and there is no session to ride. The same URL
 answers JSON (GET: the state; POST: a change) when asked (Accept: application/json, ?format=json or a JSON body).
@@ -19,10 +23,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
+from crm.api.customer_pages import shared_identity
 from crm.errors import ApplicationError, error_body
 from crm.models import ConsentRecord, Contact
 from crm.services.consent import consent_from_customer, consent_policy_version, consent_state
-from crm.services.customer_links import unsign_contact
+from crm.services.customer_links import sign_contact, unsign_contact
 from loyalty import selectors
 from loyalty.models import Card
 from loyalty.qr import qr_svg, qr_token_mint, ttl_seconds
@@ -62,6 +67,22 @@ def card_page(request: HttpRequest, token: str) -> HttpResponse:
         card = _card_for_token(token)
     except ApplicationError as exc:
         return render(request, "loyalty/card_error.html", {"message": exc.message}, status=exc.status_code)
+    return _card_response(request, card, token)
+
+
+@require_GET
+@never_cache
+def shared_card_page(request: HttpRequest) -> HttpResponse:
+    """The card link for everyone: the visitor's own card, once WeChat OAuth has said who they are."""
+    contact_id, response = shared_identity(request, CARD_LINK_PURPOSE)
+    if response is not None:
+        return response
+    if not Contact.objects.filter(pk=contact_id).exists():
+        return render(request, "loyalty/card_error.html", {"message": _("This card does not exist.")}, status=404)
+    return _card_response(request, card_get_or_create(contact_id), sign_contact(contact_id, CARD_LINK_PURPOSE))
+
+
+def _card_response(request: HttpRequest, card: Card, token: str) -> HttpResponse:
     next_tier = selectors.tier_next(card)
     context = {
         "card": card,
@@ -161,6 +182,7 @@ def card_qr(request: HttpRequest, token: str) -> JsonResponse:
 
 
 urlpatterns = [
+    path("m/card/", shared_card_page, name="card-shared-page"),
     path("m/card/<str:token>/", card_page, name="card-page"),
     path("m/card/<str:token>/qr", card_qr, name="card-qr"),
     path("m/card/<str:token>/consent", card_consent, name="card-consent"),

@@ -1,23 +1,31 @@
-"""Customer-facing pages under /m/: the red-packet claim page.
+"""Customer-facing pages under /m/: the red-packet claim page, the lucky draw, and WeChat OAuth's callback.
 
-The signed token in the URL identifies the customer and the pool (it stands in for WeChat OAuth), so the form
-is csrf-exempt: there is no session to ride, and the token is the credential. Plain HTML, no JS needed; JSON
-when the request asks for it (Accept: application/json or ?format=json).
+Two ways in, to the same page:
+- a signed link (`/m/rp/<token>/`, `/m/draw/<token>/`): the token in the URL identifies the customer and the pool,
+  so the form is csrf-exempt (the token is the credential). Always accepted (settings.CUSTOMER_LINKS = "signed" sends
+  only these; older messages carry them too).
+- the same link for everyone (`/m/pool/<id>/`, `/m/luckydraw/<id>/`): the visitor identified by WeChat's web OAuth
+  and kept in the session (crm/services/wechat_oauth.py); without an identity the page sends them through OAuth and
+  back. The session is the credential there, so a POST must carry the CSRF token the page rendered.
+Plain HTML, no JS needed; JSON when the request asks for it (Accept: application/json or ?format=json).
 """
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from crm.errors import ApplicationError
 from crm.models import Contact, LuckyDraw, LuckyDrawEntry, RedPacketClaim, RedPacketPool
+from crm.services import wechat_oauth
 from crm.services.campaigns import lucky_draw_play, parse_draw_token
 from crm.services.redpackets import parse_claim_token, redpacket_claim
 
@@ -38,18 +46,55 @@ def _yuan(fen: int) -> str:
     return f"{fen // 100}.{fen % 100:02d}"
 
 
-def _error(request: HttpRequest, exc: ApplicationError) -> HttpResponse:
+def _error(request: HttpRequest, exc: ApplicationError, template: str = "crm/redpacket_error.html") -> HttpResponse:
     if _wants_json(request):
         body = {"error": {"code": exc.code, "message": exc.message, "field": exc.field}}
         return JsonResponse(body, status=exc.status_code)
-    return render(request, "crm/redpacket_error.html", {"message": exc.message}, status=exc.status_code)
+    retry = (exc.details or {}).get("next", "") if isinstance(exc.details, dict) else ""
+    return render(request, template, {"message": exc.message, "code": exc.code, "retry_url": retry},
+                  status=exc.status_code)
 
 
-@csrf_exempt
-@require_http_methods(["GET", "POST"])
-def redpacket_page(request: HttpRequest, token: str) -> HttpResponse:
+# --- identity: a signed token, else the session OAuth filled, else off to OAuth ----------------------------
+
+
+def to_oauth(request: HttpRequest, purpose: str) -> HttpResponse:
+    """Send a visitor without an identity through WeChat OAuth and back to this page (as a GET: a POST's form is
+    shown again, to be tapped once they are known). JSON callers get 401 with the URL to open."""
+    url = wechat_oauth.oauth_start(request, purpose=purpose, next_path=request.path)
+    if _wants_json(request):
+        body = {"error": {"code": "identify", "message": str(_("Open this page in WeChat to continue.")),
+                          "field": None, "details": {"authorize_url": url}}}
+        return JsonResponse(body, status=401)
+    return HttpResponseRedirect(url, status=303 if request.method == "POST" else 302)
+
+
+def csrf_refusal(request: HttpRequest) -> HttpResponse | None:
+    """Django's CSRF check for a POST whose credential is the session cookie (the view itself is csrf-exempt so that
+    signed links, whose token is the credential, need none); a 403 page when it fails."""
+    if CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, None, (), {}) is None:
+        return None
+    exc = ApplicationError(_("This page has expired. Please reload it and try again."), code="csrf", status_code=403)
+    return _error(request, exc)
+
+
+def shared_identity(request: HttpRequest, purpose: str) -> tuple[int | None, HttpResponse | None]:
+    """(contact id, None) for a known visitor, or (None, the response to answer with)."""
+    contact_id = wechat_oauth.session_contact(request, purpose)
+    if contact_id is None:
+        return None, to_oauth(request, purpose)
+    if request.method == "POST":
+        refusal = csrf_refusal(request)
+        if refusal is not None:
+            return None, refusal
+    return contact_id, None
+
+
+# --- red packet ----------------------------------------------------------------------------------------------
+
+
+def _redpacket(request: HttpRequest, pool_id: int, contact_id: int) -> HttpResponse:
     try:
-        pool_id, contact_id = parse_claim_token(token)
         pool = RedPacketPool.objects.select_related("campaign").filter(id=pool_id).first()
         contact = Contact.objects.filter(id=contact_id).first()
         if pool is None or contact is None:
@@ -77,6 +122,7 @@ def redpacket_page(request: HttpRequest, token: str) -> HttpResponse:
                 "message": str(MESSAGES.get(status, "")),
                 "amount_fen": amount,
                 "pool_id": pool.id,
+                "contact_id": contact.id,
                 "campaign": campaign.name if campaign else "",
                 "expires_at": pool.expires_at.isoformat(),
             }
@@ -96,12 +142,35 @@ def redpacket_page(request: HttpRequest, token: str) -> HttpResponse:
 
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
-def lucky_draw_page(request: HttpRequest, token: str) -> HttpResponse:
+def redpacket_page(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        pool_id, contact_id = parse_claim_token(token)
+    except ApplicationError as exc:
+        return _error(request, exc)
+    return _redpacket(request, pool_id, contact_id)
+
+
+@csrf_exempt  # checked in shared_identity: the session is the credential here
+@require_http_methods(["GET", "POST"])
+@never_cache
+def pool_page(request: HttpRequest, pool_id: int) -> HttpResponse:
+    """The same red-packet link for everyone: the visitor is who WeChat OAuth says."""
+    if not RedPacketPool.objects.filter(id=pool_id).exists():
+        return _error(request, ApplicationError(_("This red packet does not exist."), code="not_found",
+                                                status_code=404))
+    contact_id, response = shared_identity(request, "redpacket")
+    return response or _redpacket(request, pool_id, contact_id)
+
+
+# --- lucky draw ----------------------------------------------------------------------------------------------
+
+
+def _draw(request: HttpRequest, draw_id: int, contact_id: int) -> HttpResponse:
     """GET: the draw and a Draw button; POST: draws once (a second POST shows the first result)."""
     try:
-        draw_id, contact_id = parse_draw_token(token)
         draw = LuckyDraw.objects.select_related("campaign").filter(id=draw_id).first()
-        if draw is None or not Contact.objects.filter(id=contact_id).exists():
+        contact = Contact.objects.filter(id=contact_id).first()
+        if draw is None or contact is None:
             raise ApplicationError(_("This lucky draw does not exist."), code="not_found", status_code=404)
         if draw.campaign.status == draw.campaign.Status.CANCELLED:
             raise ApplicationError(_("This lucky draw has ended."), code="ended", status_code=410)
@@ -115,10 +184,55 @@ def lucky_draw_page(request: HttpRequest, token: str) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse({"status": status, "prize": entry.prize if entry else "", "draw_id": draw.id,
                              "campaign": draw.campaign.name})
-    return render(request, "crm/lucky_draw.html", {"status": status, "entry": entry, "draw": draw})
+    return render(request, "crm/lucky_draw.html", {"status": status, "entry": entry, "draw": draw,
+                                                   "contact": contact})
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def lucky_draw_page(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        draw_id, contact_id = parse_draw_token(token)
+    except ApplicationError as exc:
+        return _error(request, exc)
+    return _draw(request, draw_id, contact_id)
+
+
+@csrf_exempt  # checked in shared_identity: the session is the credential here
+@require_http_methods(["GET", "POST"])
+@never_cache
+def shared_draw_page(request: HttpRequest, draw_id: int) -> HttpResponse:
+    """The same lucky-draw link for everyone."""
+    if not LuckyDraw.objects.filter(id=draw_id).exists():
+        return _error(request, ApplicationError(_("This lucky draw does not exist."), code="not_found",
+                                                status_code=404))
+    contact_id, response = shared_identity(request, "draw")
+    return response or _draw(request, draw_id, contact_id)
+
+
+# --- WeChat OAuth's redirect_uri -------------------------------------------------------------------------------
+
+
+@require_GET
+@never_cache
+def oauth_callback(request: HttpRequest) -> HttpResponse:
+    """WeChat sends the visitor here with ?code&state: identify them, then back to the page they opened."""
+    if not wechat_oauth.callback_allowed(request.META.get("REMOTE_ADDR", "")):
+        exc = ApplicationError(_("Too many attempts. Please wait a minute and try again."), code="throttled",
+                               status_code=429)
+        return _error(request, exc, "crm/customer_error.html")
+    try:
+        next_path = wechat_oauth.oauth_callback(request, code=request.GET.get("code", ""),
+                                                state=request.GET.get("state", ""))
+    except ApplicationError as exc:
+        return _error(request, exc, "crm/customer_error.html")
+    return HttpResponseRedirect(next_path)
 
 
 urlpatterns = [
+    path("m/oauth/callback/", oauth_callback, name="wechat-oauth-callback"),
+    path("m/pool/<int:pool_id>/", pool_page, name="redpacket-pool-page"),
+    path("m/luckydraw/<int:draw_id>/", shared_draw_page, name="lucky-draw-shared-page"),
     path("m/rp/<str:token>/", redpacket_page, name="redpacket-page"),
     path("m/draw/<str:token>/", lucky_draw_page, name="lucky-draw-page"),
 ]

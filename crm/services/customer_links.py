@@ -1,7 +1,10 @@
-"""Signed links that identify a customer on customer-facing pages (card page, red-packet page).
+"""Links to customer-facing pages (card page, red-packet page, lucky draw).
 
-In production WeChat OAuth identifies the customer; the signed token stands in for it and is
-what the welcome message and campaign messages carry.
+Two kinds:
+- the same link for everyone (`pool_link`, `draw_link`, `card_link`): the page identifies the visitor through
+  WeChat's web OAuth (crm/services/wechat_oauth.py), so a campaign can send one message to 10,000 customers;
+- a signed link per customer (`sign_contact`, `card_url`, redpackets.claim_url, campaigns.draw_url): the token in
+  the URL is the credential. The fallback (settings.CUSTOMER_LINKS = "signed"), and always accepted.
 """
 
 from __future__ import annotations
@@ -39,3 +42,18 @@ def absolute_url(path: str) -> str:
 def card_url(contact_id: int) -> str:
     """The loyalty card page for this contact (served by loyalty at /m/card/<token>/)."""
     return absolute_url(f"/m/card/{sign_contact(contact_id, 'card')}/")
+
+
+def pool_link(pool_id: int) -> str:
+    """The red-packet pool's page, the same for every recipient (WeChat OAuth says who is claiming)."""
+    return absolute_url(f"/m/pool/{int(pool_id)}/")
+
+
+def draw_link(draw_id: int) -> str:
+    """The lucky draw's page, the same for every recipient."""
+    return absolute_url(f"/m/luckydraw/{int(draw_id)}/")
+
+
+def card_link() -> str:
+    """The loyalty card page: whoever opens it in WeChat sees their own card."""
+    return absolute_url("/m/card/")

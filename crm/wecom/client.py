@@ -364,6 +364,11 @@ class WeComClient:
     def convert_to_openid(self, external_userid: str) -> dict:
         return self.post("externalcontact/convert_to_openid", {"external_userid": external_userid})
 
+    def unionid_to_external_userid(self, unionid: str, openid: str) -> dict:
+        """A WeChat user's unionid (+ the openid from the same Official Account) -> {external_userid}: the
+        self-built app's conversion (84061 when the corp has no relation with them)."""
+        return self.post("externalcontact/unionid_to_external_userid", {"unionid": unionid, "openid": openid})
+
     # --- corp tags -------------------------------------------------------------------------------
 
     def get_corp_tag_list(self, tag_id: list[str] | None = None, group_id: list[str] | None = None) -> dict:

@@ -96,9 +96,8 @@ def test_exchange_errcodes(sim, wx, base):
     assert _exchange(base, code, secret="")["errcode"] == 41004
     assert _exchange(base, code, grant_type="client_credential")["errcode"] == 40002
     assert _exchange(base, "")["errcode"] == 41008
-    bad_app = requests.get(f"{base}/sns/oauth2/access_token", params={"appid": "wxnope", "secret": SECRET,
-                                                                       "code": code, "grant_type": "authorization_code"},
-                           timeout=10).json()
+    params = {"appid": "wxnope", "secret": SECRET, "code": code, "grant_type": "authorization_code"}
+    bad_app = requests.get(f"{base}/sns/oauth2/access_token", params=params, timeout=10).json()
     assert bad_app["errcode"] == 40013
     assert requests.get(f"{base}/sns/oauth2/access_token", timeout=10).json()["errcode"] == 41002
     # None of the refused calls used the code up.
