@@ -216,6 +216,8 @@ def _clean(values: dict[str, Any], *, with_red_packet: bool, has_image: bool, ch
     attachment = values["attachment"] or ""
     if not attachment and values["link_url"]:
         attachment = Campaign.Attachment.LINK  # the flat link fields before attachments had a kind
+    elif not attachment and values["image"] is not None:
+        attachment = Campaign.Attachment.IMAGE
     if attachment not in Campaign.Attachment.values:
         raise ApplicationError(_("Unknown attachment %(kind)s.") % {"kind": attachment}, field="attachment")
     out["attachment"] = attachment
