@@ -132,6 +132,13 @@ class SimMassResultAdmin(ModelAdmin):
     list_filter = ("status",)
 
 
+@register(m.SimMedia)
+class SimMediaAdmin(ModelAdmin):
+    list_display = ("media_id", "type", "filename", "size", "created_at")
+    search_fields = ("media_id", "filename")
+    list_filter = ("type",)
+
+
 @register(m.SimInboxMessage)
 class SimInboxMessageAdmin(ModelAdmin):
     list_display = ("shopper", "kind", "from_userid", "received_at")
