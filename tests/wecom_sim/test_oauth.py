@@ -148,3 +148,15 @@ def test_unionid_to_external_userid_refuses_strangers_and_mismatched_openids(sim
     assert wx.post("externalcontact/unionid_to_external_userid", {"unionid": mine["unionid"]})["errcode"] == 40063
     assert wx.post("externalcontact/unionid_to_external_userid",
                    {"unionid": "ounknown", "openid": "o1"})["errcode"] == 84061
+
+
+def test_two_concurrent_exchanges_of_one_code_give_one_openid(sim, wx, base):
+    from concurrent.futures import ThreadPoolExecutor
+
+    eid = _befriended(sim, wx)
+    for _ in range(3):
+        code = _code(base, eid)
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda _: _exchange(base, code), range(6)))
+        assert sum("openid" in a for a in answers) == 1, answers
+        assert sorted(a.get("errcode", 0) for a in answers) == [0] + [40163] * 5
