@@ -116,6 +116,7 @@ def sections() -> list[tuple[str, list[dict | None]]]:
         ]),
         (_("Campaigns"), [
             _model(_("Campaigns"), "campaign", "crm", "campaign"),
+            _page(_("New campaign"), "add_circle", "admin:crm_campaign_add", "crm.add_campaign"),
             _model(_("Mass messages"), "forward_to_inbox", "crm", "massmessage"),
             _model(_("Recipients"), "mark_email_read", "crm", "campaignrecipient"),
             _model(_("Lucky draws"), "casino", "crm", "luckydraw"),

@@ -41,6 +41,21 @@ urlpatterns += [
          name="campaign-remind"),
     path("campaigns/<int:campaign_id>/cancel/", admin.site.admin_view(campaign.campaign_cancel_view),
          name="campaign-cancel"),
+    # Issue 11's campaign screens: compose preview, send now, pause/resume, runs (crm/console/campaign.py).
+    path("campaigns/preview/", admin.site.admin_view(campaign.campaign_compose_preview), name="campaign-preview"),
+    path("campaigns/<int:campaign_id>/image/", admin.site.admin_view(campaign.campaign_image), name="campaign-image"),
+    path("campaigns/<int:campaign_id>/launch/", admin.site.admin_view(campaign.campaign_launch_view),
+         name="campaign-launch"),
+    path("campaigns/<int:campaign_id>/pause/", admin.site.admin_view(campaign.campaign_pause_view),
+         name="campaign-pause"),
+    path("campaigns/<int:campaign_id>/resume/", admin.site.admin_view(campaign.campaign_resume_view),
+         name="campaign-resume"),
+    path("campaigns/<int:campaign_id>/runs/<int:run_id>/", admin.site.admin_view(campaign.campaign_run_detail),
+         name="campaign-run"),
+    path("campaigns/<int:campaign_id>/runs/<int:run_id>/progress/",
+         admin.site.admin_view(campaign.campaign_run_progress_fragment), name="campaign-run-progress"),
+    path("campaigns/<int:campaign_id>/runs/<int:run_id>/<str:action>/",
+         admin.site.admin_view(campaign.campaign_run_action), name="campaign-run-action"),
 ]
 
 # Segment builder (crm/console/segment.py); the list of segments is the admin's changelist (crm/admin/segments.py).

@@ -17,6 +17,14 @@ from tests.crm.campaigns.conftest import make_contact, make_staff, sim  # noqa: 
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def reachable(request):
+    """One consenting, followed customer: the campaign service refuses a campaign that reaches nobody. The live
+    test brings its own world (the simulator's staff and shoppers)."""
+    if request.node.get_closest_marker("worker") is None:
+        make_contact(make_staff())
+
+
 @pytest.fixture
 def boss(client, django_user_model):
     user = django_user_model.objects.create_user("boss", password="pw", is_staff=True, is_superuser=True)
