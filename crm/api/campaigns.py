@@ -141,6 +141,7 @@ class _Base(APIView):
 class CampaignListApi(_Base):
     required_perms = {"GET": ("crm.view_campaign",), "POST": ("crm.add_campaign",)}
 
+    @extend_schema(operation_id="campaigns_list", responses=CampaignOutput(many=True))
     def get(self, request: Request) -> Response:
         qs = campaign_list(status=request.query_params.get("status"), search=request.query_params.get("search"))
         return Response(CampaignOutput(qs[:200], many=True).data)
@@ -158,6 +159,7 @@ class CampaignDetailApi(_Base):
         "GET": ("crm.view_campaign",), "PATCH": ("crm.change_campaign",), "DELETE": ("crm.delete_campaign",)
     }
 
+    @extend_schema(responses=CampaignOutput)
     def get(self, request: Request, campaign_id: int) -> Response:
         return Response(CampaignOutput(campaign_get(campaign_id)).data)
 

@@ -216,3 +216,19 @@ def test_api_pause_resume_and_schedule_fields_in_shanghai(admin_client):
     once = admin_client.post("/api/campaigns/", {"name": "o", "text": "hi"}, content_type="application/json").json()
     response = admin_client.post(f"/api/campaigns/{once['id']}/pause/")
     assert response.status_code == 409 and response.json()["error"]["field"] == "recurrence"
+
+
+def test_openapi_schema_of_the_campaign_endpoints():
+    from drf_spectacular.generators import SchemaGenerator
+
+    from crm.api import campaigns
+
+    schema = SchemaGenerator(patterns=campaigns.urlpatterns).get_schema(request=None, public=True)
+    paths = schema["paths"]
+    one = "/api/campaigns/{campaign_id}/"
+    for path, verb in [(f"{one}image/", "post"), ("/api/campaigns/audience/", "post"), (f"{one}audience/", "get"),
+                       (f"{one}preview/", "get"), (f"{one}pause/", "post"), (f"{one}resume/", "post")]:
+        assert verb in paths[path], path
+    assert "multipart/form-data" in paths["/api/campaigns/{campaign_id}/image/"]["post"]["requestBody"]["content"]
+    created = schema["components"]["schemas"]["CampaignCreateInput"]["properties"]
+    assert {"target", "group_chat_ids", "attachment", "recurrence", "recur_time", "recur_until"} <= set(created)
