@@ -14,6 +14,7 @@ Size knob: BENCH_SEGMENT_CONTACTS (default 1,000,000). Skipped (met false) when 
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 import statistics
@@ -72,6 +73,51 @@ _GENERATE = [
     "WHERE random() < 0.05",
 ]
 
+# The new kinds (issue 11): customer groups (300, 10 VIP; ~15% of contacts in one, 10% of memberships left),
+# order lines from Tmall and JD (300k over two years, 90% matched to a contact), a catalogue of 200 SKUs in 10
+# categories, loyalty cards for half the contacts (4 tiers, skewed balances) with ~1M till receipts over two years
+# (more of them recent) of 1-2 lines each.
+PRODUCTS, CATEGORIES, GROUPS, VIP_GROUPS = 200, 10, 300, 10
+_GENERATE_MORE = [
+    "INSERT INTO crm_customergroup (chat_id, name, owner_id, is_vip, status, notice, member_version, "
+    "created_at, updated_at) SELECT 'wrbench' || i, 'Group ' || i, NULL, i <= %(vip_groups)s, 'active', '', '', "
+    "now(), now() FROM generate_series(1, %(groups)s) i",
+    "INSERT INTO crm_groupmember (group_id, contact_id, member_id, type, name, join_scene, join_state, joined_at, "
+    "left_at) SELECT g.a[1 + floor(%(groups)s * power(random(), 2))::int], c.id, c.external_userid, 2, '', 1, '', "
+    "now(), CASE WHEN random() < 0.1 THEN now() END FROM crm_contact c, "
+    "(SELECT array_agg(id ORDER BY id) a FROM crm_customergroup) g WHERE random() < 0.15",
+    "INSERT INTO crm_datasource (code, name, openness) VALUES ('tmall', 'Tmall', 'semi_open'), "
+    "('jd', 'JD', 'semi_open') ON CONFLICT (code) DO NOTHING",
+    "INSERT INTO loyalty_product (sku, name, category, created_at) SELECT 'sku' || lpad(i::text, 4, '0'), "
+    "'Product ' || i, 'cat' || (i %% %(categories)s), now() FROM generate_series(1, %(products)s) i",
+    "INSERT INTO crm_sourceorderline (source_id, order_id, line_no, phone_hash, contact_id, sku, quantity, "
+    "amount_fen, ordered_at) SELECT CASE WHEN i %% 3 = 0 THEN (SELECT id FROM crm_datasource WHERE code = 'jd') "
+    "ELSE (SELECT id FROM crm_datasource WHERE code = 'tmall') END, 'o' || i, 1, md5(i::text), "
+    "CASE WHEN random() < 0.9 THEN 1 + floor(random() * %(contacts)s)::int END, "
+    "'sku' || lpad((1 + floor(%(products)s * power(random(), 2)))::int::text, 4, '0'), 1, "
+    "(1000 + random() * 50000)::int, now() - power(random(), 1.5) * interval '730 days' "
+    "FROM generate_series(1, %(order_lines)s) i",
+    "INSERT INTO loyalty_tier (name, min_points, is_vip, rank) VALUES ('Bronze', 0, false, 1), "
+    "('Silver', 1000, false, 2), ('Gold', 5000, false, 3), ('Platinum', 20000, true, 4)",
+    "INSERT INTO loyalty_store (code, name, city, is_active, created_at) SELECT 'store-' || i, 'Store ' || i, "
+    "'Shanghai', true, now() FROM generate_series(1, 20) i",
+    "INSERT INTO loyalty_card (contact_id, number, tier_id, points_balance, lifetime_points, created_at, "
+    "updated_at) SELECT c.id, lpad(c.id::text, 16, '0'), t.a[1 + floor(4 * power(random(), 2.5))::int], "
+    "floor(30000 * power(random(), 4))::int, 0, now(), now() FROM crm_contact c, "
+    "(SELECT array_agg(id ORDER BY rank) a FROM loyalty_tier) t WHERE random() < 0.5",
+    # contact_id (and a line's scanned_at): the columns loyalty 0004's triggers fill, written here (triggers off).
+    "INSERT INTO loyalty_purchase (store_id, receipt_id, card_id, contact_id, amount_fen, points, balance_after, "
+    "scanned_at) SELECT s.a[1 + (r.i %% 20)], 'r' || r.i, cd.id, cd.contact_id, (500 + random() * 30000)::int, "
+    "0, 0, now() - power(random(), 1.5) * interval '730 days' FROM (SELECT i, 1 + floor(random() * "
+    "(SELECT count(*) FROM loyalty_card))::int k FROM generate_series(1, %(purchases)s) i) r "
+    "JOIN (SELECT id, contact_id, row_number() OVER (ORDER BY id) k FROM loyalty_card) cd ON cd.k = r.k, "
+    "(SELECT array_agg(id) a FROM loyalty_store) s",
+    "INSERT INTO loyalty_purchaseline (purchase_id, contact_id, scanned_at, sku, name, qty, amount_fen) "
+    "SELECT p.id, p.contact_id, p.scanned_at, "
+    "'sku' || lpad((1 + floor(%(products)s * power(random(), 2)))::int::text, 4, '0'), '', 1, "
+    "p.amount_fen FROM loyalty_purchase p CROSS JOIN generate_series(1, 2) k WHERE k = 1 OR random() < 0.5",
+]
+
 
 def _segments(tag: list[int], channel: list[int], staff: list[str]) -> dict[str, dict]:
     """Realistic campaign audiences; tag[0] is the most popular tag, tag[VIP_INDEX] is VIP."""
@@ -83,6 +129,40 @@ def _segments(tag: list[int], channel: list[int], staff: list[str]) -> dict[str,
         "everything": {"tags": [tag[0], tag[4], tag[12]], "exclude_tags": [tag[2], tag[7]],
                        "channels": channel[:8], "staff": staff[:20] + staff[-2:], "vip": True},
         "popular_tag_exclude": {"tags": [tag[0]], "exclude_tags": [tag[1], tag[3]]},
+    }
+
+
+def _new_segments(tag: list[int], tiers: list[int], groups: list[str]) -> dict[str, dict]:
+    """One realistic condition of each new kind, in the filter language, and a nested AND/OR/NOT."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    today = timezone.localdate()
+    recent, older = (today - timedelta(days=30)).isoformat(), (today - timedelta(days=180)).isoformat()
+
+    def c(field, op, value, **extra):
+        return {"field": field, "op": op, "value": value, **extra}
+
+    return {
+        "tier": c("tier", "in", tiers[2:]),
+        "points": c("points", "gte", 5000),
+        "spend_90d": c("spend", "gte", 30000, days=90),
+        "last_purchase_after": c("last_purchase", "after", recent),
+        "last_purchase_before": c("last_purchase", "before", older),
+        "bought_category": c("bought", "any", {"categories": ["cat1", "cat2"]}, days=365),
+        "group": c("group", "in", groups[10:40]),
+        "vip_group": c("vip_group", "is", True),
+        "consent_granted": c("consent", "granted", "marketing"),
+        "added_between": c("added", "between", [(today - timedelta(days=400)).isoformat(),
+                                                (today - timedelta(days=100)).isoformat()]),
+        "source_tmall": c("source", "in", ["tmall"]),
+        "nested_and_or_not": {"all": [
+            {"any": [c("tags", "any", [tag[2], tag[5]]), c("tier", "in", tiers[1:])]},
+            {"not": c("consent", "withdrawn", "marketing")},
+            {"not": {"any": [c("spend", "gte", 100000, days=90), c("vip_group", "is", True)]}},
+            c("added", "before", recent),
+        ]},
     }
 
 
@@ -115,13 +195,18 @@ def _time_ms(fn) -> tuple[list[float], object]:
 def _generate(connection) -> float:
     started = time.perf_counter()
     params = {"staff": STAFF, "active": STAFF - RESIGNED, "channels": CHANNELS, "tags": TAGS, "vip": VIP_INDEX,
-              "contacts": CONTACTS}
+              "contacts": CONTACTS, "groups": GROUPS, "vip_groups": VIP_GROUPS, "products": PRODUCTS,
+              "categories": CATEGORIES, "order_lines": CONTACTS * 3 // 10, "purchases": CONTACTS}
     with connection.cursor() as cur:
         # Throwaway database, data built consistent: skip per-row FK triggers and WAL flushes while loading.
         cur.execute("SET session_replication_role = replica")
         cur.execute("SET synchronous_commit = off")
-        for sql in _GENERATE:
+        for sql in _GENERATE + _GENERATE_MORE:
             cur.execute(sql, params)
+        # Each contact's latest purchase, which loyalty 0004's triggers keep, written as that migration's backfill
+        # does: the load ran with triggers off (the receipts' and lines' contact columns were written with them).
+        for sql in importlib.import_module("loyalty.migrations.0004_loyalty_segments").BACKFILL_LATEST:
+            cur.execute(sql)
         cur.execute("SET session_replication_role = DEFAULT")
         # The denormalised tag ids must say exactly what ContactTag says, or the timings mean nothing.
         cur.execute(
@@ -150,8 +235,9 @@ def run() -> list[dict]:
     if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
         return _skip("needs PostgreSQL (set DATABASE_URL=postgres://...); the runner is on "
                      f"{settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}")
-    from crm.models import Channel, Staff, Tag
+    from crm.models import Channel, CustomerGroup, Staff, Tag
     from crm.services import segments
+    from loyalty.models import Tier
 
     name = f"crm_bench_seg_{os.getpid()}_{secrets.token_hex(3)}"
     admin = _admin_connection(settings.DATABASES["default"])
@@ -163,6 +249,9 @@ def run() -> list[dict]:
             tags = list(Tag.objects.order_by("id").values_list("id", flat=True))
             channels = list(Channel.objects.order_by("id").values_list("id", flat=True))
             staff = list(Staff.objects.order_by("id").values_list("userid", flat=True))
+            tiers = list(Tier.objects.order_by("rank").values_list("id", flat=True))
+            groups = list(CustomerGroup.objects.order_by("id").values_list("chat_id", flat=True))
+            kinds = {**_segments(tags, channels, staff), **_new_segments(tags, tiers, groups)}
 
             def plain_count():
                 with connection.cursor() as cur:
@@ -171,10 +260,11 @@ def run() -> list[dict]:
 
             base_times, total = _time_ms(plain_count)
             measured, exists_counts = {}, {}
-            for label, raw in _segments(tags, channels, staff).items():
+            for label, raw in kinds.items():
                 segment = segments.segment_validate(raw)
                 measured[label] = _time_ms(lambda s=segment: segments.resolve(s).count())
-                # Same answer as the plain EXISTS-over-ContactTag form (what SQLite runs), or the row fails.
+                # Same answer as the portable forms (EXISTS over ContactTag, consent by NOT EXISTS of a later
+                # version: what SQLite runs), or the row fails.
                 exists_counts[label] = segments.resolve(segment, use_tag_array=False).count()
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

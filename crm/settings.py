@@ -270,6 +270,7 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
     {"model": "auth.User", "exclude_fields": ["password", "last_login"], "m2m_fields": ["groups", "user_permissions"]},
     {"model": "auth.Group", "m2m_fields": ["permissions"]},
     "django_celery_beat.PeriodicTask",
+    "crm.Segment",
 )
 AUDITLOG_MASK_CALLABLE = "crm.audit.mask_fully"
 

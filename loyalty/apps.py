@@ -11,3 +11,7 @@ class LoyaltyConfig(AppConfig):
         from loyalty import console_panels
 
         console_panels.register()
+        # Segment conditions over loyalty data (tier, points, spend, last purchase, bought), likewise.
+        from loyalty import segment_fields
+
+        segment_fields.register()
