@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
@@ -15,6 +16,9 @@ from crm.localstack import WorkerProcess, child_env, wire_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_KEY_PATTERNS = ("crm:*", "wecomsim:*")
+# One worker log per parallel test worker (tests/xdist_isolation.py).
+_XDIST = os.environ.get("PYTEST_XDIST_WORKER", "")
+WORKER_LOG = ROOT / "var" / (f"test-worker-{_XDIST}.log" if _XDIST else "test-worker.log")
 
 
 def pytest_configure(config):
@@ -145,7 +149,7 @@ def worker_env(base_url: str, **extra: str) -> dict[str, str]:
 def _session_worker(request, django_db_setup, django_db_blocker, live_server, redis_client):
     with django_db_blocker.unblock():
         env = worker_env(live_server.url)
-    worker = WorkerProcess(env, log_path=ROOT / "var" / "test-worker.log")
+    worker = WorkerProcess(env, log_path=WORKER_LOG)
     worker.start(redis_client)
     yield worker
     worker.stop()
@@ -167,7 +171,7 @@ def worker_factory(live_stack, django_db_blocker, redis_client):
     def start(queues: str = "", **extra_env: str) -> WorkerProcess:
         with django_db_blocker.unblock():
             worker = WorkerProcess(
-                worker_env(live_stack, **extra_env), log_path=ROOT / "var" / "test-worker.log", queues=queues
+                worker_env(live_stack, **extra_env), log_path=WORKER_LOG, queues=queues
             )
         worker.start(redis_client)
         started.append(worker)
