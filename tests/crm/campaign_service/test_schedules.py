@@ -232,3 +232,23 @@ def test_openapi_schema_of_the_campaign_endpoints():
     assert "multipart/form-data" in paths["/api/campaigns/{campaign_id}/image/"]["post"]["requestBody"]["content"]
     created = schema["components"]["schemas"]["CampaignCreateInput"]["properties"]
     assert {"target", "group_chat_ids", "attachment", "recurrence", "recur_time", "recur_until"} <= set(created)
+
+
+def test_beats_database_scheduler_reads_the_rows(db):
+    """django-celery-beat's own scheduler entry for the campaign: due once an occurrence has passed since its last
+    run, not before; disabled while paused; the message names the task and the campaign."""
+    from django_celery_beat.schedulers import ModelEntry
+
+    from crm.celery import app
+
+    campaign = _recurring_with_audience()
+    task = PeriodicTask.objects.get(name=f"campaign-{campaign.id}")
+    task.last_run_at = timezone.now() - timedelta(days=8)  # a Friday 20:00 has passed since
+    entry = ModelEntry(task, app=app)
+    assert entry.is_due().is_due
+    assert (entry.task, entry.args) == ("crm.tasks.campaigns.run_campaign_occurrence", [campaign.id])
+    task.last_run_at = timezone.now()
+    assert not ModelEntry(task, app=app).is_due().is_due
+    schedules.campaign_pause(campaign.id)
+    task.refresh_from_db()
+    assert not ModelEntry(task, app=app).is_due().is_due
