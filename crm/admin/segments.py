@@ -71,10 +71,10 @@ class SavedSegmentFilter(admin.SimpleListFilter):
         if not value:
             return queryset
         from crm.services.saved_segments import segment_definition
-        from crm.services.segments import resolve, segment_validate
+        from crm.services.segments import resolve
 
         segment = Segment.objects.filter(pk=int(value)).first() if value.isdigit() else None
         if segment is None:
             return queryset.none()
-        members = resolve(segment_validate(segment_definition(segment)))
+        members = resolve(segment_definition(segment))  # normalised by the service, as campaigns resolve it
         return queryset.filter(pk__in=members.order_by().values("pk"))

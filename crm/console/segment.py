@@ -69,7 +69,9 @@ class SegmentForm(forms.Form):
 
 
 def _segment_or_404(segment_id: int) -> Segment:
-    segment = Segment.objects.filter(pk=segment_id).first()
+    from crm.selectors.segments import segment_get
+
+    segment = segment_get(segment_id)
     if segment is None:
         raise Http404(_("No such segment."))
     return segment
@@ -224,8 +226,12 @@ def segment_delete_view(request: HttpRequest, segment_id: int) -> HttpResponse:
     segment = _segment_or_404(segment_id)
     try:
         segment_delete(segment.pk)
-    except Conflict:
+    except Conflict as exc:
         names = list(segment.campaigns.order_by("name").values_list("name", flat=True))
+        if not names:  # another saved segment refers to it: the service says which
+            messages.error(request, _("Segment “%(name)s” is not deleted: %(reason)s")
+                           % {"name": segment.name, "reason": exc.message})
+            return redirect("console:segment-edit", segment.pk)
         messages.error(request, ngettext(
             "Segment “%(name)s” is not deleted: %(count)d campaign uses it (%(campaigns)s). Change that campaign's "
             "audience first.",

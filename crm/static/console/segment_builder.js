@@ -480,7 +480,8 @@
     if (embedded) setCatalogue(JSON.parse(embedded.textContent));
     else {
       const r = await fetch(root.dataset.fieldsUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
-      setCatalogue(await r.json());
+      const data = await r.json();
+      setCatalogue(Array.isArray(data) ? data : data.fields);
     }
     let def = {};
     try { def = JSON.parse(input.value || "{}"); } catch (e) { def = {}; }
