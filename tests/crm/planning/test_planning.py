@@ -98,9 +98,10 @@ def test_planning_resumes_after_a_failure_mid_chunk_and_twice_plans_nothing_new(
 
     def crash_on_third(*args, **kwargs):
         calls.append(1)
-        real(*args, **kwargs)  # the chunk's rows are written, then the "worker dies" before the commit
+        written = real(*args, **kwargs)  # the chunk's rows are written, then the "worker dies" before the commit
         if len(calls) == 3:
             raise RuntimeError("killed")
+        return written
 
     monkeypatch.setattr(campaign_runs, "_assign_batches", crash_on_third)
     with pytest.raises(RuntimeError):

@@ -84,6 +84,13 @@ def test_worker_killed_mid_planning_plans_and_sends_each_customer_once(sim, _ses
              timeout=180, message="every message handed to WeCom")
     assert len({m.msgid for m in MassMessage.objects.filter(run=run)}) == 2
 
+    # The simulator's exactly-once count (staff confirm as it is read), then every inbox.
+    def deliveries() -> dict:
+        return sim.call("GET", "deliveries?text=Flash%20sale")
+
+    wait_for(lambda: deliveries()["delivered"] >= CUSTOMERS, timeout=120, interval=1, message="all delivered")
+    assert deliveries() == {"delivered": CUSTOMERS, "shoppers": CUSTOMERS, "duplicates": 0}
+
     def mass_texts(eid: str) -> list[str]:
         inbox = sim.call("GET", f"shoppers/{eid}/inbox")["messages"]
         return [m["text"] for m in inbox if m["kind"] == "mass"]

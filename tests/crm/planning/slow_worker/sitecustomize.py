@@ -21,9 +21,10 @@ if _after:
         client = redis.Redis.from_url(os.environ["REDIS_URL"])
 
         def slow_assign_batches(*args, **kwargs):
-            original(*args, **kwargs)
+            written = original(*args, **kwargs)
             if client.incr("crm:test:plan-chunks") > int(_after):
                 client.incr("crm:test:plan-stalled")
                 time.sleep(60)
+            return written
 
         campaign_runs._assign_batches = slow_assign_batches
