@@ -87,7 +87,8 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             rss_after = _rss_mb()
 
-            counts = CampaignRecipient.objects.filter(run=run).aggregate(n=Count("id"), c=Count("contact", distinct=True))
+            recipients = CampaignRecipient.objects.filter(run=run)
+            counts = recipients.aggregate(n=Count("id"), c=Count("contact", distinct=True))
             msgs = MassMessage.objects.filter(run=run).aggregate(n=Count("id"), top=Max("recipients_count"),
                                                                  total=Sum("recipients_count"))
             senders = MassMessage.objects.filter(run=run).values("sender").distinct().count()
