@@ -471,7 +471,7 @@ class DemoSeed:
         for eid in claimers:
             if eid in claimed:
                 continue
-            links = wait_until(lambda e=eid: self.journey.inbox_links(e, "/m/rp/"), self.journey.timeout,
+            links = wait_until(lambda e=eid: self.journey.red_packet_links(e), self.journey.timeout,
                                f"campaign message for {eid}")
             answer = self.sim.post(f"shoppers/{eid}/open_link", {"url": links[0], "method": "POST", "data": {}})
             if answer.get("status") != 200:

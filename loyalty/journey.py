@@ -160,6 +160,11 @@ class Journey:
             links.extend(re.findall(r"https?://\S+", message.get("text") or ""))
         return [u for u in dict.fromkeys(links) if needle in u]
 
+    def red_packet_links(self, eid: str) -> list[str]:
+        """The red-packet link of a campaign message: the pool's page for everyone (WeChat OAuth identifies the
+        shopper), or a signed per-customer link where CUSTOMER_LINKS is "signed"."""
+        return [u for u in self.inbox_links(eid, "/m/") if "/m/pool/" in u or "/m/rp/" in u]
+
     def card_page(self, eid: str) -> str:
         """The shopper taps the card link from the welcome message; the page's HTML."""
         links = wait_until(lambda: self.inbox_links(eid, "/m/card/"), self.timeout, f"welcome message for {eid}")
@@ -279,7 +284,7 @@ class Journey:
         """Recipients tap the link in the campaign message and press Claim; payouts go through the worker."""
         claimed = 0
         for eid in eids:
-            links = wait_until(lambda e=eid: self.inbox_links(e, "/m/rp/"), self.timeout, f"campaign message for {eid}")
+            links = wait_until(lambda e=eid: self.red_packet_links(e), self.timeout, f"campaign message for {eid}")
             result = self.sim.post(f"shoppers/{eid}/open_link", {"url": links[0], "method": "POST", "data": {}})
             if result.get("status") == 200:
                 claimed += 1
