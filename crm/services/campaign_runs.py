@@ -72,19 +72,11 @@ def _get(campaign_id: int, *, lock: bool = False) -> Campaign:
 
 def _definition(campaign: Campaign) -> dict:
     if campaign.saved_segment_id:
-        from crm.services import saved_segments
+        from crm.services.saved_segments import segment_definition
 
         # The saved segment's definition as it is now: each run plans from the segment of its moment.
-        read = getattr(saved_segments, "segment_definition", None)
-        return read(campaign.saved_segment) if read else (campaign.saved_segment.definition or {})
+        return segment_definition(campaign.saved_segment)
     return campaign.segment or {}
-
-
-def _preferred_staff(definition: dict) -> list[str]:
-    pick = getattr(segments, "preferred_staff", None)
-    if pick is not None:
-        return list(pick(definition))
-    return list(definition.get("staff") or [])  # the flat shape, before the filter language landed
 
 
 def _is_group_target(campaign: Campaign) -> bool:
@@ -101,13 +93,10 @@ def _personal(campaign: Campaign) -> tuple[RedPacketPool | None, LuckyDraw | Non
 
 
 def _shared_link(kind: str, object_id: int) -> str:
-    """The same link for everyone (WeChat OAuth identifies the visitor): customer_links.pool_link / draw_link."""
+    """The same link for everyone (WeChat OAuth identifies the visitor)."""
     from crm.services import customer_links
 
-    make = getattr(customer_links, f"{kind}_link", None)
-    if make is not None:
-        return make(object_id)
-    return customer_links.absolute_url(f"/m/{'rp' if kind == 'pool' else 'draw'}/o/{object_id}/")
+    return customer_links.pool_link(object_id) if kind == "pool" else customer_links.draw_link(object_id)
 
 
 def _message_text(campaign: Campaign, pool: RedPacketPool | None, draw: LuckyDraw | None,
@@ -304,7 +293,7 @@ def _chunk_query(campaign: Campaign, run: CampaignRun, cursor: int, size: int, g
         )
     moment = run.started_at
     staff = Staff.objects.filter(status=Staff.Status.ACTIVE, has_customer_contact=True)
-    preferred = _preferred_staff(_definition(campaign))
+    preferred = segments.preferred_staff(_definition(campaign))
     if preferred:
         staff = staff.filter(userid__in=preferred)
     # The senders as constants (a tiny table): the subquery is then an index probe of the contact's follows.
