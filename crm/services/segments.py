@@ -473,8 +473,19 @@ def _b_segment(cond: dict, ctx: Ctx) -> Q:
     for seg_id, definition in Segment.objects.filter(id__in=cond["value"]).values_list("id", "definition"):
         if seg_id in ctx.expanding:  # validation refuses cycles; a hand-edited row must not loop forever
             raise bad(str(_("Saved segment %(id)s refers to itself.") % {"id": seg_id}), "segment")
-        parts.append(Saved(definition or {}, Ctx(ctx.use_tag_array, (*ctx.expanding, seg_id))))
+        parts.append(Saved(_stored(definition, seg_id), Ctx(ctx.use_tag_array, (*ctx.expanding, seg_id))))
     return parts
+
+
+def _stored(definition: Any, seg_id: int) -> dict:
+    """A saved definition, normalised; one naming something since gone (a tag...) is kept as it is, when it is a
+    tree, rather than failing the whole query (the condition then matches nobody)."""
+    try:
+        return segment_validate(definition, field="definition", segment_id=seg_id)
+    except ApplicationError:
+        if isinstance(definition, dict) and set(definition) & (_NODE_KEYS | {"field"}):
+            return definition
+        return {"any": []}
 
 
 @dataclass
@@ -553,13 +564,14 @@ def _validate_node(node: Any, path: str, depth: int, budget: _Budget) -> dict:
         raise bad(str(_("The definition is too large or too deeply nested.")), path)
     if not isinstance(node, dict):
         raise bad(str(_("Must be an object.")), path)
-    keys = set(node) & _NODE_KEYS
+    if not node:
+        return {}  # every contact
+    keys = sorted(set(node) & _NODE_KEYS)
     if keys:
-        key = keys.pop()
+        key = keys[0]
         extra = set(node) - {key}
-        if keys or extra:
-            raise bad(str(_('A node is one of "all", "any", "not" or a condition.')),
-                      f"{path}.{sorted(extra | keys)[0]}")
+        if extra:
+            raise bad(str(_('A node is one of "all", "any", "not" or a condition.')), f"{path}.{sorted(extra)[0]}")
         if key == "not":
             return {"not": _validate_node(node["not"], f"{path}.not", depth + 1, budget)}
         children = node[key]
@@ -624,7 +636,7 @@ def segment_validate(definition: Any, *, field: str = "segment", segment_id: int
         return {}
     if not isinstance(definition, dict):
         raise bad(str(_("segment must be an object.")), field)
-    if not (set(definition) & (_NODE_KEYS | {"field"})):
+    if not (set(definition) & (_NODE_KEYS | {"field", "op", "value"})):
         tree = _convert_legacy(definition, field)
     else:
         tree = _validate_node(definition, field, 0, _Budget())
