@@ -252,3 +252,17 @@ def test_beats_database_scheduler_reads_the_rows(db):
     schedules.campaign_pause(campaign.id)
     task.refresh_from_db()
     assert not ModelEntry(task, app=app).is_due().is_due
+
+
+def test_one_off_fired_by_its_clocked_task_and_the_sweeper_is_one_run(db):
+    from crm.services import campaign_runs
+
+    make_contact(make_staff())
+    campaign = campaign_create(name="once", text="hi", scheduled_at=timezone.now() + timedelta(minutes=5))
+    due = timezone.now() - timedelta(seconds=30)
+    Campaign.objects.filter(id=campaign.id).update(scheduled_at=due)  # its moment has come
+    run = _fire(campaign, timezone.now())
+    assert run is not None and run.occurrence == due
+    assert campaign_runs.campaign_launch_due() == []  # already running: the sweeper starts nothing new
+    assert _fire(campaign, timezone.now()).id == run.id
+    assert CampaignRun.objects.filter(campaign=campaign).count() == 1
