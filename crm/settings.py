@@ -242,7 +242,8 @@ WECHAT_OAUTH_SCOPE = env_str("WECHAT_OAUTH_SCOPE", "snsapi_base")  # silent: no 
 WECHAT_OAUTH_STATE_TTL_SECONDS = env_int("WECHAT_OAUTH_STATE_TTL_SECONDS", 600)
 # How long a page trusts the identity OAuth put in the session before asking WeChat again (silently).
 WECHAT_OAUTH_IDENTITY_MAX_AGE = env_int("WECHAT_OAUTH_IDENTITY_MAX_AGE", 7200)
-WECHAT_OAUTH_CALLBACK_RATE_PER_MINUTE = env_int("WECHAT_OAUTH_CALLBACK_RATE_PER_MINUTE", 30)  # per client IP
+# Refused callbacks (forged, replayed, stale...) per client IP per minute before it gets 429s; successes never count.
+WECHAT_OAUTH_CALLBACK_RATE_PER_MINUTE = env_int("WECHAT_OAUTH_CALLBACK_RATE_PER_MINUTE", 60)
 WECOM_SIM["OAUTH_APPID"] = WECHAT_OAUTH_APPID
 WECOM_SIM["OAUTH_SECRET"] = WECHAT_OAUTH_SECRET
 

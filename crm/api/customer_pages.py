@@ -217,7 +217,8 @@ def shared_draw_page(request: HttpRequest, draw_id: int) -> HttpResponse:
 @never_cache
 def oauth_callback(request: HttpRequest) -> HttpResponse:
     """WeChat sends the visitor here with ?code&state: identify them, then back to the page they opened."""
-    if not wechat_oauth.callback_allowed(request.META.get("REMOTE_ADDR", "")):
+    ip = request.META.get("REMOTE_ADDR", "")
+    if not wechat_oauth.callback_allowed(ip):
         exc = ApplicationError(_("Too many attempts. Please wait a minute and try again."), code="throttled",
                                status_code=429)
         return _error(request, exc, "crm/customer_error.html")
@@ -225,6 +226,8 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
         next_path = wechat_oauth.oauth_callback(request, code=request.GET.get("code", ""),
                                                 state=request.GET.get("state", ""))
     except ApplicationError as exc:
+        if exc.status_code < 500:  # WeChat being down is not the visitor's fault
+            wechat_oauth.callback_refused(ip)
         return _error(request, exc, "crm/customer_error.html")
     return HttpResponseRedirect(next_path)
 

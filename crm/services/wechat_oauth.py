@@ -178,15 +178,22 @@ def session_contact(request: HttpRequest, purpose: str) -> int | None:
     return int(entry["contact_id"])
 
 
+def _rate_key(ip: str) -> str:
+    return f"crm:oauth:refused:{ip}:{int(time.time() // 60)}"
+
+
 def callback_allowed(ip: str) -> bool:
-    """A fixed one-minute window per client IP (Redis INCR): a flood of forged callbacks costs a count, not a
-    WeChat call each."""
+    """False once this client IP had more than WECHAT_OAUTH_CALLBACK_RATE_PER_MINUTE refused callbacks in the current
+    minute. Only refusals count: many customers behind one carrier NAT or proxy open their links at once, and each
+    success costs WeChat one exchange anyway; a flood of forged or replayed callbacks is what this stops."""
     limit = int(settings.WECHAT_OAUTH_CALLBACK_RATE_PER_MINUTE)
-    if limit <= 0:
-        return True
-    key = f"crm:oauth:rate:{ip}:{int(time.time() // 60)}"
+    return limit <= 0 or int(_store().get(_rate_key(ip)) or 0) < limit
+
+
+def callback_refused(ip: str) -> None:
+    """Count a refused callback against its client IP (a fixed one-minute window in Redis)."""
+    key = _rate_key(ip)
     pipe = _store().pipeline()
     pipe.incr(key)
     pipe.expire(key, 120)
-    count, _ = pipe.execute()
-    return int(count) <= limit
+    pipe.execute()

@@ -4,6 +4,7 @@ Strangers, stale, reused and forged sign-ins get a clear 4xx page; signed links 
 
 from __future__ import annotations
 
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -167,11 +168,19 @@ def test_wechat_down_is_a_503_page_not_a_500(live_stack, sim, customer):
     assert page.status_code == 503 and 'data-code="oauth_unavailable"' in page.text
 
 
-def test_the_callback_is_throttled_per_client(live_stack, settings):
+def test_refused_callbacks_are_throttled_per_client_successes_are_not(live_stack, customer, settings):
     settings.WECHAT_OAUTH_CALLBACK_RATE_PER_MINUTE = 3
+    pool = launched_pool()
+    for _ in range(4):  # sign-ins that succeed never count
+        browser, _, callback = _sign_in_steps(live_stack, pool_link(pool.id), customer.external_userid)
+        assert browser.get(callback, timeout=10).status_code == 200
+    if time.time() % 60 > 50:  # the window is the clock's minute: do not straddle two
+        time.sleep(61 - time.time() % 60)
     codes = [requests.get(f"{live_stack}/m/oauth/callback/", params={"state": "bad"}, timeout=10).status_code
              for _ in range(5)]
     assert codes[:3] == [400, 400, 400] and codes[3:] == [429, 429]
+    browser, _, callback = _sign_in_steps(live_stack, pool_link(pool.id), customer.external_userid)
+    assert browser.get(callback, timeout=10).status_code == 429  # this client is held back for the minute
 
 
 @pytest.mark.parametrize("mode", ["oauth", "signed"])
