@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 RECIPIENTS = int(os.environ.get("BENCH_FANOUT_RECIPIENTS", 1_000_000))
-STAFF = 50
+STAFF = int(os.environ.get("BENCH_FANOUT_STAFF", 50))
 BASELINE = int(os.environ.get("BENCH_FANOUT_BASELINE", 20_000))
 CONCURRENCY = int(os.environ.get("BENCH_FANOUT_CONCURRENCY", 4))
 SIM_WORKERS = int(os.environ.get("BENCH_FANOUT_SIM_WORKERS", 3))

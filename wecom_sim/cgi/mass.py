@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import connection, transaction
+from django.db.models import F
+from django.db.models.expressions import RawSQL
 
 from wecom_sim import ids
 from wecom_sim.cgi.base import (
@@ -56,12 +58,13 @@ def _senders_for_single(corp: SimCorp, params: dict) -> tuple[list[tuple[str, st
     # Pushed to the member who most recently got the customer (stands for "last chatted"): the first row per id
     # in createtime order, newest first.
     chosen: dict[str, tuple[str, list]] = {}
+    # Tags are read (and their JSON decoded) only when a tag filter asks for them.
+    fields = ("shopper__external_userid", "member__userid", *(("tag_ids",) if tag_groups else ()))
     for start in range(0, len(wanted), LOOKUP_CHUNK):
         rows = (live.filter(shopper__external_userid__in=wanted[start:start + LOOKUP_CHUNK])
-                .order_by("-createtime", "-id")
-                .values_list("shopper__external_userid", "member__userid", "tag_ids"))
-        for eid, userid, tag_ids in rows.iterator(chunk_size=LOOKUP_CHUNK):
-            chosen.setdefault(eid, (userid, tag_ids))
+                .order_by("-createtime", "-id").values_list(*fields))
+        for eid, userid, *tags in rows.iterator(chunk_size=LOOKUP_CHUNK):
+            chosen.setdefault(eid, (userid, tags[0] if tags else []))
     pairs, fail = [], []
     for eid in wanted:
         found = chosen.get(eid)
@@ -185,8 +188,13 @@ def get_groupmsg_send_result(corp: SimCorp, params: dict) -> dict:
     query = {"api": "result", "m": message.msgid, "u": userid.lower()}
     limit = clamp_limit(params, 500, 1000)
     after = read_cursor(params.get("cursor"), query)
-    chunk = list(message.results.filter(userid=userid, id__gt=after).order_by("id")
-                 .values_list("id", "userid", "external_userid", "chat_id", "status", "send_time")[:limit + 1])
+    results = message.results.filter(userid=userid, id__gt=after).order_by("id")
+    if connection.vendor == "postgresql":
+        # Seconds computed by the server: parsing 1,000 timestamps a page in Python costs more than the query.
+        results = results.annotate(sent=RawSQL("floor(EXTRACT(EPOCH FROM send_time))::bigint", []))
+    else:
+        results = results.annotate(sent=F("send_time"))
+    chunk = list(results.values_list("id", "userid", "external_userid", "chat_id", "status", "sent")[:limit + 1])
     more = len(chunk) > limit
     chunk = chunk[:limit]
     rows = []
@@ -197,7 +205,7 @@ def get_groupmsg_send_result(corp: SimCorp, params: dict) -> dict:
         else:
             row["external_userid"] = eid
         if status == 1 and send_time:
-            row["send_time"] = ts(send_time)
+            row["send_time"] = send_time if isinstance(send_time, int) else ts(send_time)
         rows.append(row)
     return {"send_list": rows, "next_cursor": make_cursor(chunk[-1][0], query) if more else ""}
 
