@@ -67,6 +67,7 @@ WECOM_STATUS = {1: R.DELIVERED, 2: R.NOT_FRIEND, 3: R.LIMIT_REACHED}
 # WeCom answered and refused: the task was certainly not created, so the claim can be released at once.
 NOT_CREATED_ERRCODES = frozenset({6000, 41096, 45009, 45033})
 POLL_PAGE = 1000
+INVALID_MEDIA_ID = 40007
 _VALUES_UPDATE = (
     'UPDATE "{table}" AS r SET status = %s, sent_at = COALESCE(v.sent_at, r.sent_at), updated_at = %s '
     "FROM (VALUES {values}) AS v(target, sent_at) "
@@ -111,7 +112,12 @@ def _image_media_id(campaign: Campaign) -> str:
     return campaign.image_media_id
 
 
-def _attachments(campaign: Campaign) -> list[dict]:
+def _attachments(campaign: Campaign, *, force_upload: bool = False) -> list[dict]:
+    from crm.services import campaigns as campaign_services
+
+    build = getattr(campaign_services, "campaign_attachments", None)  # the campaign-service part's, when present
+    if build is not None:
+        return build(campaign, force_upload=force_upload)
     kind = campaign.attachment or ("link" if campaign.link_url else "")
     if kind == Campaign.Attachment.IMAGE:
         return [{"msgtype": "image", "image": {"media_id": _image_media_id(campaign)}}]
@@ -130,7 +136,7 @@ def _attachments(campaign: Campaign) -> list[dict]:
     return []
 
 
-def _body(message: MassMessage, targets: list[str]) -> dict:
+def _body(message: MassMessage, targets: list[str], *, force_upload: bool = False) -> dict:
     campaign = message.campaign
     body: dict = {"chat_type": message.chat_type or "single", "sender": message.sender.userid, "allow_select": False,
                   "text": {"content": message.text or campaign.text}}
@@ -138,7 +144,7 @@ def _body(message: MassMessage, targets: list[str]) -> dict:
         body["chat_id_list"] = targets
     else:
         body["external_userid"] = targets
-    attachments = _attachments(campaign)
+    attachments = _attachments(campaign, force_upload=force_upload)
     if attachments:
         body["attachments"] = attachments
     return body
@@ -312,6 +318,18 @@ def _store_created(message: MassMessage, token: str, msgid: str, fail_list: list
     return True
 
 
+def _add_msg_template(message: MassMessage, targets: list[str], body: dict) -> dict:
+    try:
+        return get_client().add_msg_template(**body)
+    except WeComError as exc:
+        if exc.errcode != INVALID_MEDIA_ID or message.campaign.attachment not in (
+                Campaign.Attachment.IMAGE, Campaign.Attachment.MINIPROGRAM):
+            raise
+    # WeCom refused the stored media id (expired early, or another corp's): nothing was created, so the same
+    # claim uploads the image again and sends once more.
+    return get_client().add_msg_template(**_body(message, targets, force_upload=True))
+
+
 def mass_message_send(message_id: int) -> str:
     """Create the WeCom task for one MassMessage; the resulting status ("held" when another attempt holds the
     claim, "paused" when its run is paused). Raises PushRetry when worth retrying."""
@@ -353,7 +371,12 @@ def mass_message_send(message_id: int) -> str:
         _finish_run(message)  # no poll will come for a message never sent
         return M.DONE
     try:
-        data = get_client().add_msg_template(**_body(message, targets))
+        body = _body(message, targets)  # may upload the image (media/upload): nothing is sent yet
+    except WeComError as exc:
+        _release(message, token, to_pending=not recovering)
+        raise PushRetry(f"attachment upload failed: {exc}") from exc
+    try:
+        data = _add_msg_template(message, targets, body)
     except WeComError as exc:
         MassMessage.objects.filter(id=message.id).update(last_error=str(exc)[:512])
         if exc.retryable:
