@@ -487,8 +487,9 @@ def mass_message_poll(message_id: int, *, final: bool = False) -> dict:
 
 
 def mass_messages_to_poll(limit: int = 5000) -> list[int]:
-    return list(MassMessage.objects.filter(status=M.CREATED).order_by("last_polled_at", "id")
-                .values_list("id", flat=True)[:limit])
+    # Never polled first, then the longest unpolled (a large backlog is worked through fairly).
+    order = (F("last_polled_at").asc(nulls_first=True), "id")
+    return list(MassMessage.objects.filter(status=M.CREATED).order_by(*order).values_list("id", flat=True)[:limit])
 
 
 def mass_messages_to_resend(older_than: timedelta = timedelta(minutes=2)) -> list[int]:
