@@ -191,3 +191,30 @@ def test_mini_program_cover_is_the_uploaded_image(sim, media_root):
     sent = get_client().add_msg_template(chat_type="single", external_userid=[fang.external_userid],
                                          text={"content": "Shop now"}, attachments=attachments)
     assert sent["msgid"] and sent["fail_list"] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_image_of_exactly_10_mb_is_accepted_end_to_end(sim, media_root):
+    import time
+
+    big = PNG + b"\x00" * (svc.MAX_IMAGE_BYTES - len(PNG))  # WeCom's limit, to the byte
+    campaign = svc.campaign_create(name="big", text="hi", image=big)
+    started = time.monotonic()
+    media_id = svc.campaign_image_media_id(campaign)
+    elapsed = time.monotonic() - started
+    assert _sim_media(media_id).size == svc.MAX_IMAGE_BYTES
+    print(f"media/upload of 10 MB over HTTP to the simulator: {elapsed * 1000:.0f} ms")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upload_retried_through_a_gateway_error_and_a_revoked_token(sim, media_root, settings):
+    """The multipart upload goes through the client's own retry and token handling: the file is sent again."""
+    settings.WECOM_RETRY_BASE_DELAY = settings.WECOM_RETRY_MAX_DELAY = 0.01
+    campaign = svc.campaign_create(name="retry", text="hi", image=PNG)
+    get_client().access_token()
+    sim.call("POST", "tokens/revoke")  # the cached token is now refused (40014): refreshed, call repeated
+    sim.call("POST", "faults", path="media/upload", kind="5xx", count=1)
+    media_id = svc.campaign_image_media_id(campaign)
+    stored = _sim_media(media_id)
+    assert stored is not None and stored.sha256 == hashlib.sha256(PNG).hexdigest()
+    assert sim.call("GET", "faults")["faults"] == []  # the 502 was answered, and the upload came again after it
