@@ -179,6 +179,7 @@ def _progress_context(campaign_id: int) -> dict:
         "poll_every": _poll_every(campaign),
         "bar_items": _bar_items(progress["bar"]),
         "figures": _figures(progress),
+        "schedule": schedule_summary(campaign),
         **_runs_context(campaign),
     }
 
@@ -377,7 +378,8 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @permission_required(VIEW_PERMISSION)
 def campaign_progress_fragment(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """The live block alone, for htmx to swap in, with the status, times and runs out of band."""
-    return _render(request, "console/campaign_progress.html", {**_progress_context(campaign_id), "oob": True})
+    context = {**_progress_context(campaign_id), "oob": True, "can_change": request.user.has_perm(CHANGE_PERMISSION)}
+    return _render(request, "console/campaign_progress.html", context)
 
 
 def _run(campaign: Campaign, run_id: int) -> CampaignRun:
@@ -409,7 +411,9 @@ def campaign_run_detail(request: HttpRequest, campaign_id: int, run_id: int) -> 
 @permission_required(VIEW_PERMISSION)
 def campaign_run_progress_fragment(request: HttpRequest, campaign_id: int, run_id: int) -> HttpResponse:
     campaign = _campaign(campaign_id)
-    return _render(request, "console/campaign_progress.html", _run_context(campaign, _run(campaign, run_id)))
+    context = {**_run_context(campaign, _run(campaign, run_id)), "oob": True,
+               "can_change": request.user.has_perm(CHANGE_PERMISSION)}
+    return _render(request, "console/campaign_progress.html", context)
 
 
 def _act(request: HttpRequest, campaign_id: int, action, *, to_run: int | None = None) -> HttpResponse:

@@ -35,7 +35,8 @@ def world():
     """Two consenting customers followed by alice, one tagged VIP-ish by a saved segment; two active groups
     (one VIP) owned by alice, and a dismissed group the picker must not offer."""
     alice = make_staff("alice", name="Alice")
-    first, second = make_contact(alice, name="Ann"), make_contact(alice, name="Ben")
+    first = make_contact(alice, name="Ann")
+    make_contact(alice, name="Ben")
     # A saved segment as the builder saves it (crm.services.saved_segments is the segments part's).
     segment = Segment.objects.create(name="Both", definition={"field": "staff", "op": "in", "value": ["alice"]},
                                      last_count=2)
@@ -269,6 +270,9 @@ def test_runs_table_counts_each_run_and_links_its_page(admin_client, world):
     # The live block's answer carries the runs table out of band, so new runs show up without a reload.
     fragment = admin_client.get(f"/admin/console/campaigns/{campaign.id}/progress/").content.decode()
     assert '<div id="campaign-runs" data-testid="campaign-runs" hx-swap-oob="true">' in fragment
+    assert 'data-testid="run-pause"' in _row(fragment, live)  # the controls come along
+    run_fragment = admin_client.get(f"/admin/console/campaigns/{campaign.id}/runs/{live.id}/progress/").content
+    assert b'id="campaign-run-head" data-testid="run-head" data-status="sending" hx-swap-oob="true"' in run_fragment
 
     page = admin_client.get(f"/admin/console/campaigns/{campaign.id}/runs/{live.id}/").content.decode()
     assert 'data-testid="figure-planned">2<' in page and 'data-testid="figure-delivered">1<' in page
