@@ -5,10 +5,11 @@ The flow (docs/campaign-engine.md section 6):
    the authorize URL it returns. The `state` is a random nonce plus its HMAC (WeChat allows only a-zA-Z0-9, at most
    128 bytes, so no JSON in it); the nonce's record in Redis holds the page to return to and the purpose, is
    single-use and expires after WECHAT_OAUTH_STATE_TTL_SECONDS, and is bound to this browser's session.
-2. WeChat redirects to `/m/oauth/callback/?code&state`: `oauth_callback` takes the nonce (GETDEL: a replayed
-   callback finds nothing), exchanges the code (sns/oauth2/access_token: openid, unionid), maps the unionid to the
-   corp's external_userid (WeCom unionid_to_external_userid) and that to a Contact, stores the identity under
-   `session["wx_identity"][purpose]` (a new session key: no fixation) and returns the page to go back to.
+2. WeChat redirects to `/m/oauth/callback/?code&state`: `oauth_callback` takes the nonce (GET+DEL in one
+   MULTI: a replayed callback finds nothing), exchanges the code (sns/oauth2/access_token: openid, unionid), maps
+   the unionid to the corp's external_userid (WeCom unionid_to_external_userid) and that to a Contact, stores the
+   identity under `session["wx_identity"][purpose]` (a new session key: no fixation) and returns the page to go
+   back to.
 3. The page then reads `session_contact(request, purpose)`.
 
 Every refusal is an ApplicationError with a 4xx status and a customer-facing message (not a contact, a stale or
@@ -107,7 +108,11 @@ def _take_state(request: HttpRequest, state: str) -> dict:
     if not match or not hmac.compare_digest(match.group(2), _mac(match.group(1))):
         raise _refuse(_("This sign-in link is not valid. Please open the link from your WeChat message again."),
                       "state_invalid")
-    raw = _store().getdel(STATE_KEY.format(nonce=match.group(1)))
+    key = STATE_KEY.format(nonce=match.group(1))
+    pipe = _store().pipeline(transaction=True)  # GET + DEL in one MULTI: of two racing callbacks, one gets it
+    pipe.get(key)
+    pipe.delete(key)
+    raw, _deleted = pipe.execute()
     if raw is None:
         raise _refuse(_("This sign-in link has already been used or has expired. Please open the link from your "
                         "WeChat message again."), "state_used")
