@@ -23,7 +23,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from crm.errors import ApplicationError, NotFound
-from crm.models import Campaign, CampaignRun, LuckyDraw, RedPacketPool
+from crm.models import Campaign, CampaignRecipient, CampaignRun, LuckyDraw, RedPacketPool
 from crm.selectors import campaign_compose as compose
 from crm.selectors.campaigns import campaign_get, campaign_progress, campaign_segment_summary
 from crm.services import campaign_runs, campaign_schedules, run_control
@@ -104,6 +104,13 @@ RUN_STATUS_VARIANT = {
     CampaignRun.Status.CANCELLED: "",
 }
 RUN_LIVE = (CampaignRun.Status.PLANNING, CampaignRun.Status.SENDING)
+# Why a recipient was left out at send time (CampaignRecipient.reason).
+REASON_LABELS = {
+    CampaignRecipient.Reason.CONSENT_WITHDRAWN: _("Marketing consent withdrawn"),
+    CampaignRecipient.Reason.CONTACT_DELETED: _("Contact deleted"),
+    CampaignRecipient.Reason.RELATION_GONE: _("No active relation with the sender"),
+    CampaignRecipient.Reason.ERASED: _("Contact erased"),
+}
 WEEKDAYS = [_("Monday"), _("Tuesday"), _("Wednesday"), _("Thursday"), _("Friday"), _("Saturday"), _("Sunday")]
 # The largest upload the live preview shows inline (as a data: URL) before it is saved.
 PREVIEW_IMAGE_BYTES = 2 * 1024 * 1024
@@ -196,6 +203,8 @@ def _run_context(campaign: Campaign, run: CampaignRun) -> dict:
         "poll_every": "2s" if run.status in RUN_LIVE else None,
         "bar_items": _bar_items(progress["bar"]),
         "figures": _figures(progress, per_run=True),
+        "excluded_reasons": [(str(REASON_LABELS.get(reason, reason)), n)
+                             for reason, n in sorted(progress.get("excluded_by_reason", {}).items()) if n],
         "run_row": {"can_pause": run.status in RUN_LIVE, "can_resume": run.status == CampaignRun.Status.PAUSED,
                     "can_cancel": run.status in (*RUN_LIVE, CampaignRun.Status.PAUSED)},
     }

@@ -278,6 +278,10 @@ def test_runs_table_counts_each_run_and_links_its_page(admin_client, world):
     assert 'data-testid="figure-planned">2<' in page and 'data-testid="figure-delivered">1<' in page
     assert f'hx-get="/admin/console/campaigns/{campaign.id}/runs/{live.id}/progress/"' in page
     assert 'data-percent="50"' in page
+    CampaignRecipient.objects.filter(run=done, status="excluded").update(reason="consent_withdrawn")
+    page = admin_client.get(f"/admin/console/campaigns/{campaign.id}/runs/{done.id}/").content.decode()
+    assert 'data-testid="figure-over_quota">1<' in page and 'data-testid="figure-expired">1<' in page
+    assert "Marketing consent withdrawn: <strong" in page  # why the excluded were left out
     other = svc.campaign_create(name="Other", text="x")
     assert admin_client.get(f"/admin/console/campaigns/{other.id}/runs/{live.id}/").status_code == 404
 
