@@ -178,7 +178,8 @@ def session_contact(request: HttpRequest, purpose: str) -> int | None:
     entry = (request.session.get(SESSION_KEY) or {}).get(purpose) if hasattr(request, "session") else None
     if not entry:
         return None
-    if time.time() - float(entry.get("at", 0)) > settings.WECHAT_OAUTH_IDENTITY_MAX_AGE:
+    # At least a minute: the page the callback redirects to must still find the identity it just stored.
+    if time.time() - float(entry.get("at", 0)) > max(60, int(settings.WECHAT_OAUTH_IDENTITY_MAX_AGE)):
         return None
     return int(entry["contact_id"])
 

@@ -193,3 +193,35 @@ def test_signed_links_still_work_in_both_modes(live_stack, customer, settings, m
     claimed = requests.post(link, data={"claim": "1"}, timeout=10)  # the token is the credential: no CSRF
     assert 'data-amount-fen="300"' in claimed.text
     assert RedPacketClaim.objects.get(pool=pool).contact_id == customer.id
+
+
+def test_two_racing_callbacks_with_one_state_sign_in_once(live_stack, customer):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = launched_pool()
+    browser, _, callback = _sign_in_steps(live_stack, pool_link(pool.id), customer.external_userid)
+    cookies = browser.cookies.get_dict()
+
+    def open_callback(_):
+        return requests.get(callback, cookies=cookies, allow_redirects=False, timeout=10).status_code
+
+    with ThreadPoolExecutor(4) as ex:
+        codes = sorted(ex.map(open_callback, range(4)))
+    assert codes == [302, 400, 400, 400]
+
+
+def test_an_old_identity_is_asked_again_silently(live_stack, customer):
+    from importlib import import_module
+
+    pool = launched_pool()
+    browser = wechat_browser(live_stack, customer.external_userid)
+    assert browser.get(pool_link(pool.id), timeout=10).status_code == 200
+    assert browser.get(pool_link(pool.id), allow_redirects=False, timeout=10).status_code == 200
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=browser.cookies["sessionid"])
+    identity = store["wx_identity"]
+    identity["redpacket"]["at"] -= settings.WECHAT_OAUTH_IDENTITY_MAX_AGE + 1
+    store["wx_identity"] = identity
+    store.save()
+    assert browser.get(pool_link(pool.id), allow_redirects=False, timeout=10).status_code == 302  # to WeChat
+    page = browser.get(pool_link(pool.id), timeout=10)
+    assert page.status_code == 200 and f'data-contact-id="{customer.id}"' in page.text
