@@ -397,7 +397,7 @@ def _b_consent(cond: dict, ctx: Ctx) -> Q:
                            "WHERE d.granted = %s", params=[cond["value"], granted])
     newer = ConsentRecord.objects.filter(contact=OuterRef("contact"), purpose=cond["value"],
                                          version__gt=OuterRef("version"))
-    latest = ConsentRecord.objects.filter(contact=OuterRef("pk"), purpose=cond["value"], granted=granted)
+    latest = ConsentRecord.objects.filter(purpose=cond["value"], granted=granted)
     return Members(latest.exclude(Exists(newer)))
 
 
