@@ -20,6 +20,7 @@ from crm.admin.base import ServiceModelAdmin
 from crm.models import Segment
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+VIEW_SEGMENT = "crm.view_segment"
 
 
 @admin.register(Segment)
@@ -64,12 +65,20 @@ class SavedSegmentFilter(admin.SimpleListFilter):
     parameter_name = "segment"
 
     def lookups(self, request: HttpRequest, model_admin) -> list[tuple[int, str]]:
+        if not request.user.has_perm(VIEW_SEGMENT):  # no segments to offer: the filter is not shown
+            return []
         return list(Segment.objects.order_by("name").values_list("id", "name")[:500])
+
+    def has_output(self) -> bool:
+        # A ?segment= given by someone not offered any segment still filters (to nothing), not silently dropped.
+        return super().has_output() or bool(self.value())
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()
         if not value:
             return queryset
+        if not request.user.has_perm(VIEW_SEGMENT):
+            return queryset.none()
         from crm.services.saved_segments import segment_definition
         from crm.services.segments import resolve
 

@@ -269,3 +269,11 @@ def test_the_contacts_list_filters_by_a_saved_segment(admin_client, world):
     assert everyone == {"wmAnn", "wmBo", "wmCy", "wmDi"}
     assert admin_client.get(f"{changelist}?segment=999999").status_code == 200
     assert not re.findall(r">(wm[A-Z][a-z]+)<", body(admin_client.get(f"{changelist}?segment=999999")))
+
+
+def test_the_segment_filter_needs_the_segment_permission(staff_client_factory, world):
+    segment = saved(world)
+    c = staff_client_factory("crm.view_contact")
+    changelist = reverse("admin:crm_contact_changelist")
+    assert segment.name not in body(c.get(changelist))  # not offered
+    assert not re.findall(r">(wm[A-Z][a-z]+)<", body(c.get(f"{changelist}?segment={segment.pk}")))
