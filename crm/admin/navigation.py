@@ -117,8 +117,10 @@ def sections() -> list[tuple[str, list[dict | None]]]:
         (_("Campaigns"), [
             _model(_("Campaigns"), "campaign", "crm", "campaign"),
             _page(_("New campaign"), "add_circle", "admin:crm_campaign_add", "crm.add_campaign"),
+            _model(_("Campaign runs"), "event_repeat", "crm", "campaignrun"),
             _model(_("Mass messages"), "forward_to_inbox", "crm", "massmessage"),
             _model(_("Recipients"), "mark_email_read", "crm", "campaignrecipient"),
+            _model(_("Group recipients"), "groups", "crm", "campaigngrouprecipient"),
             _model(_("Lucky draws"), "casino", "crm", "luckydraw"),
             _model(_("Lucky draw entries"), "confirmation_number", "crm", "luckydrawentry"),
         ]),
