@@ -189,3 +189,15 @@ class SimGroupMemberAdmin(ModelAdmin):
 class SimMassTaskAdmin(ModelAdmin):
     list_display = ("message", "userid", "status", "send_time")
     search_fields = ("userid", "message__msgid")
+
+
+@register(m.SimOAuthApp)
+class SimOAuthAppAdmin(ModelAdmin):
+    list_display = ("appid", "redirect_domain", "code_ttl_seconds")
+    search_fields = ("appid", "redirect_domain")
+
+
+@register(m.SimOAuthCode)
+class SimOAuthCodeAdmin(ModelAdmin):
+    list_display = ("code", "app", "shopper", "scope", "created_at", "expires_at", "used_at")
+    search_fields = ("code", "shopper__external_userid", "app__appid")
