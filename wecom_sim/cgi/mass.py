@@ -63,7 +63,9 @@ def _senders_for_single(corp: SimCorp, params: dict) -> tuple[list[tuple[str, st
     for start in range(0, len(wanted), LOOKUP_CHUNK):
         rows = (live.filter(shopper__external_userid__in=wanted[start:start + LOOKUP_CHUNK])
                 .order_by("-createtime", "-id").values_list(*fields))
-        for eid, userid, *tags in rows.iterator(chunk_size=LOOKUP_CHUNK):
+        # A plain fetch, not .iterator(): outside a transaction PostgreSQL's server-side cursor is WITH HOLD, which
+        # materialises the result once more at commit.
+        for eid, userid, *tags in list(rows):
             chosen.setdefault(eid, (userid, tags[0] if tags else []))
     pairs, fail = [], []
     for eid in wanted:
