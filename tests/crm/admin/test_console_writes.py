@@ -69,7 +69,7 @@ def test_rescheduling_a_draft_in_the_console_schedules_it(admin_client):
 
 @pytest.mark.parametrize(("fields", "field", "message"), [
     ({"text": ""}, "text", "This field is required."),
-    ({"segment": '{"tags": [999999]}'}, "segment", "Unknown id 999999 in tags."),
+    ({"segment": '{"tags": [999999]}'}, "segment", "Unknown tag: 999999."),
     ({"segment": '{"colour": "red"}'}, "segment", "Unknown segment key: colour."),
     ({"segment": "{not json"}, "segment", "Enter a valid JSON."),
     ({"link_url": "https://example.com/x"}, "link_title", "link_title is required with link_url."),
