@@ -167,10 +167,10 @@ class CampaignForm(forms.ModelForm):
             "link_desc": _("Link description"), "image": _("Image"), "miniprogram_appid": _("Mini program AppID"),
             "miniprogram_page": _("Mini program page"), "miniprogram_title": _("Mini program title"),
             "saved_segment": _("Saved segment"), "segment": _("Segment definition"),
-            "scheduled_at": _("Send at (Asia/Shanghai)"), "recur_time": _("At (Asia/Shanghai)"),
+            "recur_time": _("At (Asia/Shanghai)"),
             "recur_until": _("Until (Asia/Shanghai)"),
         }
-        help_texts = {"scheduled_at": _("Empty: a draft, sent when you press Send now."),
+        help_texts = {"scheduled_at": _("Asia/Shanghai. Empty: a draft, sent when you press Send now."),
                       "recur_until": _("Empty: no end.")}
 
     def __init__(self, *args, **kwargs):
