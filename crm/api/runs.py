@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.urls import path
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,6 +31,8 @@ def _run_or_404(run_id: int):
 class CampaignRunListApi(_Base):
     required_perms = {"GET": ("crm.view_campaign",)}
 
+    @extend_schema(tags=["campaigns"], summary="A campaign's runs (newest 50), each with its progress",
+                   responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, campaign_id: int) -> Response:
         campaign_get(campaign_id)  # 404 for an unknown campaign
         return Response([run_progress(run) for run in runs_of_campaign(campaign_id)[:50]])
@@ -37,29 +41,33 @@ class CampaignRunListApi(_Base):
 class RunDetailApi(_Base):
     required_perms = {"GET": ("crm.view_campaign",)}
 
+    @extend_schema(tags=["campaigns"], summary="One run's progress: recipients, groups and messages per status",
+                   responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, run_id: int) -> Response:
         return Response(run_progress(_run_or_404(run_id)))
 
 
 class _RunActionApi(_Base):
     required_perms = {"POST": ("crm.change_campaign",)}
-    action = staticmethod(run_control.run_pause)
+    service = staticmethod(run_control.run_pause)
 
+    @extend_schema(tags=["campaigns"], summary="Pause, resume or cancel the run; its progress after",
+                   request=None, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request, run_id: int) -> Response:
         _run_or_404(run_id)
-        return Response(run_progress(self.action(run_id)))
+        return Response(run_progress(self.service(run_id)))
 
 
 class RunPauseApi(_RunActionApi):
-    action = staticmethod(run_control.run_pause)
+    service = staticmethod(run_control.run_pause)
 
 
 class RunResumeApi(_RunActionApi):
-    action = staticmethod(run_control.run_resume)
+    service = staticmethod(run_control.run_resume)
 
 
 class RunCancelApi(_RunActionApi):
-    action = staticmethod(run_control.run_cancel)
+    service = staticmethod(run_control.run_cancel)
 
 
 urlpatterns = [
