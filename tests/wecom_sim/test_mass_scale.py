@@ -46,7 +46,7 @@ def test_ten_thousand_recipients_in_one_call_with_exact_fail_list(sim, wx):
     eids = _seed(staff=4, contacts=10_000)
     gone = [eids[10], eids[5000], eids[9000]]  # the member deleted the customer: not sendable
     SimFriendship.objects.filter(shopper__external_userid__in=gone).update(member_deleted=True)
-    asked = eids[:9998] + ["wmunknown1", "wmunknown2"]
+    asked = [*eids[:9998], "wmunknown1", "wmunknown2"]
     created = _send(wx, asked)
     assert created["errcode"] == 0, created
     assert created["fail_list"] == [*gone, "wmunknown1", "wmunknown2"]  # in the order asked
