@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from crm.models import Campaign, Contact, ContactEvent, ContactTag
 from crm.services.tags import tag_ensure
+from tests.crm.campaigns.conftest import make_contact, make_staff
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -50,15 +51,18 @@ def test_open_a_contact_and_add_a_tag(console_page, live_url):
 
 
 def test_compose_and_schedule_a_campaign(console_page):
+    make_contact(make_staff())  # someone to reach: a campaign whose audience is empty is refused
     when = timezone.localtime(timezone.now() + timezone.timedelta(days=1)).replace(second=0, microsecond=0)
     page = console_page()
     page.goto(page.url.rstrip("/") + "/crm/campaign/add/")
     page.fill("#id_name", "Tonight")
     page.fill("#id_text", "20% off tonight only")
+    page.check('input[name="segment_source"][value="inline"]')  # everyone: an empty definition
     page.fill("#id_scheduled_at_0", when.strftime("%Y-%m-%d"))
     page.fill("#id_scheduled_at_1", when.strftime("%H:%M:%S"))
     page.click('button[name="_save"]')
-    page.wait_for_url("**/admin/crm/campaign/")
+    page.wait_for_url("**/admin/console/campaigns/*/")  # saved: the campaign's own page
     campaign = Campaign.objects.get(name="Tonight")
     assert campaign.status == Campaign.Status.SCHEDULED and campaign.scheduled_at == when
+    page.goto(page.url.split("/admin/")[0] + "/admin/crm/campaign/")
     assert "Scheduled" in page.locator("#result_list").inner_text()
