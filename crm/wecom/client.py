@@ -23,8 +23,9 @@ from typing import Any
 import redis
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from crm.wecom.errors import BACKOFF_ERRCODES, TOKEN_ERRCODES, TRANSPORT_ERRCODE, WeComError
+from crm.wecom.errors import BACKOFF_ERRCODES, NOT_IDEMPOTENT, TOKEN_ERRCODES, TRANSPORT_ERRCODE, WeComError
 from crm.wecom.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,15 @@ class ClientConfig:
             agent_id=settings.WECOM_AGENT_ID,
             rate_per_minute=int(getattr(settings, "WECOM_RATE_PER_MINUTE", 0) or 0),
         )
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """A connection that was never made (refused, unresolvable, connect timeout): WeCom saw nothing."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    return isinstance(reason, NewConnectionError | NameResolutionError)
 
 
 def _redact(text: str) -> str:
@@ -145,6 +155,8 @@ class WeComClient:
     def _should_back_off(self, exc: WeComError, attempt: int) -> bool:
         if attempt > self.config.max_retries:
             return False
+        if exc.maybe_applied and exc.path in NOT_IDEMPOTENT:
+            return False  # sending it again could create it twice: the caller finds out what happened first
         return exc.errcode in BACKOFF_ERRCODES and exc.retryable
 
     def _sleep(self, attempt: int) -> None:
@@ -174,22 +186,28 @@ class WeComClient:
                         timeout=self.config.timeout,
                     )
             except requests.Timeout as exc:
-                raise WeComError(TRANSPORT_ERRCODE, f"timeout: {_redact(str(exc))}", path, retryable=True) from None
+                # A connect timeout sent nothing; a read timeout may come after WeCom acted on the request.
+                raise WeComError(TRANSPORT_ERRCODE, f"timeout: {_redact(str(exc))}", path, retryable=True,
+                                 maybe_applied=not isinstance(exc, requests.ConnectTimeout)) from None
             except requests.RequestException as exc:
                 raise WeComError(
-                    TRANSPORT_ERRCODE, f"{type(exc).__name__}: {_redact(str(exc))}", path, retryable=True
+                    TRANSPORT_ERRCODE, f"{type(exc).__name__}: {_redact(str(exc))}", path, retryable=True,
+                    maybe_applied=not _never_sent(exc),
                 ) from None
             if response.status_code >= 500:
-                raise WeComError(TRANSPORT_ERRCODE, f"HTTP {response.status_code}", path, retryable=True)
+                raise WeComError(TRANSPORT_ERRCODE, f"HTTP {response.status_code}", path, retryable=True,
+                                 maybe_applied=True)
             if response.status_code != 200:
                 # WeCom answers business errors with HTTP 200; anything else is a wrong path or a proxy refusing.
                 raise WeComError(TRANSPORT_ERRCODE, f"HTTP {response.status_code}", path, retryable=False)
             try:
                 data = response.json()
             except ValueError:
-                raise WeComError(TRANSPORT_ERRCODE, "response is not JSON", path, retryable=True) from None
+                raise WeComError(TRANSPORT_ERRCODE, "response is not JSON", path, retryable=True,
+                                 maybe_applied=True) from None
             if not isinstance(data, dict):
-                raise WeComError(TRANSPORT_ERRCODE, "response is not a JSON object", path, retryable=True)
+                raise WeComError(TRANSPORT_ERRCODE, "response is not a JSON object", path, retryable=True,
+                                 maybe_applied=True)
             errcode = int(data.get("errcode", 0) or 0)
             if errcode != 0:
                 raise WeComError(errcode, str(data.get("errmsg", "")), path)

@@ -269,3 +269,33 @@ def test_token_refresh_does_not_use_up_the_retry_budget(stub, settings, caplog):
         assert get_client().user_get("a")["errcode"] == 0
     attempts = [r.attempt for r in caplog.records if getattr(r, "endpoint", "") == "user/get"]
     assert attempts == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "failure", [(200, {"errcode": 0, "msgid": "late"}, 0.6), (502, b"<html>bad gateway</html>"), (200, b"<html>")],
+)
+def test_a_call_that_creates_is_not_sent_again_when_wecom_may_have_acted_on_it(stub, settings, failure):
+    """A second add_msg_template after a read timeout would be a second task: the customer would get the message
+    twice. The client raises (retryable, maybe_applied) after one call; the caller looks the task up."""
+    settings.WECOM_HTTP_TIMEOUT = 0.2
+    stub.script("externalcontact/add_msg_template", failure, failure)
+    with pytest.raises(WeComError) as exc:
+        get_client().add_msg_template(chat_type="single", external_userid=["wm1"], sender="u",
+                                      text={"content": "hi"})
+    assert exc.value.retryable and exc.value.maybe_applied
+    assert len(stub.calls("externalcontact/add_msg_template")) == 1
+    # The same failure on a read is retried as before.
+    stub.script("user/get", failure, failure)
+    if failure[0] == 200 and isinstance(failure[1], dict):
+        stub.script("user/get", failure, (200, {"errcode": 0}))
+    get_client().user_get("a")
+    assert len(stub.calls("user/get")) >= 2
+
+
+def test_a_refused_connection_is_safe_to_retry_even_for_a_create(settings):
+    settings.WECOM_API_BASE_URL = "http://127.0.0.1:1/cgi-bin"
+    settings.WECOM_RETRY_BASE_DELAY = 0.001
+    settings.WECOM_RETRY_MAX_DELAY = 0.01
+    with pytest.raises(WeComError) as exc:
+        get_client()._request("POST", "externalcontact/add_msg_template", {}, {}, 1)
+    assert exc.value.retryable and not exc.value.maybe_applied
