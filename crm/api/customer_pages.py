@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from crm.errors import ApplicationError
 from crm.models import Contact, LuckyDraw, LuckyDrawEntry, RedPacketClaim, RedPacketPool
+from crm.selectors.campaigns import campaign_reached
 from crm.services import wechat_oauth
 from crm.services.campaigns import lucky_draw_play, parse_draw_token
 from crm.services.redpackets import parse_claim_token, redpacket_claim
@@ -159,6 +160,11 @@ def pool_page(request: HttpRequest, pool_id: int) -> HttpResponse:
         return _error(request, ApplicationError(_("This red packet does not exist."), code="not_found",
                                                 status_code=404))
     contact_id, response = shared_identity(request, "redpacket")
+    if response is None and not campaign_reached(
+        RedPacketPool.objects.filter(id=pool_id).values_list("campaign_id", flat=True).first(), contact_id
+    ):
+        response = _error(request, ApplicationError(
+            _("This red packet was sent to other customers."), code="not_recipient", status_code=403))
     return response or _redpacket(request, pool_id, contact_id)
 
 
@@ -207,6 +213,11 @@ def shared_draw_page(request: HttpRequest, draw_id: int) -> HttpResponse:
         return _error(request, ApplicationError(_("This lucky draw does not exist."), code="not_found",
                                                 status_code=404))
     contact_id, response = shared_identity(request, "draw")
+    if response is None and not campaign_reached(
+        LuckyDraw.objects.filter(id=draw_id).values_list("campaign_id", flat=True).first(), contact_id
+    ):
+        response = _error(request, ApplicationError(
+            _("This lucky draw was sent to other customers."), code="not_recipient", status_code=403))
     return response or _draw(request, draw_id, contact_id)
 
 

@@ -119,3 +119,17 @@ def campaign_segment_summary(segment: dict) -> dict:
         "vip": bool(segment.get("vip")),
         "everyone": not any(segment.get(k) for k in ("tags", "exclude_tags", "channels", "staff", "vip")),
     }
+
+
+# A shared link (the same /m/pool/<id>/ for everyone) can be forwarded: only customers the campaign addressed may
+# use it. Pending counts, as the message may be in their chat already with the result not yet polled.
+REACHED = (CampaignRecipient.Status.PENDING, CampaignRecipient.Status.DELIVERED)
+
+
+def campaign_reached(campaign_id: int | None, contact_id: int) -> bool:
+    """Whether the campaign's message went (or is going) to this customer, in any of its runs."""
+    if campaign_id is None:
+        return False
+    return CampaignRecipient.objects.filter(
+        campaign_id=campaign_id, contact_id=contact_id, status__in=REACHED
+    ).exists()

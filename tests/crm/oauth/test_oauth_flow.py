@@ -12,6 +12,7 @@ import requests
 from django.conf import settings
 
 from crm.models import LuckyDrawEntry, RedPacketClaim
+from crm.services import campaign_runs
 from crm.services import campaigns as svc
 from crm.services.customer_links import card_link, draw_link, pool_link
 from crm.services.redpackets import claim_url
@@ -57,8 +58,8 @@ def test_shopper_opens_the_shared_pool_link_is_identified_and_claims(live_stack,
 
 
 def test_the_simulators_open_link_goes_through_oauth_and_taps_claim(live_stack, sim, staff):
-    pool = launched_pool(count=2, budget=600)
     first, second = befriend_pair(sim, staff)
+    pool = launched_pool(count=2, budget=600)  # after they are customers: the campaign addresses them
     link = pool_link(pool.id)
     opened = sim.call("POST", f"shoppers/{first.external_userid}/open_link", url=link)
     assert opened["status"] == 200 and f'data-contact-id="{first.id}"' in opened["body"]
@@ -73,15 +74,20 @@ def test_the_simulators_open_link_goes_through_oauth_and_taps_claim(live_stack, 
     assert sorted(RedPacketClaim.objects.values_list("contact_id", flat=True)) == sorted([first.id, second.id])
 
 
-def befriend_pair(sim, staff):
-    from tests.crm.campaigns.conftest import befriend
+def befriend(sim, staff, name):
+    from tests.crm.campaigns.conftest import befriend as _befriend
 
+    return _befriend(sim, staff, name)
+
+
+def befriend_pair(sim, staff):
     return befriend(sim, staff, "Ann"), befriend(sim, staff, "Bo")
 
 
 def test_draw_and_card_links_identify_the_visitor_too(live_stack, sim, customer):
     campaign = svc.campaign_create(name="Spin", text="Try your luck")
     draw = svc.lucky_draw_create(campaign_id=campaign.id, prizes=[{"name": "Mug", "count": 3}])
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)  # the customer becomes a recipient
     answer = sim.call("POST", f"shoppers/{customer.external_userid}/open_link", url=draw_link(draw.id),
                       method="POST", data={"draw": "1"})
     assert answer["status"] == 200 and 'data-status="won"' in answer["body"]
@@ -89,6 +95,21 @@ def test_draw_and_card_links_identify_the_visitor_too(live_stack, sim, customer)
     card = sim.call("POST", f"shoppers/{customer.external_userid}/open_link", url=card_link())
     assert card["status"] == 200 and card["url"].startswith(f"{live_stack}/m/card/#")
     assert 'data-refresh-url="/m/card/' in card["body"]  # the page works on the visitor's own signed token
+
+
+def test_a_forwarded_link_serves_only_the_customers_the_campaign_addressed(live_stack, sim, staff):
+    first, _second = befriend_pair(sim, staff)
+    pool = launched_pool()
+    latecomer = befriend(sim, staff, "Cy")  # a customer too, but added after the campaign went out
+    answer = sim.call("POST", f"shoppers/{latecomer.external_userid}/open_link", url=pool_link(pool.id))
+    assert answer["status"] == 403 and 'data-code="not_recipient"' in answer["body"]
+    tap = sim.call("POST", f"shoppers/{latecomer.external_userid}/open_link", url=pool_link(pool.id),
+                   method="POST", data={"claim": "1"})
+    assert tap["status"] == 403  # and the page they got has no button to tap
+    assert not RedPacketClaim.objects.exists()
+    ok = sim.call("POST", f"shoppers/{first.external_userid}/open_link", url=pool_link(pool.id), method="POST",
+                  data={"claim": "1"})
+    assert ok["status"] == 200 and RedPacketClaim.objects.get().contact_id == first.id
 
 
 def test_a_wechat_user_who_is_not_a_contact_gets_a_clear_403(live_stack, sim):
