@@ -44,8 +44,12 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
+# Parallel test workers (pytest-xdist, whole files per worker): most tests wait on HTTP, workers and browsers, so
+# three fit two cores. Each worker has its own database and Redis db (tests/xdist_isolation.py). 0 = in-process.
+PYTEST_WORKERS ?= 3
+
 test: install-dev lint
-	$(PY) -m crm.embedded_redis -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m crm.embedded_redis -- $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: install-dev
 	$(PY) -m crm.embedded_redis -- $(PY) bench/run.py $(if $(BENCH),--only $(BENCH),)

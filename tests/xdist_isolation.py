@@ -16,7 +16,7 @@ import pytest
 
 def worker_redis_url(url: str, index: int) -> str:
     """The same Redis, database `base + index` (mod 16): redis://h:p/N, redis://h:p, unix:///s.sock?db=N."""
-    if url.startswith("unix://"):
+    if url.startswith(("unix://", "redis+socket://")):
         match = re.search(r"([?&])db=(\d+)", url)
         base = int(match.group(2)) if match else 0
         db = (base + index) % 16
