@@ -41,6 +41,19 @@ def adopt(obj: models.Model, saved: models.Model) -> models.Model:
     return obj
 
 
+class ReadOnlyModelAdmin(ModelAdmin):
+    """A database view nobody edits here: rows are derived, or written by services elsewhere."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class ServiceModelAdmin(ModelAdmin):
     """An unfold ModelAdmin whose add, change, delete and action views turn a late refusal into a message."""
 

@@ -4,20 +4,11 @@ so nobody edits them; they are listed so an operator can see what the dashboard 
 from __future__ import annotations
 
 from django.contrib import admin
-from unfold.admin import ModelAdmin
 
+from crm.admin.base import ReadOnlyModelAdmin
 from crm.models import CampaignFunnelStat, DailyContactStat, DashboardSnapshot
 
-
-class ReadOnlyRollupAdmin(ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+ReadOnlyRollupAdmin = ReadOnlyModelAdmin
 
 
 @admin.register(DailyContactStat)
