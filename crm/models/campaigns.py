@@ -192,13 +192,27 @@ class CampaignRecipient(models.Model):
         RELATION_GONE = "relation_gone", "No active relation with the sender"
         ERASED = "erased", "Contact erased"
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")
-    run = models.ForeignKey(CampaignRun, null=True, blank=True, on_delete=models.CASCADE, related_name="recipients")
-    contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="campaign_recipients")
+    # No database constraint on campaign, run, sender and mass_message: the planner writes 50,000 recipients a
+    # chunk, and checking their four parents at COMMIT (deferred FKs) took ~1.5 s of a ~3.5 s chunk, measured on
+    # PostgreSQL (0.4 s without). All four rows are written by the planner in the same transaction as the
+    # recipients, and the ORM still CASCADEs / PROTECTs / SETs NULL on delete. `contact` keeps its constraint:
+    # erasure relies on it. run, contact and mass_message need no index of their own: (run, contact),
+    # (contact, quota_day) and (mass_message, external_userid) lead with them.
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients", db_constraint=False)
+    run = models.ForeignKey(
+        CampaignRun, null=True, blank=True, on_delete=models.CASCADE, related_name="recipients",
+        db_constraint=False, db_index=False,
+    )
+    contact = models.ForeignKey(
+        "crm.Contact", on_delete=models.CASCADE, related_name="campaign_recipients", db_index=False
+    )
     external_userid = models.CharField(max_length=64)
-    sender = models.ForeignKey("crm.Staff", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    sender = models.ForeignKey(
+        "crm.Staff", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
     mass_message = models.ForeignKey(
-        MassMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="recipients"
+        MassMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="recipients",
+        db_constraint=False, db_index=False,
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     reason = models.CharField(max_length=32, choices=Reason.choices, default="", blank=True)
