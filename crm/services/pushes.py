@@ -26,7 +26,11 @@ Deadline. A created task waits for the sender to confirm in their WeCom client; 
 
 Polling. get_groupmsg_send_result is read page by page (1,000 rows); after each page its results are stored with
 one UPDATE per status (PostgreSQL: UPDATE ... FROM (VALUES ...)) and the next cursor saved in the same
-transaction, so a crash resumes from the page it was on.
+transaction, so a crash resumes from the page it was on. A message is polled by one pass at a time: a pass holds a
+Redis lease on the message (SET NX EX, renewed after each page, released at the end; a dead worker's lease expires
+after MASS_POLL_LEASE_SECONDS); another poll meanwhile (beat queues every created message each tick, whether or
+not the last pass is done) returns at once instead of reading the same pages again. The first poll is queued
+right after the task is created (MASS_FIRST_POLL_SECONDS, WeCom's dispatch delay), not at beat's next tick.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
+import redis
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
@@ -448,15 +453,76 @@ def _bulk_result(message: MassMessage, status: str, items: list[tuple[str, datet
     return n
 
 
+# --- the poll lease ----------------------------------------------------------------------------------------------
+
+POLL_LEASE_PREFIX = "crm:mass-poll-lease:"
+# Renew / release only a lease this pass still holds (it may have expired and been taken by another pass).
+_RENEW_LUA = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end return 0"
+_RELEASE_LUA = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_lease_redis: tuple[str, redis.Redis] | None = None
+
+
+def _leases() -> redis.Redis:
+    global _lease_redis
+    if _lease_redis is None or _lease_redis[0] != settings.REDIS_URL:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+        _lease_redis = (settings.REDIS_URL, client)
+    return _lease_redis[1]
+
+
+def poll_lease_seconds() -> int:
+    # Longer than one page (read and stored); renewed after each page, so a long pass keeps it.
+    return max(5, int(getattr(settings, "MASS_POLL_LEASE_SECONDS", 120)))
+
+
+def first_poll_delay() -> float:
+    """Seconds between creating a task and its first poll: WeCom answers 41063 (still dispatching) before."""
+    return float(getattr(settings, "MASS_FIRST_POLL_SECONDS", 5.0))
+
+
+def _poll_lease(message_id: int) -> str | None:
+    token = uuid.uuid4().hex
+    if _leases().set(f"{POLL_LEASE_PREFIX}{message_id}", token, nx=True, ex=poll_lease_seconds()):
+        return token
+    return None
+
+
+def _renew_lease(message_id: int, token: str) -> bool:
+    return bool(_leases().eval(_RENEW_LUA, 1, f"{POLL_LEASE_PREFIX}{message_id}", token, poll_lease_seconds()))
+
+
+def _release_lease(message_id: int, token: str) -> None:
+    _leases().eval(_RELEASE_LUA, 1, f"{POLL_LEASE_PREFIX}{message_id}", token)
+
+
 def mass_message_poll(message_id: int, *, final: bool = False) -> dict:
     """Read the task's send results page by page from the stored cursor, storing each page in bulk.
 
     A pass ends at the last page, and the cursor goes back to the start: results change when the sender confirms,
     so the next poll reads them all again. The message is done once none of its recipients is pending.
-    `final`: the last poll of a cancelled or expired task (any status but created is accepted)."""
+    `final`: the last poll of a cancelled or expired task (any status but created is accepted); it does not wait
+    for the lease (one per task, and what it reads must be stored before the task is closed).
+    A poll while another pass holds the message's lease reads nothing and returns {}."""
     message = MassMessage.objects.select_related("sender").filter(id=message_id).first()
     if message is None or not message.msgid or (message.status != M.CREATED and not final):
         return {}
+    if final:
+        return _poll_pass(message, final=True)
+    token = _poll_lease(message.id)
+    if token is None:
+        logger.debug("mass message poll skipped: another pass holds it", extra={"mass_message_id": message.id})
+        return {}
+    try:
+        # Re-read under the lease: the pass that held it may have moved the cursor or finished the message.
+        message = MassMessage.objects.select_related("sender").get(id=message.id)
+        if message.status != M.CREATED:
+            return {}
+        return _poll_pass(message, lease=token)
+    finally:
+        _release_lease(message.id, token)
+
+
+def _poll_pass(message: MassMessage, *, final: bool = False, lease: str | None = None) -> dict:
     client = get_client()
     counts: dict[str, int] = defaultdict(int)
     cursor = message.poll_cursor or None
@@ -476,6 +542,10 @@ def mass_message_poll(message_id: int, *, final: bool = False) -> dict:
             counts[status] += n
         if not next_cursor:
             break
+        if lease is not None and not _renew_lease(message.id, lease):
+            # The lease expired (a stalled pass) and another pass may hold it: it resumes from the stored cursor.
+            logger.warning("mass message poll lease lost", extra={"mass_message_id": message.id})
+            return dict(counts)
         seen.add(next_cursor)
         cursor = next_cursor
     done = False

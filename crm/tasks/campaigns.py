@@ -8,6 +8,7 @@ from crm.services.campaign_runs import campaign_launch, campaign_launch_due
 from crm.services.campaign_schedules import run_occurrence, schedules_finish_expired
 from crm.services.pushes import (
     PushRetry,
+    first_poll_delay,
     mass_message_poll,
     mass_message_send,
     mass_messages_expire,
@@ -52,6 +53,9 @@ def send_mass_message(self, message_id: int) -> str:
         # Another attempt holds the claim. If it dies, its claim goes stale after the grace: look again then (this
         # finds the row created, or takes it over with the recovery lookup).
         raise self.retry(countdown=send_grace().total_seconds() + 1)
+    if result == "created":
+        # The first poll right after WeCom's dispatch delay, not at beat's next tick (up to 20 s later).
+        poll_mass_message.apply_async((message_id,), countdown=first_poll_delay())
     return result
 
 
@@ -62,7 +66,8 @@ def poll_mass_message(message_id: int) -> dict:
 
 @shared_task(acks_late=True)
 def poll_mass_message_results() -> int:
-    """Beat: poll every created task's send results (one task per message, so a slow one blocks no other)."""
+    """Beat: poll every created task's send results (one task per message, so a slow one blocks no other). A
+    message whose last pass still runs is skipped by that poll (the lease), so ticks do not pile up passes."""
     ids = mass_messages_to_poll()
     for message_id in ids:
         poll_mass_message.delay(message_id)
