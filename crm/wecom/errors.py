@@ -15,13 +15,13 @@ TRANSPORT_ERRCODE = -1
 # after WeCom received the request (a read timeout, a 5xx, a broken answer) the client does not send them again:
 # a second add_msg_template would be a second task and the customer would get the message twice. The caller finds
 # out what happened (crm.services.pushes looks the task up before resending) and retries on its own schedule.
+# media/upload is not here: a second temporary media id for the same file is harmless.
 NOT_IDEMPOTENT = frozenset({
     "externalcontact/add_msg_template",
     "externalcontact/add_contact_way",
     "externalcontact/groupchat/add_join_way",
     "externalcontact/add_corp_tag",
     "message/send",
-    "media/upload",
 })
 
 
