@@ -15,7 +15,10 @@ def test_scenario_is_deterministic_and_adds(sim, wx, world, receiver):
     assert set(other["external_userids"]).isdisjoint(first["external_userids"])
     assert set(first["external_userids"]) <= set(wx.get("externalcontact/list", userid="alice")["external_userid"])
     sim.drain(10)
-    assert len(receiver.of("add_external_contact")) == 10
+    # One add each for the 10 new shoppers. WeCom redelivers a callback the receiver was slow to answer (so does the
+    # simulator, on a loaded machine): count adds, not deliveries.
+    adds = {(e.get("UserID"), e.get("ExternalUserID")) for e in receiver.of("add_external_contact")}
+    assert len(adds) == 10
 
 
 def test_scenario_opens_links_and_submits_claim_form(sim, wx, world):
