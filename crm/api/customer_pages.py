@@ -156,13 +156,12 @@ def redpacket_page(request: HttpRequest, token: str) -> HttpResponse:
 @never_cache
 def pool_page(request: HttpRequest, pool_id: int) -> HttpResponse:
     """The same red-packet link for everyone: the visitor is who WeChat OAuth says."""
-    if not RedPacketPool.objects.filter(id=pool_id).exists():
+    found = RedPacketPool.objects.filter(id=pool_id).values_list("campaign_id", flat=True)
+    if not found:
         return _error(request, ApplicationError(_("This red packet does not exist."), code="not_found",
                                                 status_code=404))
     contact_id, response = shared_identity(request, "redpacket")
-    if response is None and not campaign_reached(
-        RedPacketPool.objects.filter(id=pool_id).values_list("campaign_id", flat=True).first(), contact_id
-    ):
+    if response is None and not campaign_reached(found[0], contact_id):
         response = _error(request, ApplicationError(
             _("This red packet was sent to other customers."), code="not_recipient", status_code=403))
     return response or _redpacket(request, pool_id, contact_id)
@@ -209,13 +208,12 @@ def lucky_draw_page(request: HttpRequest, token: str) -> HttpResponse:
 @never_cache
 def shared_draw_page(request: HttpRequest, draw_id: int) -> HttpResponse:
     """The same lucky-draw link for everyone."""
-    if not LuckyDraw.objects.filter(id=draw_id).exists():
+    found = LuckyDraw.objects.filter(id=draw_id).values_list("campaign_id", flat=True)
+    if not found:
         return _error(request, ApplicationError(_("This lucky draw does not exist."), code="not_found",
                                                 status_code=404))
     contact_id, response = shared_identity(request, "draw")
-    if response is None and not campaign_reached(
-        LuckyDraw.objects.filter(id=draw_id).values_list("campaign_id", flat=True).first(), contact_id
-    ):
+    if response is None and not campaign_reached(found[0], contact_id):
         response = _error(request, ApplicationError(
             _("This lucky draw was sent to other customers."), code="not_recipient", status_code=403))
     return response or _draw(request, draw_id, contact_id)

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import base64
 from datetime import timedelta
-from functools import wraps
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -22,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
+from crm.console.render import permission_required
 from crm.errors import ApplicationError, NotFound
 from crm.models import Campaign, CampaignRecipient, CampaignRun, LuckyDraw, RedPacketPool
 from crm.selectors import campaign_compose as compose
@@ -55,19 +54,6 @@ POOL_STATUS_LABELS = {
     RedPacketPool.Status.CANCELLED: _("Cancelled"),
 }
 POOL_MODE_LABELS = {RedPacketPool.Mode.LUCKY: _("Lucky (random amounts)"), RedPacketPool.Mode.FIXED: _("Fixed amount")}
-
-
-def permission_required(perm: str):
-    def decorator(view):
-        @wraps(view)
-        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            if not request.user.has_perm(perm):
-                raise PermissionDenied
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorator
 
 
 def yuan(fen: int | None) -> str:

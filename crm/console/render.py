@@ -3,7 +3,10 @@ admin that may not be registered, and money shown in yuan."""
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -35,3 +38,19 @@ def yuan(fen: int | None) -> str:
     fen = int(fen or 0)
     sign = "-" if fen < 0 else ""
     return f"{sign}¥{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
+
+
+def permission_required(perm: str):
+    """A console view for holders of `perm` (403 otherwise; the admin_view around it has already asked for a
+    staff login)."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.has_perm(perm):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator

@@ -9,7 +9,6 @@ by campaigns as a message naming them. The list of segments is the admin's chang
 from __future__ import annotations
 
 import json
-from functools import wraps
 
 from django import forms
 from django.contrib import messages
@@ -22,7 +21,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 from unfold.widgets import UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget
 
-from crm.console.render import admin_url, console_render
+from crm.console.render import admin_url, console_render, permission_required
 from crm.errors import ApplicationError, Conflict
 from crm.models import Segment
 
@@ -35,19 +34,6 @@ PREVIEW_PATH = "/api/segments/preview/"
 FIELDS_PATH = "/api/segments/fields/"
 # Fields of the form itself; any other field a service names is a part of the definition.
 FORM_FIELDS = ("name", "description")
-
-
-def permission_required(perm: str):
-    def decorator(view):
-        @wraps(view)
-        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            if not request.user.has_perm(perm):
-                raise PermissionDenied
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorator
 
 
 class SegmentForm(forms.Form):

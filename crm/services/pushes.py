@@ -108,37 +108,10 @@ def _key_field(message: MassMessage) -> str:
 # --- the body ------------------------------------------------------------------------------------------------
 
 
-def _image_media_id(campaign: Campaign) -> str:
-    from crm.services import campaigns as campaign_services
-
-    upload = getattr(campaign_services, "campaign_image_media_id", None)  # the campaign-service part provides it
-    if upload is not None:
-        return upload(campaign)
-    return campaign.image_media_id
-
-
 def _attachments(campaign: Campaign, *, force_upload: bool = False) -> list[dict]:
-    from crm.services import campaigns as campaign_services
+    from crm.services.campaigns import campaign_attachments  # campaigns imports this module's callers
 
-    build = getattr(campaign_services, "campaign_attachments", None)  # the campaign-service part's, when present
-    if build is not None:
-        return build(campaign, force_upload=force_upload)
-    kind = campaign.attachment or ("link" if campaign.link_url else "")
-    if kind == Campaign.Attachment.IMAGE:
-        return [{"msgtype": "image", "image": {"media_id": _image_media_id(campaign)}}]
-    if kind == Campaign.Attachment.LINK and campaign.link_url:
-        link = {"title": campaign.link_title, "url": campaign.link_url}
-        if campaign.link_desc:
-            link["desc"] = campaign.link_desc
-        return [{"msgtype": "link", "link": link}]
-    if kind == Campaign.Attachment.MINIPROGRAM:
-        return [{"msgtype": "miniprogram", "miniprogram": {
-            "title": campaign.miniprogram_title,
-            "pic_media_id": _image_media_id(campaign) if campaign.image else "",
-            "appid": campaign.miniprogram_appid,
-            "page": campaign.miniprogram_page,
-        }}]
-    return []
+    return campaign_attachments(campaign, force_upload=force_upload)
 
 
 def _body(message: MassMessage, targets: list[str], *, force_upload: bool = False) -> dict:
