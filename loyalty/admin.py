@@ -275,3 +275,7 @@ class RedemptionAdmin(StoreScopedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     list_display = ["created_at", "card", "reward", "points", "store", "created_by"]
     search_fields = ["card__number", "reward__name", "idempotency_key"]
     list_select_related = ["card", "reward", "store", "created_by"]
+
+
+# Issue 12's areas register their console screens in their own modules.
+from loyalty import admin_coupons, admin_earning, admin_lots, admin_tiers, admin_till  # noqa: E402,F401

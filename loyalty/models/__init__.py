@@ -107,7 +107,9 @@ class Store(models.Model):
     is_active = models.BooleanField(default=True)
     # Store managers and cashiers who work here: they see, and scan at, only their own stores.
     members = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, blank=True, related_name="loyalty_stores",
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="loyalty_stores",
         help_text="Store managers and cashiers bound to this store.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -233,3 +235,11 @@ class Redemption(models.Model):
 
     def __str__(self) -> str:
         return f"{self.card_id}: {self.reward_id}"
+
+
+# Issue 12's areas each keep their models in their own module (imported here, after the core models they refer to).
+from loyalty.models.coupons import *  # noqa: E402,F403
+from loyalty.models.earning import *  # noqa: E402,F403
+from loyalty.models.lots import *  # noqa: E402,F403
+from loyalty.models.tiers import *  # noqa: E402,F403
+from loyalty.models.till import *  # noqa: E402,F403

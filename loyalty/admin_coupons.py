@@ -1,0 +1,1 @@
+"""Console (admin) registrations for the loyalty coupons area."""

@@ -1,0 +1,3 @@
+"""Placeholder: models for the loyalty lots work of issue 12."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Routes for the loyalty coupons area."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Routes for the loyalty earning area."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Routes for the loyalty lots area."""
+
+urlpatterns: list = []

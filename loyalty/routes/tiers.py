@@ -1,0 +1,3 @@
+"""Routes for the loyalty tiers area."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Routes for the loyalty till area."""
+
+urlpatterns: list = []
