@@ -78,8 +78,12 @@ class TierForm(ServiceForm):
         fields = ["name", "rank", "min_points", "is_vip"]
 
     def service_validate(self, data: dict) -> None:
-        tier_validate(name=data.get("name", ""), min_points=data.get("min_points"), rank=data.get("rank"),
-                      tier_id=self.instance.pk)
+        tier_validate(
+            name=data.get("name", ""),
+            min_points=data.get("min_points"),
+            rank=data.get("rank"),
+            tier_id=self.instance.pk,
+        )
 
 
 class ServiceDeleteMixin:
@@ -107,8 +111,16 @@ class TierAdmin(ServiceDeleteMixin, ServiceModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         data = form.cleaned_data
-        adopt(obj, tier_save(name=data["name"], min_points=data["min_points"], rank=data["rank"],
-                             is_vip=data.get("is_vip", False), tier_id=obj.pk if change else None))
+        adopt(
+            obj,
+            tier_save(
+                name=data["name"],
+                min_points=data["min_points"],
+                rank=data["rank"],
+                is_vip=data.get("is_vip", False),
+                tier_id=obj.pk if change else None,
+            ),
+        )
 
 
 class LedgerInline(ReadOnlyAdminMixin, TabularInline):
@@ -160,8 +172,13 @@ class StoreForm(ServiceForm):
 
     def service_validate(self, data: dict) -> None:
         members = data.get("members") if "members" in self.fields else None
-        store_validate(code=data.get("code", ""), name=data.get("name", ""), city=data.get("city", ""),
-                       store_id=self.instance.pk, member_ids=None if members is None else [u.pk for u in members])
+        store_validate(
+            code=data.get("code", ""),
+            name=data.get("name", ""),
+            city=data.get("city", ""),
+            store_id=self.instance.pk,
+            member_ids=None if members is None else [u.pk for u in members],
+        )
 
 
 @admin.register(Store)
@@ -178,9 +195,17 @@ class StoreAdmin(StoreScopedAdminMixin, ServiceModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         data = form.cleaned_data
         members = data.get("members") if "members" in form.fields else None
-        adopt(obj, store_save(code=data["code"], name=data["name"], city=data.get("city", ""),
-                              is_active=data.get("is_active", False), store_id=obj.pk if change else None,
-                              member_ids=None if members is None else [u.pk for u in members]))
+        adopt(
+            obj,
+            store_save(
+                code=data["code"],
+                name=data["name"],
+                city=data.get("city", ""),
+                is_active=data.get("is_active", False),
+                store_id=obj.pk if change else None,
+                member_ids=None if members is None else [u.pk for u in members],
+            ),
+        )
 
     def save_related(self, request, form, formsets, change) -> None:
         """The service bound the members."""
@@ -224,8 +249,12 @@ class ProductForm(ServiceForm):
         fields = ["sku", "name", "category"]
 
     def service_validate(self, data: dict) -> None:
-        product_validate(sku=data.get("sku", ""), name=data.get("name", ""), category=data.get("category", ""),
-                         product_id=self.instance.pk)
+        product_validate(
+            sku=data.get("sku", ""),
+            name=data.get("name", ""),
+            category=data.get("category", ""),
+            product_id=self.instance.pk,
+        )
 
 
 @admin.register(Product)
@@ -240,8 +269,15 @@ class ProductAdmin(ServiceDeleteMixin, ServiceModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         data = form.cleaned_data
-        adopt(obj, product_save(sku=data["sku"], name=data.get("name", ""), category=data.get("category", ""),
-                                product_id=obj.pk if change else None))
+        adopt(
+            obj,
+            product_save(
+                sku=data["sku"],
+                name=data.get("name", ""),
+                category=data.get("category", ""),
+                product_id=obj.pk if change else None,
+            ),
+        )
 
 
 class RewardForm(ServiceForm):
@@ -266,8 +302,16 @@ class RewardAdmin(ServiceDeleteMixin, ServiceModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         data = form.cleaned_data
-        adopt(obj, reward_save(name=data["name"], points_cost=data["points_cost"], stock=data.get("stock"),
-                               is_active=data.get("is_active", False), reward_id=obj.pk if change else None))
+        adopt(
+            obj,
+            reward_save(
+                name=data["name"],
+                points_cost=data["points_cost"],
+                stock=data.get("stock"),
+                is_active=data.get("is_active", False),
+                reward_id=obj.pk if change else None,
+            ),
+        )
 
 
 @admin.register(Redemption)

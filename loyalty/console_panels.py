@@ -38,12 +38,14 @@ def card_panel_context(contact: Contact, request: HttpRequest) -> dict:
 
 
 def register() -> None:
-    register_contact_panel(ContactPanel(
-        key="loyalty-card",
-        title=_("Loyalty card & purchases"),
-        template="loyalty/console_card_panel.html",
-        context=card_panel_context,
-        permissions=("loyalty.view_card",),
-        order=10,
-        icon="loyalty",
-    ))
+    register_contact_panel(
+        ContactPanel(
+            key="loyalty-card",
+            title=_("Loyalty card & purchases"),
+            template="loyalty/console_card_panel.html",
+            context=card_panel_context,
+            permissions=("loyalty.view_card",),
+            order=10,
+            icon="loyalty",
+        )
+    )

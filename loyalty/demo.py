@@ -134,21 +134,23 @@ def demo_plan(count: int = DEMO_CUSTOMERS, seed: int = DEMO_SEED) -> list[DemoSh
         else:
             amounts = tuple(100 * rng.randint(30, 800) for _ in range(1 + i % 3))
         marketing = i % 7 != 3
-        plan.append(DemoShopper(
-            index=i,
-            external_userid="wm" + hashlib.sha256(f"crm-demo-shopper:{seed}:{i}".encode()).hexdigest()[:30],
-            name=rng.choice(_SURNAMES) + "".join(rng.choice(_GIVEN) for _ in range(rng.randint(1, 2))),
-            gender=rng.choice([1, 2]),
-            state=state,
-            days_ago=days_ago,
-            seconds_into_day=rng.randint(9 * 3600, 21 * 3600 + 1800),
-            amounts_fen=amounts,
-            marketing=marketing,
-            behaviour=rng.random() < 0.5,
-            vip=vip,
-            claims=vip and marketing and i % 3 != 0,
-            leaves_after_days=min(3, days_ago) if i % 10 == 7 and not vip else None,
-        ))
+        plan.append(
+            DemoShopper(
+                index=i,
+                external_userid="wm" + hashlib.sha256(f"crm-demo-shopper:{seed}:{i}".encode()).hexdigest()[:30],
+                name=rng.choice(_SURNAMES) + "".join(rng.choice(_GIVEN) for _ in range(rng.randint(1, 2))),
+                gender=rng.choice([1, 2]),
+                state=state,
+                days_ago=days_ago,
+                seconds_into_day=rng.randint(9 * 3600, 21 * 3600 + 1800),
+                amounts_fen=amounts,
+                marketing=marketing,
+                behaviour=rng.random() < 0.5,
+                vip=vip,
+                claims=vip and marketing and i % 3 != 0,
+                leaves_after_days=min(3, days_ago) if i % 10 == 7 and not vip else None,
+            )
+        )
     return plan
 
 
@@ -195,8 +197,15 @@ class DemoSeed:
 
     def converge(self) -> dict:
         steps = {}
-        steps_in_order = (self.brand, self.adds, self.leaves, self.cards, self.vips, self.finished_campaign,
-                          self.tonight_campaign)
+        steps_in_order = (
+            self.brand,
+            self.adds,
+            self.leaves,
+            self.cards,
+            self.vips,
+            self.finished_campaign,
+            self.tonight_campaign,
+        )
         for step in steps_in_order:
             started = time.monotonic()
             step()
@@ -212,8 +221,11 @@ class DemoSeed:
     # --- adds ----------------------------------------------------------------------------------
     def _ready(self) -> set[str]:
         """Shoppers the CRM owns as contacts with their channel (the full add was applied)."""
-        return set(Contact.objects.filter(external_userid__in=self.eids, channel__isnull=False)
-                   .values_list("external_userid", flat=True))
+        return set(
+            Contact.objects.filter(external_userid__in=self.eids, channel__isnull=False).values_list(
+                "external_userid", flat=True
+            )
+        )
 
     def adds(self) -> None:
         missing = [s for s in self.plan if s.external_userid not in self._ready()]
@@ -230,21 +242,22 @@ class DemoSeed:
     def leaves(self) -> None:
         """A few shoppers delete the staff member again a few days after adding (the dashboard's losses)."""
         leavers = {s.external_userid: s for s in self.plan if s.leaves_after_days is not None}
-        staying = FollowRelation.objects.filter(contact__external_userid__in=leavers,
-                                                deleted_by_customer_at__isnull=True, deleted_by_staff_at__isnull=True)
+        staying = FollowRelation.objects.filter(
+            contact__external_userid__in=leavers, deleted_by_customer_at__isnull=True, deleted_by_staff_at__isnull=True
+        )
         todo = list(staying.select_related("contact", "staff"))
         if todo:
             offset = self.journey.clock_offset()
             home = max(offset, 0.0)
             now = timezone.now()
             try:
-                for follow in sorted(todo, key=lambda f: leavers[f.contact.external_userid].left_at(now),
-                                     reverse=True):
+                for follow in sorted(todo, key=lambda f: leavers[f.contact.external_userid].left_at(now), reverse=True):
                     moment = leavers[follow.contact.external_userid].left_at(now)
                     offset = self.journey.set_clock_offset(moment.timestamp() - time.time(), offset)
                     try:
-                        self.sim.post(f"shoppers/{follow.contact.external_userid}/delete_staff",
-                                      {"userid": follow.staff.userid})
+                        self.sim.post(
+                            f"shoppers/{follow.contact.external_userid}/delete_staff", {"userid": follow.staff.userid}
+                        )
                     except SimAdminError as exc:
                         if "not_friends" not in str(exc):  # deleted by an earlier run: its callback is on the way
                             raise
@@ -262,16 +275,21 @@ class DemoSeed:
         from crm.services.rollups import contact_stats_refresh
 
         days = window(WINDOW_DAYS)
-        stored = {(row.day, row.state): [row.adds, row.deletes]
-                  for row in DailyContactStat.objects.filter(day__gte=days[0], day__lte=days[-1])}
+        stored = {
+            (row.day, row.state): [row.adds, row.deletes]
+            for row in DailyContactStat.objects.filter(day__gte=days[0], day__lte=days[-1])
+        }
         counted = {day for day, _ in stored}
         live = follow_daily_live(days[0], days[-1])
         if any(stored.get(key) != value for key, value in live.items() if key[0] in counted):
             contact_stats_refresh(days[0], days[-1])
 
     def _scan(self, missing: list[DemoShopper], offset: float) -> float:
-        known = set(Contact.objects.filter(external_userid__in=[s.external_userid for s in missing])
-                    .values_list("external_userid", flat=True))
+        known = set(
+            Contact.objects.filter(external_userid__in=[s.external_userid for s in missing]).values_list(
+                "external_userid", flat=True
+            )
+        )
         # A shopper WeCom already lists was added by an earlier run; its callback is on the way (or stored and
         # waiting for a worker): scanning again would add another staff member (the QR hands out round robin).
         in_wecom = _wecom_customers([u for u, _ in DEMO_STAFF]) if len(known) < len(missing) else set()
@@ -281,10 +299,10 @@ class DemoSeed:
         # Newest first: the clock only goes back while welcome codes are in flight, so none of them expires.
         for shopper in sorted(todo, key=lambda s: s.added_at(now), reverse=True):
             offset = self.journey.set_clock_offset(shopper.added_at(now).timestamp() - time.time(), offset)
-            self.sim.post("shoppers", {"name": shopper.name, "gender": shopper.gender,
-                                       "external_userid": shopper.external_userid})
-            self.sim.post(f"shoppers/{shopper.external_userid}/scan_contact_way",
-                          {"config_id": configs[shopper.state]})
+            self.sim.post(
+                "shoppers", {"name": shopper.name, "gender": shopper.gender, "external_userid": shopper.external_userid}
+            )
+            self.sim.post(f"shoppers/{shopper.external_userid}/scan_contact_way", {"config_id": configs[shopper.state]})
         if todo:
             self.say(f"{len(todo)} shoppers added the brand over the last {DEMO_DAYS} days")
         if len(todo) < len(missing):
@@ -328,11 +346,15 @@ class DemoSeed:
 
     def cards(self) -> None:
         contacts = {c.external_userid: c for c in Contact.objects.filter(external_userid__in=self.eids)}
-        decided = set(ConsentRecord.objects.filter(
-            contact__external_userid__in=self.eids, purpose=ConsentRecord.Purpose.MARKETING,
-        ).values_list("contact__external_userid", flat=True))
-        receipts = set(Purchase.objects.filter(card__contact__external_userid__in=self.eids)
-                       .values_list("receipt_id", flat=True))
+        decided = set(
+            ConsentRecord.objects.filter(
+                contact__external_userid__in=self.eids,
+                purpose=ConsentRecord.Purpose.MARKETING,
+            ).values_list("contact__external_userid", flat=True)
+        )
+        receipts = set(
+            Purchase.objects.filter(card__contact__external_userid__in=self.eids).values_list("receipt_id", flat=True)
+        )
         work = []
         for shopper in self.plan:
             todo = [k for k in range(len(shopper.amounts_fen)) if shopper.receipt(k) not in receipts]
@@ -366,15 +388,21 @@ class DemoSeed:
         with ThreadPoolExecutor(max_workers=CARD_VISITS_AT_ONCE) as pool:
             done = list(pool.map(visit, work))
         by_staff = sum(1 for from_welcome, _, _ in done if not from_welcome)
-        self.say(f"{len(done)} shoppers opened their card ({by_staff} through a link staff sent, their welcome "
-                 f"having expired or failed): {sum(d for _, d, _ in done)} consent decisions, "
-                 f"{sum(n for _, _, n in done)} till scans")
+        self.say(
+            f"{len(done)} shoppers opened their card ({by_staff} through a link staff sent, their welcome "
+            f"having expired or failed): {sum(d for _, d, _ in done)} consent decisions, "
+            f"{sum(n for _, _, n in done)} till scans"
+        )
 
     # --- VIPs in the VIP group -----------------------------------------------------------------
     def _vip_members(self) -> set[str]:
-        return set(GroupMember.objects.filter(
-            group__is_vip=True, left_at__isnull=True, contact__external_userid__in=self.eids,
-        ).values_list("contact__external_userid", flat=True))
+        return set(
+            GroupMember.objects.filter(
+                group__is_vip=True,
+                left_at__isnull=True,
+                contact__external_userid__in=self.eids,
+            ).values_list("contact__external_userid", flat=True)
+        )
 
     def vips(self) -> None:
         from crm.services.groups import group_sync
@@ -409,8 +437,9 @@ class DemoSeed:
                 if invite is None:
                     # Entering the tier queues the invite; a worker killed with the task loses it (until its
                     # visibility timeout): queue it again, as the product's own retry would.
-                    change = TierChange.objects.filter(card__contact__external_userid=eid, to_tier__is_vip=True,
-                                                       vip_invite_sent_at__isnull=True).first()
+                    change = TierChange.objects.filter(
+                        card__contact__external_userid=eid, to_tier__is_vip=True, vip_invite_sent_at__isnull=True
+                    ).first()
                     if change is not None and grace_over and ("tier", change.pk) not in requeued:
                         requeued.add(("tier", change.pk))
                         vip_invite.delay(change.pk)
@@ -436,8 +465,10 @@ class DemoSeed:
 
         wait_until(step, self.journey.timeout, "VIP shoppers in the VIP group", interval=0.3)
         by_staff = sum(1 for how, _, _ in joined.values() if how == "staff")
-        self.say(f"{len(joined)} VIP shoppers joined the VIP group"
-                 + (f" ({by_staff} through the group QR staff shared)" if by_staff else ""))
+        self.say(
+            f"{len(joined)} VIP shoppers joined the VIP group"
+            + (f" ({by_staff} through the group QR staff shared)" if by_staff else "")
+        )
 
     # --- campaigns -----------------------------------------------------------------------------
     def finished_campaign(self) -> None:
@@ -454,33 +485,53 @@ class DemoSeed:
                 segment={"vip": True},
                 scheduled_at=now + timedelta(seconds=1),
                 # More packets than VIPs and three days to claim: the pool stays live with budget left.
-                red_packet={"budget_fen": 24 * 888, "count": 24, "mode": "lucky",
-                            "expires_at": now + timedelta(days=3), "act_name": "Double 12 VIP red packet"},
+                red_packet={
+                    "budget_fen": 24 * 888,
+                    "count": 24,
+                    "mode": "lucky",
+                    "expires_at": now + timedelta(days=3),
+                    "act_name": "Double 12 VIP red packet",
+                },
             )
             self.say(f"launched {FINISHED_CAMPAIGN!r}")
         if campaign.status != Campaign.Status.DONE:
             beat = Ticker(1.0, launch_due_campaigns, poll_mass_message_results)
-            wait_until(lambda: Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.DONE).exists(),
-                       self.journey.timeout, f"{FINISHED_CAMPAIGN!r} to finish", interval=0.3, tick=beat)
-        delivered = set(CampaignRecipient.objects.filter(
-            campaign=campaign, status=CampaignRecipient.Status.DELIVERED,
-        ).values_list("external_userid", flat=True))
+            wait_until(
+                lambda: Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.DONE).exists(),
+                self.journey.timeout,
+                f"{FINISHED_CAMPAIGN!r} to finish",
+                interval=0.3,
+                tick=beat,
+            )
+        delivered = set(
+            CampaignRecipient.objects.filter(
+                campaign=campaign,
+                status=CampaignRecipient.Status.DELIVERED,
+            ).values_list("external_userid", flat=True)
+        )
         pool = campaign.red_packet_pool
         claimed = set(RedPacketClaim.objects.filter(pool=pool).values_list("contact__external_userid", flat=True))
         claimers = [s.external_userid for s in self.plan if s.claims and s.external_userid in delivered]
         for eid in claimers:
             if eid in claimed:
                 continue
-            links = wait_until(lambda e=eid: self.journey.red_packet_links(e), self.journey.timeout,
-                               f"campaign message for {eid}")
+            links = wait_until(
+                lambda e=eid: self.journey.red_packet_links(e), self.journey.timeout, f"campaign message for {eid}"
+            )
             answer = self.sim.post(f"shoppers/{eid}/open_link", {"url": links[0], "method": "POST", "data": {}})
             if answer.get("status") != 200:
                 raise JourneyError(f"red-packet claim for {eid} answered {answer.get('status')}")
         open_claims = RedPacketClaim.objects.filter(pool=pool).exclude(
-            status__in=[RedPacketClaim.Status.PAID, RedPacketClaim.Status.FAILED])
+            status__in=[RedPacketClaim.Status.PAID, RedPacketClaim.Status.FAILED]
+        )
         if open_claims.exists():
-            wait_until(lambda: not open_claims.exists(), self.journey.timeout, "red-packet payouts",
-                       interval=0.3, tick=Ticker(5.0, refund_expired_pools))
+            wait_until(
+                lambda: not open_claims.exists(),
+                self.journey.timeout,
+                "red-packet payouts",
+                interval=0.3,
+                tick=Ticker(5.0, refund_expired_pools),
+            )
         if len(claimed) < len(claimers):
             self.say(f"{len(claimers) - len(claimed)} customers claimed their red packet")
 
@@ -495,8 +546,13 @@ class DemoSeed:
             text="VIP 专享闪购：今晚 20:00 开抢！Tap for your red packet:",
             segment={"vip": True},
             scheduled_at=when,
-            red_packet={"budget_fen": 50_000, "count": 100, "mode": "lucky",
-                        "expires_at": when + timedelta(hours=24), "act_name": "VIP red packet"},
+            red_packet={
+                "budget_fen": 50_000,
+                "count": 100,
+                "mode": "lucky",
+                "expires_at": when + timedelta(hours=24),
+                "act_name": "VIP red packet",
+            },
         )
         self.say(f"scheduled {TONIGHT_CAMPAIGN!r} for {when:%Y-%m-%d %H:%M} Asia/Shanghai")
 
@@ -508,17 +564,26 @@ class DemoSeed:
         return {
             "shoppers": contacts.count(),
             "channels": contacts.values("channel").distinct().count(),
-            "days": len({timezone.localtime(c.first_added_at, SHANGHAI).date()
-                         for c in contacts.exclude(first_added_at=None).only("first_added_at")}),
+            "days": len(
+                {
+                    timezone.localtime(c.first_added_at, SHANGHAI).date()
+                    for c in contacts.exclude(first_added_at=None).only("first_added_at")
+                }
+            ),
             "welcomes_sent": welcomes.filter(status=WelcomeMessage.Status.SENT).count(),
             "welcomes_expired_or_failed": welcomes.filter(
-                Q(status=WelcomeMessage.Status.EXPIRED) | Q(status=WelcomeMessage.Status.FAILED)).count(),
-            "left_again": FollowRelation.objects.filter(contact__in=contacts,
-                                                        deleted_by_customer_at__isnull=False).count(),
+                Q(status=WelcomeMessage.Status.EXPIRED) | Q(status=WelcomeMessage.Status.FAILED)
+            ).count(),
+            "left_again": FollowRelation.objects.filter(
+                contact__in=contacts, deleted_by_customer_at__isnull=False
+            ).count(),
             "purchases": Purchase.objects.filter(card__contact__in=contacts).count(),
             "vip_in_group": len(self._vip_members()),
             "campaign_delivered": CampaignRecipient.objects.filter(
-                campaign=finished, status=CampaignRecipient.Status.DELIVERED).count() if finished else 0,
+                campaign=finished, status=CampaignRecipient.Status.DELIVERED
+            ).count()
+            if finished
+            else 0,
             "red_packets_claimed": RedPacketClaim.objects.filter(pool__campaign=finished).count() if finished else 0,
         }
 

@@ -146,7 +146,8 @@ class Journey:
         self.shoppers.extend(new)
         wait_until(
             lambda: Contact.objects.filter(external_userid__in=new).count() == len(new),
-            self.timeout, f"{len(new)} contacts created from add_external_contact callbacks",
+            self.timeout,
+            f"{len(new)} contacts created from add_external_contact callbacks",
         )
         return new
 
@@ -201,8 +202,13 @@ class Journey:
         receipt = receipt or f"R{self.seed}-{self.rng.randrange(10**9):09d}"
         response = self.till.post(
             f"{self.base_url}/api/loyalty/scans",
-            json={"qr_token": qr_token, "receipt_id": receipt, "store": STORE_CODE, "amount_fen": amount_fen,
-                  "items": [{"sku": "TEA-001", "name": "Oolong tea gift box", "qty": 1, "amount_fen": amount_fen}]},
+            json={
+                "qr_token": qr_token,
+                "receipt_id": receipt,
+                "store": STORE_CODE,
+                "amount_fen": amount_fen,
+                "items": [{"sku": "TEA-001", "name": "Oolong tea gift box", "qty": 1, "amount_fen": amount_fen}],
+            },
             timeout=30,
         )
         if response.status_code not in (200, 201):
@@ -235,13 +241,23 @@ class Journey:
         for eid in eids:
             # The invite carries the VIP join way's group QR; the shopper scans that.
             qr_code = qr_code or wait_until(
-                lambda: GroupJoinWay.objects.filter(is_vip=True).exclude(qr_code="").values_list("qr_code", flat=True)
-                .first(), self.timeout, "the VIP group join way")
-            links = wait_until(lambda e=eid, q=qr_code: self.inbox_links(e, q), self.timeout,
-                               f"VIP group invite for {eid}")
+                lambda: (
+                    GroupJoinWay.objects.filter(is_vip=True)
+                    .exclude(qr_code="")
+                    .values_list("qr_code", flat=True)
+                    .first()
+                ),
+                self.timeout,
+                "the VIP group join way",
+            )
+            links = wait_until(
+                lambda e=eid, q=qr_code: self.inbox_links(e, q), self.timeout, f"VIP group invite for {eid}"
+            )
             self.sim.post(f"shoppers/{eid}/join_group", {"qr_code": links[0]})
         wait_until(
-            lambda: vip_members(eids) == len(eids), self.timeout, "VIP group memberships from change_external_chat",
+            lambda: vip_members(eids) == len(eids),
+            self.timeout,
+            "VIP group memberships from change_external_chat",
         )
         return len(eids)
 
@@ -255,8 +271,11 @@ class Journey:
             segment={"vip": True},
             scheduled_at=timezone.now() + timedelta(seconds=delay_seconds),
             red_packet={
-                "budget_fen": budget_fen, "count": packets, "mode": "lucky",
-                "expires_at": timezone.now() + timedelta(hours=24), "act_name": "VIP red packet",
+                "budget_fen": budget_fen,
+                "count": packets,
+                "mode": "lucky",
+                "expires_at": timezone.now() + timedelta(hours=24),
+                "act_name": "VIP red packet",
             },
         )
 
@@ -276,8 +295,13 @@ class Journey:
         delivered = CampaignRecipient.objects.filter(
             campaign=campaign, contact__external_userid__in=recipients, status=CampaignRecipient.Status.DELIVERED
         )
-        wait_until(lambda: delivered.count() == len(recipients), self.timeout, "campaign messages delivered",
-                   interval=0.3, tick=beat_tick)
+        wait_until(
+            lambda: delivered.count() == len(recipients),
+            self.timeout,
+            "campaign messages delivered",
+            interval=0.3,
+            tick=beat_tick,
+        )
         return len(recipients)
 
     def claim_red_packets(self, campaign, eids: list[str]) -> int:
@@ -290,9 +314,13 @@ class Journey:
                 claimed += 1
         pool = campaign.red_packet_pool
         wait_until(
-            lambda: not RedPacketClaim.objects.filter(pool=pool).exclude(
-                status__in=[RedPacketClaim.Status.PAID, RedPacketClaim.Status.FAILED]).exists(),
-            self.timeout, "red-packet payouts",
+            lambda: (
+                not RedPacketClaim.objects.filter(pool=pool)
+                .exclude(status__in=[RedPacketClaim.Status.PAID, RedPacketClaim.Status.FAILED])
+                .exists()
+            ),
+            self.timeout,
+            "red-packet payouts",
         )
         return claimed
 
@@ -316,12 +344,14 @@ class Journey:
         }
         if campaign is not None:
             out["messages_delivered"] = CampaignRecipient.objects.filter(
-                campaign=campaign, status=CampaignRecipient.Status.DELIVERED).count()
+                campaign=campaign, status=CampaignRecipient.Status.DELIVERED
+            ).count()
             pool = campaign.red_packet_pool
             claims = RedPacketClaim.objects.filter(pool=pool)
             out["red_packets_claimed"] = claims.count()
-            out["red_packets_paid_fen"] = claims.filter(status=RedPacketClaim.Status.PAID).aggregate(
-                s=Sum("amount_fen"))["s"] or 0
+            out["red_packets_paid_fen"] = (
+                claims.filter(status=RedPacketClaim.Status.PAID).aggregate(s=Sum("amount_fen"))["s"] or 0
+            )
             reconciliation = redpacket_reconcile(pool.id)
             out["red_packet_budget_fen"] = pool.budget_fen
             out["reconciliation"] = reconciliation
@@ -339,8 +369,9 @@ def qr_token_on(page: str, eid: str) -> str:
 
 def marketing_consenting(external_userids: list[str]) -> list[str]:
     """Those of these shoppers whose marketing consent is in force (the only ones a campaign may reach)."""
-    contacts = contacts_consenting(ConsentRecord.Purpose.MARKETING,
-                                   Contact.objects.filter(external_userid__in=external_userids))
+    contacts = contacts_consenting(
+        ConsentRecord.Purpose.MARKETING, Contact.objects.filter(external_userid__in=external_userids)
+    )
     found = set(contacts.values_list("external_userid", flat=True))
     return [eid for eid in external_userids if eid in found]
 
@@ -349,7 +380,10 @@ def vip_members(external_userids: list[str]) -> int:
     return (
         GroupMember.objects.filter(
             group__is_vip=True, contact__external_userid__in=external_userids, left_at__isnull=True
-        ).values("contact").distinct().count()
+        )
+        .values("contact")
+        .distinct()
+        .count()
     )
 
 

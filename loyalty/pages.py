@@ -36,11 +36,14 @@ from loyalty.services import card_get_or_create
 CARD_LINK_PURPOSE = "card"
 # What the customer is asked, per purpose (the policy version is shown next to it).
 CONSENT_TEXT = {
-    ConsentRecord.Purpose.MARKETING: (gettext_lazy("Offers and campaign messages"),
-                                      gettext_lazy("Staff may send you offers, red packets and lucky draws in WeCom.")),
-    ConsentRecord.Purpose.BEHAVIOUR: (gettext_lazy("Personalisation from your activity"),
-                                      gettext_lazy("We may keep what you view and do in our mini program to tailor "
-                                                   "offers.")),
+    ConsentRecord.Purpose.MARKETING: (
+        gettext_lazy("Offers and campaign messages"),
+        gettext_lazy("Staff may send you offers, red packets and lucky draws in WeCom."),
+    ),
+    ConsentRecord.Purpose.BEHAVIOUR: (
+        gettext_lazy("Personalisation from your activity"),
+        gettext_lazy("We may keep what you view and do in our mini program to tailor offers."),
+    ),
 }
 
 
@@ -102,8 +105,10 @@ def _card_response(request: HttpRequest, card: Card, token: str) -> HttpResponse
 
 def _consent_rows(contact_id: int) -> list[dict]:
     state = consent_state(contact_id)
-    return [{"purpose": purpose, "title": title, "text": text, **state[purpose]}
-            for purpose, (title, text) in CONSENT_TEXT.items()]
+    return [
+        {"purpose": purpose, "title": title, "text": text, **state[purpose]}
+        for purpose, (title, text) in CONSENT_TEXT.items()
+    ]
 
 
 def _consent_json(contact_id: int) -> dict:
@@ -143,9 +148,12 @@ def _consent_input(request: HttpRequest) -> dict:
 def card_consent(request: HttpRequest, token: str) -> HttpResponse:
     """GET: the consent in force per purpose (JSON). POST purpose + granted (+ policy_version for a grant): one
     customer decision, recorded as the next version with source "card_page"; back to the card page, or JSON."""
-    wants_json = (request.method == "GET" or request.GET.get("format") == "json"
-                  or request.content_type == "application/json"
-                  or "application/json" in request.headers.get("Accept", ""))
+    wants_json = (
+        request.method == "GET"
+        or request.GET.get("format") == "json"
+        or request.content_type == "application/json"
+        or "application/json" in request.headers.get("Accept", "")
+    )
     try:
         contact_id = unsign_contact(token, CARD_LINK_PURPOSE)
         if request.method == "POST":
@@ -155,9 +163,12 @@ def card_consent(request: HttpRequest, token: str) -> HttpResponse:
                 raise ApplicationError(_("purpose is required."), field="purpose")
             if "granted" not in data:
                 raise ApplicationError(_("granted is required."), field="granted")
-            consent_from_customer(contact_id=contact_id, purpose=purpose,
-                                  granted=_parse_bool(data.get("granted"), "granted"),
-                                  policy_version=str(data.get("policy_version") or ""))
+            consent_from_customer(
+                contact_id=contact_id,
+                purpose=purpose,
+                granted=_parse_bool(data.get("granted"), "granted"),
+                policy_version=str(data.get("policy_version") or ""),
+            )
         elif not Contact.objects.filter(pk=contact_id).exists():
             raise ApplicationError(_("This card does not exist."), code="not_found", field="token", status_code=404)
     except ApplicationError as exc:

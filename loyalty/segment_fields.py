@@ -33,6 +33,7 @@ def includes_orders() -> bool:
 
 # --- tier, points: the card ---------------------------------------------------------------------------------
 
+
 def _v_tier(cond: dict, path: str) -> dict:
     return {"value": seg.known_ids(Tier, seg.int_list(cond.get("value"), f"{path}.value"), f"{path}.value")}
 
@@ -68,6 +69,7 @@ def _b_points(cond: dict, ctx: Ctx) -> Q:
 
 # --- spend, last purchase, bought: purchases (and order lines) ---------------------------------------------
 
+
 def _rows(pg: bool, with_amount: bool, since) -> tuple[str, list]:
     """UNION ALL of till receipts and, per setting, order lines since `since` (None: all): (contact_id[, amount]).
     On PostgreSQL a receipt carries its contact (migration 0004's trigger): an index-only window, no card join."""
@@ -81,21 +83,25 @@ def _rows(pg: bool, with_amount: bool, since) -> tuple[str, list]:
     sql += window
     params = [since] if since else []
     if includes_orders():
-        sql += (f" UNION ALL SELECT o.contact_id{order_amount} FROM {ORDERS} o WHERE o.contact_id IS NOT NULL"
-                + (" AND o.ordered_at >= %s" if since else ""))
+        sql += f" UNION ALL SELECT o.contact_id{order_amount} FROM {ORDERS} o WHERE o.contact_id IS NOT NULL" + (
+            " AND o.ordered_at >= %s" if since else ""
+        )
         params += [since] if since else []
     return sql, params
 
 
 def _v_spend(cond: dict, path: str) -> dict:
-    return {"value": seg.amount(cond.get("value"), cond["op"], f"{path}.value"),
-            "days": seg.days_extra(cond, path, default=90)}
+    return {
+        "value": seg.amount(cond.get("value"), cond["op"], f"{path}.value"),
+        "days": seg.days_extra(cond, path, default=90),
+    }
 
 
 def _spending(pg: bool, days: int, having: str, params: list) -> Members:
     rows, row_params = _rows(pg, True, seg.window_start(days))
-    return Members(sql=f"SELECT t.contact_id FROM ({rows}) t GROUP BY t.contact_id HAVING {having}",
-                   params=[*row_params, *params])
+    return Members(
+        sql=f"SELECT t.contact_id FROM ({rows}) t GROUP BY t.contact_id HAVING {having}", params=[*row_params, *params]
+    )
 
 
 def _b_spend(cond: dict, ctx: Ctx) -> Q:
@@ -131,8 +137,9 @@ def _b_last_purchase(cond: dict, ctx: Ctx) -> Q:
     if ctx.use_tag_array:
         latest = "GREATEST(r.till_at, r.order_at)" if includes_orders() else "r.till_at"  # GREATEST skips NULLs
         test = ">=" if cond["op"] == "after" else "<"
-        return Members(sql=f"SELECT r.contact_id FROM loyalty_segment_last_purchase r WHERE {latest} {test} %s",
-                       params=[moment])
+        return Members(
+            sql=f"SELECT r.contact_id FROM loyalty_segment_last_purchase r WHERE {latest} {test} %s", params=[moment]
+        )
     if cond["op"] == "after":
         return _bought_since(False, moment)
     return AllOf([_bought_since(False, None), ~_bought_since(False, moment)])
@@ -140,8 +147,10 @@ def _b_last_purchase(cond: dict, ctx: Ctx) -> Q:
 
 def _v_bought(cond: dict, path: str) -> dict:
     value = cond.get("value")
-    if not isinstance(value, dict) or not set(value) <= {"skus", "categories"} or not (
-        value.get("skus") or value.get("categories")
+    if (
+        not isinstance(value, dict)
+        or not set(value) <= {"skus", "categories"}
+        or not (value.get("skus") or value.get("categories"))
     ):
         raise bad(str(_('Must be {"skus": [...], "categories": [...]}, at least one of them.')), f"{path}.value")
     out = {}
@@ -166,8 +175,9 @@ def _b_bought(cond: dict, ctx: Ctx) -> Q:
         parts.append(f"{{alias}}.sku IN ({placeholders(skus)})")
         part_params += skus
     if categories:
-        parts.append(f"{{alias}}.sku IN (SELECT pr.sku FROM {PRODUCT} pr "
-                     f"WHERE pr.category IN ({placeholders(categories)}))")
+        parts.append(
+            f"{{alias}}.sku IN (SELECT pr.sku FROM {PRODUCT} pr WHERE pr.category IN ({placeholders(categories)}))"
+        )
         part_params += categories
     if not parts:
         return NOTHING
@@ -177,8 +187,10 @@ def _b_bought(cond: dict, ctx: Ctx) -> Q:
         sql = f"SELECT l.contact_id AS contact_id FROM {LINE} l WHERE {match.format(alias='l')}"
         sql += " AND l.scanned_at >= %s" if since else ""
     else:
-        sql = (f"SELECT c.contact_id AS contact_id FROM {LINE} l JOIN {PURCHASE} p ON p.id = l.purchase_id "
-               f"JOIN {CARD} c ON c.id = p.card_id WHERE {match.format(alias='l')}")
+        sql = (
+            f"SELECT c.contact_id AS contact_id FROM {LINE} l JOIN {PURCHASE} p ON p.id = l.purchase_id "
+            f"JOIN {CARD} c ON c.id = p.card_id WHERE {match.format(alias='l')}"
+        )
         sql += " AND p.scanned_at >= %s" if since else ""
     params = [*part_params, *([since] if since else [])]
     till = Members(sql=sql, params=params)
@@ -187,8 +199,9 @@ def _b_bought(cond: dict, ctx: Ctx) -> Q:
     # Two sets, not one UNION ALL: PostgreSQL cannot estimate the distinct contacts of a union (it guesses 200) and
     # would probe the contacts' primary key once per buyer; each set alone is estimated, and hashed.
     order = f"{match.format(alias='o')}" + (" AND o.ordered_at >= %s" if since else "")
-    orders = Members(sql=f"SELECT o.contact_id FROM {ORDERS} o WHERE o.contact_id IS NOT NULL AND {order}",
-                     params=list(params))
+    orders = Members(
+        sql=f"SELECT o.contact_id FROM {ORDERS} o WHERE o.contact_id IS NOT NULL AND {order}", params=list(params)
+    )
     return AnyOf([till, orders])
 
 
@@ -198,20 +211,72 @@ def _categories() -> list[dict]:
 
 
 def register() -> None:
-    seg.register_field("tier", FieldSpec(
-        _("Tier"), ("in", "not_in"), "ids", _v_tier, _b_tier,
-        lambda: [{"value": t.id, "label": t.name} for t in Tier.objects.order_by("rank")],
-        help=_("Card holders only."), group="loyalty", order=20))
-    seg.register_field("points", FieldSpec(
-        _("Points balance"), ("gte", "lte", "between"), "amount", _v_amount, _b_points,
-        help=_("Card holders only."), group="loyalty", order=30))
-    seg.register_field("spend", FieldSpec(
-        _("Spend (fen)"), ("gte", "lte", "between"), "amount", _v_spend, _b_spend, extra=("days",),
-        help=_("Within the last N days (default 90): till receipts, and Tmall/JD orders when included."),
-        group="loyalty", order=40))
-    seg.register_field("last_purchase", FieldSpec(
-        _("Last purchase"), ("before", "after"), "date", _v_last_purchase, _b_last_purchase,
-        help=_("Days in Asia/Shanghai time; contacts who never bought match neither."), group="loyalty", order=45))
-    seg.register_field("bought", FieldSpec(
-        _("Bought"), ("any",), "bought", _v_bought, _b_bought, _categories, extra=("days",),
-        help=_("Any of these SKUs or categories; within the last N days when given."), group="loyalty", order=50))
+    seg.register_field(
+        "tier",
+        FieldSpec(
+            _("Tier"),
+            ("in", "not_in"),
+            "ids",
+            _v_tier,
+            _b_tier,
+            lambda: [{"value": t.id, "label": t.name} for t in Tier.objects.order_by("rank")],
+            help=_("Card holders only."),
+            group="loyalty",
+            order=20,
+        ),
+    )
+    seg.register_field(
+        "points",
+        FieldSpec(
+            _("Points balance"),
+            ("gte", "lte", "between"),
+            "amount",
+            _v_amount,
+            _b_points,
+            help=_("Card holders only."),
+            group="loyalty",
+            order=30,
+        ),
+    )
+    seg.register_field(
+        "spend",
+        FieldSpec(
+            _("Spend (fen)"),
+            ("gte", "lte", "between"),
+            "amount",
+            _v_spend,
+            _b_spend,
+            extra=("days",),
+            help=_("Within the last N days (default 90): till receipts, and Tmall/JD orders when included."),
+            group="loyalty",
+            order=40,
+        ),
+    )
+    seg.register_field(
+        "last_purchase",
+        FieldSpec(
+            _("Last purchase"),
+            ("before", "after"),
+            "date",
+            _v_last_purchase,
+            _b_last_purchase,
+            help=_("Days in Asia/Shanghai time; contacts who never bought match neither."),
+            group="loyalty",
+            order=45,
+        ),
+    )
+    seg.register_field(
+        "bought",
+        FieldSpec(
+            _("Bought"),
+            ("any",),
+            "bought",
+            _v_bought,
+            _b_bought,
+            _categories,
+            extra=("days",),
+            help=_("Any of these SKUs or categories; within the last N days when given."),
+            group="loyalty",
+            order=50,
+        ),
+    )

@@ -71,9 +71,7 @@ def reward_list(*, active_only: bool = True) -> QuerySet[Reward]:
 def tier_distribution() -> list[dict]:
     """Cards per tier, lowest tier first, then cards with no tier yet: one GROUP BY over the card.tier index."""
     counts = dict(Card.objects.values("tier_id").annotate(n=Count("id")).order_by().values_list("tier_id", "n"))
-    rows = [
-        {"tier_id": t.id, "name": t.name, "is_vip": t.is_vip, "cards": counts.get(t.id, 0)} for t in tier_list()
-    ]
+    rows = [{"tier_id": t.id, "name": t.name, "is_vip": t.is_vip, "cards": counts.get(t.id, 0)} for t in tier_list()]
     if counts.get(None):
         rows.append({"tier_id": None, "name": "", "is_vip": False, "cards": counts[None]})
     return rows

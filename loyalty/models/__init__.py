@@ -138,6 +138,8 @@ class Purchase(models.Model):
     tier_before = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     tier_after = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     scanned_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The earning rules that applied and what each gave: [{"rule": id|null, "name": str, "points": int}, ...].
+    earn_breakdown = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -171,6 +173,8 @@ class PurchaseLine(models.Model):
     name = models.CharField(max_length=128, blank=True)
     qty = models.PositiveIntegerField(default=1)
     amount_fen = models.PositiveBigIntegerField()
+    # The points this line earned (its share after multipliers and caps): what a return of it reverses.
+    points = models.IntegerField(default=0)
 
     class Meta:
         ordering = ["id"]

@@ -101,8 +101,9 @@ def reward_validate(*, name: str, points_cost: int, stock: int | None) -> str:
 
 
 @transaction.atomic
-def reward_save(*, name: str, points_cost: int, stock: int | None = None, is_active: bool = True,
-                reward_id: int | None = None) -> Reward:
+def reward_save(
+    *, name: str, points_cost: int, stock: int | None = None, is_active: bool = True, reward_id: int | None = None
+) -> Reward:
     """Create (no reward_id) or change a reward of the catalogue. Past redemptions keep the points they cost."""
     reward = None
     if reward_id is not None:
@@ -126,6 +127,9 @@ def reward_delete(reward_id: int) -> None:
     if reward is None:
         return
     if reward.redemptions.exists():
-        raise ApplicationError(_("%(name)s has been redeemed and stays in the records: switch it off instead.")
-                               % {"name": reward.name}, code="in_use", field="reward")
+        raise ApplicationError(
+            _("%(name)s has been redeemed and stays in the records: switch it off instead.") % {"name": reward.name},
+            code="in_use",
+            field="reward",
+        )
     reward.delete()

@@ -86,14 +86,17 @@ def tier_validate(*, name: str, min_points: int, rank: int, tier_id: int | None 
         raise ApplicationError(_("The rank must be 1 or more."), field="rank")
     others = Tier.objects.exclude(pk=tier_id) if tier_id else Tier.objects.all()
     if others.filter(name__iexact=name).exists():
-        raise ApplicationError(_("A tier named %(name)s already exists.") % {"name": name}, code="duplicate",
-                               field="name")
+        raise ApplicationError(
+            _("A tier named %(name)s already exists.") % {"name": name}, code="duplicate", field="name"
+        )
     if others.filter(rank=rank).exists():
-        raise ApplicationError(_("Another tier already has rank %(rank)d.") % {"rank": rank}, code="duplicate",
-                               field="rank")
+        raise ApplicationError(
+            _("Another tier already has rank %(rank)d.") % {"rank": rank}, code="duplicate", field="rank"
+        )
     if others.filter(min_points=min_points).exists():
-        raise ApplicationError(_("Another tier already starts at %(n)d points.") % {"n": min_points},
-                               code="duplicate", field="min_points")
+        raise ApplicationError(
+            _("Another tier already starts at %(n)d points.") % {"n": min_points}, code="duplicate", field="min_points"
+        )
     below = others.filter(rank__lt=rank, min_points__gt=min_points).order_by("-min_points").first()
     above = others.filter(rank__gt=rank, min_points__lt=min_points).order_by("min_points").first()
     clash = below or above
@@ -101,7 +104,8 @@ def tier_validate(*, name: str, min_points: int, rank: int, tier_id: int | None 
         raise ApplicationError(
             _("A higher rank needs more points: %(other)s (rank %(rank)d) starts at %(n)d points.")
             % {"other": clash.name, "rank": clash.rank, "n": clash.min_points},
-            code="ladder_order", field="min_points",
+            code="ladder_order",
+            field="min_points",
         )
     return name
 
@@ -132,9 +136,13 @@ def tier_delete(tier_id: int) -> None:
     if tier is None:
         return
     if Card.objects.filter(tier=tier).exists():
-        raise ApplicationError(_("Cards are in tier %(name)s: move them first (change the ladder and re-evaluate).")
-                               % {"name": tier.name}, code="in_use", field="tier")
+        raise ApplicationError(
+            _("Cards are in tier %(name)s: move them first (change the ladder and re-evaluate).") % {"name": tier.name},
+            code="in_use",
+            field="tier",
+        )
     if TierChange.objects.filter(Q(from_tier=tier) | Q(to_tier=tier)).exists():
-        raise ApplicationError(_("Tier %(name)s is in cards' history and is kept.") % {"name": tier.name},
-                               code="in_use", field="tier")
+        raise ApplicationError(
+            _("Tier %(name)s is in cards' history and is kept.") % {"name": tier.name}, code="in_use", field="tier"
+        )
     tier.delete()

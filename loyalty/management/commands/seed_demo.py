@@ -22,14 +22,20 @@ from loyalty.sim_admin import SimAdminError
 
 
 class Command(BaseCommand):
-    help = "Create the demo data (converges from any partial state): staff, channels, 30 days of customers, VIPs, " \
-           "a finished and a scheduled campaign."
+    help = (
+        "Create the demo data (converges from any partial state): staff, channels, 30 days of customers, VIPs, "
+        "a finished and a scheduled campaign."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--base-url", default=settings.PUBLIC_BASE_URL, help="the running CRM")
         parser.add_argument("--sim-url", default="", help="the running simulator (default: WECOM_API_BASE_URL's)")
-        parser.add_argument("--customers", type=int, default=int(os.environ.get("DEMO_CUSTOMERS") or DEMO_CUSTOMERS),
-                            help=f"demo shoppers (default {DEMO_CUSTOMERS}, or the DEMO_CUSTOMERS variable)")
+        parser.add_argument(
+            "--customers",
+            type=int,
+            default=int(os.environ.get("DEMO_CUSTOMERS") or DEMO_CUSTOMERS),
+            help=f"demo shoppers (default {DEMO_CUSTOMERS}, or the DEMO_CUSTOMERS variable)",
+        )
         parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each stage")
 
     def handle(self, *args, base_url, sim_url, customers, timeout, **options):
@@ -46,7 +52,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         seed_mark("done")
         # What `make run` prints for a person: the demo passwords, to be changed before real use.
-        figures["logins"] = {name: {"password": password, "role": role}
-                             for name, (role, password, _bound) in DEMO_USERS.items()}
+        figures["logins"] = {
+            name: {"password": password, "role": role} for name, (role, password, _bound) in DEMO_USERS.items()
+        }
         figures["seconds"] = round(time.monotonic() - started, 1)
         self.stdout.write(f"demo data ready: {json.dumps(figures)}")
