@@ -98,9 +98,14 @@ def _v_spend(cond: dict, path: str) -> dict:
 
 
 def _spending(pg: bool, days: int, having: str, params: list) -> Members:
+    """The contacts whose SUM of the window's amounts (`having`, with {total}) holds. On PostgreSQL summed as
+    float8: sum(bigint) is numeric, about a fifth slower to hash-aggregate over the 300k rows of a 90-day window at
+    1M contacts (measured), and a float8 sum of whole numbers is exact below 2^53 fen."""
     rows, row_params = _rows(pg, True, seg.window_start(days))
+    total = "SUM(t.amount::float8)" if pg else "SUM(t.amount)"
     return Members(
-        sql=f"SELECT t.contact_id FROM ({rows}) t GROUP BY t.contact_id HAVING {having}", params=[*row_params, *params]
+        sql=f"SELECT t.contact_id FROM ({rows}) t GROUP BY t.contact_id HAVING {having.format(total=total)}",
+        params=[*row_params, *params],
     )
 
 
@@ -111,11 +116,11 @@ def _b_spend(cond: dict, ctx: Ctx) -> Q:
     days, pg = cond.get("days") or 90, ctx.use_tag_array
     if lo:  # > 0: only buyers can reach it
         if hi is None:
-            return _spending(pg, days, "SUM(t.amount) >= %s", [lo])
-        return _spending(pg, days, "SUM(t.amount) BETWEEN %s AND %s", [lo, hi])
+            return _spending(pg, days, "{total} >= %s", [lo])
+        return _spending(pg, days, "{total} BETWEEN %s AND %s", [lo, hi])
     if hi is None:
         return Q()  # >= 0: everyone
-    return ~_spending(pg, days, "SUM(t.amount) > %s", [hi])
+    return ~_spending(pg, days, "{total} > %s", [hi])
 
 
 def _v_last_purchase(cond: dict, path: str) -> dict:

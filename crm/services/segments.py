@@ -50,15 +50,26 @@ VIP_TAG_NAME = "VIP"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_DEPTH = 12
 MAX_NODES = 300
-COUNT_WORK_MEM = "64MB"
+# For a count, per statement (segment_count): no JIT (its compile time, seconds for these plans, is wasted on a
+# count that takes a fraction of that) and room in work_mem for the semi-joins' hash tables.
+COUNT_SETTINGS = [("work_mem", "64MB"), ("jit", "off")]
 _LEGACY_KEYS = {"tags", "tags_match", "exclude_tags", "channels", "staff", "vip"}
 _NODE_KEYS = {"all", "any", "not"}
 WECOM_SOURCE = "wecom"
 
 OP_LABELS = {
-    "any": _("has any of"), "all": _("has all of"), "none": _("has none of"), "in": _("is one of"),
-    "not_in": _("is none of"), "gte": _("at least"), "lte": _("at most"), "between": _("between"),
-    "before": _("before"), "after": _("after"), "is": _("is"), "granted": _("granted"),
+    "any": _("has any of"),
+    "all": _("has all of"),
+    "none": _("has none of"),
+    "in": _("is one of"),
+    "not_in": _("is none of"),
+    "gte": _("at least"),
+    "lte": _("at most"),
+    "between": _("between"),
+    "before": _("before"),
+    "after": _("after"),
+    "is": _("is"),
+    "granted": _("granted"),
     "withdrawn": _("withdrawn"),
 }
 
@@ -95,8 +106,7 @@ class ContactSql(Expression):
 
     def as_sql(self, compiler, connection) -> tuple[str, list]:
         col, _ = compiler.compile(self.col)  # a plain column: no params
-        params = [connection.ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p
-                  for p in self.params]
+        params = [connection.ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p for p in self.params]
         return self.sql.format(col=col), params
 
 
@@ -110,8 +120,11 @@ def use_arrays() -> bool:
 
 
 def _tag_array_test(op: str, tag_ids: list[int]) -> ContactSql:
-    sql = {"any": "{col} && %s::bigint[]", "all": "{col} @> %s::bigint[]",  # GIN-indexable
-           "none": "NOT ({col} && %s::bigint[])"}[op]
+    sql = {
+        "any": "{col} && %s::bigint[]",
+        "all": "{col} @> %s::bigint[]",  # GIN-indexable
+        "none": "NOT ({col} && %s::bigint[])",
+    }[op]
     return ContactSql(sql, [sorted(set(tag_ids))], column="tag_ids")
 
 
@@ -188,6 +201,7 @@ def window_start(days: int) -> datetime:
 
 # --- The registry ---------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Ctx:
     """What a field's build may need: which tag path to take, the saved segments being expanded (cycles)."""
@@ -241,6 +255,7 @@ def segment_fields() -> list[dict]:
 
 # --- Value checks (shared by the fields, loyalty's too) -------------------------------------------------------
 
+
 def bad(message: str, path: str) -> ApplicationError:
     return ApplicationError(message, field=path)
 
@@ -274,8 +289,12 @@ def known_ids(model, ids: list, path: str, attr: str = "id") -> list:
 def amount(value: Any, op: str, path: str) -> int | list[int]:
     """An int >= 0 for gte/lte, [lo, hi] with lo <= hi for between."""
     if op == "between":
-        if (not isinstance(value, list) or len(value) != 2 or not all(is_int(v) and v >= 0 for v in value)
-                or value[0] > value[1]):
+        if (
+            not isinstance(value, list)
+            or len(value) != 2
+            or not all(is_int(v) and v >= 0 for v in value)
+            or value[0] > value[1]
+        ):
             raise bad(str(_("Must be [low, high], two whole numbers >= 0 with low <= high.")), path)
         return list(value)
     if not is_int(value) or value < 0:
@@ -305,6 +324,7 @@ def days_extra(cond: dict, path: str, *, default: int | None) -> int | None:
 
 # --- crm's fields ---------------------------------------------------------------------------------------------
 
+
 def _v_tags(cond: dict, path: str) -> dict:
     return {"value": known_ids(Tag, int_list(cond.get("value"), f"{path}.value"), f"{path}.value")}
 
@@ -324,8 +344,12 @@ def _b_tags(cond: dict, ctx: Ctx) -> Q:
 
 
 def _tag_choices() -> list[dict]:
-    return [{"value": t.id, "label": str(t)} for t in Tag.objects.filter(deleted_at__isnull=True)
-            .select_related("group").order_by("group__name", "name")[:2000]]
+    return [
+        {"value": t.id, "label": str(t)}
+        for t in Tag.objects.filter(deleted_at__isnull=True)
+        .select_related("group")
+        .order_by("group__name", "name")[:2000]
+    ]
 
 
 def _v_channel(cond: dict, path: str) -> dict:
@@ -345,8 +369,11 @@ def _b_staff(cond: dict, ctx: Ctx) -> Q:
     # active_follow_q, split: the staff half looked up first (a tiny table: with their ids as constants the planner
     # knows how few rows they select), the relation half a correlated EXISTS, which PostgreSQL runs as a semi-join
     # or an index-only probe of (contact, staff) per candidate: no DISTINCT, no NOT IN.
-    senders = list(Staff.objects.filter(userid__in=cond["value"], status=Staff.Status.ACTIVE,
-                                        has_customer_contact=True).values_list("id", flat=True))
+    senders = list(
+        Staff.objects.filter(
+            userid__in=cond["value"], status=Staff.Status.ACTIVE, has_customer_contact=True
+        ).values_list("id", flat=True)
+    )
     if not senders:
         return NOTHING
     return Members(FollowRelation.objects.filter(staff_id__in=senders, deleted_by_staff_at__isnull=True))
@@ -381,22 +408,26 @@ def _b_vip_group(cond: dict, ctx: Ctx) -> Q:
 def _v_consent(cond: dict, path: str) -> dict:
     purpose = cond.get("value")
     if purpose not in ConsentRecord.Purpose.values:
-        raise bad(str(_("Must be one of: %(choices)s.") % {"choices": ", ".join(ConsentRecord.Purpose.values)}),
-                  f"{path}.value")
+        raise bad(
+            str(_("Must be one of: %(choices)s.") % {"choices": ", ".join(ConsentRecord.Purpose.values)}),
+            f"{path}.value",
+        )
     return {"value": purpose}
 
 
 def _b_consent(cond: dict, ctx: Ctx) -> Q:
-    """The latest record per purpose decides. On PostgreSQL, the latest version per contact read off the index
-    (purpose, contact, version DESC) INCLUDE (granted) with DISTINCT ON, in contact order; elsewhere a record with
-    no later version (NOT EXISTS)."""
+    """The latest record per purpose decides. On PostgreSQL, read off crm_segment_consent, the version in force per
+    (purpose, contact) that migration 0013's triggers keep (an index-only range); elsewhere a record with no later
+    version (NOT EXISTS)."""
     granted = cond["op"] == "granted"
     if ctx.use_tag_array:
-        return Members(sql="SELECT d.contact_id FROM (SELECT DISTINCT ON (r.contact_id) r.contact_id, r.granted "
-                           "FROM crm_consentrecord r WHERE r.purpose = %s ORDER BY r.contact_id, r.version DESC) d "
-                           "WHERE d.granted = %s", params=[cond["value"], granted])
-    newer = ConsentRecord.objects.filter(contact=OuterRef("contact"), purpose=cond["value"],
-                                         version__gt=OuterRef("version"))
+        return Members(
+            sql="SELECT d.contact_id FROM crm_segment_consent d WHERE d.purpose = %s AND d.granted = %s",
+            params=[cond["value"], granted],
+        )
+    newer = ConsentRecord.objects.filter(
+        contact=OuterRef("contact"), purpose=cond["value"], version__gt=OuterRef("version")
+    )
     latest = ConsentRecord.objects.filter(purpose=cond["value"], granted=granted)
     return Members(latest.exclude(Exists(newer)))
 
@@ -438,8 +469,10 @@ def _b_added(cond: dict, ctx: Ctx) -> Q:
 
 
 def _source_codes() -> list[str]:
-    return [WECOM_SOURCE, *DataSource.objects.exclude(code=WECOM_SOURCE).order_by("code")
-            .values_list("code", flat=True)]
+    return [
+        WECOM_SOURCE,
+        *DataSource.objects.exclude(code=WECOM_SOURCE).order_by("code").values_list("code", flat=True),
+    ]
 
 
 def _v_source(cond: dict, path: str) -> dict:
@@ -526,32 +559,90 @@ def _check_cycles(refs: set[int], self_id: int | None, path: str) -> None:
 def _choices(model, value_attr: str, label: Callable[[Any], str], **filters) -> Callable[[], list[dict]]:
     def choices() -> list[dict]:
         return [{"value": getattr(o, value_attr), "label": label(o)} for o in model.objects.filter(**filters)[:2000]]
+
     return choices
 
 
 register_field("tags", FieldSpec(_("Tags"), ("any", "all", "none"), "ids", _v_tags, _b_tags, _tag_choices, order=10))
-register_field("channel", FieldSpec(_("Channel"), ("in",), "ids", _v_channel, _b_channel,
-                                    _choices(Channel, "id", lambda c: c.name), order=60))
-register_field("staff", FieldSpec(_("Following staff"), ("in",), "strings", _v_staff, _b_staff,
-                                  _choices(Staff, "userid", lambda s: s.name or s.userid, status=Staff.Status.ACTIVE),
-                                  help=_("An active follow relation; these staff also send the campaign."), order=70))
-register_field("group", FieldSpec(_("Customer group member"), ("in",), "strings", _v_group, _b_group,
-                                  _choices(CustomerGroup, "chat_id", lambda g: g.name or g.chat_id,
-                                           status=CustomerGroup.Status.ACTIVE), order=80))
+register_field(
+    "channel",
+    FieldSpec(
+        _("Channel"), ("in",), "ids", _v_channel, _b_channel, _choices(Channel, "id", lambda c: c.name), order=60
+    ),
+)
+register_field(
+    "staff",
+    FieldSpec(
+        _("Following staff"),
+        ("in",),
+        "strings",
+        _v_staff,
+        _b_staff,
+        _choices(Staff, "userid", lambda s: s.name or s.userid, status=Staff.Status.ACTIVE),
+        help=_("An active follow relation; these staff also send the campaign."),
+        order=70,
+    ),
+)
+register_field(
+    "group",
+    FieldSpec(
+        _("Customer group member"),
+        ("in",),
+        "strings",
+        _v_group,
+        _b_group,
+        _choices(CustomerGroup, "chat_id", lambda g: g.name or g.chat_id, status=CustomerGroup.Status.ACTIVE),
+        order=80,
+    ),
+)
 register_field("vip_group", FieldSpec(_("In a VIP group"), ("is",), "bool", _v_vip_group, _b_vip_group, order=81))
-register_field("consent", FieldSpec(
-    _("Consent"), ("granted", "withdrawn"), "choice", _v_consent, _b_consent,
-    lambda: [{"value": v, "label": str(lbl)} for v, lbl in ConsentRecord.Purpose.choices],
-    help=_("The latest decision for the purpose."), order=90))
-register_field("added", FieldSpec(_("Added"), ("between", "before", "after"), "date", _v_added, _b_added,
-                                  help=_("Days in Asia/Shanghai time."), order=100))
-register_field("source", FieldSpec(_("Source"), ("in",), "strings", _v_source, _b_source,
-                                   lambda: [{"value": c, "label": c} for c in _source_codes()], order=110))
-register_field("segment", FieldSpec(_("Saved segment"), ("in",), "ids", _v_segment, _b_segment,
-                                    _choices(Segment, "id", lambda s: s.name), order=120))
+register_field(
+    "consent",
+    FieldSpec(
+        _("Consent"),
+        ("granted", "withdrawn"),
+        "choice",
+        _v_consent,
+        _b_consent,
+        lambda: [{"value": v, "label": str(lbl)} for v, lbl in ConsentRecord.Purpose.choices],
+        help=_("The latest decision for the purpose."),
+        order=90,
+    ),
+)
+register_field(
+    "added",
+    FieldSpec(
+        _("Added"),
+        ("between", "before", "after"),
+        "date",
+        _v_added,
+        _b_added,
+        help=_("Days in Asia/Shanghai time."),
+        order=100,
+    ),
+)
+register_field(
+    "source",
+    FieldSpec(
+        _("Source"),
+        ("in",),
+        "strings",
+        _v_source,
+        _b_source,
+        lambda: [{"value": c, "label": c} for c in _source_codes()],
+        order=110,
+    ),
+)
+register_field(
+    "segment",
+    FieldSpec(
+        _("Saved segment"), ("in",), "ids", _v_segment, _b_segment, _choices(Segment, "id", lambda s: s.name), order=120
+    ),
+)
 
 
 # --- Validation -----------------------------------------------------------------------------------------------
+
 
 class _Budget:
     def __init__(self) -> None:
@@ -618,8 +709,9 @@ def _convert_legacy(segment: dict, path: str) -> dict:
         conditions.append({"field": "channel", "op": "in", "value": ids})
     if segment.get("staff") not in (None, []):
         userids = str_list(segment["staff"], f"{path}.staff")
-        conditions.append({"field": "staff", "op": "in",
-                           "value": known_ids(Staff, userids, f"{path}.staff", attr="userid")})
+        conditions.append(
+            {"field": "staff", "op": "in", "value": known_ids(Staff, userids, f"{path}.staff", attr="userid")}
+        )
     vip = segment.get("vip", False)
     if not isinstance(vip, bool):
         raise bad(str(_("vip must be true or false.")), f"{path}.vip")
@@ -647,6 +739,7 @@ def segment_validate(definition: Any, *, field: str = "segment", segment_id: int
 
 
 # --- Resolution -----------------------------------------------------------------------------------------------
+
 
 def _combine(parts: list, conjunction: bool, emit) -> Q:
     if not parts:  # all [] = everyone, any [] = nobody
@@ -697,21 +790,77 @@ def resolve(definition: dict, *, use_tag_array: bool | None = None) -> QuerySet[
     return Contact.objects.filter(_build(definition or {}, Ctx(use_tag_array))).order_by("id")
 
 
+def _member_sql(part: Members) -> tuple[str, list]:
+    """A positive Members set as `SELECT contact_id ...` (NULLs left out)."""
+    if part.qs is not None:
+        sql, params = part.qs.filter(**{f"{part.column}__isnull": False}).values(part.column).query.sql_with_params()
+        return sql, list(params)
+    return f"SELECT s.contact_id FROM ({part.sql}) s WHERE s.contact_id IS NOT NULL", list(part.params)  # noqa: S608 - the fields' own SQL
+
+
+def _set_sql(part: Any) -> tuple[str, list] | None:
+    """A field's build result as set algebra over contact ids, when it is made of sets only: Members, AnyOf
+    (UNION), AllOf (INTERSECT, its negated Members EXCEPT, after at least one positive). None otherwise."""
+    if isinstance(part, Members):
+        return None if part.negated else _member_sql(part)
+    if isinstance(part, (AllOf, AnyOf)) and part:
+        positive = [p for p in part if not (isinstance(p, Members) and p.negated)]
+        negative = [p for p in part if isinstance(p, Members) and p.negated]
+        if not positive or (negative and isinstance(part, AnyOf)):
+            return None
+        compiled = [_set_sql(p) for p in positive]
+        if any(c is None for c in compiled):
+            return None
+        sql = f" {'INTERSECT' if isinstance(part, AllOf) else 'UNION'} ".join(f"({c[0]})" for c in compiled)
+        params = [v for c in compiled for v in c[1]]
+        for p in negative:
+            minus, minus_params = _member_sql(~p)
+            sql, params = f"({sql}) EXCEPT ({minus})", [*params, *minus_params]
+        return sql, params
+    return None
+
+
+def _single_set(definition: dict, ctx: Ctx) -> tuple[str, list] | None:
+    """The definition's one condition as a set of contact ids (see _set_sql), when it is one condition (maybe
+    wrapped in a one-child all/any) whose field builds sets only."""
+    node = definition or {}
+    while set(node) in ({"all"}, {"any"}) and len(node[next(iter(node))]) == 1:
+        node = node[next(iter(node))][0]
+    if "field" not in node or node["field"] == "segment":
+        return None
+    return _set_sql(_FIELDS[node["field"]].build(node, ctx))
+
+
 def segment_count(definition: dict) -> int:
     """How many contacts the (validated) definition selects. On PostgreSQL with JIT off (its compile time, seconds
     for the large plans these make, is wasted on a count that takes a fraction of that) and room in work_mem for the
-    hash tables of the semi-joins, both set for this statement only."""
-    qs = resolve(definition)
+    hash tables of the semi-joins, both set for this statement only.
+
+    A definition that is one condition over a set of contact ids (a tier, a group, spend, consent...) is counted
+    on that set alone: every such set holds ids of existing contacts (each comes through a foreign key to the
+    contact, or is kept by triggers from rows that have one), so the count is its distinct ids, and the 1M
+    contacts are not read at all."""
     if connection.vendor != "postgresql":
-        return qs.count()
+        return resolve(definition).count()
+    single = _single_set(definition, Ctx(True))
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SELECT current_setting('work_mem'), current_setting('jit')")
-        work_mem, jit = cur.fetchone()
-        cur.execute("SELECT set_config('work_mem', %s, true), set_config('jit', 'off', true)", [COUNT_WORK_MEM])
+        names = [pair[0] for pair in COUNT_SETTINGS]
+        cur.execute("SELECT " + ", ".join(["current_setting(%s)"] * len(names)), names)
+        before = list(zip(names, cur.fetchone(), strict=True))
+        _set(cur, COUNT_SETTINGS)
         try:
-            return qs.count()
+            if single is None:
+                return resolve(definition).count()
+            cur.execute(f"SELECT count(DISTINCT u.contact_id) FROM ({single[0]}) u(contact_id)", single[1])  # noqa: S608
+            return cur.fetchone()[0]
         finally:  # back as they were, for the rest of an enclosing transaction
-            cur.execute("SELECT set_config('work_mem', %s, true), set_config('jit', %s, true)", [work_mem, jit])
+            _set(cur, before)
+
+
+def _set(cur, settings: list[tuple[str, str]]) -> None:
+    cur.execute(
+        "SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(settings)), [v for pair in settings for v in pair]
+    )
 
 
 def segment_sample(definition: dict, limit: int = 10) -> list[Contact]:

@@ -1,5 +1,5 @@
 """The filter language: every field and op, AND/OR/NOT nesting, the legacy flat shape, bad input named by its
-path, and the PostgreSQL forms (tag array, DISTINCT ON consent, denormalised purchase columns kept by triggers)
+path, and the PostgreSQL forms (tag array, consent in force and denormalised purchase columns kept by triggers)
 selecting exactly what the portable forms (what SQLite runs) select."""
 
 from __future__ import annotations
@@ -244,3 +244,57 @@ def test_triggers_keep_the_denormalised_purchase_data(world):
     Card.objects.filter(contact=world.ann).update(contact=world.cy)
     agree()
     assert names(c("spend", "gte", 50_000)) == ["cy"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the consent rollup is PostgreSQL's")
+def test_triggers_keep_the_consent_in_force(world):
+    """crm_segment_consent holds the latest version per (purpose, contact) through a new version, a bulk insert,
+    an update of a record and deletes (a deleted contact's consents take its rows with them); consent counts read
+    it and agree with the records."""
+    from crm.models import ConsentRecord
+
+    def rollup() -> set[tuple]:
+        with connection.cursor() as cur:
+            cur.execute("SELECT purpose, contact_id, version, granted FROM crm_segment_consent")
+            return set(cur.fetchall())
+
+    def latest() -> set[tuple]:
+        out = {}
+        for r in ConsentRecord.objects.order_by("version"):
+            out[(r.purpose, r.contact_id)] = (r.purpose, r.contact_id, r.version, r.granted)
+        return set(out.values())
+
+    def agree():
+        assert rollup() == latest()
+        for op in ("granted", "withdrawn"):
+            for purpose in ("marketing", "profiling"):
+                d = c("consent", op, purpose)
+                assert names(d) == names(d, use_tag_array=False), d
+                assert segments.segment_count(segments.segment_validate(d)) == len(names(d)), d
+
+    agree()
+    top = ConsentRecord.objects.filter(contact=world.ann, purpose="marketing").order_by("-version").first()
+    ConsentRecord.objects.create(contact=world.ann, purpose="marketing", version=top.version + 1,
+                                 granted=not top.granted, source="t", recorded_at=top.recorded_at)
+    agree()
+    ConsentRecord.objects.bulk_create([
+        ConsentRecord(contact=ct, purpose="profiling", version=9, granted=False, source="t",
+                      recorded_at=top.recorded_at) for ct in (world.ben, world.cy, world.dee)
+    ])  # fmt: skip
+    agree()
+    ConsentRecord.objects.filter(contact=world.ben, purpose="profiling").update(granted=True)
+    agree()
+    ConsentRecord.objects.filter(contact=world.ann, purpose="marketing", version=top.version + 1).delete()
+    agree()
+    ConsentRecord.objects.filter(contact=world.dee).delete()
+    agree()
+    assert not any(row[1] == world.dee.id for row in rollup())
+
+
+def test_a_one_condition_count_agrees_with_the_contacts(world):
+    """segment_count counts a one-condition definition over its set of contact ids on PostgreSQL (no contact scan):
+    the same number as counting the contacts it resolves to, also wrapped in a one-child all / any."""
+    for label, make, expected in CASES:
+        definition = segments.segment_validate(make(world))
+        for wrapped in (definition, {"all": [definition]}, {"any": [definition]}):
+            assert segments.segment_count(wrapped) == segments.resolve(wrapped).count() == len(expected), label
