@@ -160,7 +160,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crm.tasks.contacts.nightly_reconcile",
         "schedule": crontab(hour=3, minute=30),
     },
+    # Downgrades happen only here (after each card's grace period); upgrades at each credit.
+    "loyalty-evaluate-tiers": {"task": "loyalty.tasks_tiers.evaluate_tiers", "schedule": crontab(hour=4, minute=0)},
 }
+CELERY_IMPORTS = ["loyalty.tasks_tiers"]  # task modules outside autodiscovery's `tasks`
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5)
 WORKER_HEARTBEAT_STALE_SECONDS = env_int("WORKER_HEARTBEAT_STALE_SECONDS", 30)
 

@@ -11,6 +11,8 @@ class Tier(models.Model):
 
     name = models.CharField(max_length=64, unique=True)
     min_points = models.PositiveIntegerField(unique=True)
+    # The threshold when the tier rules' basis is spend (fen in the window); unique among tiers, checked by the service.
+    min_spend_fen = models.PositiveBigIntegerField(default=0)
     is_vip = models.BooleanField(default=False)
     rank = models.PositiveSmallIntegerField(unique=True, help_text="Order of tiers, lowest first.")
 
@@ -29,7 +31,10 @@ class Card(models.Model):
     tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="cards")
     # Both are caches of the ledger, written only by loyalty.services.points under a row lock on the card.
     points_balance = models.IntegerField(default=0)
-    lifetime_points = models.IntegerField(default=0, help_text="Earned + adjusted points; decides the tier.")
+    lifetime_points = models.IntegerField(default=0, help_text="Earned + adjusted points.")
+    # Since when a scheduled evaluation has found the card below its tier's threshold (None: not below); the
+    # card keeps its tier until this + the grace period.
+    tier_below_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -184,11 +189,22 @@ class PurchaseLine(models.Model):
 
 
 class TierChange(models.Model):
-    """An audit row for each tier move of a card; a move into a VIP tier triggers the VIP group invitation."""
+    """The event of one tier move of a card (also on the contact's timeline); entering a VIP tier invites to the
+    VIP group, leaving one untags and notifies (loyalty.services.tiers)."""
+
+    class Reason(models.TextChoices):
+        UPGRADE = "upgrade", "Upgrade"
+        DOWNGRADE = "downgrade", "Downgrade"
+        MANUAL = "manual", "Manual"
 
     card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="tier_changes")
     from_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     to_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=10, choices=Reason.choices, default=Reason.UPGRADE)
+    # What the rules counted when the move was made: basis (points/spend), the window's value, the window.
+    basis = models.CharField(max_length=8, blank=True)
+    value = models.BigIntegerField(default=0)
+    window_days = models.PositiveIntegerField(default=0)
     lifetime_points = models.IntegerField()
     vip_invite_sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -202,6 +218,10 @@ class TierChange(models.Model):
     @property
     def entered_vip(self) -> bool:
         return bool(self.to_tier and self.to_tier.is_vip and not (self.from_tier and self.from_tier.is_vip))
+
+    @property
+    def left_vip(self) -> bool:
+        return bool(self.from_tier and self.from_tier.is_vip and not (self.to_tier and self.to_tier.is_vip))
 
 
 class Reward(models.Model):
