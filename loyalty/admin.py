@@ -18,8 +18,6 @@ from loyalty.models import (
     Redemption,
     Reward,
     Store,
-    Tier,
-    TierChange,
 )
 from loyalty.scoping import StoreScopedAdminMixin  # store managers see their own stores' rows only
 from loyalty.services import (
@@ -28,10 +26,7 @@ from loyalty.services import (
     reward_validate,
     store_save,
     store_validate,
-    tier_delete,
     tier_evaluate,
-    tier_save,
-    tier_validate,
 )
 from loyalty.services.products import product_delete, product_save, product_validate
 
@@ -72,20 +67,6 @@ class ServiceForm(forms.ModelForm):
         """The service checks what the constraints hold."""
 
 
-class TierForm(ServiceForm):
-    class Meta:
-        model = Tier
-        fields = ["name", "rank", "min_points", "is_vip"]
-
-    def service_validate(self, data: dict) -> None:
-        tier_validate(
-            name=data.get("name", ""),
-            min_points=data.get("min_points"),
-            rank=data.get("rank"),
-            tier_id=self.instance.pk,
-        )
-
-
 class ServiceDeleteMixin:
     """Deletes through the service (`delete_service(pk)`), one by one; a refusal is a message, nothing deleted."""
 
@@ -97,30 +78,6 @@ class ServiceDeleteMixin:
     def delete_queryset(self, request, queryset) -> None:
         for obj in queryset:
             type(self).delete_service(obj.pk)
-
-
-@admin.register(Tier)
-class TierAdmin(ServiceDeleteMixin, ServiceModelAdmin):
-    """The ladder, written through loyalty.services.tiers (unique names, thresholds and ranks, more points for a
-    higher rank); a tier that cards hold or their history names is kept."""
-
-    form = TierForm
-    list_display = ["name", "rank", "min_points", "is_vip"]
-    search_fields = ["name"]
-    delete_service = staticmethod(tier_delete)
-
-    def save_model(self, request, obj, form, change) -> None:
-        data = form.cleaned_data
-        adopt(
-            obj,
-            tier_save(
-                name=data["name"],
-                min_points=data["min_points"],
-                rank=data["rank"],
-                is_vip=data.get("is_vip", False),
-                tier_id=obj.pk if change else None,
-            ),
-        )
 
 
 class LedgerInline(ReadOnlyAdminMixin, TabularInline):
@@ -235,14 +192,6 @@ class PurchaseLineAdmin(StoreScopedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     list_select_related = ["purchase"]
 
 
-@admin.register(TierChange)
-class TierChangeAdmin(StoreScopedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
-    list_display = ["created_at", "card", "from_tier", "to_tier", "lifetime_points", "vip_invite_sent_at"]
-    list_filter = ["to_tier"]
-    search_fields = ["card__number", "card__contact__name"]
-    list_select_related = ["card", "from_tier", "to_tier"]
-
-
 class ProductForm(ServiceForm):
     class Meta:
         model = Product
@@ -322,4 +271,5 @@ class RedemptionAdmin(StoreScopedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
 
 
 # Issue 12's areas register their console screens in their own modules.
+# The tier ladder, tier rules and tier changes: loyalty.admin_tiers.
 from loyalty import admin_coupons, admin_earning, admin_lots, admin_tiers, admin_till  # noqa: E402,F401

@@ -16,7 +16,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="tier",
             name="min_spend_fen",
-            field=models.PositiveBigIntegerField(default=0),
+            field=models.PositiveBigIntegerField(
+                default=0, help_text="Used when the tier rules' basis is spend.", verbose_name="spend threshold (fen)"
+            ),
         ),
         migrations.AddField(
             model_name="tierchange",
@@ -30,6 +32,7 @@ class Migration(migrations.Migration):
                 choices=[("upgrade", "Upgrade"), ("downgrade", "Downgrade"), ("manual", "Manual")],
                 default="upgrade",
                 max_length=10,
+                verbose_name="reason",
             ),
         ),
         migrations.AddField(
@@ -54,11 +57,28 @@ class Migration(migrations.Migration):
                 (
                     "basis",
                     models.CharField(
-                        choices=[("points", "Points earned"), ("spend", "Spend")], default="points", max_length=8
+                        choices=[("points", "Points earned"), ("spend", "Spend")],
+                        default="points",
+                        max_length=8,
+                        verbose_name="basis",
                     ),
                 ),
-                ("window_days", models.PositiveIntegerField(default=365)),
-                ("grace_days", models.PositiveIntegerField(default=30)),
+                (
+                    "window_days",
+                    models.PositiveIntegerField(
+                        default=365,
+                        help_text="Rolling window the thresholds count; 0 counts all history.",
+                        verbose_name="window (days)",
+                    ),
+                ),
+                (
+                    "grace_days",
+                    models.PositiveIntegerField(
+                        default=30,
+                        help_text="How long a card below its tier keeps it before a downgrade.",
+                        verbose_name="grace (days)",
+                    ),
+                ),
                 ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={

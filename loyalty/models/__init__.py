@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Tier(models.Model):
@@ -12,7 +13,9 @@ class Tier(models.Model):
     name = models.CharField(max_length=64, unique=True)
     min_points = models.PositiveIntegerField(unique=True)
     # The threshold when the tier rules' basis is spend (fen in the window); unique among tiers, checked by the service.
-    min_spend_fen = models.PositiveBigIntegerField(default=0)
+    min_spend_fen = models.PositiveBigIntegerField(
+        _("spend threshold (fen)"), default=0, help_text=_("Used when the tier rules' basis is spend.")
+    )
     is_vip = models.BooleanField(default=False)
     rank = models.PositiveSmallIntegerField(unique=True, help_text="Order of tiers, lowest first.")
 
@@ -193,14 +196,14 @@ class TierChange(models.Model):
     VIP group, leaving one untags and notifies (loyalty.services.tiers)."""
 
     class Reason(models.TextChoices):
-        UPGRADE = "upgrade", "Upgrade"
-        DOWNGRADE = "downgrade", "Downgrade"
-        MANUAL = "manual", "Manual"
+        UPGRADE = "upgrade", _("Upgrade")
+        DOWNGRADE = "downgrade", _("Downgrade")
+        MANUAL = "manual", _("Manual")
 
     card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="tier_changes")
     from_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     to_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    reason = models.CharField(max_length=10, choices=Reason.choices, default=Reason.UPGRADE)
+    reason = models.CharField(_("reason"), max_length=10, choices=Reason.choices, default=Reason.UPGRADE)
     # What the rules counted when the move was made: basis (points/spend), the window's value, the window.
     basis = models.CharField(max_length=8, blank=True)
     value = models.BigIntegerField(default=0)

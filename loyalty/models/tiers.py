@@ -16,10 +16,13 @@ class TierPolicy(models.Model):
         POINTS = "points", _("Points earned")
         SPEND = "spend", _("Spend")
 
-    basis = models.CharField(max_length=8, choices=Basis.choices, default=Basis.POINTS)
-    # 0 = lifetime (no window).
-    window_days = models.PositiveIntegerField(default=365)
-    grace_days = models.PositiveIntegerField(default=30)
+    basis = models.CharField(_("basis"), max_length=8, choices=Basis.choices, default=Basis.POINTS)
+    window_days = models.PositiveIntegerField(
+        _("window (days)"), default=365, help_text=_("Rolling window the thresholds count; 0 counts all history.")
+    )
+    grace_days = models.PositiveIntegerField(
+        _("grace (days)"), default=30, help_text=_("How long a card below its tier keeps it before a downgrade.")
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -1,3 +1,5 @@
 """Routes for the loyalty tiers area."""
 
-urlpatterns: list = []
+from loyalty.api_tiers import urlpatterns as api_urlpatterns
+
+urlpatterns: list = [*api_urlpatterns]
