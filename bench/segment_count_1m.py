@@ -1,20 +1,24 @@
 """Benchmark `segment_count_1m`: the product's segment count over 1M contacts on PostgreSQL.
 
-A throwaway PostgreSQL database on the runner's server gets the real schema (migrations, indexes and triggers
-included) and a generated contact base, made server-side with generate_series: ~50 staff (3 resigned), 20 channels
-with skewed traffic, one or two follow relations per contact (5% deleted by staff), 30 tags with skewed popularity
-(a few ContactTag rows per contact; "VIP" on ~4%; crm_contact.tag_ids written alongside, as migration 0004's
+A PostgreSQL database on the runner's server, `<DATABASE NAME>_data`, gets the real schema (migrations, indexes and
+triggers included) and a generated contact base, made server-side with generate_series: ~50 staff (3 resigned),
+20 channels with skewed traffic, one or two follow relations per contact (5% deleted by staff), 30 tags with skewed
+popularity (a few ContactTag rows per contact; "VIP" on ~4%; crm_contact.tag_ids written alongside, as migration 0004's
 trigger keeps it, and checked equal), marketing consent for 40% (5% withdrawn later); and for the kinds of issue 11:
 300 customer groups (10 VIP), 300k Tmall/JD order lines, 200 SKUs in 10 categories, loyalty cards for half the
 contacts in 4 tiers, ~1M till receipts over two years with 1-2 lines each (the columns and the latest-purchase table
-loyalty 0004's triggers keep, written alongside); then VACUUM ANALYZE. Each realistic segment, in the filter
+loyalty 0004's triggers keep, written alongside, and crm 0013's consent in force by its backfill); then VACUUM
+ANALYZE. The database is kept between runs (generating it takes minutes on a loaded machine) and made again when
+the size or the generating SQL changes (a fingerprint row); a kept one gets new migrations (their backfills run on
+the 1M rows) and a VACUUM ANALYZE. Each realistic segment, in the filter
 language (the old flat shape for the first five), is timed through `crm.services.segments.segment_count`, the path
 the console's and the API's preview count take: median and max of RUNS runs after one warm-up, its count checked
 against the portable forms (EXISTS over ContactTag, consent by NOT EXISTS of a later version, purchases through
 the card join: what SQLite runs). Target: both <= 300 ms.
 Baseline, same run, same connection: a plain `SELECT count(*)` over the contacts table; ratio = segment median /
 baseline median.
-Size knob: BENCH_SEGMENT_CONTACTS (default 1,000,000). Skipped (met false) when the runner is not on PostgreSQL.
+Knobs: BENCH_SEGMENT_CONTACTS (default 1,000,000), BENCH_SEGMENT_RUNS (7), BENCH_SEGMENT_ONLY (comma-separated kind
+names; all when unset). Skipped (met false) when the runner is not on PostgreSQL.
 """
 
 from __future__ import annotations
