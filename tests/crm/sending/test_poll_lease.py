@@ -87,10 +87,11 @@ def test_the_first_poll_is_queued_right_after_the_task_is_created(sim, monkeypat
     campaign_runs.campaign_launch(campaign.id, enqueue=False)
     message = MassMessage.objects.get(campaign=campaign)
     queued = []
-    monkeypatch.setattr(tasks.poll_mass_message, "apply_async",
-                        lambda args, countdown=None: queued.append((args, countdown)))
+    monkeypatch.setattr(
+        tasks.poll_mass_message, "apply_async", lambda args, countdown=None: queued.append((args, countdown))
+    )
     assert tasks.send_mass_message(message.id) == "created"
-    assert queued == [((message.id,), 3.0)]  # the first poll, after the dispatch delay
+    assert queued == [((message.id, 0), 3.0)]  # the first poll (its follow-up chain), after the dispatch delay
 
 
 def test_two_concurrent_polls_read_the_pages_once(sim, monkeypatch, postgres_only):
