@@ -1,18 +1,22 @@
 """Rotating card QR tokens and their SVG rendering.
 
-A token is `L1.<card number>.<issued unix second>.<mac>`, the mac an HMAC (keyed by SECRET_KEY) over the card
-number and the issue second. It is valid for CARD_QR_TTL_SECONDS after issue, so a screenshot is useless a
+A token is `L1.<card number>.<issued unix second>.<nonce>.<mac>`, the mac an HMAC (keyed by SECRET_KEY) over the
+card number, the issue second and a random per-mint nonce (so two tokens minted in one second differ, and each is
+used once: `qr_token_consume`). It is valid for CARD_QR_TTL_SECONDS after issue, so a screenshot is useless a
 minute later. Digits, upper-case base32 and dots only: the QR uses alphanumeric mode (smaller, scans faster).
 """
 
 from __future__ import annotations
 
 import base64
+import re
+import secrets
 import time
 from dataclasses import dataclass
 
 import segno
 from django.conf import settings
+from django.core.cache import cache
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from crm.errors import ApplicationError
@@ -22,6 +26,8 @@ _SALT = "loyalty.card-qr"
 # A token "issued" slightly in the future is tolerated (clock skew between web processes), no more.
 _MAX_CLOCK_SKEW_SECONDS = 5
 FIELD = "qr_token"
+_NONCE_CHARS = 6  # base32: 30 random bits per mint, unique enough among one card's tokens of one second
+_NONCE_RE = re.compile(r"^[A-Z2-7]{%d}$" % _NONCE_CHARS)
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class QrToken:
     token: str
     card_number: str
     issued_at: int  # unix seconds
+    nonce: str = ""
 
     def expires_in(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
@@ -39,26 +46,33 @@ def ttl_seconds() -> int:
     return int(settings.CARD_QR_TTL_SECONDS)
 
 
-def _mac(card_number: str, issued_at: int) -> str:
-    digest = salted_hmac(_SALT, f"{card_number}:{issued_at}", algorithm="sha256").digest()
+def _mac(card_number: str, issued_at: int, nonce: str) -> str:
+    digest = salted_hmac(_SALT, f"{card_number}:{issued_at}:{nonce}", algorithm="sha256").digest()
     return base64.b32encode(digest[:15]).decode()  # 120 bits, 24 chars, no padding
 
 
 def qr_token_mint(card_number: str, now: float | None = None) -> QrToken:
     issued_at = int(time.time() if now is None else now)
-    token = f"{_VERSION}.{card_number}.{issued_at}.{_mac(card_number, issued_at)}"
-    return QrToken(token=token, card_number=card_number, issued_at=issued_at)
+    nonce = base64.b32encode(secrets.token_bytes(5)).decode()[:_NONCE_CHARS]
+    token = f"{_VERSION}.{card_number}.{issued_at}.{nonce}.{_mac(card_number, issued_at, nonce)}"
+    return QrToken(token=token, card_number=card_number, issued_at=issued_at, nonce=nonce)
 
 
 def qr_token_parse(token: str) -> QrToken:
     """Check the signature (not the age). Malformed -> 400, forged -> 403, both naming qr_token."""
     parts = token.strip().split(".") if isinstance(token, str) else []
-    if len(parts) != 4 or parts[0] != _VERSION or not parts[1].isdigit() or not parts[2].isdigit():
+    if (
+        len(parts) != 5
+        or parts[0] != _VERSION
+        or not parts[1].isdigit()
+        or not parts[2].isdigit()
+        or not _NONCE_RE.match(parts[3])
+    ):
         raise ApplicationError("The QR token is not a loyalty card code.", code="qr_malformed", field=FIELD)
-    card_number, issued_at, mac = parts[1], int(parts[2]), parts[3]
-    if not constant_time_compare(mac, _mac(card_number, issued_at)):
+    card_number, issued_at, nonce, mac = parts[1], int(parts[2]), parts[3], parts[4]
+    if not constant_time_compare(mac, _mac(card_number, issued_at, nonce)):
         raise ApplicationError("The QR token is not genuine.", code="qr_forged", field=FIELD, status_code=403)
-    return QrToken(token=token.strip(), card_number=card_number, issued_at=issued_at)
+    return QrToken(token=token.strip(), card_number=card_number, issued_at=issued_at, nonce=nonce)
 
 
 def qr_token_check_fresh(parsed: QrToken, now: float | None = None) -> None:
@@ -70,6 +84,29 @@ def qr_token_check_fresh(parsed: QrToken, now: float | None = None) -> None:
         raise ApplicationError(
             "The QR code has expired; ask the customer to show the card again.", code="qr_expired", field=FIELD
         )
+
+
+def _nonce_key(parsed: QrToken) -> str:
+    return f"loyalty:qr-nonce:{parsed.card_number}:{parsed.issued_at}:{parsed.nonce}"
+
+
+def qr_token_consume(parsed: QrToken, binding: str) -> None:
+    """Use a fresh token once: bind its nonce to `binding` (the store and receipt it pays for) in Redis.
+
+    SET NX with a TTL a little past the token's validity (after that the age check refuses it anyway). The
+    same binding again (a till retrying the same receipt, e.g. after a timeout) passes, so the retry reaches the
+    receipt's idempotent replay; any other use -> 409 token_reused."""
+    key = _nonce_key(parsed)
+    if cache.add(key, binding, timeout=ttl_seconds() + _MAX_CLOCK_SKEW_SECONDS + 5):
+        return
+    if cache.get(key) == binding:
+        return
+    raise ApplicationError(
+        "This QR code was already used; ask the customer to show the card again.",
+        code="token_reused",
+        field=FIELD,
+        status_code=409,
+    )
 
 
 def qr_token_verify(token: str, now: float | None = None) -> QrToken:

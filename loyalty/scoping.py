@@ -75,7 +75,7 @@ def store_check_user(store: Store, user) -> None:
     mine = ", ".join(stores_for(user).values_list("code", flat=True)) or "none"
     raise ApplicationError(
         f"You are not bound to store {store.code}; your store(s): {mine}.",
-        code="wrong_store",
+        code="store_forbidden",
         field="store",
         status_code=403,
     )

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 
 from crm.errors import ApplicationError, Conflict
 from loyalty.models import Card, PointsLedger, Purchase, PurchaseLine, Store, TierChange
-from loyalty.qr import QrToken, qr_token_check_fresh, qr_token_parse
+from loyalty.qr import QrToken, qr_token_check_fresh, qr_token_consume, qr_token_parse
 from loyalty.scoping import store_check_user
 from loyalty.services.points import points_credit
 from loyalty.services.tiers import tier_evaluate
@@ -105,7 +105,7 @@ def scan_record(
     lines = _clean_items(items)
     store = Store.objects.filter(code=store_code).first() if isinstance(store_code, str) else None
     if store is None:
-        raise ApplicationError(f"Unknown store {store_code!r}.", code="unknown_store", field="store")
+        raise ApplicationError(f"Unknown store {store_code!r}.", code="store_unknown", field="store")
     # Before the replay too: a till of another store may not read this store's receipts either.
     store_check_user(store, cashier if cashier is not None and cashier.is_authenticated else None)
 
@@ -118,6 +118,9 @@ def scan_record(
     card_id = Card.objects.filter(number=parsed.card_number).values_list("pk", flat=True).first()
     if card_id is None:
         raise ApplicationError("No card has this number.", code="unknown_card", field="qr_token")
+    # Single use: the token's nonce is bound to this (store, receipt) before anything is written. A replay of
+    # this receipt was answered above (even with the token used or expired); a concurrent retry passes here.
+    qr_token_consume(parsed, f"{store.pk}:{receipt_id}")
 
     with transaction.atomic():
         # Lock the card first: scans of one card serialise, and a concurrent retry of this receipt

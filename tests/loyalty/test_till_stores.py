@@ -31,7 +31,7 @@ def test_scan_at_another_store_is_403_naming_the_store_and_writes_nothing(cashie
     refused = _scan(cashier_client, card, beijing)
     assert refused.status_code == 403
     error = refused.json()["error"]
-    assert error["code"] == "wrong_store" and error["field"] == "store"
+    assert error["code"] == "store_forbidden" and error["field"] == "store"
     assert "store-bj-002" in error["message"] and "store-sh-001" in error["message"]  # where it is, where it may
     assert not Purchase.objects.exists() and not PointsLedger.objects.exists()
     assert _scan(cashier_client, card, store).status_code == 201
