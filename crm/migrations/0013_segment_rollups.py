@@ -8,9 +8,11 @@ worker. `crm_segment_consent` (purpose, contact_id, version, granted) holds that
 Kept by statement-level triggers on crm_consentrecord inside the writing transaction (every write path: the consent
 service, the admin, raw SQL, a bulk import pays one set-based statement): an insert upserts the pair's row when its
 version is not older; an update or delete recomputes the touched pairs from the records left (a pair with no
-record left loses its row: a deleted contact's consents go with it). Not a model (a stale save() could not write
-it wrongly; nothing but the triggers writes it). Loads that run with session_replication_role = replica (triggers
-off) rebuild it with BACKFILL. SQLite (local tests) gets none of this; segments.py reads the records there.
+record left loses its row: a deleted contact's consents go with it); a TRUNCATE empties it, so that it only ever
+names live contacts (a one-condition count counts its ids without the contacts). Not a model (a stale save()
+could not write it wrongly; nothing but the triggers writes it). Loads that run with session_replication_role =
+replica (triggers off) rebuild it with BACKFILL. SQLite (local tests) gets none of this; segments.py reads the
+records there.
 """
 
 from django.db import migrations
@@ -74,6 +76,16 @@ FORWARD = [
     _RECOMPUTE.format(name="crm_segment_consent_delete", touched="SELECT purpose, contact_id FROM old_rows"),
     "CREATE TRIGGER crm_segment_consent_delete AFTER DELETE ON crm_consentrecord "
     "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm_segment_consent_delete()",
+    # A TRUNCATE (Django's flush between transactional tests, a reset) fires no row trigger: empty it with them.
+    """
+    CREATE OR REPLACE FUNCTION crm_segment_consent_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        TRUNCATE crm_segment_consent;
+        RETURN NULL;
+    END $$
+    """,
+    "CREATE TRIGGER crm_segment_consent_truncate AFTER TRUNCATE ON crm_consentrecord "
+    "FOR EACH STATEMENT EXECUTE FUNCTION crm_segment_consent_truncate()",
     # The count's read: the contacts whose consent in force for a purpose is granted (or withdrawn).
     "CREATE INDEX IF NOT EXISTS segment_consent_granted_contact ON crm_segment_consent "
     "(purpose, granted) INCLUDE (contact_id)",
@@ -83,6 +95,8 @@ BACKWARD = [
     "DROP TRIGGER IF EXISTS crm_segment_consent_insert ON crm_consentrecord",
     "DROP TRIGGER IF EXISTS crm_segment_consent_update ON crm_consentrecord",
     "DROP TRIGGER IF EXISTS crm_segment_consent_delete ON crm_consentrecord",
+    "DROP TRIGGER IF EXISTS crm_segment_consent_truncate ON crm_consentrecord",
+    "DROP FUNCTION IF EXISTS crm_segment_consent_truncate()",
     "DROP FUNCTION IF EXISTS crm_segment_consent_insert()",
     "DROP FUNCTION IF EXISTS crm_segment_consent_update()",
     "DROP FUNCTION IF EXISTS crm_segment_consent_delete()",

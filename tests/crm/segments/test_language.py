@@ -68,20 +68,39 @@ CASES = [
     ("bought_both", lambda w: c("bought", "any", {"skus": ["TEA1"], "categories": ["cups"]}), ["ann", "ben", "cy"]),
     ("not_condition", lambda w: {"not": c("tags", "any", [w.gold.id])}, ["cy", "dee"]),
     ("not_exists_field", lambda w: {"not": c("staff", "in", ["alice", "bob"])}, ["cy", "dee"]),
-    ("and_or", lambda w: {"all": [c("tags", "any", [w.gold.id]),
-                                  {"any": [c("channel", "in", [w.store_ch.id]), c("source", "in", ["tmall"])]}]},
-     ["ann", "ben"]),
+    (
+        "and_or",
+        lambda w: {
+            "all": [
+                c("tags", "any", [w.gold.id]),
+                {"any": [c("channel", "in", [w.store_ch.id]), c("source", "in", ["tmall"])]},
+            ]
+        },
+        ["ann", "ben"],
+    ),
     ("not_any", lambda w: {"not": {"any": [c("vip_group", "is", True), c("spend", "gte", 20_000)]}}, ["cy", "dee"]),
-    ("not_all", lambda w: {"not": {"all": [c("tags", "any", [w.gold.id]), c("consent", "granted", "marketing")]}},
-     ["ben", "cy", "dee"]),
+    (
+        "not_all",
+        lambda w: {"not": {"all": [c("tags", "any", [w.gold.id]), c("consent", "granted", "marketing")]}},
+        ["ben", "cy", "dee"],
+    ),
     ("double_not", lambda w: {"not": {"not": c("tier", "in", [w.bronze.id])}}, ["ben"]),
-    ("or_of_nots", lambda w: {"any": [{"not": c("staff", "in", ["bob"])}, c("spend", "gte", 20_000)]},
-     ["ann", "ben", "cy", "dee"]),
-    ("nested_deep", lambda w: {"all": [
-        {"any": [c("tags", "any", [w.silver.id]), c("tier", "in", [w.bronze.id])]},
-        {"not": c("consent", "withdrawn", "marketing")},
-        {"not": {"any": [c("bought", "any", {"skus": ["NONE"]}), c("last_purchase", "before", day(50))]}},
-    ]}, ["ann", "dee"]),
+    (
+        "or_of_nots",
+        lambda w: {"any": [{"not": c("staff", "in", ["bob"])}, c("spend", "gte", 20_000)]},
+        ["ann", "ben", "cy", "dee"],
+    ),
+    (
+        "nested_deep",
+        lambda w: {
+            "all": [
+                {"any": [c("tags", "any", [w.silver.id]), c("tier", "in", [w.bronze.id])]},
+                {"not": c("consent", "withdrawn", "marketing")},
+                {"not": {"any": [c("bought", "any", {"skus": ["NONE"]}), c("last_purchase", "before", day(50))]}},
+            ]
+        },
+        ["ann", "dee"],
+    ),
     ("not_everyone", lambda w: {"not": {}}, []),
     ("not_nobody", lambda w: {"not": {"any": []}}, ["ann", "ben", "cy", "dee"]),
 ]
@@ -98,12 +117,12 @@ def test_each_field_and_op(world, label, make, expected):
 
 def test_saved_segment_expands_and_nests(world):
     gold = Segment.objects.create(name="gold", definition=c("tags", "any", [world.gold.id]))
-    outer = Segment.objects.create(name="outer", definition={"all": [c("segment", "in", gold.id),
-                                                                     c("consent", "granted", "marketing")]})
+    outer = Segment.objects.create(
+        name="outer", definition={"all": [c("segment", "in", gold.id), c("consent", "granted", "marketing")]}
+    )
     assert names(c("segment", "in", [gold.id])) == ["ann", "ben"]
     assert names({"not": c("segment", "in", outer.id)}) == ["ben", "cy", "dee"]
-    assert names({"any": [c("segment", "in", [gold.id]), c("tags", "any", [world.silver.id])]}) == [
-        "ann", "ben", "dee"]
+    assert names({"any": [c("segment", "in", [gold.id]), c("tags", "any", [world.silver.id])]}) == ["ann", "ben", "dee"]
 
 
 def test_saved_segments_may_not_loop(world):
@@ -119,11 +138,18 @@ def test_saved_segments_may_not_loop(world):
 
 def test_legacy_flat_shape_is_converted(world):
     w = world
-    tree = segments.segment_validate({"tags": [w.gold.id], "exclude_tags": [w.spam.id], "channels": [w.store_ch.id],
-                                      "staff": ["alice"], "vip": True})
-    assert tree == {"all": [c("tags", "any", [w.gold.id]), c("tags", "none", [w.spam.id]),
-                            c("channel", "in", [w.store_ch.id]), c("staff", "in", ["alice"]),
-                            c("tags", "any", [w.vip_tag.id])]}
+    tree = segments.segment_validate(
+        {"tags": [w.gold.id], "exclude_tags": [w.spam.id], "channels": [w.store_ch.id], "staff": ["alice"], "vip": True}
+    )
+    assert tree == {
+        "all": [
+            c("tags", "any", [w.gold.id]),
+            c("tags", "none", [w.spam.id]),
+            c("channel", "in", [w.store_ch.id]),
+            c("staff", "in", ["alice"]),
+            c("tags", "any", [w.vip_tag.id]),
+        ]
+    }
     assert names({"tags": [w.gold.id, w.silver.id], "tags_match": "all"}) == ["ann"]
     assert names({"exclude_tags": [w.spam.id]}) == ["ann", "cy", "dee"]
     assert names({"vip": True}) == ["ann"]
@@ -131,10 +157,16 @@ def test_legacy_flat_shape_is_converted(world):
 
 
 def test_preferred_staff_only_from_the_top_level_and(world):
-    definition = segments.segment_validate({"all": [
-        c("staff", "in", ["bob"]), {"all": [c("staff", "in", ["alice"])]},
-        {"any": [c("staff", "in", ["gone"]), c("tags", "any", [world.gold.id])]},
-        {"not": c("staff", "in", ["gone"])}]})
+    definition = segments.segment_validate(
+        {
+            "all": [
+                c("staff", "in", ["bob"]),
+                {"all": [c("staff", "in", ["alice"])]},
+                {"any": [c("staff", "in", ["gone"]), c("tags", "any", [world.gold.id])]},
+                {"not": c("staff", "in", ["gone"])},
+            ]
+        }
+    )
     assert segments.preferred_staff(definition) == ["alice", "bob"]
     assert segments.preferred_staff(segments.segment_validate(c("staff", "in", ["bob"]))) == ["bob"]
     assert segments.preferred_staff({}) == []
@@ -197,8 +229,22 @@ def test_too_deep_is_refused(world):
 
 def test_field_catalogue_has_every_field_with_ops_and_choices(world):
     fields = {f["name"]: f for f in segments.segment_fields()}
-    assert set(fields) >= {"tags", "tier", "points", "spend", "last_purchase", "bought", "channel", "staff", "group",
-                           "vip_group", "consent", "added", "source", "segment"}
+    assert set(fields) >= {
+        "tags",
+        "tier",
+        "points",
+        "spend",
+        "last_purchase",
+        "bought",
+        "channel",
+        "staff",
+        "group",
+        "vip_group",
+        "consent",
+        "added",
+        "source",
+        "segment",
+    }
     assert [o["op"] for o in fields["tags"]["ops"]] == ["any", "all", "none"]
     assert {ch["value"] for ch in fields["tier"]["choices"]} == {world.bronze.id, world.gold_tier.id}
     assert {ch["value"] for ch in fields["bought"]["choices"]} == {"tea", "cups"}
@@ -229,11 +275,14 @@ def test_triggers_keep_the_denormalised_purchase_data(world):
             assert names(d) == names(d, use_tag_array=False), d
 
     with connection.cursor() as cur:
-        cur.execute("SELECT count(*) FROM loyalty_purchase p JOIN loyalty_card c ON c.id = p.card_id "
-                    "WHERE p.contact_id = c.contact_id")
+        cur.execute(
+            "SELECT count(*) FROM loyalty_purchase p JOIN loyalty_card c ON c.id = p.card_id "
+            "WHERE p.contact_id = c.contact_id"
+        )
         assert cur.fetchone()[0] == Purchase.objects.count()
-    Purchase.objects.filter(card__contact=world.ben).update(scanned_at=Purchase.objects.get(
-        card__contact=world.ann).scanned_at)
+    Purchase.objects.filter(card__contact=world.ben).update(
+        scanned_at=Purchase.objects.get(card__contact=world.ann).scanned_at
+    )
     agree()
     SourceOrderLine.objects.filter(contact=world.ben).update(contact=world.dee)
     agree()
@@ -274,8 +323,14 @@ def test_triggers_keep_the_consent_in_force(world):
 
     agree()
     top = ConsentRecord.objects.filter(contact=world.ann, purpose="marketing").order_by("-version").first()
-    ConsentRecord.objects.create(contact=world.ann, purpose="marketing", version=top.version + 1,
-                                 granted=not top.granted, source="t", recorded_at=top.recorded_at)
+    ConsentRecord.objects.create(
+        contact=world.ann,
+        purpose="marketing",
+        version=top.version + 1,
+        granted=not top.granted,
+        source="t",
+        recorded_at=top.recorded_at,
+    )
     agree()
     ConsentRecord.objects.bulk_create([
         ConsentRecord(contact=ct, purpose="profiling", version=9, granted=False, source="t",
@@ -298,3 +353,22 @@ def test_a_one_condition_count_agrees_with_the_contacts(world):
         definition = segments.segment_validate(make(world))
         for wrapped in (definition, {"all": [definition]}, {"any": [definition]}):
             assert segments.segment_count(wrapped) == segments.resolve(wrapped).count() == len(expected), label
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the rollups are PostgreSQL's")
+def test_a_truncate_empties_the_rollups(world):
+    """A one-condition count counts the rollups' ids alone: a TRUNCATE of what they summarise (Django's flush) must
+    leave none behind."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT (SELECT count(*) FROM crm_segment_consent), (SELECT count(*) FROM loyalty_segment_last_purchase)"
+        )
+        assert all(cur.fetchone())
+        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the world's deferred FK checks, pending in this transaction
+        cur.execute("TRUNCATE crm_consentrecord, crm_sourceorderline, loyalty_purchase CASCADE")
+        cur.execute(
+            "SELECT (SELECT count(*) FROM crm_segment_consent), (SELECT count(*) FROM loyalty_segment_last_purchase)"
+        )
+        assert cur.fetchone() == (0, 0)
+    assert segments.segment_count(segments.segment_validate(c("consent", "granted", "marketing"))) == 0
+    assert segments.segment_count(segments.segment_validate(c("last_purchase", "after", day(3650)))) == 0
