@@ -63,6 +63,7 @@ def _replay(existing: Purchase, parsed: QrToken, amount_fen: int) -> ScanResult:
     if existing.amount_fen != amount_fen:
         raise Conflict(
             f"Receipt already recorded with amount_fen={existing.amount_fen}.",
+            code="receipt_amount_mismatch",
             field="amount_fen",
             details={"purchase_id": existing.pk, "amount_fen": existing.amount_fen},
         )
