@@ -11,7 +11,7 @@ from unfold.admin import ModelAdmin
 
 from crm.admin.base import ServiceModelAdmin, adopt
 from loyalty.admin import ReadOnlyAdminMixin, ServiceDeleteMixin, ServiceForm
-from loyalty.models import Tier, TierChange, TierPolicy
+from loyalty.models import Tier, TierChange, TierEffect, TierPolicy
 from loyalty.scoping import StoreScopedAdminMixin
 from loyalty.services.tiers import (
     tier_delete,
@@ -78,6 +78,7 @@ class TierPolicyAdmin(ServiceModelAdmin):
     """One row: the list opens it. Owner: admin (change_tierpolicy)."""
 
     form = TierPolicyForm
+    search_fields = ["basis"]
 
     def changelist_view(self, request, extra_context=None):
         policy = tier_policy_get()
@@ -115,3 +116,14 @@ class TierChangeAdmin(StoreScopedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     @admin.display(description=_("Customer"), ordering="card__contact__name")
     def contact_name(self, obj: TierChange) -> str:
         return obj.card.contact.name
+
+
+@admin.register(TierEffect)
+class TierEffectAdmin(ReadOnlyAdminMixin, ModelAdmin):
+    """What leaving VIP did, once per tier change: the VIP tag removed, the staff notified (or why not). Admin only
+    (no role but admin holds view_tiereffect), so not store-scoped."""
+
+    list_display = ["created_at", "change", "kind", "status", "detail"]
+    list_filter = ["kind", "status"]
+    search_fields = ["change__card__number", "change__card__contact__name", "detail"]
+    list_select_related = ["change"]

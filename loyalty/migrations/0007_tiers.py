@@ -17,7 +17,10 @@ class Migration(migrations.Migration):
             model_name="tier",
             name="min_spend_fen",
             field=models.PositiveBigIntegerField(
-                default=0, help_text="Used when the tier rules' basis is spend.", verbose_name="spend threshold (fen)"
+                blank=True,
+                default=0,
+                help_text="Used when the tier rules' basis is spend.",
+                verbose_name="spend threshold (fen)",
             ),
         ),
         migrations.AddField(

@@ -12,9 +12,9 @@ class Tier(models.Model):
 
     name = models.CharField(max_length=64, unique=True)
     min_points = models.PositiveIntegerField(unique=True)
-    # The threshold when the tier rules' basis is spend (fen in the window); unique among tiers, checked by the service.
+    # The threshold when the tier rules' basis is spend (fen in the window); rising with rank, checked by the service.
     min_spend_fen = models.PositiveBigIntegerField(
-        _("spend threshold (fen)"), default=0, help_text=_("Used when the tier rules' basis is spend.")
+        _("spend threshold (fen)"), default=0, blank=True, help_text=_("Used when the tier rules' basis is spend.")
     )
     is_vip = models.BooleanField(default=False)
     rank = models.PositiveSmallIntegerField(unique=True, help_text="Order of tiers, lowest first.")
