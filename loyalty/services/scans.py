@@ -9,11 +9,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from crm.errors import ApplicationError, Conflict
 from loyalty.models import Card, PointsLedger, Purchase, PurchaseLine, Store, TierChange
 from loyalty.qr import QrToken, qr_token_check_fresh, qr_token_consume, qr_token_parse
 from loyalty.scoping import store_check_user
+from loyalty.services.earning import earn_bonuses_grant, earn_evaluate
 from loyalty.services.points import points_credit
 from loyalty.services.tiers import tier_evaluate
 
@@ -29,7 +31,7 @@ class ScanResult:
 
 
 def points_for_amount(amount_fen: int) -> int:
-    """Points earned for a receipt: one per LOYALTY_FEN_PER_POINT fen (default 100, one point per yuan)."""
+    """The default rate alone (LOYALTY_FEN_PER_POINT); scans use the earning rules (earn_evaluate)."""
     return amount_fen // settings.LOYALTY_FEN_PER_POINT
 
 
@@ -130,7 +132,9 @@ def scan_record(
         existing = _existing(store, receipt_id)
         if existing:
             return _replay(existing, parsed, amount_fen)
-        points = points_for_amount(amount_fen)
+        # The earning rules (loyalty.services.earning), evaluated under the card lock so the day cap holds.
+        earned = earn_evaluate(card=card, store=store, amount_fen=amount_fen, lines=lines, at=timezone.now())
+        points = earned.points
         try:
             with transaction.atomic():
                 purchase = Purchase.objects.create(
@@ -144,6 +148,7 @@ def scan_record(
                     qr_issued_at=datetime.fromtimestamp(parsed.issued_at, tz=UTC),
                     tier_before_id=card.tier_id,
                     tier_after_id=card.tier_id,
+                    earn_breakdown=earned.breakdown + [dict(b, bonus=True) for b in earned.bonuses],
                 )
         except IntegrityError:
             # The same receipt scanned at the same moment against another card (we do not hold its lock).
@@ -151,12 +156,12 @@ def scan_record(
             if existing is None:
                 raise
             return _replay(existing, parsed, amount_fen)
-        for line in lines:
-            line.purchase = purchase
+        for line, line_points in zip(lines, earned.line_points or [0] * len(lines), strict=True):
+            line.purchase, line.points = purchase, line_points
         PurchaseLine.objects.bulk_create(lines)
         change = None
         if points:
-            entry = points_credit(
+            points_credit(
                 card_id=card.pk,
                 delta=points,
                 kind=PointsLedger.Kind.EARN,
@@ -165,8 +170,10 @@ def scan_record(
                 purchase=purchase,
                 user=cashier,
             )
+        # Bonus events (first purchase, profile complete): their own credits, once per contact.
+        if earn_bonuses_grant(card=card, purchase=purchase, bonuses=earned.bonuses, user=cashier) or points:
             change = tier_evaluate(card.pk)
-            purchase.balance_after = entry.balance_after
+            purchase.balance_after = Card.objects.values_list("points_balance", flat=True).get(pk=card.pk)
             purchase.tier_after = change.to_tier if change else card.tier
             purchase.save(update_fields=["balance_after", "tier_after"])
     return ScanResult(purchase=purchase, duplicate=False, tier_change=change)
