@@ -319,6 +319,7 @@ def run() -> list[dict]:
             exists_counts[label] = segments.resolve(segment, use_tag_array=False).count()
 
     base = statistics.median(base_times)
+    load_avg = "/".join(f"{x:.1f}" for x in os.getloadavg())  # how shared the machine was (1, 5, 15 min)
     rows = []
     for label, (times, count) in measured.items():
         median, worst = statistics.median(times), max(times)
@@ -332,7 +333,7 @@ def run() -> list[dict]:
                     + f"max {worst:.1f} ms over {RUNS} runs; {count:,} of {total:,} contacts; baseline = "
                     f"SELECT count(*) over contacts; "
                     + (f"data generated in {load_s:.0f} s" if load_s is not None else "data kept from an earlier run")
-                    + f"; {os.cpu_count()} CPUs",
+                    + f"; {os.cpu_count()} CPUs, load average {load_avg} at the end",
         })  # fmt: skip
     return rows
 
