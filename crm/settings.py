@@ -162,8 +162,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Downgrades happen only here (after each card's grace period); upgrades at each credit.
     "loyalty-evaluate-tiers": {"task": "loyalty.tasks_tiers.evaluate_tiers", "schedule": crontab(hour=4, minute=0)},
+    # Lapsed points lots -> one `expire` entry each (idempotent per lot).
+    "loyalty-expire-lots": {"task": "loyalty.tasks_lots.expire_lots", "schedule": crontab(minute=5)},
 }
-CELERY_IMPORTS = ["loyalty.tasks_tiers"]  # task modules outside autodiscovery's `tasks`
+CELERY_IMPORTS = ["loyalty.tasks_tiers", "loyalty.tasks_lots"]  # task modules outside autodiscovery's `tasks`
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5)
 WORKER_HEARTBEAT_STALE_SECONDS = env_int("WORKER_HEARTBEAT_STALE_SECONDS", 30)
 
@@ -256,9 +258,23 @@ PHONE_HASH_KEY = env_str("PHONE_HASH_KEY", "dev-phone-hash-key")
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", "3q2-7vR0n1l7dEbqH8J5sZc8d6QeYw9mK2xTgV4pLfA=")
 CARD_QR_TTL_SECONDS = env_int("CARD_QR_TTL_SECONDS", 60)
 LOYALTY_FEN_PER_POINT = env_int("LOYALTY_FEN_PER_POINT", 100)  # one point per yuan spent
+# Points lots (loyalty.services.lots): each credit expires after "months:N" or at "end_of_next_year" (Shanghai days).
+LOYALTY_POINTS_EXPIRY = env_str("LOYALTY_POINTS_EXPIRY", "months:12")
+# Returns (loyalty.services.returns): True lets a reversal take the balance below 0; False records a shortfall.
+LOYALTY_RETURN_NEGATIVE_BALANCE = env_bool("LOYALTY_RETURN_NEGATIVE_BALANCE", False)
 # Segments (crm.services.segments, loyalty.segment_fields): "spend", "last purchase" and "bought" count the
 # Tmall/JD order lines imported into crm alongside till receipts.
 LOYALTY_SPEND_INCLUDES_ORDERS = env_bool("LOYALTY_SPEND_INCLUDES_ORDERS", True)
+# Till safety (loyalty.services.velocity): a flagged scan is still credited and goes to the review queue.
+LOYALTY_VELOCITY_CARD_SCANS = env_int("LOYALTY_VELOCITY_CARD_SCANS", 5)  # this many scans of one card ...
+LOYALTY_VELOCITY_WINDOW_MINUTES = env_int("LOYALTY_VELOCITY_WINDOW_MINUTES", 10)  # ... within these minutes
+LOYALTY_VELOCITY_MAX_AMOUNT_FEN = env_int("LOYALTY_VELOCITY_MAX_AMOUNT_FEN", 5_000_000)  # 50,000 yuan, any store
+LOYALTY_VELOCITY_SAMPLE = env_int("LOYALTY_VELOCITY_SAMPLE", 1000)  # a store's last N receipts give its p99 ...
+LOYALTY_VELOCITY_MIN_SAMPLE = env_int("LOYALTY_VELOCITY_MIN_SAMPLE", 200)  # ... once it has this many
+LOYALTY_VELOCITY_P99_CACHE_SECONDS = env_int("LOYALTY_VELOCITY_P99_CACHE_SECONDS", 600)
+# Till rate limits (DRF throttles on the Redis cache): per till (the cashier's user) and per card.
+LOYALTY_TILL_RATE = env_str("LOYALTY_TILL_RATE", "120/min")
+LOYALTY_CARD_RATE = env_str("LOYALTY_CARD_RATE", "10/min")
 
 # --- Audit (crm.audit) ----------------------------------------------------------------------
 # What staff change in the console and the API. Personal fields are masked: an erased person must not live on
@@ -293,6 +309,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "crm.errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_RATES": {"loyalty_till": LOYALTY_TILL_RATE, "loyalty_card": LOYALTY_CARD_RATE},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Private-domain CRM API",

@@ -6,6 +6,7 @@ from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from crm.api.permissions import HasStaffPerms
@@ -17,6 +18,37 @@ from loyalty.qr import qr_token_verify
 from loyalty.scoping import scope_to_user_stores
 from loyalty.services import points_adjust, redemption_create, scan_record
 from loyalty.services.scans import MAX_AMOUNT_FEN, MAX_ITEMS
+from loyalty.services.velocity import velocity_check
+
+# --- Till rate limits ---------------------------------------------------------------------------------------
+# DRF throttles count in the default cache (Redis, shared by every web process); rates are
+# REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (LOYALTY_TILL_RATE, LOYALTY_CARD_RATE). Over the rate -> 429 code
+# "throttled" with Retry-After.
+
+
+class TillThrottle(SimpleRateThrottle):
+    """Per till: each till signs in as its own cashier user (cashier_ensure), so the user is the till."""
+
+    scope = "loyalty_till"
+
+    def get_cache_key(self, request, view):
+        if not request.user or not request.user.is_authenticated:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+
+class CardThrottle(SimpleRateThrottle):
+    """Per card, whichever till scans it: the card number the QR token names (forged ones count too)."""
+
+    scope = "loyalty_card"
+
+    def get_cache_key(self, request, view):
+        token = request.data.get("qr_token") if hasattr(request.data, "get") else None
+        parts = token.split(".") if isinstance(token, str) else []
+        if len(parts) < 2 or not parts[1].isdigit() or len(parts[1]) > 32:
+            return None  # nothing to key on: the view refuses it as malformed
+        return self.cache_format % {"scope": self.scope, "ident": parts[1]}
+
 
 # --- Output serializers -------------------------------------------------------------------------------------
 
@@ -134,10 +166,11 @@ class ScanOutputSerializer(serializers.Serializer):
     tier = serializers.CharField(allow_null=True)
     tier_changed = serializers.BooleanField()
     duplicate = serializers.BooleanField(help_text="True when this receipt was already recorded (nothing credited).")
+    flagged = serializers.BooleanField(help_text="True when a velocity rule put this scan in the review queue.")
     scanned_at = serializers.DateTimeField()
 
 
-def _scan_output(purchase: Purchase, duplicate: bool) -> dict:
+def _scan_output(purchase: Purchase, duplicate: bool, flagged: bool = False) -> dict:
     return ScanOutputSerializer(
         {
             "purchase_id": purchase.pk,
@@ -150,6 +183,7 @@ def _scan_output(purchase: Purchase, duplicate: bool) -> dict:
             "tier": purchase.tier_after.name if purchase.tier_after else None,
             "tier_changed": purchase.tier_after_id != purchase.tier_before_id,
             "duplicate": duplicate,
+            "flagged": flagged,
             "scanned_at": purchase.scanned_at,
         }
     ).data
@@ -157,6 +191,7 @@ def _scan_output(purchase: Purchase, duplicate: bool) -> dict:
 
 class ScanCreateApi(APIView):
     permission_classes = [IsCashier]
+    throttle_classes = [TillThrottle, CardThrottle]
 
     @extend_schema(
         tags=["loyalty-till"],
@@ -165,7 +200,10 @@ class ScanCreateApi(APIView):
             "Verifies the card's rotating QR token, records the purchase and its lines, credits points once per "
             "(store, receipt_id) and re-evaluates the tier. 201 when recorded; 200 with `duplicate: true` and the "
             "original result when the receipt was recorded before; 409 for the same receipt with another amount "
-            "or card; 400/403 naming `qr_token` for an expired/forged token."
+            "or card (`receipt_amount_mismatch` names `amount_fen`); 400/403 naming `qr_token` for an expired/forged "
+            "token (`qr_expired`, `qr_forged`), 409 `token_reused` for a token already used for another receipt; "
+            "400 `store_unknown`, 403 `store_forbidden` (a till not bound to the store); 429 `throttled` with "
+            "Retry-After per till and per card. A scan a velocity rule flags is still credited (`flagged: true`)."
         ),
         request=ScanInputSerializer,
         responses={201: ScanOutputSerializer, 200: ScanOutputSerializer},
@@ -181,7 +219,9 @@ class ScanCreateApi(APIView):
             cashier=request.user,
         )
         code = status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED
-        return Response(_scan_output(result.purchase, result.duplicate), status=code)
+        # After the credit committed: a flag never refuses the scan, it queues it for review.
+        flagged = not result.duplicate and velocity_check(result.purchase) is not None
+        return Response(_scan_output(result.purchase, result.duplicate, flagged), status=code)
 
 
 # --- Till: redemptions --------------------------------------------------------------------------------------
@@ -211,6 +251,7 @@ class RedemptionOutputSerializer(serializers.Serializer):
 
 class RedemptionCreateApi(APIView):
     permission_classes = [IsCashier]
+    throttle_classes = [TillThrottle, CardThrottle]
 
     @extend_schema(
         tags=["loyalty-till"],

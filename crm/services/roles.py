@@ -67,6 +67,7 @@ ROLE_PERMISSIONS: dict[str, str | frozenset[str]] = {
     STORE_MANAGER: frozenset(
         _model_perms("loyalty", "view", ["card", "purchase", "purchaseline", "pointsledger", "tierchange",
                                          "redemption", "store", "tier", "reward", "product"])
+        + _model_perms("loyalty", "view change", ["scanreview"])  # their stores' flagged scans: approve, reverse
     ),
     CASHIER: frozenset({USE_TILL}),
 }
