@@ -187,7 +187,7 @@ def card_standing(card: Card, policy: TierPolicy, at: datetime) -> TierStanding:
 # --- Moving cards -----------------------------------------------------------------------------------------------
 
 
-def _move(card: Card, target: Tier | None, reason: str, standing: TierStanding, at: datetime) -> TierChange:
+def _move(card: Card, target: Tier | None, reason: str, standing: TierStanding, at: datetime | None) -> TierChange:
     """Record the move (event + timeline row), move the card, and queue its VIP effects after commit."""
     change = TierChange.objects.create(
         card=card,
@@ -199,7 +199,7 @@ def _move(card: Card, target: Tier | None, reason: str, standing: TierStanding, 
         window_days=standing.window_days,
         lifetime_points=card.lifetime_points,
     )
-    if at != change.created_at:
+    if at is not None:  # an evaluation "as of" a given time (the beat's run, tests): the event carries that time
         TierChange.objects.filter(pk=change.pk).update(created_at=at)
         change.created_at = at
     card.tier = target
@@ -217,7 +217,7 @@ def _move(card: Card, target: Tier | None, reason: str, standing: TierStanding, 
             "reason": reason,
             "tier_change": change.pk,
         },
-        occurred_at=at,
+        occurred_at=change.created_at,
     )
     logger.info("card tier changed", extra={"card": card.pk, "from": change.from_tier_id, "to": card.tier_id})
     # Only after commit, and in a worker: a WeCom outage must never fail or slow a till scan.
@@ -243,7 +243,7 @@ def tier_evaluate(card_id: int, *, scheduled: bool = False, at: datetime | None 
     Up at once, from any caller (a credit, a scan, the admin). Down only when `scheduled` (the beat's evaluation):
     the first evaluation that finds the card below its tier notes the time; it keeps the tier until that time +
     grace_days, and the first evaluation after that moves it down. Back at or above its threshold clears the note."""
-    at = at or timezone.now()
+    as_of, at = at, at or timezone.now()
     card = Card.objects.select_for_update(of=("self",)).select_related("tier").get(pk=card_id)
     policy = tier_policy_get()
     standing = card_standing(card, policy, at)
@@ -251,7 +251,7 @@ def tier_evaluate(card_id: int, *, scheduled: bool = False, at: datetime | None 
     if target is None:
         return None
     if _rank(target) > _rank(card.tier):
-        return _move(card, target, TierChange.Reason.UPGRADE, standing, at)
+        return _move(card, target, TierChange.Reason.UPGRADE, standing, as_of)
     if _rank(target) == _rank(card.tier):
         if card.tier_below_since is not None:
             card.tier_below_since = None
@@ -264,7 +264,7 @@ def tier_evaluate(card_id: int, *, scheduled: bool = False, at: datetime | None 
         card.save(update_fields=["tier_below_since", "updated_at"])
     if at < card.tier_below_since + timedelta(days=policy.grace_days):
         return None
-    return _move(card, target, TierChange.Reason.DOWNGRADE, standing, at)
+    return _move(card, target, TierChange.Reason.DOWNGRADE, standing, as_of)
 
 
 def tiers_evaluate_all(*, at: datetime | None = None, batch: int = 500) -> dict:
@@ -299,9 +299,8 @@ def tier_set_manual(*, card_id: int, tier_id: int) -> TierChange | None:
         raise NotFound(_("No such tier."), field="tier")
     if tier.pk == card.tier_id:
         return None
-    at = timezone.now()
-    standing = card_standing(card, tier_policy_get(), at)
-    return _move(card, tier, TierChange.Reason.MANUAL, standing, at)
+    standing = card_standing(card, tier_policy_get(), timezone.now())
+    return _move(card, tier, TierChange.Reason.MANUAL, standing, None)
 
 
 # --- The VIP effects (run in workers) ---------------------------------------------------------------------------
