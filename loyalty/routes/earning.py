@@ -1,3 +1,5 @@
 """Routes for the loyalty earning area."""
 
-urlpatterns: list = []
+from loyalty.api_earning import urlpatterns as api_urlpatterns
+
+urlpatterns: list = [*api_urlpatterns]
