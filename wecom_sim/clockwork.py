@@ -47,9 +47,8 @@ def confirm_due(corp: SimCorp, message: SimMassMessage | None = None) -> None:
     if corp.confirm_delay_seconds is None:
         return
     cutoff = now(corp) - dt.timedelta(seconds=corp.confirm_delay_seconds)
-    pending = SimMassTask.objects.filter(
-        status=0, message__corp=corp, message__cancelled=False, message__created_at__lte=cutoff
-    )
+    pending = SimMassTask.objects.filter(status=0, message__corp=corp, message__cancelled=False,
+                                         message__created_at__lte=cutoff)
     if message is not None:
         pending = pending.filter(message=message)
     for task in pending.select_related("message").order_by("id"):
@@ -80,8 +79,7 @@ def _claim_task(task: SimMassTask, moment: dt.datetime) -> bool:
     is confirming right now is skipped (SKIP LOCKED) rather than waited for, so several processes settling the same
     backlog spread over it instead of queueing behind one another."""
     if connection.vendor == "postgresql" and not list(
-        SimMassTask.objects.select_for_update(skip_locked=True).filter(pk=task.pk, status=0).values_list("pk")
-    ):
+            SimMassTask.objects.select_for_update(skip_locked=True).filter(pk=task.pk, status=0).values_list("pk")):
         return False
     return bool(SimMassTask.objects.filter(pk=task.pk, status=0).update(status=2, send_time=moment))
 
@@ -113,66 +111,46 @@ _CONFIRM_SQL = {
     # both pass one shopper's quota.
     "lock": """SELECT s.id FROM {shoppers} s WHERE s.corp_id = %s AND s.external_userid IN
         (SELECT external_userid FROM {results} WHERE {mine}) ORDER BY s.id FOR UPDATE OF s""",
-    # Every recipient's outcome in one pass over the task's rows (one new row version each, not one per rule):
-    # 2 not a friend, else 3 over the receive quota (its mass messages this period, before this one), else 1.
-    "settle": """UPDATE {results} SET send_time = %s, status = CASE
-        WHEN NOT EXISTS (SELECT 1 FROM {shoppers} s JOIN {friends} f ON f.shopper_id = s.id
-            JOIN {members} m ON m.id = f.member_id
-            WHERE s.corp_id = %s AND s.external_userid = {results}.external_userid AND m.corp_id = %s
-            AND m.userid = {results}.userid AND f.member_deleted = %s AND f.customer_deleted = %s
-            AND f.confirmed = %s) THEN 2
-        WHEN (SELECT count(*) FROM {inbox} i JOIN {shoppers} s ON s.id = i.shopper_id WHERE s.corp_id = %s
-            AND s.external_userid = {results}.external_userid AND i.kind = 'mass' AND i.received_at >= %s) >= %s
-            THEN 3
-        ELSE 1 END WHERE {mine}""",
-    # Only what was sent carries a send time (as WeCom answers).
-    "unsent": """UPDATE {results} SET send_time = NULL WHERE {results}.message_id = %s AND {results}.userid = %s
-        AND {results}.status IN (2, 3) AND {results}.send_time = %s""",
+    "not_friend": """UPDATE {results} SET status = 2 WHERE {mine} AND NOT EXISTS (SELECT 1 FROM {shoppers} s
+        JOIN {friends} f ON f.shopper_id = s.id JOIN {members} m ON m.id = f.member_id
+        WHERE s.corp_id = %s AND s.external_userid = {results}.external_userid AND m.corp_id = %s
+        AND m.userid = {results}.userid AND f.member_deleted = %s AND f.customer_deleted = %s AND f.confirmed = %s)""",
+    "over_quota": """UPDATE {results} SET status = 3 WHERE {mine} AND (SELECT count(*) FROM {inbox} i
+        JOIN {shoppers} s ON s.id = i.shopper_id WHERE s.corp_id = %s
+        AND s.external_userid = {results}.external_userid AND i.kind = 'mass' AND i.received_at >= %s) >= %s""",
     "deliver": """INSERT INTO {inbox} (shopper_id, kind, from_userid, text, attachments, ref, received_at)
         SELECT s.id, 'mass', r.userid, %s, %s{jsonb}, %s, %s FROM {results} r
         JOIN {shoppers} s ON s.external_userid = r.external_userid AND s.corp_id = %s
-        WHERE r.message_id = %s AND r.userid = %s AND r.status = 1 AND r.send_time = %s""",
+        WHERE r.message_id = %s AND r.userid = %s AND r.status = 0""",
+    "sent": "UPDATE {results} SET status = 1, send_time = %s WHERE {mine}",
 }
 
 
 def _confirm_sql(name: str) -> str:
     qn = connection.ops.quote_name
-    tables = {
-        "results": qn(SimMassResult._meta.db_table),
-        "shoppers": qn(SimShopper._meta.db_table),
-        "friends": qn(SimFriendship._meta.db_table),
-        "members": qn(SimMember._meta.db_table),
-        "inbox": qn(SimInboxMessage._meta.db_table),
-        "jsonb": "::jsonb" if connection.vendor == "postgresql" else "",
-    }
+    tables = {"results": qn(SimMassResult._meta.db_table), "shoppers": qn(SimShopper._meta.db_table),
+              "friends": qn(SimFriendship._meta.db_table), "members": qn(SimMember._meta.db_table),
+              "inbox": qn(SimInboxMessage._meta.db_table),
+              "jsonb": "::jsonb" if connection.vendor == "postgresql" else ""}
     tables["mine"] = _MINE.format(**tables)
     return _CONFIRM_SQL[name].format(**tables)
 
 
-def _send_to_customers(
-    corp: SimCorp,
-    message: SimMassMessage,
-    userid: str,
-    since: dt.datetime,
-    quota: int,
-    content: str,
-    moment: dt.datetime,
-) -> None:
+def _send_to_customers(corp: SimCorp, message: SimMassMessage, userid: str, since: dt.datetime, quota: int,
+                       content: str, moment: dt.datetime) -> None:
     """One sender's recipients, set-based (a task holds up to 10,000): not a friend (2), over the receive quota
-    counted per shopper in China time (3), else sent (1), in one UPDATE; then the sent ones delivered to the inbox.
-    Four statements, whatever the size."""
+    counted per shopper in China time (3), else delivered to the inbox (1). Five statements, whatever the size."""
     at = connection.ops.adapt_datetimefield_value(moment)
     start = connection.ops.adapt_datetimefield_value(since)
     key = [message.pk, userid]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(_confirm_sql("lock"), [corp.pk, *key])
-        cursor.execute(_confirm_sql("settle"), [at, corp.pk, corp.pk, False, False, True, corp.pk, start, quota, *key])
-        cursor.execute(_confirm_sql("unsent"), [*key, at])
-        cursor.execute(
-            _confirm_sql("deliver"),
-            [content, json.dumps(message.attachments or []), message.msgid, at, corp.pk, *key, at],
-        )
+        cursor.execute(_confirm_sql("not_friend"), [*key, corp.pk, corp.pk, False, False, True])
+        cursor.execute(_confirm_sql("over_quota"), [*key, corp.pk, start, quota])
+        cursor.execute(_confirm_sql("deliver"), [content, json.dumps(message.attachments or []), message.msgid, at,
+                                                 corp.pk, *key])
+        cursor.execute(_confirm_sql("sent"), [at, *key])
 
 
 def _send_to_group(corp, message, result, since, quota, content, moment) -> int:
@@ -197,9 +175,8 @@ def confirm_adds_due(corp: SimCorp) -> None:
     if corp.add_confirm_seconds is None:
         return
     cutoff = now(corp) - dt.timedelta(seconds=corp.add_confirm_seconds)
-    pending = SimFriendship.objects.filter(
-        member__corp=corp, confirmed=False, member_deleted=False, createtime__lte=cutoff
-    ).select_related("member", "shopper")
+    pending = SimFriendship.objects.filter(member__corp=corp, confirmed=False, member_deleted=False,
+                                           createtime__lte=cutoff).select_related("member", "shopper")
     for friendship in pending:
         confirm_add(corp, friendship)
 
@@ -220,47 +197,30 @@ def take_over(corp: SimCorp, transfer: SimTransfer) -> None:
         return
     if friend_count(takeover) >= corp.friend_limit:
         if SimTransfer.objects.filter(pk=transfer.pk, status=2).update(status=4):
-            events.contact_event(
-                corp, "transfer_fail", takeover.userid, shopper.external_userid, FailReason="customer_limit_exceed"
-            )
+            events.contact_event(corp, "transfer_fail", takeover.userid, shopper.external_userid,
+                                 FailReason="customer_limit_exceed")
         return
     if not SimTransfer.objects.filter(pk=transfer.pk, status=2).update(status=1):
         return
-    old = SimFriendship.objects.filter(
-        member__corp=corp, member__userid=transfer.handover_userid, shopper=shopper
-    ).first()
+    old = SimFriendship.objects.filter(member__corp=corp, member__userid=transfer.handover_userid,
+                                       shopper=shopper).first()
     existing = SimFriendship.objects.filter(member=takeover, shopper=shopper).first()
     already_friends = existing is not None and not existing.member_deleted
     SimFriendship.objects.update_or_create(
-        member=takeover,
-        shopper=shopper,
-        defaults={
-            "member_deleted": False,
-            "customer_deleted": False,
-            "confirmed": True,
-            "createtime": now(corp),
-            "add_way": 201 if transfer.kind == "onjob" else 202,
-            "oper_userid": transfer.handover_userid,
-            "state": old.state if old else "",
-            "tag_ids": old.tag_ids if old else [],
-            "remark": old.remark if old else "",
-            "description": old.description if old else "",
-        },
+        member=takeover, shopper=shopper,
+        defaults={"member_deleted": False, "customer_deleted": False, "confirmed": True, "createtime": now(corp),
+                  "add_way": 201 if transfer.kind == "onjob" else 202, "oper_userid": transfer.handover_userid,
+                  "state": old.state if old else "", "tag_ids": old.tag_ids if old else [],
+                  "remark": old.remark if old else "", "description": old.description if old else ""},
     )
     if old is not None:
         SimFriendship.objects.filter(pk=old.pk).update(member_deleted=True)
         if transfer.kind == "onjob":
-            events.contact_event(
-                corp,
-                "del_external_contact",
-                transfer.handover_userid,
-                shopper.external_userid,
-                Source="DELETE_BY_TRANSFER",
-            )
+            events.contact_event(corp, "del_external_contact", transfer.handover_userid, shopper.external_userid,
+                                 Source="DELETE_BY_TRANSFER")
     if not already_friends:
-        events.contact_event(
-            corp, "add_external_contact", takeover.userid, shopper.external_userid, State="", WelcomeCode=None
-        )
+        events.contact_event(corp, "add_external_contact", takeover.userid, shopper.external_userid, State="",
+                             WelcomeCode=None)
 
 
 # --- red packets --------------------------------------------------------------------------------
