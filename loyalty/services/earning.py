@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from crm.errors import ApplicationError, NotFound
 from loyalty.models import Card, EarningBonusGrant, EarningRule, PointsLedger, Product, Purchase, Store, Tier
@@ -243,7 +244,11 @@ def _int(data: dict, name: str, low: int, high: int) -> int | None:
     if value in (None, ""):
         return None
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ApplicationError(f"{name} must be an integer from {low} to {high}.", code="out_of_range", field=name)
+        raise ApplicationError(
+            _("Must be a whole number from %(low)s to %(high)s.") % {"low": low, "high": high},
+            code="out_of_range",
+            field=name,
+        )
     return value
 
 
@@ -252,11 +257,11 @@ def earning_rule_validate(data: dict[str, Any]) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     name = data.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 128:
-        raise ApplicationError("name is required (at most 128 chars).", code="required", field="name")
+        raise ApplicationError(_("Required, at most 128 characters."), code="required", field="name")
     clean["name"] = name.strip()
     kind = data.get("kind")
     if kind not in Kind.values:
-        raise ApplicationError(f"kind must be one of {', '.join(Kind.values)}.", code="invalid_choice", field="kind")
+        raise ApplicationError(_("Choose one of the rule kinds."), code="invalid_choice", field="kind")
     clean["kind"] = kind
     clean["is_active"] = bool(data.get("is_active", True))
     clean["fen_per_point"] = _int(data, "fen_per_point", 1, 10**8)
@@ -267,13 +272,11 @@ def earning_rule_validate(data: dict[str, Any]) -> dict[str, Any]:
     for name in ("category", "sku"):
         value = data.get(name) or ""
         if not isinstance(value, str) or len(value) > 64:
-            raise ApplicationError(f"{name} must be text of at most 64 chars.", code="invalid", field=name)
+            raise ApplicationError(_("At most 64 characters."), code="invalid", field=name)
         clean[name] = value.strip()
     event = data.get("event") or ""
     if event and event not in EarningRule.Event.values:
-        raise ApplicationError(
-            f"event must be one of {', '.join(EarningRule.Event.values)}.", code="invalid_choice", field="event"
-        )
+        raise ApplicationError(_("Choose one of the events."), code="invalid_choice", field="event")
     clean["event"] = event
     for name, model in (("tier", Tier), ("store", Store)):
         value = data.get(name)
@@ -282,7 +285,9 @@ def earning_rule_validate(data: dict[str, Any]) -> dict[str, Any]:
         if value in (None, ""):
             clean[name] = None
         elif not isinstance(value, int) or isinstance(value, bool) or not model.objects.filter(pk=value).exists():
-            raise ApplicationError(f"No such {name}.", code="not_found", field=name)
+            raise ApplicationError(
+                _("No such tier.") if name == "tier" else _("No such store."), code="not_found", field=name
+            )
         else:
             clean[name] = value
     for name in ("starts_on", "ends_on"):
@@ -291,21 +296,21 @@ def earning_rule_validate(data: dict[str, Any]) -> dict[str, Any]:
             try:
                 value = dt.date.fromisoformat(value)
             except ValueError:
-                raise ApplicationError(f"{name} must be a date (YYYY-MM-DD).", code="invalid", field=name) from None
+                raise ApplicationError(_("Enter a date (YYYY-MM-DD)."), code="invalid", field=name) from None
         if value not in (None, "") and not isinstance(value, dt.date):
-            raise ApplicationError(f"{name} must be a date (YYYY-MM-DD).", code="invalid", field=name)
+            raise ApplicationError(_("Enter a date (YYYY-MM-DD)."), code="invalid", field=name)
         clean[name] = value or None
     if clean["starts_on"] and clean["ends_on"] and clean["ends_on"] < clean["starts_on"]:
-        raise ApplicationError("ends_on is before starts_on.", code="invalid_range", field="ends_on")
+        raise ApplicationError(_("The end is before the start."), code="invalid_range", field="ends_on")
     required, allowed = KIND_FIELDS[kind]
     for name in sorted(required):
         if clean[name] in (None, ""):
-            raise ApplicationError(f"A {kind} rule needs {name}.", code="required", field=name)
+            raise ApplicationError(_("This kind of rule needs this field."), code="required", field=name)
     for name in sorted(_OPTIONAL - required - allowed):
         if clean[name] not in (None, ""):
-            raise ApplicationError(f"A {kind} rule does not use {name}.", code="not_applicable", field=name)
+            raise ApplicationError(_("This kind of rule does not use this field."), code="not_applicable", field=name)
     if kind == Kind.MULTIPLIER and clean["category"] and clean["sku"]:
-        raise ApplicationError("Give a category or a SKU, not both.", code="invalid", field="sku")
+        raise ApplicationError(_("Give a category or a SKU, not both."), code="invalid", field="sku")
     return clean
 
 
@@ -317,7 +322,7 @@ def earning_rule_save(data: dict[str, Any], *, rule_id: int | None = None) -> Ea
         else:
             rule = EarningRule.objects.select_for_update().filter(pk=rule_id).first()
             if rule is None:
-                raise NotFound("No such earning rule.", field="id")
+                raise NotFound(_("No such earning rule."), field="id")
         for name, value in clean.items():
             setattr(rule, f"{name}_id" if name in ("tier", "store") else name, value)
         rule.save()
@@ -326,9 +331,9 @@ def earning_rule_save(data: dict[str, Any], *, rule_id: int | None = None) -> Ea
 
 def earning_rule_delete(rule_id: int) -> None:
     """Delete a rule; the receipts it applied to keep their breakdown (ids and names are copied there)."""
-    deleted, _ = EarningRule.objects.filter(pk=rule_id).delete()
+    deleted, _kinds = EarningRule.objects.filter(pk=rule_id).delete()
     if not deleted:
-        raise NotFound("No such earning rule.", field="id")
+        raise NotFound(_("No such earning rule."), field="id")
 
 
 def earn_preview(
