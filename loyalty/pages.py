@@ -86,6 +86,8 @@ def shared_card_page(request: HttpRequest) -> HttpResponse:
 
 
 def _card_response(request: HttpRequest, card: Card, token: str) -> HttpResponse:
+    from loyalty.pages_mall import coupons_for_card, points_expiring  # the mall module imports this one
+
     next_tier = selectors.tier_next(card)
     context = {
         "card": card,
@@ -99,6 +101,10 @@ def _card_response(request: HttpRequest, card: Card, token: str) -> HttpResponse
         "consents": _consent_rows(card.contact_id),
         "consent_url": reverse("loyalty:card-consent", args=[token]),
         "policy_version": consent_policy_version(),
+        # The points mall (loyalty/pages_mall.py): its link on the same signed token, the coupons held as QRs.
+        "mall_url": reverse("loyalty:mall-page", args=[token]),
+        "coupons": coupons_for_card(card),
+        "expiring": points_expiring(card),
     }
     return render(request, "loyalty/card.html", context)
 

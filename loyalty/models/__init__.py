@@ -228,11 +228,26 @@ class TierChange(models.Model):
 
 
 class Reward(models.Model):
-    """Something a customer can redeem for points; `stock` None means unlimited."""
+    """Something a customer can redeem for points (a coupon, a gift or a discount); `stock` None means unlimited.
+    Each redemption or grant issues a single-use Coupon (loyalty/models/coupons.py) the till redeems once."""
+
+    class Kind(models.TextChoices):
+        COUPON = "coupon", _("Coupon")
+        GIFT = "gift", _("Gift")
+        DISCOUNT = "discount", _("Discount")
 
     name = models.CharField(max_length=128)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.GIFT)
+    description = models.CharField(max_length=256, blank=True, default="")
+    value_fen = models.PositiveIntegerField(null=True, blank=True, help_text="Face value of a coupon or discount.")
     points_cost = models.PositiveIntegerField()
     stock = models.PositiveIntegerField(null=True, blank=True)
+    per_customer_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit per card.")
+    # When it can be redeemed (absolute, UTC) and how long an issued coupon lasts (days after issue); either or both.
+    valid_from = models.DateTimeField(null=True, blank=True)
+    valid_until = models.DateTimeField(null=True, blank=True)
+    valid_days = models.PositiveIntegerField(null=True, blank=True, help_text="Coupon valid N days after issue.")
+    eligible_tiers = models.ManyToManyField(Tier, blank=True, related_name="rewards", help_text="Empty: every tier.")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -1,0 +1,169 @@
+"""Coupons API: the till redeems a coupon scanned from the card page's QR (once); staff keep the rewards
+catalogue and grant coupons without points. Writes go through loyalty.services.coupons / rewards."""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm.api.permissions import HasStaffPerms
+from loyalty.api import TillThrottle
+from loyalty.models import Coupon, Reward
+from loyalty.permissions import IsCashier
+from loyalty.services.coupons import GRANT_SOURCES, coupon_grant, coupon_redeem
+from loyalty.services.rewards import reward_save
+
+
+class RewardCatalogueSerializer(serializers.ModelSerializer):
+    eligible_tiers = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = Reward
+        fields = [
+            "id", "name", "kind", "description", "value_fen", "points_cost", "stock", "per_customer_limit",
+            "valid_from", "valid_until", "valid_days", "eligible_tiers", "is_active",
+        ]  # fmt: skip
+
+
+class RewardInputSerializer(serializers.Serializer):
+    # Types here; ranges and rules in reward_validate (one place for API and console).
+    name = serializers.CharField(max_length=200)
+    kind = serializers.CharField(default=Reward.Kind.GIFT)
+    description = serializers.CharField(max_length=256, required=False, allow_blank=True, default="")
+    value_fen = serializers.IntegerField(required=False, allow_null=True, default=None)
+    points_cost = serializers.IntegerField()
+    stock = serializers.IntegerField(required=False, allow_null=True, default=None)
+    per_customer_limit = serializers.IntegerField(required=False, allow_null=True, default=None)
+    valid_from = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    valid_until = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    valid_days = serializers.IntegerField(required=False, allow_null=True, default=None)
+    eligible_tiers = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
+    is_active = serializers.BooleanField(default=True)
+
+
+def _reward_write(data: dict, reward_id: int | None) -> Reward:
+    data = dict(data)
+    tiers = data.pop("eligible_tiers")
+    return reward_save(reward_id=reward_id, eligible_tier_ids=tiers, **data)
+
+
+class CatalogueApi(APIView):
+    permission_classes = [HasStaffPerms]
+    required_perms = {"GET": ("loyalty.view_reward",), "POST": ("loyalty.add_reward",)}
+
+    @extend_schema(
+        tags=["loyalty-coupons"], summary="The rewards catalogue", responses=RewardCatalogueSerializer(many=True)
+    )
+    def get(self, request):
+        rewards = Reward.objects.prefetch_related("eligible_tiers")
+        return Response(RewardCatalogueSerializer(rewards, many=True).data)
+
+    @extend_schema(
+        tags=["loyalty-coupons"],
+        summary="Add a reward",
+        request=RewardInputSerializer,
+        responses={201: RewardCatalogueSerializer},
+    )
+    def post(self, request):
+        data = _valid(RewardInputSerializer, request.data)
+        return Response(RewardCatalogueSerializer(_reward_write(data, None)).data, status=status.HTTP_201_CREATED)
+
+
+class CatalogueItemApi(APIView):
+    permission_classes = [HasStaffPerms]
+    required_perms = {"PUT": ("loyalty.change_reward",)}
+
+    @extend_schema(
+        tags=["loyalty-coupons"],
+        summary="Change a reward",
+        request=RewardInputSerializer,
+        responses=RewardCatalogueSerializer,
+    )
+    def put(self, request, reward_id: int):
+        data = _valid(RewardInputSerializer, request.data)
+        return Response(RewardCatalogueSerializer(_reward_write(data, reward_id)).data)
+
+
+class CouponOutputSerializer(serializers.ModelSerializer):
+    reward = serializers.CharField(source="reward.name")
+    reward_kind = serializers.CharField(source="reward.kind")
+    value_fen = serializers.IntegerField(source="reward.value_fen", allow_null=True)
+    card_number = serializers.CharField(source="card.number")
+    store = serializers.CharField(source="redeemed_store.code", allow_null=True, default=None)
+
+    class Meta:
+        model = Coupon
+        fields = ["id", "reward", "reward_kind", "value_fen", "card_number", "source", "issued_at", "expires_at",
+                  "redeemed_at", "store"]  # fmt: skip
+
+
+class CouponRedeemInputSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=64, help_text="What the till scanned from the coupon's QR.")
+    store = serializers.CharField(max_length=32, help_text="Code of the store this till is at.")
+
+
+class CouponRedeemApi(APIView):
+    """A coupon is used once: a second redeem is 409 coupon_redeemed, an expired one 410 coupon_expired, a store
+    the cashier is not bound to 403 store_forbidden."""
+
+    permission_classes = [IsCashier]
+    throttle_classes = [TillThrottle]
+
+    @extend_schema(
+        tags=["loyalty-till"], summary="Redeem a coupon at the till", request=CouponRedeemInputSerializer,
+        responses={200: CouponOutputSerializer},
+    )  # fmt: skip
+    def post(self, request):
+        data = _valid(CouponRedeemInputSerializer, request.data)
+        coupon = coupon_redeem(code=data["code"], store_code=data["store"], user=request.user)
+        return Response(CouponOutputSerializer(coupon).data)
+
+
+class CouponGrantInputSerializer(serializers.Serializer):
+    card = serializers.IntegerField(required=False)
+    contact = serializers.IntegerField(required=False)
+    reward = serializers.IntegerField()
+    source = serializers.ChoiceField(choices=[(s.value, s.label) for s in GRANT_SOURCES])
+    idempotency_key = serializers.CharField(max_length=160, help_text="One per (source, contact).")
+
+    def validate(self, attrs):
+        if not attrs.get("card") and not attrs.get("contact"):
+            raise serializers.ValidationError({"card": "Give card (or contact)."})
+        return attrs
+
+
+class CouponGrantApi(APIView):
+    permission_classes = [HasStaffPerms]
+    required_perms = {"POST": ("loyalty.add_coupon",)}
+
+    @extend_schema(
+        tags=["loyalty-coupons"], summary="Grant a coupon without points", request=CouponGrantInputSerializer,
+        responses={201: CouponOutputSerializer, 200: CouponOutputSerializer},
+    )  # fmt: skip
+    def post(self, request):
+        data = _valid(CouponGrantInputSerializer, request.data)
+        coupon, created = coupon_grant(
+            card_id=data.get("card"),
+            contact_id=data.get("contact"),
+            reward_id=data["reward"],
+            source=data["source"],
+            idempotency_key=data["idempotency_key"],
+        )
+        return Response(CouponOutputSerializer(coupon).data, status=201 if created else 200)
+
+
+def _valid(serializer_class: type[serializers.Serializer], data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+urlpatterns = [
+    path("api/loyalty/catalogue", CatalogueApi.as_view(), name="catalogue"),
+    path("api/loyalty/catalogue/<int:reward_id>", CatalogueItemApi.as_view(), name="catalogue-item"),
+    path("api/loyalty/coupons/redeem", CouponRedeemApi.as_view(), name="coupon-redeem"),
+    path("api/loyalty/coupons/grant", CouponGrantApi.as_view(), name="coupon-grant"),
+]
