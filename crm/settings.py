@@ -162,8 +162,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Downgrades happen only here (after each card's grace period); upgrades at each credit.
     "loyalty-evaluate-tiers": {"task": "loyalty.tasks_tiers.evaluate_tiers", "schedule": crontab(hour=4, minute=0)},
+    # Lapsed points lots -> one `expire` entry each (idempotent per lot).
+    "loyalty-expire-lots": {"task": "loyalty.tasks_lots.expire_lots", "schedule": crontab(minute=5)},
 }
-CELERY_IMPORTS = ["loyalty.tasks_tiers"]  # task modules outside autodiscovery's `tasks`
+CELERY_IMPORTS = ["loyalty.tasks_tiers", "loyalty.tasks_lots"]  # task modules outside autodiscovery's `tasks`
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5)
 WORKER_HEARTBEAT_STALE_SECONDS = env_int("WORKER_HEARTBEAT_STALE_SECONDS", 30)
 
@@ -256,6 +258,10 @@ PHONE_HASH_KEY = env_str("PHONE_HASH_KEY", "dev-phone-hash-key")
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", "3q2-7vR0n1l7dEbqH8J5sZc8d6QeYw9mK2xTgV4pLfA=")
 CARD_QR_TTL_SECONDS = env_int("CARD_QR_TTL_SECONDS", 60)
 LOYALTY_FEN_PER_POINT = env_int("LOYALTY_FEN_PER_POINT", 100)  # one point per yuan spent
+# Points lots (loyalty.services.lots): each credit expires after "months:N" or at "end_of_next_year" (Shanghai days).
+LOYALTY_POINTS_EXPIRY = env_str("LOYALTY_POINTS_EXPIRY", "months:12")
+# Returns (loyalty.services.returns): True lets a reversal take the balance below 0; False records a shortfall.
+LOYALTY_RETURN_NEGATIVE_BALANCE = env_bool("LOYALTY_RETURN_NEGATIVE_BALANCE", False)
 # Segments (crm.services.segments, loyalty.segment_fields): "spend", "last purchase" and "bought" count the
 # Tmall/JD order lines imported into crm alongside till receipts.
 LOYALTY_SPEND_INCLUDES_ORDERS = env_bool("LOYALTY_SPEND_INCLUDES_ORDERS", True)

@@ -43,7 +43,7 @@ class Card(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        constraints = [models.CheckConstraint(condition=models.Q(points_balance__gte=0), name="card_balance_gte_0")]
+        # No balance >= 0 check: a return may leave a debt when LOYALTY_RETURN_NEGATIVE_BALANCE (loyalty 0006).
 
     def __str__(self) -> str:
         return self.number
@@ -67,6 +67,7 @@ class PointsLedger(models.Model):
         REDEEM = "redeem", "Redeem"
         ADJUST = "adjust", "Adjust"
         EXPIRE = "expire", "Expire"
+        RETURN = "return", "Return"
 
     card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="ledger")
     delta = models.IntegerField()

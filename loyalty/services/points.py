@@ -7,10 +7,12 @@ from django.db import IntegrityError, transaction
 
 from crm.errors import ApplicationError, Conflict, NotFound
 from loyalty.models import Card, PointsLedger, Purchase, Redemption
+from loyalty.services.lots import lot_open, lots_consume
 from loyalty.services.tiers import tier_evaluate
 
 # Kinds that count toward the tier (what the customer earned); redeeming or expiring points never demotes.
-TIER_KINDS = frozenset({PointsLedger.Kind.EARN, PointsLedger.Kind.ADJUST})
+# A return's reversal takes back what was earned, so it counts too.
+TIER_KINDS = frozenset({PointsLedger.Kind.EARN, PointsLedger.Kind.ADJUST, PointsLedger.Kind.RETURN})
 MAX_KEY_LENGTH = 200
 
 
@@ -33,10 +35,15 @@ def points_credit(
     purchase: Purchase | None = None,
     redemption: Redemption | None = None,
     user: AbstractBaseUser | None = None,
+    allow_negative: bool = False,
+    expire_lot_id: int | None = None,
 ) -> PointsLedger:
     """Append one ledger row and move the card's balance with it, exactly once per idempotency key.
 
     The card row is locked first, so concurrent credits to one card serialise and balance == sum(ledger).
+    A positive delta opens a lot with an expiry (paying off a negative balance first); a negative one drains the
+    open lots oldest first (`expire_lot_id`: only that lot, for the expiry job), so sum(open lots) ==
+    max(balance, 0). `allow_negative` (returns, per LOYALTY_RETURN_NEGATIVE_BALANCE) lets the balance go below 0.
     A repeated key with the same movement returns the first row; with a different one -> 409."""
     if kind not in PointsLedger.Kind.values:
         raise ApplicationError(f"Unknown ledger kind {kind!r}.", field="kind")
@@ -56,7 +63,7 @@ def points_credit(
         return _same_entry(existing, card_id, delta, kind)
 
     new_balance = card.points_balance + delta
-    if new_balance < 0:
+    if new_balance < 0 and not (allow_negative and delta < 0):
         raise ApplicationError(
             f"Not enough points: the balance is {card.points_balance}.", code="insufficient_points", field="delta"
         )
@@ -79,6 +86,13 @@ def points_credit(
         if existing is None:
             raise
         return _same_entry(existing, card_id, delta, kind)
+    if delta > 0:
+        lot_open(card, entry, delta, debt=max(-card.points_balance, 0))
+    else:
+        taken = lots_consume(card, -delta, lot_id=expire_lot_id)
+        # Lots hold exactly the positive balance: whatever they could not give is the debt a return left.
+        if taken != min(-delta, max(card.points_balance, 0)):
+            raise ApplicationError("The card's points lots do not match its balance.", code="lots_mismatch")
     card.points_balance = new_balance
     update_fields = ["points_balance", "updated_at"]
     if kind in TIER_KINDS:
