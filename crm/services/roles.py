@@ -63,6 +63,8 @@ ROLE_PERMISSIONS: dict[str, str | frozenset[str]] = {
         + _model_perms("crm", "delete", ["campaign"])  # a draft; the service refuses a launched one
         + _model_perms("crm", "view add change delete", ["segment"])  # saved segments; delete refused while used
         + [EXPORT_CONTACT]
+        # Earning rules and their preview (issue 12.1); app-label strings only, crm imports nothing of loyalty.
+        + _model_perms("loyalty", "view add change delete", ["earningrule"]) + ["loyalty.preview_earning"]
     ),
     STORE_MANAGER: frozenset(
         _model_perms("loyalty", "view", ["card", "purchase", "purchaseline", "pointsledger", "tierchange",

@@ -78,3 +78,20 @@ def test_staff_without_the_permission_is_403(staff_client):
 def test_in_openapi(admin_client_api):
     schema = admin_client_api.get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
     assert "/api/loyalty/earning/preview" in schema and "/api/loyalty/earning/rules" in schema
+
+
+def test_marketing_role_owns_the_rules_and_the_preview(db, django_user_model):
+    from django.contrib.auth.models import Group
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    from crm.services.roles import MARKETING, roles_ensure
+
+    roles_ensure()
+    user = django_user_model.objects.create_user(username="marketer-earning", password="x" * 12, is_staff=True)
+    user.groups.add(Group.objects.get(name=MARKETING))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    body = {"name": "Base", "kind": "base", "fen_per_point": 50}
+    assert client.post(RULES, body, format="json").status_code == 201
+    assert client.post(PREVIEW, {"amount_fen": 1000}, format="json").json()["points"] == 20
