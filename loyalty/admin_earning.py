@@ -10,12 +10,13 @@ from django.contrib import admin
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin
 
 from crm.admin.base import ServiceModelAdmin, adopt
 from crm.console.render import console_render, permission_required
 from crm.errors import ApplicationError
-from loyalty.admin import ServiceDeleteMixin, ServiceForm
-from loyalty.models import EarningRule, Store, Tier
+from loyalty.admin import ReadOnlyAdminMixin, ServiceDeleteMixin, ServiceForm
+from loyalty.models import EarningBonusGrant, EarningRule, Store, Tier
 from loyalty.services.earning import (
     RULE_FIELDS,
     earn_preview,
@@ -54,6 +55,16 @@ class EarningRuleAdmin(ServiceDeleteMixin, ServiceModelAdmin):
         return [path("preview/", view, name="loyalty_earningrule_preview"), *super().get_urls()]
 
 
+@admin.register(EarningBonusGrant)
+class EarningBonusGrantAdmin(ReadOnlyAdminMixin, ModelAdmin):
+    """Bonus events paid, one per contact and event (written by the scan)."""
+
+    list_display = ["created_at", "contact", "event", "points", "rule", "purchase"]
+    list_filter = ["event"]
+    search_fields = ["contact__name", "contact__external_userid"]
+    list_select_related = ["contact", "rule", "purchase"]
+
+
 class PreviewForm(forms.Form):
     store = forms.ModelChoiceField(Store.objects.all(), label=_("Store"), required=False, to_field_name="code")
     tier = forms.ModelChoiceField(Tier.objects.all(), label=_("Tier"), required=False)
@@ -64,6 +75,11 @@ class PreviewForm(forms.Form):
         help_text=_("One line per item: SKU and amount in fen, e.g. TEA-001 9800"),
     )  # fmt: skip
     at = forms.DateTimeField(label=_("Date and time"), required=False, help_text=_("Asia/Shanghai; now if empty."))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():  # unfold's reset leaves bare inputs borderless
+            field.widget.attrs.setdefault("class", "border rounded px-2 py-1 w-full max-w-xl")
 
     def clean_lines(self) -> list[dict]:
         items = []
