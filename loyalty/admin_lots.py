@@ -105,6 +105,10 @@ class PurchaseReturnAdmin(ReadOnlyAdminMixin, ModelAdmin):
         qs = super().get_queryset(request)
         return qs if sees_all_stores(request.user) else qs.filter(store__members=request.user)
 
+    def get_urls(self):
+        view = self.admin_site.admin_view(permission_required("loyalty.use_till")(till_page))
+        return [path("till/", view, name="loyalty_purchasereturn_till"), *super().get_urls()]
+
     @admin.display(description=_("receipt"), ordering="purchase__receipt_id")
     def receipt(self, obj: PurchaseReturn) -> str:
         return obj.purchase.receipt_id
@@ -124,3 +128,78 @@ class ReturnLineAdmin(ReadOnlyAdminMixin, ModelAdmin):
     def get_queryset(self, request):
         qs = super().get_queryset(request)
         return qs if sees_all_stores(request.user) else qs.filter(purchase_return__store__members=request.user)
+
+
+# --- A minimal staff till (scan + return) under the console --------------------------------------------------
+# The project has no till UI; this page lets a cashier (loyalty.use_till) do at the desk what a till posts to
+# api/loyalty/scans and api/loyalty/returns, through the same services.
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value or "")
+    except ValueError:
+        return None
+
+
+def till_page(request):
+    from crm.errors import ApplicationError
+    from loyalty.scoping import stores_for
+    from loyalty.services import scan_record
+    from loyalty.services.returns import return_record
+
+    result, error = None, None
+    if request.method == "POST":
+        data = request.POST
+        try:
+            if data.get("action") == "scan":
+                sku = (data.get("sku") or "").strip()
+                items = None
+                if sku:
+                    items = [{"sku": sku, "qty": _int(data.get("qty")), "amount_fen": _int(data.get("amount_fen"))}]
+                scan = scan_record(
+                    qr_token=(data.get("qr_token") or "").strip(),
+                    store_code=data.get("store") or "",
+                    receipt_id=data.get("receipt_id") or "",
+                    amount_fen=_int(data.get("amount_fen")),
+                    items=items,
+                    cashier=request.user,
+                )
+                purchase = scan.purchase
+                result = {
+                    "kind": "scan",
+                    "receipt_id": purchase.receipt_id,
+                    "points": purchase.points,
+                    "balance": purchase.balance_after,
+                    "duplicate": scan.duplicate,
+                }
+            elif data.get("action") == "return":
+                ret = return_record(
+                    store_code=data.get("store") or "",
+                    receipt_id=data.get("receipt_id") or "",
+                    return_id=data.get("return_id") or "",
+                    lines=[{"sku": (data.get("sku") or "").strip(), "qty": _int(data.get("qty"))}],
+                    cashier=request.user,
+                )
+                r = PurchaseReturn.objects.select_related("purchase__card").get(pk=ret.purchase_return.pk)
+                result = {
+                    "kind": "return",
+                    "receipt_id": r.purchase.receipt_id,
+                    "points": r.points_reversed,
+                    "shortfall": r.shortfall,
+                    "balance": r.purchase.card.points_balance,
+                    "duplicate": ret.duplicate,
+                }
+        except ApplicationError as exc:
+            error = {"code": exc.code, "field": exc.field, "message": exc.message}
+    return console_render(
+        request,
+        "loyalty/lots/till.html",
+        {
+            "stores": stores_for(request.user).order_by("code"),
+            "result": result,
+            "error": error,
+            "posted": request.POST if request.method == "POST" else {},
+        },
+        title=_("Till: scan and return"),
+    )
