@@ -57,7 +57,9 @@ def refuse(reason) -> None:
     if reason is None:
         return
     code, message = reason
-    status = {"unknown_reward": 404, "out_of_stock": 409, "over_customer_limit": 409}.get(code, 400)
+    if code in ("out_of_stock", "over_customer_limit"):
+        raise Conflict(message, code=code, field="reward")
+    status = 404 if code == "unknown_reward" else 400
     raise ApplicationError(message, code=code, field="reward", status_code=status)
 
 

@@ -246,3 +246,30 @@ def test_the_coupon_endpoints_are_in_openapi(admin_client_api):
     schema = admin_client_api.get("/api/schema/?format=json").json()
     for p in ("/api/loyalty/coupons/redeem", "/api/loyalty/coupons/grant", "/api/loyalty/catalogue"):
         assert p in schema["paths"], p
+
+
+# --- console -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def root_client(client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("root-coupons", password="pw"))
+    return client
+
+
+def test_the_console_catalogue_writes_through_the_service(root_client, tiers):
+    from django.urls import reverse
+
+    gold = max(tiers.values(), key=lambda t: t.rank)
+    form = {"name": "¥10 off", "kind": "coupon", "points_cost": 80, "stock": 20, "per_customer_limit": 1,
+            "valid_days": 14, "eligible_tiers": [gold.pk], "is_active": "on"}  # fmt: skip
+    response = root_client.post(reverse("admin:loyalty_reward_add"), form)
+    assert response.status_code == 200 and response.context["adminform"].form.errors == {
+        "value_fen": ["A coupon or discount needs its value (fen)."]
+    }
+    assert not Reward.objects.exists()
+    assert root_client.post(reverse("admin:loyalty_reward_add"), {**form, "value_fen": 1000}).status_code == 302
+    reward = Reward.objects.get()
+    assert (reward.kind, reward.value_fen, reward.per_customer_limit) == ("coupon", 1000, 1)
+    assert list(reward.eligible_tiers.all()) == [gold]
+    assert root_client.get(reverse("admin:loyalty_coupon_changelist")).status_code == 200
