@@ -361,3 +361,44 @@ def earn_preview(
         if tier is None:
             raise ApplicationError("No such tier.", code="not_found", field="tier")
     return earn_evaluate(card=card, store=store, amount_fen=amount_fen, lines=parsed, at=at, tier=tier)
+
+
+def orders_earn(*, limit: int = 500) -> int:
+    """Tmall/JD orders earn points, when settings.LOYALTY_ORDERS_EARN_POINTS (default False): each order (source,
+    order_id) matched to a contact with a card is credited once (ledger key order:<source>:<order_id>) under the
+    same rules as a receipt, at its order time; no store (store multipliers do not apply) and no bonus events.
+    Returns how many orders were credited. crm imports no loyalty: this reads crm's order lines from here."""
+    if not getattr(settings, "LOYALTY_ORDERS_EARN_POINTS", False):
+        return 0
+    from django.db.models import CharField, Exists, F, OuterRef, Value
+    from django.db.models.functions import Cast, Concat
+
+    from crm.models import SourceOrderLine
+    from loyalty.services.points import points_credit
+
+    key = Concat(Value("order:"), Cast("source_id", CharField()), Value(":"), F("order_id"))
+    credited = PointsLedger.objects.filter(idempotency_key=OuterRef("key"))
+    orders = (
+        SourceOrderLine.objects.filter(contact__loyalty_card__isnull=False, amount_fen__gt=0)
+        .annotate(key=key)
+        .filter(~Exists(credited))
+        .values_list("source_id", "order_id", "contact_id", "key")
+        .distinct()[:limit]
+    )
+    done = 0
+    for source_id, order_id, contact_id, idempotency_key in list(orders):
+        lines = SourceOrderLine.objects.filter(source_id=source_id, order_id=order_id, amount_fen__gt=0)
+        items = [{"sku": x.sku, "amount_fen": x.amount_fen} for x in lines]
+        at = min(x.ordered_at for x in lines)
+        with transaction.atomic():
+            card = Card.objects.select_for_update().get(contact_id=contact_id)
+            result = earn_evaluate(
+                card=card, store=None, amount_fen=sum(x["amount_fen"] for x in items), lines=items, at=at
+            )
+            if result.points:
+                points_credit(
+                    card_id=card.pk, delta=result.points, kind=PointsLedger.Kind.EARN,
+                    idempotency_key=idempotency_key, reason=f"Order {order_id}"[:255],
+                )  # fmt: skip
+                done += 1
+    return done
