@@ -4,8 +4,9 @@ rules' validation and writes (the API and the console both go through here).
 Evaluation, in order:
 1. the rate: the active base rule's `fen_per_point` (the lowest id wins), else settings.LOYALTY_FEN_PER_POINT;
 2. a receipt under an active minimum spend earns nothing;
-3. each line (no lines: the whole amount as one unitemised part) is worth amount / rate points, exactly (a
-   fraction); excluded SKUs are worth nothing;
+3. each line (no lines: the whole amount as one unitemised part) is worth its share of the receipt's amount
+   (lines share amount_fen in proportion to their own amounts) / rate points, exactly (a fraction); excluded
+   SKUs are worth nothing;
 4. multipliers whose conditions all match (tier, store, date range in Asia/Shanghai, and per line category or SKU)
    stack multiplicatively, in rule order; each rule's share is the extra it adds to the running value;
 5. rounding: the receipt's exact total is rounded DOWN once (never per step or per line), then capped per receipt
@@ -134,8 +135,12 @@ def earn_evaluate(
     shares: dict[int | None, Fraction] = {}  # rule id -> exact points it gave (None: the base)
     names = {None: base_entry["name"]} | {r.pk: r.name for r in receipt_mults}
     line_values: list[Fraction] = []
+    # The receipt's amount is what was paid: lines share it in proportion (a receipt-level discount lowers every
+    # line; lines summing to more than was paid never earn more than the amount).
+    listed = sum(p.amount_fen for p in parts)
     for part in parts:
-        value = Fraction(0) if part.sku and part.sku in excluded else Fraction(part.amount_fen, rate)
+        paid = Fraction(part.amount_fen * amount_fen, listed) if listed else Fraction(amount_fen, len(parts))
+        value = Fraction(0) if part.sku and part.sku in excluded else paid / rate
         shares[None] = shares.get(None, Fraction(0)) + value
         for rule in receipt_mults:
             if rule.sku and rule.sku != part.sku:

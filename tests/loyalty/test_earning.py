@@ -190,3 +190,9 @@ def test_scan_stores_the_breakdown_and_line_points(card, store, cashier_client):
         ("CUP-007", 21),
     ]
     assert PointsLedger.objects.get(purchase=purchase).delta == 217
+
+
+def test_lines_share_the_paid_amount_and_never_earn_more_than_it(card, store):
+    result = evaluate(card, store, amount=5950)  # lines list 11,900 fen: half was paid
+    assert result.points == 59 and result.line_points == [49, 10]
+    assert evaluate(card, store, amount=11900, lines=[{"sku": "A", "amount_fen": 10**9}]).points == 119
