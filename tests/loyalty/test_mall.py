@@ -127,3 +127,14 @@ def test_points_expiring_shows_only_when_the_lots_say_so(client, card, rewards, 
     assert "120 points expire on 2027-03-31" in _mall(client, card, **EN)
     card_html = client.get(f"/m/card/{_token(card)}/", **EN).content.decode()
     assert "120 points expire on 2027-03-31" in card_html
+
+
+def test_the_shared_oauth_card_page_links_the_mall_on_the_visitors_own_token(client, card, rewards, monkeypatch):
+    """/m/card/ (one link for everyone): once WeChat OAuth has said who the visitor is (stubbed here; the flow
+    itself is tests/crm/oauth), the mall link is that visitor's signed token and nobody else's."""
+    from loyalty import pages
+
+    monkeypatch.setattr(pages, "shared_identity", lambda request, purpose: (card.contact_id, None))
+    html = client.get("/m/card/", **EN).content.decode()
+    assert f'href="/m/card/{_token(card)}/mall/"' in html
+    assert "Mug" in _mall(client, card, **EN)
