@@ -164,8 +164,10 @@ CELERY_BEAT_SCHEDULE = {
     "loyalty-evaluate-tiers": {"task": "loyalty.tasks_tiers.evaluate_tiers", "schedule": crontab(hour=4, minute=0)},
     # Lapsed points lots -> one `expire` entry each (idempotent per lot).
     "loyalty-expire-lots": {"task": "loyalty.tasks_lots.expire_lots", "schedule": crontab(minute=5)},
+    # Tmall/JD orders earn points under the earning rules (only when LOYALTY_ORDERS_EARN_POINTS; once per order).
+    "loyalty-orders-earn": {"task": "loyalty.tasks_earning.orders_earn_task", "schedule": crontab(minute="*/15")},
 }
-CELERY_IMPORTS = ["loyalty.tasks_tiers", "loyalty.tasks_lots"]  # task modules outside autodiscovery's `tasks`
+CELERY_IMPORTS = ["loyalty.tasks_tiers", "loyalty.tasks_lots", "loyalty.tasks_earning"]  # task modules outside autodiscovery's `tasks`
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5)
 WORKER_HEARTBEAT_STALE_SECONDS = env_int("WORKER_HEARTBEAT_STALE_SECONDS", 30)
 
@@ -265,6 +267,9 @@ LOYALTY_RETURN_NEGATIVE_BALANCE = env_bool("LOYALTY_RETURN_NEGATIVE_BALANCE", Fa
 # Segments (crm.services.segments, loyalty.segment_fields): "spend", "last purchase" and "bought" count the
 # Tmall/JD order lines imported into crm alongside till receipts.
 LOYALTY_SPEND_INCLUDES_ORDERS = env_bool("LOYALTY_SPEND_INCLUDES_ORDERS", True)
+# Whether those orders also earn points (loyalty.services.earning.orders_earn); counting towards spend and tiers
+# does not depend on it.
+LOYALTY_ORDERS_EARN_POINTS = env_bool("LOYALTY_ORDERS_EARN_POINTS", False)
 # Till safety (loyalty.services.velocity): a flagged scan is still credited and goes to the review queue.
 LOYALTY_VELOCITY_CARD_SCANS = env_int("LOYALTY_VELOCITY_CARD_SCANS", 5)  # this many scans of one card ...
 LOYALTY_VELOCITY_WINDOW_MINUTES = env_int("LOYALTY_VELOCITY_WINDOW_MINUTES", 10)  # ... within these minutes
