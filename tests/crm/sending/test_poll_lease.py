@@ -159,6 +159,7 @@ def test_the_send_polls_again_until_the_results_are_stored(sim, monkeypatch, set
     campaign_runs.campaign_launch(campaign.id, enqueue=False)
     message = MassMessage.objects.get(campaign=campaign)
     assert mass_message_send(message.id) == "created"
+    message.refresh_from_db()
     queued = []
     monkeypatch.setattr(
         tasks.poll_mass_message, "apply_async", lambda args, countdown=None: queued.append((args, countdown))
