@@ -167,7 +167,8 @@ CELERY_BEAT_SCHEDULE = {
     # Tmall/JD orders earn points under the earning rules (only when LOYALTY_ORDERS_EARN_POINTS; once per order).
     "loyalty-orders-earn": {"task": "loyalty.tasks_earning.orders_earn_task", "schedule": crontab(minute="*/15")},
 }
-CELERY_IMPORTS = ["loyalty.tasks_tiers", "loyalty.tasks_lots", "loyalty.tasks_earning"]  # task modules outside autodiscovery's `tasks`
+# Task modules outside autodiscovery's `tasks`.
+CELERY_IMPORTS = ["loyalty.tasks_tiers", "loyalty.tasks_lots", "loyalty.tasks_earning"]
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5)
 WORKER_HEARTBEAT_STALE_SECONDS = env_int("WORKER_HEARTBEAT_STALE_SECONDS", 30)
 
