@@ -12,11 +12,9 @@ A crash (SIGKILL, a lost connection) rolls back the chunk in progress and nothin
 last committed cursor. Planning twice creates nothing new: the run row is locked for the chunk, and recipients
 and messages are UNIQUE per (run, contact) / (run, group) / (run, sender, batch_no).
 
-A batch a chunk fills (10,000, or 2,000 chat_ids) is never topped up again, so its send is queued as soon as that
-chunk commits: sending and the staff's confirmations overlap the rest of planning. The last chunk queues every
-message still pending (the partial last batches; a full one queued already is claimed once: the claim makes the
-second task a no-op). Batches being topped up are never in a worker's hands; one claimed meanwhile anyway (beat's
-resend sweeper) is seen under its row lock and the chunk opens a new batch instead.
+Sends are queued only once the whole run is planned (status sending), so the batches being topped up are never
+in a worker's hands; a send claimed meanwhile anyway (beat's resend sweeper) is seen under its row lock and the
+chunk opens a new batch instead.
 """
 
 from __future__ import annotations
@@ -101,9 +99,8 @@ def _shared_link(kind: str, object_id: int) -> str:
     return customer_links.pool_link(object_id) if kind == "pool" else customer_links.draw_link(object_id)
 
 
-def _message_text(
-    campaign: Campaign, pool: RedPacketPool | None, draw: LuckyDraw | None, contact_id: int | None = None
-) -> str:
+def _message_text(campaign: Campaign, pool: RedPacketPool | None, draw: LuckyDraw | None,
+                  contact_id: int | None = None) -> str:
     """The text of a run's messages. With signed links (contact_id given) each carries the customer's own link."""
     lines = [campaign.text]
     if contact_id is not None:
@@ -214,9 +211,7 @@ def campaign_launch_due(now: datetime | None = None) -> list[int]:
     due = list(
         Campaign.objects.filter(
             status=Campaign.Status.SCHEDULED, recurrence=Campaign.Recurrence.ONCE, scheduled_at__lte=now
-        )
-        .order_by("scheduled_at", "id")
-        .values_list("id", "scheduled_at")
+        ).order_by("scheduled_at", "id").values_list("id", "scheduled_at")
     )
     started = []
     for campaign_id, scheduled_at in due:
@@ -257,9 +252,8 @@ def run_plan_chunk(run_id: int, *, enqueue: bool = True) -> bool:
             run.audience = (_groups_qs(campaign) if group else _audience_qs(campaign)).count()
         size = plan_chunk_size()
         staged, last_key = _stage_chunk(campaign, run, run.plan_cursor, size, group)
-        full: list[int] = []
         if staged:
-            run.planned += _assign_batches(campaign, run, group, full)
+            run.planned += _assign_batches(campaign, run, group)
             run.plan_cursor = last_key
         _drop_stage()
         more = staged >= size
@@ -267,8 +261,6 @@ def run_plan_chunk(run_id: int, *, enqueue: bool = True) -> bool:
         if not more:
             _finish_planning(run, enqueue=enqueue)
             fields += ["status", "planned_at", "finished_at", "stats"]
-        elif enqueue and full:
-            _send_on_commit(full)
         run.save(update_fields=fields)
     if not more and run.status == CampaignRun.Status.DONE:
         campaign_finish_if_complete(run.campaign_id)
@@ -291,15 +283,13 @@ def _chunk_query(campaign: Campaign, run: CampaignRun, cursor: int, size: int, g
         moment = run.occurrence
         owner_ok = Q(owner__status=Staff.Status.ACTIVE, owner__has_customer_contact=True)
         return (
-            _groups_qs(campaign)
-            .filter(id__gt=cursor)
+            _groups_qs(campaign).filter(id__gt=cursor)
             .annotate(
                 plan_addr=F("chat_id"),
                 plan_sender=Case(When(owner_ok, then="owner_id"), default=Value(None), output_field=IntegerField()),
                 plan_got=push_quota.group_received(moment),
             )
-            .order_by("id")
-            .values_list("id", "plan_addr", "plan_sender", "plan_got")[:size]
+            .order_by("id").values_list("id", "plan_addr", "plan_sender", "plan_got")[:size]
         )
     moment = run.started_at
     staff = Staff.objects.filter(status=Staff.Status.ACTIVE, has_customer_contact=True)
@@ -313,15 +303,12 @@ def _chunk_query(campaign: Campaign, run: CampaignRun, cursor: int, size: int, g
     )
     picked = (
         Subquery(follows.order_by("-added_at", "-id").values("staff_id")[:1], output_field=IntegerField())
-        if sender_ids
-        else Value(None, output_field=IntegerField())
+        if sender_ids else Value(None, output_field=IntegerField())
     )
     return (
-        _audience_qs(campaign)
-        .filter(id__gt=cursor)
+        _audience_qs(campaign).filter(id__gt=cursor)
         .annotate(plan_addr=F("external_userid"), plan_sender=picked, plan_got=push_quota.received(moment))
-        .order_by("id")
-        .values_list("id", "plan_addr", "plan_sender", "plan_got")[:size]
+        .order_by("id").values_list("id", "plan_addr", "plan_sender", "plan_got")[:size]
     )
 
 
@@ -353,20 +340,18 @@ def _stage_chunk(campaign: Campaign, run: CampaignRun, cursor: int, size: int, g
     return int(rows or 0), int(last or cursor)
 
 
-def _assign_batches(campaign: Campaign, run: CampaignRun, group: bool, full: list[int]) -> int:
+def _assign_batches(campaign: Campaign, run: CampaignRun, group: bool) -> int:
     """Write the staged chunk: MassMessages per sender (the sender's last pending batch topped up first, then new
     ones, never more than the limit), then every recipient with its message in one INSERT ... SELECT, the n-th
     pending recipient of a sender going to batch base + (n - room) / limit. How many rows were written."""
     with connection.cursor() as cur:
-        cur.execute(
-            f"SELECT sender_id, count(*) FROM {STAGE} WHERE status = %s GROUP BY sender_id",  # noqa: S608
-            [R.PENDING],
-        )
+        cur.execute(f"SELECT sender_id, count(*) FROM {STAGE} WHERE status = %s GROUP BY sender_id",  # noqa: S608
+                    [R.PENDING])
         counts = dict(cur.fetchall())
     pool, draw = _personal(campaign)
     signed = not group and (pool is not None or draw is not None) and _customer_links_mode() == "signed"
     limit = 1 if signed else GROUP_BATCH_SIZE if group else BATCH_SIZE
-    plan = _plan_messages(campaign, run, counts, limit, group, pool, draw, signed, full)
+    plan = _plan_messages(campaign, run, counts, limit, group, pool, draw, signed)
     values = ", ".join(f"({int(s)}, {int(b)}, {int(r)})" for s, b, r in plan) or "(0, 0, 0)"
     now = _dt(timezone.now())
     if group:
@@ -377,12 +362,8 @@ def _assign_batches(campaign: Campaign, run: CampaignRun, group: bool, full: lis
         extra_cols = ", reachable_at, quota_day"
         extra_vals = ", CASE WHEN s.status = %s THEN %s END, CASE WHEN s.status = %s THEN %s END"
         window = push_quota.window(run.started_at)
-        extra_params = [
-            R.OVER_QUOTA,
-            _dt(window.reachable_at),
-            R.PENDING,
-            connection.ops.adapt_datefield_value(push_quota.local_day(run.started_at)),
-        ]
+        extra_params = [R.OVER_QUOTA, _dt(window.reachable_at), R.PENDING,
+                        connection.ops.adapt_datefield_value(push_quota.local_day(run.started_at))]
     # Table names from model meta; the numbers formatted by int().
     sql = f"""
         WITH p(sender_id, base, room) AS (VALUES {values})
@@ -405,37 +386,25 @@ def _assign_batches(campaign: Campaign, run: CampaignRun, group: bool, full: lis
         return max(cur.rowcount, 0)
 
 
-def _plan_messages(
-    campaign, run, counts: dict[int, int], limit: int, group: bool, pool, draw, signed: bool, full: list[int]
-) -> list[tuple[int, int, int]]:
-    """Create the chunk's MassMessages; per sender (sender, last batch_no before the chunk, room left in it).
-    `full` gets the ids of the messages this chunk filled (never topped up again: they can be sent at once)."""
+def _plan_messages(campaign, run, counts: dict[int, int], limit: int, group: bool, pool, draw,
+                   signed: bool) -> list[tuple[int, int, int]]:
+    """Create the chunk's MassMessages; per sender (sender, last batch_no before the chunk, room left in it)."""
     if not counts:
         return []
     last = dict(
-        MassMessage.objects.filter(run=run, sender_id__in=list(counts))
-        .order_by()
-        .values("sender_id")
-        .annotate(b=Max("batch_no"))
-        .values_list("sender_id", "b")
+        MassMessage.objects.filter(run=run, sender_id__in=list(counts)).order_by().values("sender_id")
+        .annotate(b=Max("batch_no")).values_list("sender_id", "b")
     )
     # The sender's last batch is topped up while it is still pending (locked: a send claiming it meanwhile
     # waits for this chunk, and one that claimed it first makes this chunk open a new batch).
-    open_rows = (
-        {}
-        if signed
-        else {
-            m.sender_id: m
-            for m in MassMessage.objects.select_for_update().filter(
-                run=run,
-                status=MassMessage.Status.PENDING,
-                recipients_count__lt=limit,
-                sender_id__in=list(last),
-                batch_no__in=list(set(last.values())),
-            )
-            if last.get(m.sender_id) == m.batch_no
-        }
-    )
+    open_rows = {} if signed else {
+        m.sender_id: m
+        for m in MassMessage.objects.select_for_update().filter(
+            run=run, status=MassMessage.Status.PENDING, recipients_count__lt=limit,
+            sender_id__in=list(last), batch_no__in=list(set(last.values())),
+        )
+        if last.get(m.sender_id) == m.batch_no
+    }
     chat_type = "group" if group else "single"
     text = _message_text(campaign, pool, draw)
     contacts: dict[tuple[int, int], int] = {}
@@ -454,33 +423,24 @@ def _plan_messages(
         plan.append((sender_id, base, room))
         if room:
             MassMessage.objects.filter(id=top_up.id).update(recipients_count=top_up.recipients_count + room)
-            if top_up.recipients_count + room >= limit:
-                full.append(top_up.id)
         rest = n - room
         for i in range(math.ceil(rest / limit)):
             batch_no = base + 1 + i
-            new.append(
-                MassMessage(
-                    campaign=campaign,
-                    run=run,
-                    chat_type=chat_type,
-                    sender_id=sender_id,
-                    batch_no=batch_no,
-                    idempotency_key=f"c{campaign.id}-r{run.id}-s{sender_id}-b{batch_no}",
-                    text=_message_text(campaign, pool, draw, contacts[(sender_id, i + 1)]) if signed else text,
-                    recipients_count=min(limit, rest - i * limit),
-                )
-            )
+            new.append(MassMessage(
+                campaign=campaign, run=run, chat_type=chat_type, sender_id=sender_id, batch_no=batch_no,
+                idempotency_key=f"c{campaign.id}-r{run.id}-s{sender_id}-b{batch_no}",
+                text=_message_text(campaign, pool, draw, contacts[(sender_id, i + 1)]) if signed else text,
+                recipients_count=min(limit, rest - i * limit),
+            ))
     MassMessage.objects.bulk_create(new, batch_size=1000)
-    full += [m.id for m in new if m.recipients_count >= limit]
     return plan
 
 
 def _stats(run: CampaignRun) -> dict[str, int]:
     stats: dict[str, int] = {}
     for table in (CampaignRecipient, CampaignGroupRecipient):
-        for status, n in (
-            table.objects.filter(run=run).order_by().values("status").annotate(n=Count("*")).values_list("status", "n")
+        for status, n in table.objects.filter(run=run).order_by().values("status").annotate(n=Count("*")).values_list(
+            "status", "n"
         ):
             stats[status] = stats.get(status, 0) + n
     return stats
@@ -499,13 +459,9 @@ def _finish_planning(run: CampaignRun, *, enqueue: bool) -> None:
         run.finished_at = now
     logger.info("campaign run planned", extra={"run_id": run.id, "planned": run.planned, "messages": len(pending)})
     if enqueue and pending:
-        _send_on_commit(pending)
+        from crm.tasks.campaigns import send_mass_message
 
-
-def _send_on_commit(message_ids: list[int]) -> None:
-    from crm.tasks.campaigns import send_mass_message
-
-    transaction.on_commit(lambda: [send_mass_message.delay(mid) for mid in message_ids])
+        transaction.on_commit(lambda: [send_mass_message.delay(mid) for mid in pending])
 
 
 # --- finishing ---------------------------------------------------------------------------------------------
@@ -550,9 +506,8 @@ def campaign_finish_if_complete(campaign_id: int) -> bool:
         if campaign.runs.filter(status__in=OPEN_RUN).exists():
             return False
         now = timezone.now()
-        if campaign.recurrence != Campaign.Recurrence.ONCE and (
-            campaign.recur_until is None or campaign.recur_until > now
-        ):
+        if campaign.recurrence != Campaign.Recurrence.ONCE and (campaign.recur_until is None
+                                                                  or campaign.recur_until > now):
             campaign.status = Campaign.Status.SCHEDULED  # waiting for its next occurrence
             campaign.save(update_fields=["status", "updated_at"])
             return False

@@ -116,12 +116,8 @@ def _attachments(campaign: Campaign, *, force_upload: bool = False) -> list[dict
 
 def _body(message: MassMessage, targets: list[str], *, force_upload: bool = False) -> dict:
     campaign = message.campaign
-    body: dict = {
-        "chat_type": message.chat_type or "single",
-        "sender": message.sender.userid,
-        "allow_select": False,
-        "text": {"content": message.text or campaign.text},
-    }
+    body: dict = {"chat_type": message.chat_type or "single", "sender": message.sender.userid, "allow_select": False,
+                  "text": {"content": message.text or campaign.text}}
     if body["chat_type"] == "group":
         body["chat_id_list"] = targets
     else:
@@ -133,9 +129,8 @@ def _body(message: MassMessage, targets: list[str], *, force_upload: bool = Fals
 
 
 def _pending_targets(message: MassMessage) -> list[str]:
-    return list(
-        _recipients(message).filter(status=R.PENDING).order_by("id").values_list(_key_field(message), flat=True)
-    )
+    return list(_recipients(message).filter(status=R.PENDING).order_by("id").values_list(_key_field(message),
+                                                                                        flat=True))
 
 
 # --- exclusions at send time -----------------------------------------------------------------------------------
@@ -147,9 +142,8 @@ def _exclude(message: MassMessage) -> dict[str, int]:
         return _exclude_groups(message)
     sender = message.sender
     pending = CampaignRecipient.objects.filter(mass_message_id=message.id, status=R.PENDING)
-    erased = ContactEvent.objects.filter(
-        contact=OuterRef("contact_id"), kind=ContactEvent.Kind.DATA_RIGHTS, data__action="erase"
-    )
+    erased = ContactEvent.objects.filter(contact=OuterRef("contact_id"), kind=ContactEvent.Kind.DATA_RIGHTS,
+                                         data__action="erase")
     consenting = contacts_consenting(ConsentRecord.Purpose.MARKETING, Contact.objects.filter(pk=OuterRef("contact_id")))
     follow = FollowRelation.objects.filter(contact=OuterRef("contact_id"), staff_id=message.sender_id)
     deleted_by_customer = follow.filter(deleted_by_customer_at__isnull=False)
@@ -172,18 +166,10 @@ def _exclude(message: MassMessage) -> dict[str, int]:
             CampaignRecipient.objects.filter(id__in=[i for i, _ in ids], status=R.PENDING).update(
                 status=R.EXCLUDED, reason=reason, updated_at=now
             )
-            timeline_add_many(
-                [c for _, c in ids],
-                ContactEvent.Kind.CAMPAIGN_EXCLUDED,
-                occurred_at=now,
-                data={
-                    "reason": reason,
-                    "campaign_id": message.campaign_id,
-                    "run_id": message.run_id,
-                    "mass_message_id": message.id,
-                    "sender": sender.userid,
-                },
-            )
+            timeline_add_many([c for _, c in ids], ContactEvent.Kind.CAMPAIGN_EXCLUDED, occurred_at=now, data={
+                "reason": reason, "campaign_id": message.campaign_id, "run_id": message.run_id,
+                "mass_message_id": message.id, "sender": sender.userid,
+            })
             counts[reason] = len(ids)
     if counts:
         logger.info("recipients excluded at send time", extra={"mass_message_id": message.id, "excluded": counts})
@@ -193,13 +179,11 @@ def _exclude(message: MassMessage) -> dict[str, int]:
 def _exclude_groups(message: MassMessage) -> dict[str, int]:
     """A group dismissed, or no longer owned by the sender, cannot receive the sender's group message."""
     pending = CampaignGroupRecipient.objects.filter(mass_message_id=message.id, status=R.PENDING)
-    live = CustomerGroup.objects.filter(
-        pk=OuterRef("group_id"), status=CustomerGroup.Status.ACTIVE, owner_id=message.sender_id
-    )
+    live = CustomerGroup.objects.filter(pk=OuterRef("group_id"), status=CustomerGroup.Status.ACTIVE,
+                                        owner_id=message.sender_id)
     condition = Q() if message.sender.status != Staff.Status.ACTIVE else ~Q(Exists(live))
-    n = pending.filter(condition).update(
-        status=R.EXCLUDED, reason=CampaignRecipient.Reason.RELATION_GONE, updated_at=timezone.now()
-    )
+    n = pending.filter(condition).update(status=R.EXCLUDED, reason=CampaignRecipient.Reason.RELATION_GONE,
+                                         updated_at=timezone.now())
     return {CampaignRecipient.Reason.RELATION_GONE: n} if n else {}
 
 
@@ -227,11 +211,8 @@ def _claim(message: MassMessage) -> tuple[str, bool] | None:
 def _release(message: MassMessage, token: str, *, to_pending: bool) -> bool:
     """Give the claim back after an attempt that certainly created nothing: pending again, or (while recovering
     a crashed attempt) stale again so the next attempt can take it over at once."""
-    fields = (
-        {"status": M.PENDING, "claim_token": ""}
-        if to_pending
-        else {"sending_at": timezone.now() - send_grace() - timedelta(seconds=1)}
-    )
+    fields = {"status": M.PENDING, "claim_token": ""} if to_pending else {
+        "sending_at": timezone.now() - send_grace() - timedelta(seconds=1)}
     return MassMessage.objects.filter(id=message.id, claim_token=token, status=M.SENDING).update(**fields) == 1
 
 
@@ -245,15 +226,13 @@ def _finish_run(message: MassMessage) -> None:
 
 
 def _blocked(message: MassMessage) -> str:
-    """ "cancelled" / "paused" when the message must not be sent now, else ""."""
+    """"cancelled" / "paused" when the message must not be sent now, else ""."""
     campaign, run = message.campaign, message.run
     if campaign.status in (Campaign.Status.CANCELLED, Campaign.Status.DONE) or (
-        run is not None and run.status == CampaignRun.Status.CANCELLED
-    ):
+            run is not None and run.status == CampaignRun.Status.CANCELLED):
         return "cancelled"
     if (run is not None and run.status == CampaignRun.Status.PAUSED) or (
-        run is None and campaign.status == Campaign.Status.PAUSED
-    ):
+            run is None and campaign.status == Campaign.Status.PAUSED):
         return "paused"
     return ""
 
@@ -277,15 +256,13 @@ def _find_created_task(message: MassMessage) -> tuple[str, list[str]] | None:
     # may have crashed in a row.
     since = max(message.created_at - timedelta(seconds=5), now - timedelta(days=30))
     text = message.text or message.campaign.text
-    known = set(
-        MassMessage.objects.filter(created_task_at__gte=since).exclude(msgid=None).values_list("msgid", flat=True)
-    )
+    known = set(MassMessage.objects.filter(created_task_at__gte=since).exclude(msgid=None)
+                .values_list("msgid", flat=True))
     key = _key_field(message)
     wanted = set(_recipients(message).values_list(key, flat=True))
     chat_type = message.chat_type or "single"
-    for item in client.iter_groupmsg_list_v2(
-        chat_type=chat_type, start_time=int(since.timestamp()), end_time=int(now.timestamp()) + 5, filter_type=0
-    ):
+    for item in client.iter_groupmsg_list_v2(chat_type=chat_type, start_time=int(since.timestamp()),
+                                             end_time=int(now.timestamp()) + 5, filter_type=0):
         msgid = item.get("msgid")
         if not msgid or msgid in known or (item.get("text") or {}).get("content") != text:
             continue
@@ -302,23 +279,16 @@ def _store_created(message: MassMessage, token: str, msgid: str, fail_list: list
     now = timezone.now()
     with transaction.atomic():
         stored = MassMessage.objects.filter(id=message.id, claim_token=token, status=M.SENDING).update(
-            msgid=msgid,
-            fail_list=fail_list,
-            status=M.CREATED,
-            created_task_at=now,
-            deadline_at=now + confirm_deadline(),
-            last_error="",
-            poll_cursor="",
+            msgid=msgid, fail_list=fail_list, status=M.CREATED, created_task_at=now,
+            deadline_at=now + confirm_deadline(), last_error="", poll_cursor="",
         )
         if stored and fail_list:
             _recipients(message).filter(**{f"{_key_field(message)}__in": fail_list}, status=R.PENDING).update(
-                status=R.REJECTED, updated_at=now
-            )
+                status=R.REJECTED, updated_at=now)
     if not stored:
         # The grace was exceeded and another attempt took the row over: its lookup finds this msgid.
-        logger.error(
-            "mass message claim lost before storing the msgid", extra={"mass_message_id": message.id, "msgid": msgid}
-        )
+        logger.error("mass message claim lost before storing the msgid",
+                     extra={"mass_message_id": message.id, "msgid": msgid})
         return False
     # A cancel that came while the call was in flight saw no msgid to cancel: do it now.
     if _blocked(MassMessage.objects.select_related("campaign", "run").get(id=message.id)) == "cancelled":
@@ -331,9 +301,7 @@ def _add_msg_template(message: MassMessage, targets: list[str], body: dict) -> d
         return get_client().add_msg_template(**body)
     except WeComError as exc:
         if exc.errcode != INVALID_MEDIA_ID or message.campaign.attachment not in (
-            Campaign.Attachment.IMAGE,
-            Campaign.Attachment.MINIPROGRAM,
-        ):
+                Campaign.Attachment.IMAGE, Campaign.Attachment.MINIPROGRAM):
             raise
     # WeCom refused the stored media id (expired early, or another corp's): nothing was created, so the same
     # claim uploads the image again and sends once more.
@@ -366,9 +334,8 @@ def mass_message_send(message_id: int) -> str:
             _release(message, token, to_pending=False)
             raise PushRetry(f"recovery lookup failed: {exc}") from exc
         if found:
-            logger.warning(
-                "adopted a task created by a crashed attempt", extra={"mass_message_id": message.id, "msgid": found[0]}
-            )
+            logger.warning("adopted a task created by a crashed attempt",
+                           extra={"mass_message_id": message.id, "msgid": found[0]})
             _store_created(message, token, found[0], found[1])
             return M.CREATED
     if blocked == "cancelled":
@@ -400,7 +367,8 @@ def mass_message_send(message_id: int) -> str:
         with transaction.atomic():
             if MassMessage.objects.filter(id=message.id, claim_token=token).update(status=M.FAILED):
                 _recipients(message).filter(status=R.PENDING).update(status=R.REJECTED, updated_at=timezone.now())
-        logger.warning("mass message refused by WeCom", extra={"mass_message_id": message.id, "errcode": exc.errcode})
+        logger.warning("mass message refused by WeCom", extra={"mass_message_id": message.id,
+                                                               "errcode": exc.errcode})
         _finish_run(message)
         return M.FAILED
     _store_created(message, token, str(data.get("msgid") or ""), list(data.get("fail_list") or []))
@@ -453,9 +421,8 @@ def _bulk_result(message: MassMessage, status: str, items: list[tuple[str, datet
         fields = {"status": status, "updated_at": now}
         if sent is not None:
             fields["sent_at"] = sent
-        n += model.objects.filter(mass_message_id=message.id, status=R.PENDING, **{f"{key}__in": targets}).update(
-            **fields
-        )
+        n += model.objects.filter(mass_message_id=message.id, status=R.PENDING,
+                                  **{f"{key}__in": targets}).update(**fields)
     return n
 
 
@@ -484,24 +451,6 @@ def poll_lease_seconds() -> int:
 def first_poll_delay() -> float:
     """Seconds between creating a task and its first poll: WeCom answers 41063 (still dispatching) before."""
     return float(getattr(settings, "MASS_FIRST_POLL_SECONDS", 5.0))
-
-
-# Follow-up polls of a task just created, before beat's sweep takes over: a sender who confirms within minutes
-# has the results stored seconds later, not up to a beat interval later. Each look is one get_groupmsg_task call
-# while unconfirmed (100 tasks looked at every 3 s: 2,000 calls/min, a fifth of WeCom's 10,000). Every 3 s for
-# the first minute, then growing to beat's 20 s; the chain stops after FOLLOW_UP_POLLS (about 5 minutes).
-FOLLOW_UP_POLLS = 36
-
-
-def follow_up_poll_delay(n: int) -> float | None:
-    """Seconds before the n-th follow-up poll (0-based), or None: no more, beat's sweep polls it from then on."""
-    if n >= FOLLOW_UP_POLLS:
-        return None
-    return 3.0 if n < 20 else min(3.0 * 1.5 ** (n - 19), 20.0)
-
-
-def mass_message_awaiting_results(message_id: int) -> bool:
-    return MassMessage.objects.filter(id=message_id, status=M.CREATED).exists()
 
 
 def _poll_lease(message_id: int) -> str | None:
@@ -546,33 +495,15 @@ def mass_message_poll(message_id: int, *, final: bool = False) -> dict:
         _release_lease(message.id, token)
 
 
-def _sender_confirmed(client, message: MassMessage) -> bool:
-    """Has the sender acted on the task (get_groupmsg_task: status 0 = not sent yet)? Until then its send results
-    are all still unsent, so one call here spares reading them page by page (10 pages for 10,000 recipients)."""
-    userid = message.sender.userid.lower()
-    for task in client.iter_groupmsg_task(message.msgid):
-        if (task.get("userid") or "").lower() == userid:
-            return int(task.get("status") or 0) != 0
-    return True  # not listed: read the results and let them say
-
-
 def _poll_pass(message: MassMessage, *, final: bool = False, lease: str | None = None) -> dict:
     client = get_client()
     counts: dict[str, int] = defaultdict(int)
     cursor = message.poll_cursor or None
-    if not final and cursor is None:
-        try:
-            if not _sender_confirmed(client, message):
-                MassMessage.objects.filter(id=message.id).update(last_polled_at=timezone.now())
-                return {}
-        except WeComError as exc:
-            if exc.retryable:  # 41063: still being dispatched; or a transient failure: the next poll looks again
-                return {}
-            raise
     seen: set[str] = set()
     while True:
         try:
-            page = client.get_groupmsg_send_result(message.msgid, message.sender.userid, cursor=cursor, limit=POLL_PAGE)
+            page = client.get_groupmsg_send_result(message.msgid, message.sender.userid, cursor=cursor,
+                                                   limit=POLL_PAGE)
         except WeComError as exc:
             if exc.retryable:  # 41063: still being dispatched; or a transient failure: the next poll resumes
                 return dict(counts)
@@ -610,13 +541,11 @@ def mass_messages_to_resend(older_than: timedelta = timedelta(minutes=2)) -> lis
     makes a duplicate harmless."""
     now = timezone.now()
     sendable = Q(run__isnull=True, campaign__status=Campaign.Status.RUNNING) | Q(
-        run__status=CampaignRun.Status.SENDING, campaign__status=Campaign.Status.RUNNING
-    )
+        run__status=CampaignRun.Status.SENDING, campaign__status=Campaign.Status.RUNNING)
     # A stale claim whatever the run's state: a cancelled run's crashed send must still find (and cancel) a task
     # it may have created; a paused run's is looked up and left pending-like until resumed.
     stuck = Q(sendable, status=M.PENDING, created_at__lt=now - older_than) | Q(
-        status=M.SENDING, sending_at__lt=now - send_grace()
-    )
+        status=M.SENDING, sending_at__lt=now - send_grace())
     return list(MassMessage.objects.filter(stuck).order_by("id").values_list("id", flat=True)[:1000])
 
 
@@ -658,11 +587,8 @@ def mass_messages_expire(now: datetime | None = None) -> dict:
     """Beat: created tasks still unconfirmed past their deadline are cancelled in WeCom, polled a last time, and
     expired with their pending recipients. {"messages": n, "recipients": n} (logged at WARNING)."""
     now = now or timezone.now()
-    due = list(
-        MassMessage.objects.filter(status=M.CREATED, deadline_at__lt=now)
-        .order_by("deadline_at")
-        .values_list("id", flat=True)[:1000]
-    )
+    due = list(MassMessage.objects.filter(status=M.CREATED, deadline_at__lt=now).order_by("deadline_at")
+               .values_list("id", flat=True)[:1000])
     messages = recipients = 0
     for message_id in due:
         expired = _cancel_task(message_id, M.EXPIRED)
@@ -671,17 +597,11 @@ def mass_messages_expire(now: datetime | None = None) -> dict:
             continue  # refused (tried again next time), or confirmed just in time: the last poll found it done
         messages += 1
         recipients += expired
-        logger.warning(
-            "mass message expired: staff did not confirm before the deadline",
-            extra={
-                "mass_message_id": message.id,
-                "campaign_id": message.campaign_id,
-                "run_id": message.run_id,
-                "sender_id": message.sender_id,
-                "deadline_at": message.deadline_at.isoformat(),
-                "recipients_expired": expired,
-            },
-        )
+        logger.warning("mass message expired: staff did not confirm before the deadline", extra={
+            "mass_message_id": message.id, "campaign_id": message.campaign_id, "run_id": message.run_id,
+            "sender_id": message.sender_id, "deadline_at": message.deadline_at.isoformat(),
+            "recipients_expired": expired,
+        })
     if messages:
         logger.warning("mass messages expired", extra={"messages": messages, "recipients": recipients})
     return {"messages": messages, "recipients": recipients}

@@ -9,8 +9,6 @@ from crm.services.campaign_schedules import run_occurrence, schedules_finish_exp
 from crm.services.pushes import (
     PushRetry,
     first_poll_delay,
-    follow_up_poll_delay,
-    mass_message_awaiting_results,
     mass_message_poll,
     mass_message_send,
     mass_messages_expire,
@@ -57,20 +55,13 @@ def send_mass_message(self, message_id: int) -> str:
         raise self.retry(countdown=send_grace().total_seconds() + 1)
     if result == "created":
         # The first poll right after WeCom's dispatch delay, not at beat's next tick (up to 20 s later).
-        poll_mass_message.apply_async((message_id, 0), countdown=first_poll_delay())
+        poll_mass_message.apply_async((message_id,), countdown=first_poll_delay())
     return result
 
 
 @shared_task(acks_late=True)
-def poll_mass_message(message_id: int, follow_up: int | None = None) -> dict:
-    """One poll pass. `follow_up` (the chain started by the send; beat's polls have none): while the task is still
-    awaiting results, poll again after a growing delay, until beat's sweep takes over."""
-    counts = mass_message_poll(message_id)
-    if follow_up is not None:
-        countdown = follow_up_poll_delay(follow_up)
-        if countdown is not None and mass_message_awaiting_results(message_id):
-            poll_mass_message.apply_async((message_id, follow_up + 1), countdown=countdown)
-    return counts
+def poll_mass_message(message_id: int) -> dict:
+    return mass_message_poll(message_id)
 
 
 @shared_task(acks_late=True)

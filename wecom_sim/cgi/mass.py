@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, F
+from django.db.models import F
 from django.db.models.expressions import RawSQL
 
 from wecom_sim import ids
@@ -23,16 +23,7 @@ from wecom_sim.cgi.base import (
 from wecom_sim.cgi.contact_ways import check_attachments
 from wecom_sim.clockwork import confirm_due
 from wecom_sim.corp import now, ts
-from wecom_sim.models import (
-    SimCorp,
-    SimFriendship,
-    SimGroupChat,
-    SimMassMessage,
-    SimMassResult,
-    SimMassTask,
-    SimMember,
-    SimShopper,
-)
+from wecom_sim.models import SimCorp, SimFriendship, SimGroupChat, SimMassMessage, SimMassResult, SimMassTask, SimMember
 
 MAX_CUSTOMERS = 10000
 MAX_CHATS = 2000
@@ -51,9 +42,8 @@ def _senders_for_single(corp: SimCorp, params: dict) -> tuple[list[tuple[str, st
         raise WecomError(40058, "external_userid exceed 10000")
     if not all(isinstance(e, str) for e in eids):
         raise WecomError(47001, "external_userid must be a list of strings")
-    live = SimFriendship.objects.filter(
-        member__corp=corp, member_deleted=False, confirmed=True, member__resigned_at__isnull=True
-    )
+    live = SimFriendship.objects.filter(member__corp=corp, member_deleted=False, confirmed=True,
+                                        member__resigned_at__isnull=True)
     if sender:
         member = SimMember.objects.filter(corp=corp, userid__iexact=sender, resigned_at__isnull=True).first()
         if member is None:
@@ -70,19 +60,9 @@ def _senders_for_single(corp: SimCorp, params: dict) -> tuple[list[tuple[str, st
     chosen: dict[str, tuple[str, list]] = {}
     # Tags are read (and their JSON decoded) only when a tag filter asks for them.
     fields = ("shopper__external_userid", "member__userid", *(("tag_ids",) if tag_groups else ()))
-    ordered = live.order_by("-createtime", "-id").values_list(*fields)
-    if connection.vendor == "postgresql":
-        # One query with the ids as ONE array parameter (= ANY): an IN list of 10,000 placeholders costs more to
-        # compile (Django) and convert (psycopg) than the query takes to run.
-        shoppers = connection.ops.quote_name(SimShopper._meta.db_table)
-        any_of = RawSQL(f"{shoppers}.external_userid = ANY(%s)", [wanted], output_field=BooleanField())  # noqa: S611
-        batches = [ordered.filter(any_of)]
-    else:
-        batches = [
-            ordered.filter(shopper__external_userid__in=wanted[start : start + LOOKUP_CHUNK])
-            for start in range(0, len(wanted), LOOKUP_CHUNK)
-        ]
-    for rows in batches:
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        rows = (live.filter(shopper__external_userid__in=wanted[start:start + LOOKUP_CHUNK])
+                .order_by("-createtime", "-id").values_list(*fields))
         # A plain fetch, not .iterator(): outside a transaction PostgreSQL's server-side cursor is WITH HOLD, which
         # materialises the result once more at commit.
         for eid, userid, *tags in list(rows):
@@ -90,7 +70,7 @@ def _senders_for_single(corp: SimCorp, params: dict) -> tuple[list[tuple[str, st
     pairs, fail = [], []
     for eid in wanted:
         found = chosen.get(eid)
-        if found is None or (tag_groups and not _matches_tags(found[1], tag_groups)):
+        if found is None or not _matches_tags(found[1], tag_groups):
             fail.append(eid)
         else:
             pairs.append((found[0], eid))
@@ -131,12 +111,10 @@ def add_msg_template(corp: SimCorp, params: dict) -> dict:
     if not pairs:
         raise WecomError(41048)
     with transaction.atomic():
-        message = SimMassMessage.objects.create(
-            corp=corp, msgid=ids.msgid(), chat_type=chat_type, text=text, attachments=attachments, created_at=now(corp)
-        )
-        SimMassTask.objects.bulk_create(
-            SimMassTask(message=message, userid=u) for u in dict.fromkeys(u for u, _ in pairs)
-        )
+        message = SimMassMessage.objects.create(corp=corp, msgid=ids.msgid(), chat_type=chat_type, text=text,
+                                                attachments=attachments, created_at=now(corp))
+        SimMassTask.objects.bulk_create(SimMassTask(message=message, userid=u)
+                                        for u in dict.fromkeys(u for u, _ in pairs))
         _insert_results(message, pairs, "external_userid" if chat_type == "single" else "chat_id")
     return {"fail_list": fail, "msgid": message.msgid}
 
@@ -147,16 +125,13 @@ def _insert_results(message: SimMassMessage, pairs: list[tuple[str, str]], key: 
         table = SimMassResult._meta.db_table
         other = "chat_id" if key == "external_userid" else "external_userid"
         # Table and column names come from the model; every value is a parameter.
-        sql = (
-            f'INSERT INTO "{table}" (message_id, userid, "{key}", "{other}", status) '  # noqa: S608
-            "SELECT %s, u, r, '', 0 FROM unnest(%s::text[], %s::text[]) AS t(u, r)"
-        )
+        sql = (f'INSERT INTO "{table}" (message_id, userid, "{key}", "{other}", status) '  # noqa: S608
+               "SELECT %s, u, r, '', 0 FROM unnest(%s::text[], %s::text[]) AS t(u, r)")
         with connection.cursor() as cursor:
             cursor.execute(sql, [message.pk, [u for u, _ in pairs], [r for _, r in pairs]])
         return
-    SimMassResult.objects.bulk_create(
-        (SimMassResult(message=message, userid=u, **{key: r}) for u, r in pairs), batch_size=500
-    )
+    SimMassResult.objects.bulk_create((SimMassResult(message=message, userid=u, **{key: r}) for u, r in pairs),
+                                      batch_size=500)
 
 
 def message_or_error(corp: SimCorp, params: dict, *, dispatching_check: bool = True) -> SimMassMessage:
@@ -179,23 +154,12 @@ def get_groupmsg_list_v2(corp: SimCorp, params: dict) -> dict:
         raise WecomError(40058, "time range exceed one month")
     chat_type = params.get("chat_type") or "single"
     filter_type = as_int(params, "filter_type", 2)
-    messages = [
-        m
-        for m in SimMassMessage.objects.filter(corp=corp, chat_type=chat_type).order_by("id")
-        if start <= ts(m.created_at) <= end and filter_type in (0, 2)
-    ]
+    messages = [m for m in SimMassMessage.objects.filter(corp=corp, chat_type=chat_type).order_by("id")
+                if start <= ts(m.created_at) <= end and filter_type in (0, 2)]
     query = {"api": "list_v2", "s": start, "e": end, "t": chat_type, "f": filter_type, "c": params.get("creator")}
     chunk, cursor = page(messages, params, query, 50, 100)
-    rows = [
-        {
-            "msgid": m.msgid,
-            "create_time": str(ts(m.created_at)),
-            "create_type": m.create_type,
-            "text": m.text,
-            "attachments": m.attachments,
-        }
-        for m in chunk
-    ]
+    rows = [{"msgid": m.msgid, "create_time": str(ts(m.created_at)), "create_type": m.create_type, "text": m.text,
+             "attachments": m.attachments} for m in chunk]
     return {"group_msg_list": rows, "next_cursor": cursor}
 
 
@@ -232,7 +196,7 @@ def get_groupmsg_send_result(corp: SimCorp, params: dict) -> dict:
         results = results.annotate(sent=RawSQL("floor(EXTRACT(EPOCH FROM send_time))::bigint", []))
     else:
         results = results.annotate(sent=F("send_time"))
-    chunk = list(results.values_list("id", "userid", "external_userid", "chat_id", "status", "sent")[: limit + 1])
+    chunk = list(results.values_list("id", "userid", "external_userid", "chat_id", "status", "sent")[:limit + 1])
     more = len(chunk) > limit
     chunk = chunk[:limit]
     rows = []
@@ -268,3 +232,5 @@ def remind_groupmsg_send(corp: SimCorp, params: dict) -> dict:
     message.reminds = [*recent, ts(moment)]
     message.save(update_fields=["reminds"])
     return {}
+
+

