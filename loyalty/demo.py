@@ -378,7 +378,10 @@ class DemoSeed:
                     # Marketing last: its record is what says "decided" to the next run.
                     choices = {"behaviour": True} if shopper.behaviour else {}
                     page = journey.decide_consent(eid, page, **choices, marketing=shopper.marketing)
-                for k in todo:
+                for n, k in enumerate(todo):
+                    # A QR token pays for one receipt: the shopper shows the card again for the next one.
+                    if n:
+                        page = journey.open_page(eid, url)
                     # A fixed receipt id: if an earlier run posted it and lost the answer, this is a harmless retry.
                     journey.till_scan(qr_token_on(page, eid), shopper.amounts_fen[k], receipt=shopper.receipt(k))
             finally:
