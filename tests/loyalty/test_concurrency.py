@@ -4,37 +4,18 @@ Run against PostgreSQL (DATABASE_URL=postgres://...) for the row locks to matter
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 import requests
-from django.db import connection, connections
+from django.db import connection
 
 from loyalty.models import Card, PointsLedger, Purchase
 from loyalty.qr import qr_token_mint
 from loyalty.selectors import card_ledger_sum
 from loyalty.services import card_get_or_create, points_credit, scan_record
+from tests.loyalty.threads import in_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 THREADS = 8
-
-
-def _in_threads(fn, args_list):
-    """Run fn(*args) in THREADS threads released together; return results or exceptions, in order."""
-    barrier = threading.Barrier(len(args_list))
-
-    def run(args):
-        try:
-            barrier.wait(timeout=10)
-            return fn(*args)
-        except Exception as exc:
-            return exc
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=len(args_list)) as pool:
-        return list(pool.map(run, args_list))
 
 
 def _scan(card_number, store_code, receipt, amount):
@@ -46,7 +27,7 @@ def _scan(card_number, store_code, receipt, amount):
 
 def test_concurrent_scans_of_one_card_keep_balance_equal_to_ledger(card, store, tiers):
     args = [(card.number, store.code, f"R-{n}", 100 * (n + 1) * 37) for n in range(THREADS)]
-    results = _in_threads(_scan, args)
+    results = in_threads(_scan, args)
     assert results == [False] * THREADS, results
     card = Card.objects.get(pk=card.pk)
     expected = sum(37 * (n + 1) for n in range(THREADS))
@@ -61,7 +42,7 @@ def test_concurrent_scans_of_one_card_keep_balance_equal_to_ledger(card, store, 
 
 
 def test_the_same_receipt_scanned_concurrently_credits_once(card, store, tiers):
-    results = _in_threads(_scan, [(card.number, store.code, "R-SAME", 50_000)] * THREADS)
+    results = in_threads(_scan, [(card.number, store.code, "R-SAME", 50_000)] * THREADS)
     assert sorted(results, key=str) == [False] + [True] * (THREADS - 1), results
     assert Purchase.objects.count() == 1 and PointsLedger.objects.count() == 1
     card = Card.objects.get(pk=card.pk)
@@ -72,14 +53,14 @@ def test_concurrent_credits_with_one_key_apply_once(card):
     def credit():
         return points_credit(card_id=card.pk, delta=10, kind="earn", idempotency_key="same-key").pk
 
-    results = _in_threads(credit, [()] * THREADS)
+    results = in_threads(credit, [()] * THREADS)
     assert len(set(results)) == 1, results
     assert Card.objects.get(pk=card.pk).points_balance == 10 == card_ledger_sum(card.pk)
 
 
 def test_concurrent_first_opens_make_one_card(make_contact, tiers):
     contact = make_contact()
-    results = _in_threads(lambda: card_get_or_create(contact.pk).pk, [()] * THREADS)
+    results = in_threads(lambda: card_get_or_create(contact.pk).pk, [()] * THREADS)
     assert len(set(results)) == 1, results
     assert Card.objects.filter(contact=contact).count() == 1
 
@@ -102,7 +83,7 @@ def test_concurrent_http_retries_of_one_receipt(live_server, card, store, cashie
         )
         return response.status_code, response.json()
 
-    results = _in_threads(post, [()] * THREADS)
+    results = in_threads(post, [()] * THREADS)
     statuses = sorted(status for status, _ in results)
     assert statuses == [200] * (THREADS - 1) + [201], results
     assert {b["purchase_id"] for _, b in results} == {Purchase.objects.get().pk}

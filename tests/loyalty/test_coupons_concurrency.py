@@ -4,35 +4,17 @@ and every refused redemption wrote nothing (points, coupon, redemption)."""
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from crm.errors import ApplicationError
 from loyalty.models import Card, Coupon, PointsLedger, Redemption, Reward
 from loyalty.selectors import card_ledger_sum
 from loyalty.services import card_get_or_create, points_credit, redemption_create
+from tests.loyalty.threads import in_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 THREADS = 8
-
-
-def _in_threads(fn, args_list):
-    barrier = threading.Barrier(len(args_list))
-
-    def run(args):
-        try:
-            barrier.wait(timeout=10)
-            return fn(*args)
-        except Exception as exc:
-            return exc
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=len(args_list)) as pool:
-        return list(pool.map(run, args_list))
 
 
 def _redeem(card_id, reward_id, key):
@@ -62,7 +44,7 @@ def _postgres_only():
 def test_the_last_stock_goes_to_exactly_that_many_customers(tiers, make_contact, stock):
     reward = Reward.objects.create(name="Last mug", points_cost=100, stock=stock)
     cards = _funded_cards(make_contact, THREADS, 150)
-    results = _in_threads(_redeem, [(c.pk, reward.pk, f"k-{c.pk}") for c in cards])
+    results = in_threads(_redeem, [(c.pk, reward.pk, f"k-{c.pk}") for c in cards])
     assert results.count(True) == stock, results
     assert _codes(results) == ["out_of_stock"] * (THREADS - stock), results
     reward.refresh_from_db()
@@ -77,7 +59,7 @@ def test_the_last_stock_goes_to_exactly_that_many_customers(tiers, make_contact,
 def test_a_burst_from_one_card_stays_within_its_limit(card):
     reward = Reward.objects.create(name="One per customer", points_cost=10, stock=100, per_customer_limit=2)
     points_credit(card_id=card.pk, delta=1000, kind=PointsLedger.Kind.ADJUST, idempotency_key="fund")
-    results = _in_threads(_redeem, [(card.pk, reward.pk, f"burst-{n}") for n in range(THREADS)])
+    results = in_threads(_redeem, [(card.pk, reward.pk, f"burst-{n}") for n in range(THREADS)])
     assert results.count(True) == 2, results
     assert _codes(results) == ["over_customer_limit"] * (THREADS - 2)
     card.refresh_from_db()
@@ -89,7 +71,7 @@ def test_a_burst_from_one_card_stays_within_its_limit(card):
 def test_a_burst_cannot_spend_more_points_than_the_card_has(card):
     reward = Reward.objects.create(name="Pricey", points_cost=300)
     points_credit(card_id=card.pk, delta=1000, kind=PointsLedger.Kind.ADJUST, idempotency_key="fund")
-    results = _in_threads(_redeem, [(card.pk, reward.pk, f"spend-{n}") for n in range(THREADS)])
+    results = in_threads(_redeem, [(card.pk, reward.pk, f"spend-{n}") for n in range(THREADS)])
     assert results.count(True) == 3, results
     assert _codes(results) == ["insufficient_points"] * (THREADS - 3)
     card.refresh_from_db()
