@@ -34,8 +34,8 @@ def _start(env: dict, port: int, log) -> subprocess.Popen:
     def healthy() -> bool:
         assert proc.poll() is None, f"the ingest server exited with {proc.returncode}"
         try:
-            return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        except requests.RequestException:  # refused while it boots, or slow to answer on a loaded machine
             return False
 
     wait_for(healthy, timeout=30, message="the ingest server to come up")
