@@ -106,8 +106,8 @@ _GENERATE_MORE = [
     "'sku' || lpad((1 + floor(%(products)s * power(random(), 2)))::int::text, 4, '0'), 1, "
     "(1000 + random() * 50000)::int, now() - power(random(), 1.5) * interval '730 days' "
     "FROM generate_series(1, %(order_lines)s) i",
-    "INSERT INTO loyalty_tier (name, min_points, is_vip, rank) VALUES ('Bronze', 0, false, 1), "
-    "('Silver', 1000, false, 2), ('Gold', 5000, false, 3), ('Platinum', 20000, true, 4)",
+    "INSERT INTO loyalty_tier (name, min_points, min_spend_fen, is_vip, rank) VALUES ('Bronze', 0, 0, false, 1), "
+    "('Silver', 1000, 0, false, 2), ('Gold', 5000, 0, false, 3), ('Platinum', 20000, 0, true, 4)",
     "INSERT INTO loyalty_store (code, name, city, is_active, created_at) SELECT 'store-' || i, 'Store ' || i, "
     "'Shanghai', true, now() FROM generate_series(1, 20) i",
     "INSERT INTO loyalty_card (contact_id, number, tier_id, points_balance, lifetime_points, created_at, "
