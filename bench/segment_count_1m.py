@@ -242,6 +242,10 @@ def _generate(connection) -> float:
         # Likewise the consent in force per (purpose, contact), which crm 0013's triggers keep.
         for sql in importlib.import_module("crm.migrations.0013_segment_rollups").BACKFILL:
             cur.execute(sql)
+        # The card's tier on the contact row and the spend per window, which loyalty 0011's triggers keep.
+        tier_spend = importlib.import_module("loyalty.migrations.0011_segment_tier_spend")
+        cur.execute(tier_spend.BACKFILL_TIER)
+        cur.execute("SELECT loyalty_segment_spend_rebuild()")
         cur.execute("SET session_replication_role = DEFAULT")
         # The denormalised tag ids must say exactly what ContactTag says, or the timings mean nothing.
         cur.execute(

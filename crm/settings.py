@@ -162,6 +162,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Downgrades happen only here (after each card's grace period); upgrades at each credit.
     "loyalty-evaluate-tiers": {"task": "loyalty.tasks_tiers.evaluate_tiers", "schedule": crontab(hour=4, minute=0)},
+    # Segment spend windows (loyalty 0011) moved on after each Shanghai midnight; counts sum the rows until then.
+    "loyalty-advance-spend-rollup": {"task": "loyalty.tasks.advance_spend_rollup", "schedule": crontab(minute="*/5")},
     # Lapsed points lots -> one `expire` entry each (idempotent per lot).
     "loyalty-expire-lots": {"task": "loyalty.tasks_lots.expire_lots", "schedule": crontab(minute=5)},
     # Tmall/JD orders earn points under the earning rules (only when LOYALTY_ORDERS_EARN_POINTS; once per order).

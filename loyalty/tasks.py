@@ -6,6 +6,7 @@ from celery import shared_task
 
 from crm.wecom.errors import WeComError
 from loyalty.services.dashboard import loyalty_dashboard_refresh
+from loyalty.services.segment_rollups import spend_rollup_advance
 from loyalty.services.tiers import tier_change_send_vip_invite
 
 
@@ -24,3 +25,10 @@ def vip_invite(self, tier_change_id: int) -> bool:
 def refresh_dashboard_rollups() -> dict:
     """Beat: the dashboard's tier distribution and closed days of points (loyalty.services.dashboard)."""
     return loyalty_dashboard_refresh()
+
+
+@shared_task(acks_late=True)
+def advance_spend_rollup() -> str | None:
+    """Beat (every 5 min; work only after a Shanghai midnight): segment spend windows moved on to today."""
+    day = spend_rollup_advance()
+    return day.isoformat() if day else None
