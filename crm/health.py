@@ -1,4 +1,6 @@
 """/healthz (liveness): database, Redis and a live worker heartbeat; 200 only when all three are fine.
+/healthz/money: every red-packet pool's latest scheduled reconciliation balanced, and none left unchecked; 503
+otherwise (what monitoring alerts on: a money difference must page someone, not restart the web process).
 /readyz (readiness): the same, plus every migration applied and, where this deployment seeds demo data
 (DEMO_SEED, set by `make run`), the seed finished. A load balancer or `make run` waits for /readyz."""
 
@@ -89,3 +91,24 @@ def readyz(request):
     if settings.DEMO_SEED:
         checks["demo_seed"] = _check_seed()
     return _answer(checks)
+
+
+@require_GET
+def healthz_money(request):
+    from crm.selectors.money import pools_out_of_balance, pools_unwatched
+
+    try:
+        unbalanced = [
+            {"pool_id": row["id"], "difference_fen": row["reconcile_difference_fen"],
+             "checked_at": row["reconciled_at"].isoformat() if row["reconciled_at"] else None}
+            for row in pools_out_of_balance()
+        ]  # fmt: skip
+        unwatched = pools_unwatched(settings.REDPACKET_RECONCILE_STALE_SECONDS)
+    except Exception as exc:
+        return _answer({"money": {"ok": False, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}})
+    check = {"ok": not unbalanced and not unwatched, "unbalanced": unbalanced, "unwatched": unwatched}
+    if unbalanced:
+        check["error"] = f"{len(unbalanced)} red-packet pools out of balance"
+    elif unwatched:
+        check["error"] = f"{len(unwatched)} live pools not reconciled for {settings.REDPACKET_RECONCILE_STALE_SECONDS}s"
+    return _answer({"money": check})

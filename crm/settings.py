@@ -137,6 +137,8 @@ CELERY_TASK_QUEUES = [
 ]
 CELERY_TASK_DEFAULT_EXCHANGE = "default"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
+# How long a live pool may go unreconciled before /healthz/money calls it unwatched (beat reconciles every 2 min).
+REDPACKET_RECONCILE_STALE_SECONDS = env_int("REDPACKET_RECONCILE_STALE_SECONDS", 600)
 CELERY_TASK_ROUTES = {
     "crm.tasks.callbacks.*": {"queue": "callbacks"},
     "crm.tasks.campaigns.*": {"queue": "pushes"},
@@ -151,6 +153,7 @@ CELERY_BEAT_SCHEDULE = {
     "campaigns-poll-results": {"task": "crm.tasks.campaigns.poll_mass_message_results", "schedule": 20.0},
     "campaigns-expire-unconfirmed": {"task": "crm.tasks.campaigns.expire_mass_messages", "schedule": 300.0},
     "redpackets-refund-expired": {"task": "crm.tasks.redpackets.refund_expired_pools", "schedule": 60.0},
+    "redpackets-reconcile": {"task": "crm.tasks.redpackets.reconcile_pools", "schedule": 120.0},
     "callbacks-sweep-unprocessed": {"task": "crm.tasks.callbacks.sweep_unprocessed", "schedule": 60.0},
     "contacts-poll-handovers": {"task": "crm.tasks.contacts.poll_handovers", "schedule": 600.0},
     "contacts-resume-stalled": {"task": "crm.tasks.contacts.resume_stalled", "schedule": 300.0},

@@ -3,10 +3,11 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from crm.health import healthz, readyz
+from crm.health import healthz, healthz_money, readyz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("healthz/money", healthz_money, name="healthz-money"),
     path("readyz", readyz, name="readyz"),
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: the console's language switch
     path("admin/console/", include("crm.console.urls")),

@@ -439,7 +439,7 @@ class RedPacketPoolAdmin(ServiceModelAdmin):
 
 @admin.register(RedPacketClaim)
 class RedPacketClaimAdmin(ModelAdmin):
-    list_display = ["id", "pool", "contact", "amount_fen", "status", "billno", "claimed_at", "paid_at"]
+    list_display = ["id", "pool", "contact", "amount_fen", "status", "billno", "last_error", "claimed_at", "paid_at"]
     list_filter = ["status"]
     search_fields = ["billno", "contact__external_userid", "send_listid"]
     raw_id_fields = ["pool", "contact"]

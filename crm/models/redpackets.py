@@ -38,6 +38,11 @@ class RedPacketPool(models.Model):
     amounts = models.JSONField(default=list, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The latest scheduled reconciliation (crm.services.redpackets.redpacket_reconcile_record): an unbalanced pool
+    # turns /healthz/money red and puts a banner on every console page until a later check balances.
+    reconciled_at = models.DateTimeField(null=True, blank=True)
+    reconcile_balanced = models.BooleanField(null=True, blank=True, db_index=True)
+    reconcile_difference_fen = models.BigIntegerField(default=0)
 
     class Meta:
         ordering = ["-id"]
@@ -87,6 +92,9 @@ class RedPacketRefund(models.Model):
     pool = models.OneToOneField(RedPacketPool, on_delete=models.PROTECT, related_name="refund")
     amount_fen = models.PositiveBigIntegerField()
     packets = models.PositiveIntegerField(default=0)
+    # Of amount_fen: reserved in Redis by claims whose row was never written (their process died), as
+    # {contact id: fen}, so reconciliation knows these reservations are settled whatever Redis still says.
+    reserved = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

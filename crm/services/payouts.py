@@ -78,6 +78,11 @@ def claim_payout(claim_id: int) -> str:
     return RedPacketClaim.Status.PAID
 
 
+def claim_payout_give_up(claim_id: int, reason: str) -> str:
+    """A payout out of retries: `failed` with the reason (unless it was paid meanwhile); the status."""
+    return _fail(claim_id, reason)
+
+
 def claim_payout_retry(claim_id: int) -> bool:
     """Give a failed payout another go (e.g. after the merchant account was topped up): same billno, queued."""
     from crm.tasks.redpackets import pay_claim

@@ -12,6 +12,7 @@ The DB row (RedPacketClaim, UNIQUE (pool, contact)) is written right after and i
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import zlib
 from collections import Counter
@@ -22,8 +23,8 @@ from zoneinfo import ZoneInfo
 import redis
 from django.conf import settings
 from django.core import signing
-from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -34,6 +35,9 @@ from crm.services.customer_links import absolute_url, sign_contact, unsign_conta
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 KEY_PREFIX = "crm:rp:"
+logger = logging.getLogger(__name__)
+# Refunded pools stay watched this long after their refund (late payouts, a stray claim).
+WATCH_AFTER_REFUND = timedelta(days=1)
 
 _CLAIM_LUA = """
 local state = redis.call('GET', KEYS[3])
@@ -308,8 +312,29 @@ def make_billno(claim: RedPacketClaim) -> str:
     return f"{prefix}{day}{claim.id % 10**10:010d}"
 
 
+class PoolClosed(Exception):
+    """The pool was refunded (or cancelled) while this claim was being written: it gets no packet."""
+
+
+def _hold_pool(pool_id: int) -> str | None:
+    """The pool's status, read under a KEY SHARE lock held to the end of the claim's transaction (PostgreSQL).
+
+    A Redis rebuild and a refund lock the pool row FOR UPDATE before they read the claims: they wait for every
+    claim already past this point to commit (so they see its row), and a claim arriving meanwhile waits for them
+    (and then sees their Redis state and the pool's new status). Without it a rebuild could read the claims
+    while one was still uncommitted and put that amount back into the pool: over budget by one packet. Claims
+    do not block each other (KEY SHARE locks share)."""
+    if connection.vendor != "postgresql":
+        return RedPacketPool.objects.filter(id=pool_id).values_list("status", flat=True).first()
+    with connection.cursor() as cur:
+        cur.execute("SELECT status FROM crm_redpacketpool WHERE id = %s FOR KEY SHARE", [pool_id])
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
 def _persist_claim(pool: RedPacketPool, contact_id: int, amount: int) -> tuple[RedPacketClaim, bool]:
-    """Write the claim row for a Redis reservation (or find it); payout queued on commit."""
+    """Write the claim row for a Redis reservation (or find it); payout queued on commit. PoolClosed when the
+    pool stopped being active before the row could be written (its reservation was refunded with it)."""
     from crm.tasks.redpackets import pay_claim  # tasks import services; this edge is only called at runtime
 
     existing = RedPacketClaim.objects.filter(pool=pool, contact_id=contact_id).first()
@@ -319,6 +344,8 @@ def _persist_claim(pool: RedPacketPool, contact_id: int, amount: int) -> tuple[R
     claimed_key = pool_keys(pool.id)[1]
     try:
         with transaction.atomic():
+            if _hold_pool(pool.id) != RedPacketPool.Status.ACTIVE:
+                raise PoolClosed
             claim = RedPacketClaim.objects.create(pool=pool, contact_id=contact_id, amount_fen=amount)
             claim.billno = make_billno(claim)
             claim.save(update_fields=["billno"])
@@ -364,6 +391,8 @@ def redpacket_claim(*, pool_id: int, contact_id: int) -> ClaimOutcome:
         # Also for code -1: the DB row may be missing when an earlier attempt died between Redis and the DB;
         # writing it now finishes that claim instead of leaving the amount stranded in flight.
         claim, _created = _persist_claim(pool, contact_id, int(amount))
+    except PoolClosed:
+        return ClaimOutcome("expired")
     except Exception:
         # Give the amount back only when no row holds it; a committed row keeps its reservation.
         if code == 1 and not RedPacketClaim.objects.filter(pool=pool, contact_id=contact_id).exists():
@@ -427,14 +456,26 @@ def redpacket_refund_expired(pool_id: int) -> RedPacketRefund | None:
     # Closed first, so no claim can pop an amount while we count what is left; the list stays until commit.
     _script("close")(keys=[left_key, claimed_key, state_key], args=[])
     with transaction.atomic():
+        # FOR UPDATE waits for the claims being written (see _hold_pool): the rows read below are all there are,
+        # and a claim still to come finds the pool refunded and writes none.
         pool = RedPacketPool.objects.select_for_update().get(id=pool_id)
         if pool.status != RedPacketPool.Status.ACTIVE:
             return RedPacketRefund.objects.filter(pool=pool).first()
         left = [int(a) for a in r.lrange(left_key, 0, -1)]
-        refund = RedPacketRefund.objects.create(pool=pool, amount_fen=sum(left), packets=len(left))
+        # Reserved in Redis with no row: a claim whose process died before writing it (the customer never saw an
+        # amount). Refunded with the rest, or they would stay reserved forever, neither paid nor refunded.
+        rows = set(RedPacketClaim.objects.filter(pool=pool).values_list("contact_id", flat=True))
+        stranded = {str(int(c)): int(a) for c, a in r.hgetall(claimed_key).items() if int(c) not in rows}
+        refund = RedPacketRefund.objects.create(
+            pool=pool,
+            amount_fen=sum(left) + sum(stranded.values()),
+            packets=len(left) + len(stranded),
+            reserved=stranded,
+        )
         pool.status = RedPacketPool.Status.REFUNDED
         pool.save(update_fields=["status"])
     r.delete(left_key)
+    redpacket_reconcile_record(pool_id)  # at expiry: the final account, and an alert if it does not balance
     return refund
 
 
@@ -476,7 +517,9 @@ def redpacket_reconcile(pool_id: int) -> dict:
         state = state_raw.decode() if isinstance(state_raw, bytes) else str(state_raw)
         reserved = {int(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
         claimable = 0 if refund else sum(int(a) for a in left)
-        in_flight = sum(a for c, a in reserved.items() if c not in db_claims)
+        # Reservations with no row that the refund took back are settled, whatever Redis still holds.
+        settled = {int(c) for c in refund.reserved} if refund else set()
+        in_flight = sum(a for c, a in reserved.items() if c not in db_claims and c not in settled)
         mismatched = sum(1 for c, a in db_claims.items() if reserved.get(c) != a)
     paid = by_status.get(RedPacketClaim.Status.PAID, 0) or 0
     paying = by_status.get(RedPacketClaim.Status.PAYING, 0) or 0
@@ -497,9 +540,58 @@ def redpacket_reconcile(pool_id: int) -> dict:
         "refunded_fen": refunded,
         "claimable_fen": claimable,
         "in_flight_fen": in_flight,
+        # The issue's terms: budget = paid + paying + failed + refunded + reserved + claimable.
+        "reserved_fen": queued + in_flight,
         "claimed_fen": claimed_db,
         "claims": len(db_claims),
         "mismatched_claims": mismatched,
         "total_fen": total,
         "balanced": total == pool.budget_fen and mismatched == 0,
     }
+
+
+def redpacket_reconcile_record(pool_id: int) -> dict | None:
+    """Reconcile one pool and keep the result on it; an imbalance is logged at ERROR (with the report). None when
+    Redis cannot be read (not a money difference: the check runs again at the next beat)."""
+    try:
+        report = redpacket_reconcile(pool_id)
+    except redis.RedisError:
+        logger.warning("red-packet reconciliation skipped: Redis unavailable", extra={"pool_id": pool_id})
+        return None
+    difference = report["total_fen"] - report["budget_fen"]
+    RedPacketPool.objects.filter(id=pool_id).update(
+        reconciled_at=timezone.now(), reconcile_balanced=report["balanced"], reconcile_difference_fen=difference
+    )
+    if not report["balanced"]:
+        logger.error(
+            "red-packet pool %s out of balance by %s fen", pool_id, difference,
+            extra={"pool_id": pool_id, "difference_fen": difference, "report": report},
+        )  # fmt: skip
+    return report
+
+
+def redpacket_pools_to_watch() -> list[int]:
+    """Live pools, pools refunded in the last WATCH_AFTER_REFUND, and any whose last check did not balance."""
+    since = timezone.now() - WATCH_AFTER_REFUND
+    return list(
+        RedPacketPool.objects.filter(
+            Q(status=RedPacketPool.Status.ACTIVE)
+            | Q(status=RedPacketPool.Status.REFUNDED, refund__created_at__gte=since)
+            | Q(reconcile_balanced=False)
+        )
+        .order_by("id")
+        .values_list("id", flat=True)
+        .distinct()
+    )
+
+
+def redpacket_reconcile_watched() -> dict:
+    """Beat: reconcile every watched pool; {"checked": n, "unbalanced": [pool ids]}."""
+    unbalanced, checked = [], 0
+    for pool_id in redpacket_pools_to_watch():
+        report = redpacket_reconcile_record(pool_id)
+        if report is not None:
+            checked += 1
+            if not report["balanced"]:
+                unbalanced.append(pool_id)
+    return {"checked": checked, "unbalanced": unbalanced}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from crm.services.payouts import PayoutRetry, claim_payout, stuck_payout_claim_ids
-from crm.services.redpackets import redpacket_refund_all_expired
+from crm.services.payouts import PayoutRetry, claim_payout, claim_payout_give_up, stuck_payout_claim_ids
+from crm.services.redpackets import redpacket_reconcile_watched, redpacket_refund_all_expired
 
 
 @shared_task(bind=True, acks_late=True, max_retries=12)
@@ -14,6 +14,9 @@ def pay_claim(self, claim_id: int) -> str:
     try:
         return claim_payout(claim_id)
     except PayoutRetry as exc:
+        if self.request.retries >= self.max_retries:
+            # Out of retries: failed, with the reason, not "paying" forever; the console retries it (same billno).
+            return claim_payout_give_up(claim_id, f"gave up after {self.request.retries + 1} tries: {exc}")
         raise self.retry(exc=exc, countdown=min(300, 2 ** min(self.request.retries, 8)))
 
 
@@ -25,3 +28,10 @@ def refund_expired_pools() -> dict:
     for claim_id in stuck:
         pay_claim.delay(claim_id)
     return {"refunded": refunded, "requeued": len(stuck)}
+
+
+@shared_task(acks_late=True)
+def reconcile_pools() -> dict:
+    """Beat (every 2 min): budget = paid + paying + failed + refunded + reserved + claimable for each live pool
+    (and for a day after its refund); a difference is logged at ERROR and shows on /healthz/money and the console."""
+    return redpacket_reconcile_watched()

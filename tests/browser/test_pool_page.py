@@ -57,3 +57,17 @@ def test_pool_page_reconciles_and_flags_drift(console_page, lang, live_url, scre
     }""")
     assert _term(page, "total_fen") == 2050
     screenshot(page, f"pool-page-unbalanced-{lang}")
+
+    # The scheduled reconciliation finds it too: a red banner on every console page, linking to the pool.
+    assert rp.redpacket_reconcile_watched()["unbalanced"] == [pool.pk]
+    page.goto(f"{live_url}/admin/")
+    alert = page.locator("[data-money-alert]")
+    assert alert.count() == 1 and f"#{pool.pk}" in alert.inner_text()
+    assert ("资金不平" if lang == "zh-hans" else "Money out of balance") in alert.inner_text()
+    screenshot(page, f"money-banner-{lang}")
+    alert.locator("a").click()
+    page.wait_for_url(f"**/admin/console/pools/{pool.pk}/")
+    RedPacketClaim.objects.filter(pool=pool, status="paid").update(amount_fen=200)
+    rp.redpacket_reconcile_watched()
+    page.goto(f"{live_url}/admin/")
+    assert page.locator("[data-money-alert]").count() == 0

@@ -174,3 +174,30 @@ def test_a_refused_payout_fails_and_can_be_retried_with_the_same_billno(sim, cel
     claim = wait_for(lambda: RedPacketClaim.objects.filter(id=claim_id, status="paid").first(), timeout=30,
                      message="paid after top-up")
     assert [p["mch_billno"] for p in _packs(sim)] == [claim.billno]
+
+
+def test_a_payout_out_of_retries_fails_with_its_reason_and_is_retried_with_the_same_billno(sim):
+    campaign, (s1,) = _rp_campaign(sim, "judy", 1, budget_fen=300, count=1, mode="fixed")
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)
+    pool = RedPacketPool.objects.get(campaign=campaign)
+    balance = _balance(sim)
+    # WeChat Pay stays busy, through the task's last retry (run here; a worker may also be trying it).
+    sim.call("POST", "faults", path=PAY_PATH, kind="SYSTEMERROR", count=1000)
+    claim_id = rp.redpacket_claim(pool_id=pool.id, contact_id=s1.id).claim_id
+    billno = RedPacketClaim.objects.get(id=claim_id).billno
+    result = pay_claim.apply(args=[claim_id], retries=pay_claim.max_retries)
+    sim.call("DELETE", "faults")
+    claim = RedPacketClaim.objects.get(id=claim_id)
+    assert result.get() == "failed" and claim.status == "failed"  # not "paying" forever
+    assert "gave up after 13 tries" in claim.last_error and "SYSTEMERROR" in claim.last_error
+    assert rp.redpacket_reconcile(pool.id)["failed_fen"] == 300
+
+    # The console's retry (the merchant account is fine again): queued, then paid once, with the same billno.
+    from crm.services.payouts import claim_payout, claim_payout_retry
+
+    assert claim_payout_retry(claim_id)
+    assert RedPacketClaim.objects.get(id=claim_id).status == "received"
+    assert claim_payout(claim_id) == "paid"
+    claim = RedPacketClaim.objects.get(id=claim_id)
+    assert claim.billno == billno and claim.last_error == ""
+    assert len(_packs(sim, billno)) == 1 and _balance(sim) == balance - 300
