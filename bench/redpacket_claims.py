@@ -97,12 +97,17 @@ from django.utils import timezone
 call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
 from crm.models import Contact
 from crm.services.redpackets import redpacket_claim, redpacket_pool_activate, redpacket_pool_create
+from crm.services.redpackets import redpacket_pool_approve
+from django.contrib.auth import get_user_model
 from datetime import timedelta
 n, threads = int(sys.argv[1]), int(sys.argv[2])
 Contact.objects.bulk_create([Contact(external_userid=f"wmbench{i:08d}") for i in range(n)])
 ids = list(Contact.objects.order_by("id").values_list("id", flat=True))
 pool = redpacket_pool_create(campaign_id=None, budget_fen=n * 300, count=n, mode="lucky", min_fen=100,
                              max_fen=1000, expires_at=timezone.now() + timedelta(hours=1))
+# Over the approval threshold: a second admin approves it, as in the console.
+approver = get_user_model().objects.create_superuser("bench-approver", "a@example.com", "x")
+redpacket_pool_approve(pool.id, approver=approver)
 redpacket_pool_activate(pool.id)
 def timed(ops, fn):
     it, lock = iter(range(ops)), threading.Lock()

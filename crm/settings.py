@@ -137,6 +137,8 @@ CELERY_TASK_QUEUES = [
 ]
 CELERY_TASK_DEFAULT_EXCHANGE = "default"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
+# A red-packet pool with a budget above this (fen) needs a second admin's approval before it can go live.
+REDPACKET_APPROVAL_THRESHOLD_FEN = env_int("REDPACKET_APPROVAL_THRESHOLD_FEN", 100_000)
 # How long a live pool may go unreconciled before /healthz/money calls it unwatched (beat reconciles every 2 min).
 REDPACKET_RECONCILE_STALE_SECONDS = env_int("REDPACKET_RECONCILE_STALE_SECONDS", 600)
 CELERY_TASK_ROUTES = {

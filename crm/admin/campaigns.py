@@ -333,7 +333,8 @@ class CampaignAdmin(ServiceModelAdmin):
                 raise ApplicationError(_("The red packets must expire after the campaign is sent."),
                                        field="expires_at")
             if pool_form.instance.pk is None:
-                pool = redpacket_services.redpacket_pool_create(campaign_id=campaign.pk, **fields)
+                pool = redpacket_services.redpacket_pool_create(campaign_id=campaign.pk, created_by=request.user,
+                                                                **fields)  # fmt: skip
                 formset.new_objects.append(pool)
             else:
                 pool = redpacket_services.redpacket_pool_update(pool_form.instance.pk, **fields)
@@ -392,11 +393,32 @@ class RedPacketPoolAdmin(ServiceModelAdmin):
     """Pools are made with their campaign; a draft one is edited through the service, an active one never."""
 
     form = RedPacketPoolForm
-    list_display = ["id", "campaign", "budget_fen", "count", "mode", "status", "expires_at"]
+    list_display = ["id", "campaign", "budget_fen", "count", "mode", "status", "approval", "expires_at"]
     list_filter = ["status", "mode"]
     search_fields = ["campaign__name", "act_name"]
-    readonly_fields = ["campaign", "amounts", "activated_at", "status"]
-    actions = ["refund_expired", "rebuild_redis_state"]
+    readonly_fields = ["campaign", "amounts", "activated_at", "status", "created_by", "approved_by", "approved_at"]
+    actions = ["approve", "refund_expired", "rebuild_redis_state"]
+
+    @admin.display(description=_("Approval"))
+    def approval(self, obj: RedPacketPool) -> str:
+        if obj.approved_by_id:
+            return _("Approved by %(user)s") % {"user": obj.approved_by}
+        if redpacket_services.redpacket_pool_needs_approval(obj):
+            return _("Awaiting a second admin's approval")
+        return "—"
+
+    @admin.action(description=_("Approve (second admin)"), permissions=["approve"])
+    def approve(self, request, queryset):
+        for pool in queryset:
+            try:
+                redpacket_services.redpacket_pool_approve(pool.id, approver=request.user)
+                self.message_user(request, _("Pool %(id)s approved.") % {"id": pool.id}, messages.SUCCESS)
+            except ApplicationError as exc:
+                self.message_user(request, _("Pool %(id)s: %(error)s") % {"id": pool.id, "error": exc.message},
+                                  messages.ERROR)  # fmt: skip
+
+    def has_approve_permission(self, request) -> bool:
+        return request.user.has_perm("crm.approve_redpacketpool")
     actions_detail = ["open_pool_page"]
     actions_row = ["open_pool_page"]
 

@@ -38,8 +38,15 @@ class PoolOutput(serializers.ModelSerializer):
         model = RedPacketPool
         fields = [
             "id", "campaign", "budget_fen", "count", "mode", "min_fen", "max_fen", "expires_at", "status",
-            "act_name", "wishing", "sender_name", "activated_at", "created_at",
+            "act_name", "wishing", "sender_name", "activated_at", "created_at", "created_by", "approved_by",
+            "approved_at", "needs_approval", "reconciled_at", "reconcile_balanced", "reconcile_difference_fen",
         ]
+
+    needs_approval = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_needs_approval(self, pool: RedPacketPool) -> bool:
+        return redpacket_services.redpacket_pool_needs_approval(pool)
 
 
 class CampaignOutput(serializers.ModelSerializer):
@@ -150,7 +157,7 @@ class CampaignListApi(_Base):
     def post(self, request: Request) -> Response:
         data = CampaignCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        campaign = campaign_services.campaign_create(**data.validated_data, require_audience=True)
+        campaign = campaign_services.campaign_create(**data.validated_data, require_audience=True, actor=request.user)
         return Response(CampaignOutput(campaign_get(campaign.id)).data, status=status.HTTP_201_CREATED)
 
 
@@ -344,6 +351,16 @@ class PoolReconciliationApi(_Base):
         return Response(redpacket_services.redpacket_reconcile(pool_id))
 
 
+class PoolApproveApi(_Base):
+    """A second admin approves a draft pool over REDPACKET_APPROVAL_THRESHOLD_FEN (403 for its creator)."""
+
+    required_perms = {"POST": ("crm.approve_redpacketpool",)}
+
+    @extend_schema(request=None, responses=PoolOutput)
+    def post(self, request: Request, pool_id: int) -> Response:
+        return Response(PoolOutput(redpacket_services.redpacket_pool_approve(pool_id, approver=request.user)).data)
+
+
 class PoolRefundApi(_Base):
     required_perms = {"POST": ("crm.change_redpacketpool",)}
 
@@ -380,4 +397,5 @@ urlpatterns = [
         name="redpacket-pool-reconciliation",
     ),
     path("api/redpacket-pools/<int:pool_id>/refund", PoolRefundApi.as_view(), name="redpacket-pool-refund"),
+    path("api/redpacket-pools/<int:pool_id>/approve", PoolApproveApi.as_view(), name="redpacket-pool-approve"),
 ]

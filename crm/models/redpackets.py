@@ -1,5 +1,6 @@
 """CRM models: red-packet pools, claims (paid through the WeCom pay API) and refunds."""
 
+from django.conf import settings
 from django.db import models
 
 __all__ = ["RedPacketClaim", "RedPacketPool", "RedPacketRefund"]
@@ -43,9 +44,18 @@ class RedPacketPool(models.Model):
     reconciled_at = models.DateTimeField(null=True, blank=True)
     reconcile_balanced = models.BooleanField(null=True, blank=True, db_index=True)
     reconcile_difference_fen = models.BigIntegerField(default=0)
+    # Over settings.REDPACKET_APPROVAL_THRESHOLD_FEN a pool goes live only once a second admin approved it.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
+        permissions = [("approve_redpacketpool", "Can approve a red-packet pool over the approval threshold")]
         constraints = [
             models.CheckConstraint(condition=models.Q(min_fen__gte=MIN_PACKET_FEN), name="rp_pool_min_ge_100"),
             models.CheckConstraint(condition=models.Q(max_fen__lte=MAX_PACKET_FEN), name="rp_pool_max_le_20000"),

@@ -29,6 +29,7 @@ from django.db import connection, transaction
 from django.db.models import Case, Count, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.utils import timezone
 
+from crm.errors import ApplicationError
 from crm.models import (
     Campaign,
     CampaignGroupRecipient,
@@ -215,7 +216,13 @@ def campaign_launch_due(now: datetime | None = None) -> list[int]:
     )
     started = []
     for campaign_id, scheduled_at in due:
-        if run_start(campaign_id, occurrence=scheduled_at) is not None:
+        try:
+            run = run_start(campaign_id, occurrence=scheduled_at)
+        except ApplicationError as exc:  # e.g. its red-packet pool awaits approval: the others still start
+            logger.warning("scheduled campaign not started: %s", exc.message,
+                           extra={"campaign_id": campaign_id, "code": exc.code})  # fmt: skip
+            continue
+        if run is not None:
             started.append(campaign_id)
     return started
 

@@ -401,6 +401,7 @@ def campaign_create(
     recur_until: datetime | None = None,
     red_packet: dict | None = None,
     require_audience: bool = False,
+    actor=None,
 ) -> Campaign:
     """A draft campaign, or scheduled (once at scheduled_at, or recurring) with its beat row; with its red-packet
     pool when asked (docs/campaign-engine.md section 2). `require_audience` (the API and the console): refuse a
@@ -409,14 +410,14 @@ def campaign_create(
     fields = {key: args[key] for key in FIELDS}
     written: list[str] = []
     try:
-        return _create(red_packet, fields, written, require_audience)
+        return _create(red_packet, fields, written, require_audience, actor)
     except BaseException:
         _remove_files(written)
         raise
 
 
 @transaction.atomic
-def _create(red_packet: dict | None, fields: dict, written: list[str], require_audience: bool) -> Campaign:
+def _create(red_packet: dict | None, fields: dict, written: list[str], require_audience: bool, actor=None) -> Campaign:
     cleaned = campaign_validate(red_packet=red_packet, require_audience=require_audience, **fields)
     campaign = Campaign()
     image = _apply(campaign, cleaned)
@@ -431,7 +432,7 @@ def _create(red_packet: dict | None, fields: dict, written: list[str], require_a
         if campaign.scheduled_at and expires_at and expires_at <= campaign.scheduled_at:
             raise ApplicationError(_("expires_at must be after scheduled_at."), field="red_packet.expires_at")
         try:
-            redpacket_pool_create(campaign_id=campaign.id, **red_packet)
+            redpacket_pool_create(campaign_id=campaign.id, created_by=actor, **red_packet)
         except ApplicationError as exc:
             exc.field = f"red_packet.{exc.field}" if exc.field else "red_packet"
             raise

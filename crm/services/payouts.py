@@ -33,7 +33,10 @@ def _fail(claim_id: int, message: str) -> str:
 
 
 def _note_error(claim_id: int, message: str) -> None:
-    RedPacketClaim.objects.filter(id=claim_id).update(last_error=message[:512])
+    # Not over a settled claim: a concurrent attempt may have given up meanwhile, and its reason must stay.
+    RedPacketClaim.objects.filter(id=claim_id).exclude(
+        status__in=[RedPacketClaim.Status.FAILED, RedPacketClaim.Status.PAID]
+    ).update(last_error=message[:512])
 
 
 def claim_payout(claim_id: int) -> str:

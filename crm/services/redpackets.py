@@ -183,6 +183,7 @@ def redpacket_pool_create(
     act_name: str = "Red packet",
     wishing: str = "Thank you!",
     sender_name: str = "Our brand",
+    created_by=None,
 ) -> RedPacketPool:
     min_fen, max_fen = redpacket_pool_validate(
         budget_fen=budget_fen, count=count, mode=mode, min_fen=min_fen, max_fen=max_fen, expires_at=expires_at
@@ -200,6 +201,7 @@ def redpacket_pool_create(
         act_name=act_name[:32],
         wishing=wishing[:128],
         sender_name=sender_name[:128],
+        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
     )
 
 
@@ -224,6 +226,8 @@ def redpacket_pool_update(pool_id: int, **fields) -> RedPacketPool:
         budget_fen=merged["budget_fen"], count=merged["count"], mode=merged["mode"], min_fen=merged["min_fen"],
         max_fen=merged["max_fen"], expires_at=merged["expires_at"],
     )
+    if merged["budget_fen"] != pool.budget_fen:
+        pool.approved_by, pool.approved_at = None, None  # the approval was for another budget
     for name in ("budget_fen", "count", "mode", "expires_at"):
         setattr(pool, name, merged[name])
     pool.act_name, pool.wishing, pool.sender_name = (
@@ -234,10 +238,44 @@ def redpacket_pool_update(pool_id: int, **fields) -> RedPacketPool:
     return pool
 
 
+def redpacket_pool_needs_approval(pool: RedPacketPool) -> bool:
+    """Over the threshold and not approved yet: it may not go live."""
+    return pool.budget_fen > settings.REDPACKET_APPROVAL_THRESHOLD_FEN and pool.approved_by_id is None
+
+
+@transaction.atomic
+def redpacket_pool_approve(pool_id: int, *, approver) -> RedPacketPool:
+    """A second admin approves a draft pool over the threshold: recorded (who, when). 403 without the
+    permission or for the pool's own creator; 409 for a pool that is not a draft. Idempotent for the approver."""
+    pool = RedPacketPool.objects.select_for_update().filter(id=pool_id).first()
+    if pool is None:
+        raise NotFound("No such red-packet pool.", field="pool")
+    if approver is None or not approver.is_authenticated or not approver.has_perm("crm.approve_redpacketpool"):
+        raise ApplicationError(gettext("Only an admin may approve a red-packet pool."), code="forbidden",
+                               field="approved_by", status_code=403)  # fmt: skip
+    if pool.approved_by_id is not None:
+        return pool
+    if pool.status != RedPacketPool.Status.DRAFT:
+        raise Conflict(f"A {pool.status} pool cannot be approved.", field="status")
+    if pool.created_by_id is not None and pool.created_by_id == approver.pk:
+        raise ApplicationError(gettext("A second admin must approve: not the pool's own creator."),
+                               code="same_person", field="approved_by", status_code=403)  # fmt: skip
+    pool.approved_by, pool.approved_at = approver, timezone.now()
+    pool.save(update_fields=["approved_by", "approved_at"])
+    logger.info("red-packet pool approved", extra={"pool_id": pool.id, "approved_by": approver.pk})
+    return pool
+
+
 def redpacket_pool_activate(pool_id: int) -> RedPacketPool:
-    """Precompute the split (once; kept in the DB) and build the pool's Redis state. Idempotent."""
+    """Precompute the split (once; kept in the DB) and build the pool's Redis state. Idempotent. 409
+    (approval_required) for a draft over the approval threshold that no second admin approved."""
     with transaction.atomic():
         pool = RedPacketPool.objects.select_for_update().get(id=pool_id)
+        if pool.status == RedPacketPool.Status.DRAFT and redpacket_pool_needs_approval(pool):
+            raise Conflict(
+                gettext("This red-packet pool's budget needs a second admin's approval before it can go live."),
+                code="approval_required", field="approved_by",
+            )  # fmt: skip
         if pool.status == RedPacketPool.Status.DRAFT:
             if not pool.amounts:
                 pool.amounts = pool_split(pool)
