@@ -6,14 +6,20 @@ The catalogue screen replaces loyalty.admin's RewardAdmin (same form base and de
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.db.models import Q
-from unfold.admin import ModelAdmin
+from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, StackedInline
 
-from crm.admin.base import ServiceModelAdmin, adopt
+from crm.admin.base import ServiceModelAdmin, add_service_error, adopt
+from crm.admin.campaigns import CampaignAdmin
+from crm.errors import ApplicationError
+from crm.services.campaigns import EDITABLE as CAMPAIGN_EDITABLE
 from loyalty.admin import ReadOnlyAdminMixin, ServiceDeleteMixin, ServiceForm
-from loyalty.models import Card, Coupon, Reward
+from loyalty.models import CampaignCoupon, Card, Coupon, Reward
 from loyalty.scoping import scope_to_user_stores, sees_all_stores
+from loyalty.services.campaign_coupons import campaign_coupon_set, campaign_coupon_stats, campaign_coupon_validate
 from loyalty.services.rewards import CATALOGUE_FIELDS, reward_delete, reward_save, reward_validate
 
 FORM_FIELDS = [
@@ -95,3 +101,109 @@ class CouponAdmin(ReadOnlyAdminMixin, ModelAdmin):
             return qs
         cards = scope_to_user_stores(Card.objects.all(), request.user)
         return qs.filter(Q(card__in=cards) | Q(redeemed_store__members=request.user)).distinct()
+
+
+# --- a campaign's coupon: a section of crm's campaign compose form --------------------------------------------
+# crm's CampaignAdmin cannot know loyalty (import-linter), so loyalty adds this inline to it. Saved through
+# campaign_coupon_set (a text-only message gets the card page's link); granted on delivery (campaign_coupons).
+
+
+class CampaignCouponForm(forms.ModelForm):
+    class Meta:
+        model = CampaignCoupon
+        fields = ["reward"]
+        labels = {"reward": _("Coupon for each customer reached")}
+        help_texts = {"reward": _("Granted without points when the message is delivered; the message links to the "
+                                  "card page, where the coupon shows.")}  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "reward" in self.fields:
+            self.fields["reward"].queryset = Reward.objects.filter(kind=Reward.Kind.COUPON, is_active=True)
+
+    def clean(self):
+        data = super().clean()
+        reward = data.get("reward")
+        if reward is None or self.errors:
+            return data
+        # The parent form's posted fields: what the message will be once saved.
+        attachment = self.data.get("attachment")
+        link_url = self.data.get("link_url") or ""
+        if attachment is None:  # an older form without the choice: a link if one is given
+            attachment = "link" if link_url else ""
+        try:
+            if self.data.get("target", "segment") not in ("", "segment"):
+                raise ApplicationError(_("Only a campaign to customers (a segment) can grant coupons."),
+                                       field="reward")  # fmt: skip
+            campaign_coupon_validate(reward_id=reward.pk, attachment=attachment, link_url=link_url)
+        except ApplicationError as exc:
+            add_service_error(self, exc)
+        return data
+
+
+class CampaignCouponFormSet(forms.BaseInlineFormSet):
+    def __init__(self, data=None, *args, **kwargs):
+        prefix = kwargs.get("prefix") or self.get_default_prefix()
+        if data is not None and f"{prefix}-TOTAL_FORMS" not in data:
+            # A compose form posted without this section (a page from before it existed, a scripted post):
+            # the coupon stays as it is rather than the whole campaign being refused for a missing section.
+            data = data.copy()
+            data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+        super().__init__(data, *args, **kwargs)
+
+    def save(self, commit=True):
+        """Through the service, for the saved campaign: set, change or remove its coupon."""
+        self.new_objects, self.changed_objects, self.deleted_objects = [], [], []
+        for form in self.forms:
+            if not form.has_changed() or not getattr(form, "cleaned_data", None):
+                continue
+            deleting = form.cleaned_data.get("DELETE") or form.cleaned_data.get("reward") is None
+            reward = None if deleting else form.cleaned_data["reward"]
+            row = campaign_coupon_set(campaign_id=self.instance.pk, reward_id=reward.pk if reward else None)
+            if row is not None:
+                (self.new_objects if form.instance.pk is None else self.changed_objects).append(
+                    row if form.instance.pk is None else (row, form.changed_data)
+                )
+            elif form.instance.pk is not None:
+                self.deleted_objects.append(form.instance)
+        return self.new_objects
+
+
+class CampaignCouponInline(StackedInline):
+    model = CampaignCoupon
+    form = CampaignCouponForm
+    formset = CampaignCouponFormSet
+    extra = 0
+    max_num = 1
+    verbose_name = _("Coupon")
+    verbose_name_plural = _("Coupon for each customer reached")
+    fields = ["reward", "granted"]
+    readonly_fields = ["granted"]
+
+    @admin.display(description=_("Granted so far"))
+    def granted(self, obj) -> str:
+        if obj is None or obj.pk is None:
+            return "—"
+        stats = campaign_coupon_stats(obj.campaign_id)
+        if not stats:
+            return "0"
+        return ", ".join(f"{key}: {n}" for key, n in sorted(stats.items()))
+
+    def _locked(self, obj) -> bool:
+        return obj is not None and obj.status not in CAMPAIGN_EDITABLE
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["reward", "granted"] if self._locked(obj) else self.readonly_fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return not self._locked(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return not self._locked(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return not self._locked(obj) and super().has_delete_permission(request, obj)
+
+
+if CampaignCouponInline not in CampaignAdmin.inlines:  # after the red-packet pool, on crm's compose form
+    CampaignAdmin.inlines = [*CampaignAdmin.inlines, CampaignCouponInline]

@@ -4,15 +4,19 @@ catalogue and grant coupons without points. Writes go through loyalty.services.c
 from __future__ import annotations
 
 from django.urls import path
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api.permissions import HasStaffPerms
+from crm.errors import NotFound
+from crm.models import Campaign
 from loyalty.api import TillThrottle
-from loyalty.models import Coupon, Reward
+from loyalty.models import CampaignCoupon, Coupon, Reward
 from loyalty.permissions import IsCashier
+from loyalty.services.campaign_coupons import campaign_coupon_set, campaign_coupon_stats
 from loyalty.services.coupons import GRANT_SOURCES, coupon_grant, coupon_redeem
 from loyalty.services.rewards import reward_save
 
@@ -155,6 +159,52 @@ class CouponGrantApi(APIView):
         return Response(CouponOutputSerializer(coupon).data, status=201 if created else 200)
 
 
+class CampaignCouponInputSerializer(serializers.Serializer):
+    reward = serializers.IntegerField(allow_null=True, help_text="A reward of kind coupon; null takes it away.")
+
+
+class CampaignCouponOutputSerializer(serializers.Serializer):
+    campaign = serializers.IntegerField()
+    reward = serializers.IntegerField(allow_null=True)
+    link_url = serializers.CharField(help_text="The message's link: the card page, where the coupon shows.")
+    grants = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Recipients by outcome: granted, or a reason (out_of_stock)."
+    )
+
+
+def _campaign_coupon_body(campaign_id: int) -> dict:
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None:
+        raise NotFound(_("No such campaign."), field="campaign")
+    row = CampaignCoupon.objects.filter(campaign=campaign).first()
+    return {
+        "campaign": campaign.pk,
+        "reward": row.reward_id if row else None,
+        "link_url": campaign.link_url,
+        "grants": campaign_coupon_stats(campaign.pk),
+    }
+
+
+class CampaignCouponApi(APIView):
+    """The coupon a campaign grants (no points) to each customer its message is delivered to, once per run."""
+
+    permission_classes = [HasStaffPerms]
+    required_perms = {"GET": ("loyalty.view_campaigncoupon",), "PUT": ("loyalty.change_campaigncoupon",)}
+
+    @extend_schema(tags=["loyalty-coupons"], summary="A campaign's coupon", responses=CampaignCouponOutputSerializer)
+    def get(self, request, campaign_id: int):
+        return Response(_campaign_coupon_body(campaign_id))
+
+    @extend_schema(
+        tags=["loyalty-coupons"], summary="Set or remove a campaign's coupon", request=CampaignCouponInputSerializer,
+        responses=CampaignCouponOutputSerializer,
+    )  # fmt: skip
+    def put(self, request, campaign_id: int):
+        data = _valid(CampaignCouponInputSerializer, request.data)
+        campaign_coupon_set(campaign_id=campaign_id, reward_id=data["reward"])
+        return Response(_campaign_coupon_body(campaign_id))
+
+
 def _valid(serializer_class: type[serializers.Serializer], data) -> dict:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
@@ -166,4 +216,5 @@ urlpatterns = [
     path("api/loyalty/catalogue/<int:reward_id>", CatalogueItemApi.as_view(), name="catalogue-item"),
     path("api/loyalty/coupons/redeem", CouponRedeemApi.as_view(), name="coupon-redeem"),
     path("api/loyalty/coupons/grant", CouponGrantApi.as_view(), name="coupon-grant"),
+    path("api/loyalty/campaigns/<int:campaign_id>/coupon", CampaignCouponApi.as_view(), name="campaign-coupon"),
 ]

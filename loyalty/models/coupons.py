@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from loyalty.models import Card, Redemption, Reward, Store
 
-__all__ = ["Coupon"]
+__all__ = ["CampaignCoupon", "CampaignCouponGrant", "Coupon"]
 
 
 class Coupon(models.Model):
@@ -45,3 +45,39 @@ class Coupon(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reward_id}:{self.card_id}"
+
+
+class CampaignCoupon(models.Model):
+    """A campaign's coupon: each customer its message is delivered to gets one, without points (loyalty owns this
+    row because crm never imports loyalty; crm only tells loyalty when deliveries are stored, push_hooks)."""
+
+    campaign = models.OneToOneField("crm.Campaign", on_delete=models.CASCADE, related_name="coupon_reward")
+    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="campaign_coupons")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}: {self.reward_id}"
+
+
+class CampaignCouponGrant(models.Model):
+    """What a campaign run gave one recipient: the coupon, or why not (out of stock, outside validity). One per
+    (run, contact) by constraint, with the coupon's own idempotency key `campaign:<run>:<contact>`."""
+
+    class Status(models.TextChoices):
+        GRANTED = "granted", _("Granted")
+        REFUSED = "refused", _("Not granted")
+
+    campaign_coupon = models.ForeignKey(CampaignCoupon, on_delete=models.CASCADE, related_name="grants")
+    run = models.ForeignKey("crm.CampaignRun", on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="+")
+    coupon = models.OneToOneField(Coupon, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    reason = models.CharField(max_length=32, blank=True, help_text="Why not granted: e.g. out_of_stock.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["run", "contact"], name="uniq_campaign_coupon_run_contact")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}:{self.contact_id} {self.status}"
