@@ -17,9 +17,10 @@ from crm.admin.campaigns import CampaignAdmin
 from crm.errors import ApplicationError
 from crm.services.campaigns import EDITABLE as CAMPAIGN_EDITABLE
 from loyalty.admin import ReadOnlyAdminMixin, ServiceDeleteMixin, ServiceForm
-from loyalty.models import CampaignCoupon, Card, Coupon, Reward
+from loyalty.models import CampaignCoupon, Card, Coupon, JourneyGrant, JourneyStep, Reward
 from loyalty.scoping import scope_to_user_stores, sees_all_stores
 from loyalty.services.campaign_coupons import campaign_coupon_set, campaign_coupon_stats, campaign_coupon_validate
+from loyalty.services.journeys import journey_step_save, journey_step_validate
 from loyalty.services.rewards import CATALOGUE_FIELDS, reward_delete, reward_save, reward_validate
 
 FORM_FIELDS = [
@@ -207,3 +208,71 @@ class CampaignCouponInline(StackedInline):
 
 if CampaignCouponInline not in CampaignAdmin.inlines:  # after the red-packet pool, on crm's compose form
     CampaignAdmin.inlines = [*CampaignAdmin.inlines, CampaignCouponInline]
+
+
+# --- journey steps: "when <moment>, grant <coupon>" ----------------------------------------------------------
+
+
+class JourneyStepForm(ServiceForm):
+    class Meta:
+        model = JourneyStep
+        fields = ["name", "trigger", "tier", "action", "reward", "is_active"]
+        labels = {
+            "name": _("Name"), "trigger": _("When"), "tier": _("Tier"), "action": _("Then"),
+            "reward": _("Coupon"), "is_active": _("Active"),
+        }  # fmt: skip
+        help_texts = {
+            "tier": _("Only for 'Enters a tier': the tier the customer moves up into."),
+            "reward": _("Granted without points, once per customer for this step; stock and validity apply."),
+        }  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "reward" in self.fields:
+            self.fields["reward"].queryset = Reward.objects.filter(kind=Reward.Kind.COUPON)
+
+    def service_validate(self, data: dict) -> None:
+        journey_step_validate(
+            name=data.get("name") or "",
+            trigger=data.get("trigger") or "",
+            action=data.get("action") or JourneyStep.Action.GRANT_COUPON,
+            reward_id=data["reward"].pk if data.get("reward") else None,
+            tier_id=data["tier"].pk if data.get("tier") else None,
+        )
+
+
+@admin.register(JourneyStep)
+class JourneyStepAdmin(ServiceModelAdmin):
+    """Journey steps, written through loyalty.services.journeys; the grants they made are listed read-only."""
+
+    form = JourneyStepForm
+    list_display = ["name", "trigger", "tier", "action", "reward", "is_active", "granted"]
+    list_filter = ["trigger", "is_active"]
+    search_fields = ["name"]
+    conditional_fields = {"tier": "trigger == 'tier_entered'"}
+
+    @admin.display(description=_("Granted"))
+    def granted(self, obj) -> int:
+        return obj.grants.filter(status=JourneyGrant.Status.GRANTED).count()
+
+    def save_model(self, request, obj, form, change) -> None:
+        data = form.cleaned_data
+        adopt(
+            obj,
+            journey_step_save(
+                step_id=obj.pk if change else None,
+                name=data["name"],
+                trigger=data["trigger"],
+                action=data.get("action") or JourneyStep.Action.GRANT_COUPON,
+                reward_id=data["reward"].pk,
+                tier_id=data["tier"].pk if data.get("tier") else None,
+                is_active=data.get("is_active", False),
+            ),
+        )
+
+
+@admin.register(JourneyGrant)
+class JourneyGrantAdmin(ReadOnlyAdminMixin, ModelAdmin):
+    list_display = ["step", "contact", "status", "reason", "coupon", "created_at"]
+    list_filter = ["status", "step"]
+    list_select_related = ["step", "contact", "coupon"]

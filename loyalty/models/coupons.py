@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from loyalty.models import Card, Redemption, Reward, Store
 
-__all__ = ["CampaignCoupon", "CampaignCouponGrant", "Coupon"]
+__all__ = ["CampaignCoupon", "CampaignCouponGrant", "Coupon", "JourneyGrant", "JourneyStep"]
 
 
 class Coupon(models.Model):
@@ -81,3 +81,56 @@ class CampaignCouponGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}:{self.contact_id} {self.status}"
+
+
+class JourneyStep(models.Model):
+    """A step of the customer journey: when a card reaches a moment (joins, first purchase, enters a tier), grant a
+    coupon without points, once per customer (loyalty.services.journeys)."""
+
+    class Trigger(models.TextChoices):
+        CARD_JOINED = "card_joined", _("Joins the loyalty programme (card made)")
+        FIRST_PURCHASE = "first_purchase", _("First purchase")
+        TIER_ENTERED = "tier_entered", _("Enters a tier")
+
+    class Action(models.TextChoices):
+        GRANT_COUPON = "grant_coupon", _("Grant a coupon")
+
+    name = models.CharField(max_length=128)
+    trigger = models.CharField(max_length=32, choices=Trigger.choices)
+    tier = models.ForeignKey(
+        "loyalty.Tier", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The tier entered (only for 'Enters a tier').",
+    )  # fmt: skip
+    action = models.CharField(max_length=32, choices=Action.choices, default=Action.GRANT_COUPON)
+    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="journey_steps")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JourneyGrant(models.Model):
+    """What a journey step gave one customer: the coupon, or why not. One per (step, contact) by constraint, with
+    the coupon's own idempotency key `journey:<step>:<contact>`."""
+
+    class Status(models.TextChoices):
+        GRANTED = "granted", _("Granted")
+        REFUSED = "refused", _("Not granted")
+
+    step = models.ForeignKey(JourneyStep, on_delete=models.CASCADE, related_name="grants")
+    contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="+")
+    coupon = models.OneToOneField(Coupon, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    reason = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["step", "contact"], name="uniq_journey_grant_step_contact")]
+
+    def __str__(self) -> str:
+        return f"{self.step_id}:{self.contact_id} {self.status}"

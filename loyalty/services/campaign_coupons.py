@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext as _
 
@@ -27,7 +27,7 @@ from crm.models import Campaign, CampaignRecipient, CampaignRun
 from crm.services.campaigns import EDITABLE
 from crm.services.customer_links import card_link
 from loyalty.models import CampaignCoupon, CampaignCouponGrant, Coupon, Reward
-from loyalty.services.coupons import coupon_grant
+from loyalty.services.coupons import coupon_grant_recorded
 
 logger = logging.getLogger(__name__)
 
@@ -96,36 +96,6 @@ def campaign_coupon_set(*, campaign_id: int, reward_id: int | None) -> CampaignC
     return row
 
 
-def _grant_one(campaign_coupon: CampaignCoupon, run_id: int, contact_id: int) -> str:
-    """Grant one recipient's coupon, or record why not: the grant's status ('granted', a reason code, or
-    'taken' when a parallel task got there first)."""
-    key = campaign_coupon_key(run_id, contact_id)
-    try:
-        with transaction.atomic():
-            coupon, _created = coupon_grant(
-                contact_id=contact_id, reward_id=campaign_coupon.reward_id, idempotency_key=key,
-                source=Coupon.Source.CAMPAIGN,
-            )  # fmt: skip
-            CampaignCouponGrant.objects.create(
-                campaign_coupon=campaign_coupon, run_id=run_id, contact_id=contact_id, coupon=coupon,
-                status=CampaignCouponGrant.Status.GRANTED,
-            )  # fmt: skip
-        return CampaignCouponGrant.Status.GRANTED
-    except IntegrityError:
-        return "taken"  # another task granted this recipient (the coupon key or the grant row is unique)
-    except ApplicationError as exc:
-        reason = exc.code if exc.code != "invalid" else "refused"
-    try:
-        with transaction.atomic():
-            CampaignCouponGrant.objects.create(
-                campaign_coupon=campaign_coupon, run_id=run_id, contact_id=contact_id,
-                status=CampaignCouponGrant.Status.REFUSED, reason=reason[:32],
-            )  # fmt: skip
-    except IntegrityError:
-        return "taken"
-    return reason
-
-
 def campaign_coupons_grant(run_id: int) -> dict[str, int]:
     """Grant the campaign's coupon to every delivered recipient of the run not granted yet: counts per outcome."""
     run = CampaignRun.objects.filter(pk=run_id).first()
@@ -145,7 +115,11 @@ def campaign_coupons_grant(run_id: int) -> dict[str, int]:
         if not contact_ids:
             break
         for contact_id in contact_ids:
-            outcome = _grant_one(campaign_coupon, run_id, contact_id)
+            outcome = coupon_grant_recorded(
+                CampaignCouponGrant, contact_id=contact_id, reward_id=campaign_coupon.reward_id,
+                idempotency_key=campaign_coupon_key(run_id, contact_id), source=Coupon.Source.CAMPAIGN,
+                campaign_coupon=campaign_coupon, run_id=run_id,
+            )  # fmt: skip
             counts[outcome] = counts.get(outcome, 0) + 1
         after = contact_ids[-1]
     if any(k not in (CampaignCouponGrant.Status.GRANTED, "taken") for k in counts):
