@@ -11,8 +11,9 @@ from rest_framework.views import APIView
 
 from crm.api.permissions import HasStaffPerms
 from crm.errors import ApplicationError, NotFound
+from crm.services.customer_links import card_link
 from loyalty import selectors
-from loyalty.models import Card, PointsLedger, Purchase, Reward, Store, Tier
+from loyalty.models import Card, Coupon, PointsLedger, Purchase, Reward, Store, Tier
 from loyalty.permissions import IsCashier
 from loyalty.qr import qr_token_verify
 from loyalty.scoping import scope_to_user_stores
@@ -240,6 +241,16 @@ class RedemptionInputSerializer(serializers.Serializer):
         return attrs
 
 
+class RedemptionCouponSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    code = serializers.CharField(help_text="The single-use code; the card page shows it as a QR the till scans once.")
+    expires_at = serializers.DateTimeField(allow_null=True)
+    card_page_url = serializers.CharField(
+        help_text="The card page where the customer finds the coupon's QR (the same link for everyone: WeChat "
+        "OAuth says whose card; no per-customer secret is handed to the till)."
+    )
+
+
 class RedemptionOutputSerializer(serializers.Serializer):
     redemption_id = serializers.IntegerField()
     card_number = serializers.CharField()
@@ -247,6 +258,14 @@ class RedemptionOutputSerializer(serializers.Serializer):
     points = serializers.IntegerField()
     points_balance = serializers.IntegerField()
     duplicate = serializers.BooleanField()
+    coupon = RedemptionCouponSerializer(allow_null=True, help_text="The coupon the redemption issued.")
+
+
+def _redemption_coupon(redemption) -> dict | None:
+    coupon = Coupon.objects.filter(redemption=redemption).first()
+    if coupon is None:  # a redemption from before coupons existed
+        return None
+    return {"id": coupon.pk, "code": coupon.code, "expires_at": coupon.expires_at, "card_page_url": card_link()}
 
 
 class RedemptionCreateApi(APIView):
@@ -285,6 +304,7 @@ class RedemptionCreateApi(APIView):
                 "points": redemption.points,
                 "points_balance": card.points_balance,
                 "duplicate": not created,
+                "coupon": _redemption_coupon(redemption),
             }
         ).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
