@@ -124,6 +124,8 @@ class ContactEvent(models.Model):
         DATA_RIGHTS = "data_rights", "Data export or erasure"
         CAMPAIGN_EXCLUDED = "campaign_excluded", "Left out of a campaign at send time"
         PROFILE_UPDATED = "profile_updated", "Profile updated"
+        # Written by loyalty (loyalty.services.tiers, TIMELINE_KIND) when a card moves tier: crm only names it.
+        TIER_CHANGED = "tier_changed", "Tier changed"
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)
