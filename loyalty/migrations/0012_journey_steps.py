@@ -84,7 +84,7 @@ class Migration(migrations.Migration):
                 (
                     "step",
                     models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="grants", to="loyalty.journeystep"
+                        on_delete=django.db.models.deletion.PROTECT, related_name="grants", to="loyalty.journeystep"
                     ),
                 ),
             ],

@@ -121,7 +121,7 @@ class JourneyGrant(models.Model):
         GRANTED = "granted", _("Granted")
         REFUSED = "refused", _("Not granted")
 
-    step = models.ForeignKey(JourneyStep, on_delete=models.CASCADE, related_name="grants")
+    step = models.ForeignKey(JourneyStep, on_delete=models.PROTECT, related_name="grants")  # switch it off instead
     contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="+")
     coupon = models.OneToOneField(Coupon, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=16, choices=Status.choices)
