@@ -121,6 +121,7 @@ class CampaignCouponForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if "reward" in self.fields:
             self.fields["reward"].queryset = Reward.objects.filter(kind=Reward.Kind.COUPON, is_active=True)
+            self.fields["reward"].required = False  # empty: no coupon (an existing one is taken away)
 
     def clean(self):
         data = super().clean()
@@ -174,7 +175,7 @@ class CampaignCouponInline(StackedInline):
     model = CampaignCoupon
     form = CampaignCouponForm
     formset = CampaignCouponFormSet
-    extra = 0
+    extra = 1  # the choice shows at once; left empty it saves nothing
     max_num = 1
     verbose_name = _("Coupon")
     verbose_name_plural = _("Coupon for each customer reached")
