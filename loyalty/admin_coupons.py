@@ -17,7 +17,7 @@ from crm.admin.campaigns import CampaignAdmin
 from crm.errors import ApplicationError
 from crm.services.campaigns import EDITABLE as CAMPAIGN_EDITABLE
 from loyalty.admin import ReadOnlyAdminMixin, ServiceDeleteMixin, ServiceForm
-from loyalty.models import CampaignCoupon, Card, Coupon, JourneyGrant, JourneyStep, Reward
+from loyalty.models import CampaignCoupon, CampaignCouponGrant, Card, Coupon, JourneyGrant, JourneyStep, Reward
 from loyalty.scoping import scope_to_user_stores, sees_all_stores
 from loyalty.services.campaign_coupons import campaign_coupon_set, campaign_coupon_stats, campaign_coupon_validate
 from loyalty.services.journeys import journey_step_save, journey_step_validate
@@ -276,4 +276,24 @@ class JourneyStepAdmin(ServiceModelAdmin):
 class JourneyGrantAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ["step", "contact", "status", "reason", "coupon", "created_at"]
     list_filter = ["status", "step"]
+    search_fields = ["step__name", "contact__name", "contact__external_userid"]
     list_select_related = ["step", "contact", "coupon"]
+
+
+@admin.register(CampaignCoupon)
+class CampaignCouponAdmin(ReadOnlyAdminMixin, ModelAdmin):
+    """Which campaign grants which coupon: set on the campaign's compose form (or the API), read here."""
+
+    list_display = ["campaign", "reward", "created_at"]
+    search_fields = ["campaign__name", "reward__name"]
+    list_select_related = ["campaign", "reward"]
+
+
+@admin.register(CampaignCouponGrant)
+class CampaignCouponGrantAdmin(ReadOnlyAdminMixin, ModelAdmin):
+    """What each campaign run gave each recipient: the coupon, or why not (out of stock)."""
+
+    list_display = ["campaign_coupon", "run", "contact", "status", "reason", "coupon", "created_at"]
+    list_filter = ["status", "reason"]
+    search_fields = ["contact__name", "contact__external_userid", "campaign_coupon__campaign__name"]
+    list_select_related = ["campaign_coupon__campaign", "contact", "coupon"]
