@@ -17,6 +17,7 @@ from loyalty.models import Card, Coupon, PointsLedger, Purchase, Reward, Store, 
 from loyalty.permissions import IsCashier
 from loyalty.qr import qr_token_verify
 from loyalty.scoping import scope_to_user_stores
+from loyalty.selectors_tiers import tier_progress
 from loyalty.services import points_adjust, redemption_create, scan_record
 from loyalty.services.scans import MAX_AMOUNT_FEN, MAX_ITEMS
 from loyalty.services.velocity import velocity_check
@@ -130,10 +131,21 @@ class PurchaseOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "store", "receipt_id", "amount_fen", "points", "balance_after", "scanned_at", "lines"]
 
 
+class TierProgressOutputSerializer(serializers.Serializer):
+    basis = serializers.CharField(help_text="What the tier rules count: points (earned) or spend (fen).")
+    window_days = serializers.IntegerField(help_text="The rolling window counted; 0: all history.")
+    value = serializers.IntegerField(help_text="Points earned or spend (fen) in the window.")
+    needed = serializers.IntegerField(help_text="The next tier's threshold on that basis.")
+    remaining = serializers.IntegerField(help_text="What is still missing, on that basis.")
+
+
 class CardDetailOutputSerializer(serializers.Serializer):
     card = CardOutputSerializer()
     ledger_sum = serializers.IntegerField(help_text="Sum of the ledger; always equals points_balance.")
-    next_tier = TierOutputSerializer(allow_null=True)
+    next_tier = TierOutputSerializer(allow_null=True, help_text="The tier above the card's own; null at the top.")
+    next_tier_progress = TierProgressOutputSerializer(
+        allow_null=True, help_text="Progress to next_tier on the tier rules' basis and window (not lifetime points)."
+    )
     ledger = LedgerOutputSerializer(many=True)
     purchases = PurchaseOutputSerializer(many=True)
 
@@ -345,11 +357,13 @@ class CardDetailApi(APIView):
         card = selectors.card_get(card_id)
         if not scope_to_user_stores(Card.objects.filter(pk=card.pk), request.user).exists():
             raise NotFound("No such card.", field="card")  # another store's card: as if it did not exist
+        progress = tier_progress(card)
         body = CardDetailOutputSerializer(
             {
                 "card": card,
                 "ledger_sum": selectors.card_ledger_sum(card.pk),
-                "next_tier": selectors.tier_next(card),
+                "next_tier": progress.next_tier,
+                "next_tier_progress": progress if progress.next_tier else None,
                 "ledger": selectors.card_ledger(card.pk),
                 "purchases": selectors.card_purchases(card.pk),
             }
