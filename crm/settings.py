@@ -175,7 +175,7 @@ CELERY_BEAT_SCHEDULE = {
     "loyalty-orders-earn": {"task": "loyalty.tasks_earning.orders_earn_task", "schedule": crontab(minute="*/15")},
 }
 # Task modules outside autodiscovery's `tasks`.
-CELERY_IMPORTS = ["loyalty.tasks_tiers", "loyalty.tasks_lots", "loyalty.tasks_earning"]
+CELERY_IMPORTS = ["loyalty.tasks_tiers", "loyalty.tasks_lots", "loyalty.tasks_earning", "loyalty.tasks_coupons"]
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5)
 WORKER_HEARTBEAT_STALE_SECONDS = env_int("WORKER_HEARTBEAT_STALE_SECONDS", 30)
 

@@ -57,9 +57,9 @@ class EarningRuleAdmin(ServiceDeleteMixin, ServiceModelAdmin):
 
 @admin.register(EarningBonusGrant)
 class EarningBonusGrantAdmin(ReadOnlyAdminMixin, ModelAdmin):
-    """Bonus events paid, one per contact and event (written by the scan)."""
+    """Bonus events paid, one per contact and event (and year, for the birthday; written by the scan)."""
 
-    list_display = ["created_at", "contact", "event", "points", "rule", "purchase"]
+    list_display = ["created_at", "contact", "event", "period", "points", "rule", "purchase"]
     list_filter = ["event"]
     search_fields = ["contact__name", "contact__external_userid"]
     list_select_related = ["contact", "rule", "purchase"]

@@ -11,11 +11,13 @@ from rest_framework.views import APIView
 
 from crm.api.permissions import HasStaffPerms
 from crm.errors import ApplicationError, NotFound
+from crm.services.customer_links import card_link
 from loyalty import selectors
-from loyalty.models import Card, PointsLedger, Purchase, Reward, Store, Tier
+from loyalty.models import Card, Coupon, PointsLedger, Purchase, Reward, Store, Tier
 from loyalty.permissions import IsCashier
 from loyalty.qr import qr_token_verify
 from loyalty.scoping import scope_to_user_stores
+from loyalty.selectors_tiers import tier_progress
 from loyalty.services import points_adjust, redemption_create, scan_record
 from loyalty.services.scans import MAX_AMOUNT_FEN, MAX_ITEMS
 from loyalty.services.velocity import velocity_check
@@ -129,10 +131,21 @@ class PurchaseOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "store", "receipt_id", "amount_fen", "points", "balance_after", "scanned_at", "lines"]
 
 
+class TierProgressOutputSerializer(serializers.Serializer):
+    basis = serializers.CharField(help_text="What the tier rules count: points (earned) or spend (fen).")
+    window_days = serializers.IntegerField(help_text="The rolling window counted; 0: all history.")
+    value = serializers.IntegerField(help_text="Points earned or spend (fen) in the window.")
+    needed = serializers.IntegerField(help_text="The next tier's threshold on that basis.")
+    remaining = serializers.IntegerField(help_text="What is still missing, on that basis.")
+
+
 class CardDetailOutputSerializer(serializers.Serializer):
     card = CardOutputSerializer()
     ledger_sum = serializers.IntegerField(help_text="Sum of the ledger; always equals points_balance.")
-    next_tier = TierOutputSerializer(allow_null=True)
+    next_tier = TierOutputSerializer(allow_null=True, help_text="The tier above the card's own; null at the top.")
+    next_tier_progress = TierProgressOutputSerializer(
+        allow_null=True, help_text="Progress to next_tier on the tier rules' basis and window (not lifetime points)."
+    )
     ledger = LedgerOutputSerializer(many=True)
     purchases = PurchaseOutputSerializer(many=True)
 
@@ -240,6 +253,16 @@ class RedemptionInputSerializer(serializers.Serializer):
         return attrs
 
 
+class RedemptionCouponSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    code = serializers.CharField(help_text="The single-use code; the card page shows it as a QR the till scans once.")
+    expires_at = serializers.DateTimeField(allow_null=True)
+    card_page_url = serializers.CharField(
+        help_text="The card page where the customer finds the coupon's QR (the same link for everyone: WeChat "
+        "OAuth says whose card; no per-customer secret is handed to the till)."
+    )
+
+
 class RedemptionOutputSerializer(serializers.Serializer):
     redemption_id = serializers.IntegerField()
     card_number = serializers.CharField()
@@ -247,6 +270,14 @@ class RedemptionOutputSerializer(serializers.Serializer):
     points = serializers.IntegerField()
     points_balance = serializers.IntegerField()
     duplicate = serializers.BooleanField()
+    coupon = RedemptionCouponSerializer(allow_null=True, help_text="The coupon the redemption issued.")
+
+
+def _redemption_coupon(redemption) -> dict | None:
+    coupon = Coupon.objects.filter(redemption=redemption).first()
+    if coupon is None:  # a redemption from before coupons existed
+        return None
+    return {"id": coupon.pk, "code": coupon.code, "expires_at": coupon.expires_at, "card_page_url": card_link()}
 
 
 class RedemptionCreateApi(APIView):
@@ -285,6 +316,7 @@ class RedemptionCreateApi(APIView):
                 "points": redemption.points,
                 "points_balance": card.points_balance,
                 "duplicate": not created,
+                "coupon": _redemption_coupon(redemption),
             }
         ).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
@@ -325,11 +357,13 @@ class CardDetailApi(APIView):
         card = selectors.card_get(card_id)
         if not scope_to_user_stores(Card.objects.filter(pk=card.pk), request.user).exists():
             raise NotFound("No such card.", field="card")  # another store's card: as if it did not exist
+        progress = tier_progress(card)
         body = CardDetailOutputSerializer(
             {
                 "card": card,
                 "ledger_sum": selectors.card_ledger_sum(card.pk),
-                "next_tier": selectors.tier_next(card),
+                "next_tier": progress.next_tier,
+                "next_tier_progress": progress if progress.next_tier else None,
                 "ledger": selectors.card_ledger(card.pk),
                 "purchases": selectors.card_purchases(card.pk),
             }

@@ -15,3 +15,8 @@ class LoyaltyConfig(AppConfig):
         from loyalty import segment_fields
 
         segment_fields.register()
+        # A campaign's coupon, granted to each recipient once crm has stored their delivery.
+        from crm.services.push_hooks import register_delivered_hook
+        from loyalty.services.campaign_coupons import campaign_delivered_hook
+
+        register_delivered_hook("loyalty.campaign_coupons", campaign_delivered_hook)

@@ -12,7 +12,8 @@ from crm.console.panels import ContactPanel, register_contact_panel
 from crm.console.render import yuan
 from crm.models import Contact
 from loyalty.models import Card
-from loyalty.selectors import card_purchases, tier_next
+from loyalty.selectors import card_purchases
+from loyalty.selectors_tiers import tier_progress
 
 PURCHASES_SHOWN = 10
 
@@ -26,11 +27,11 @@ def card_panel_context(contact: Contact, request: HttpRequest) -> dict:
     purchases = list(card_purchases(card.pk, limit=PURCHASES_SHOWN))
     for purchase in purchases:
         purchase.amount = yuan(purchase.amount_fen)
-    next_tier = tier_next(card)
+    progress = tier_progress(card)  # on the tier rules' basis and window, not lifetime points
     return {
         "card": card,
-        "next_tier": next_tier,
-        "points_to_next": (next_tier.min_points - card.lifetime_points) if next_tier else None,
+        "progress": progress,
+        "next_tier": progress.next_tier,
         "purchases": purchases,
         "purchases_count": card.purchases.count(),
         "purchases_shown": PURCHASES_SHOWN,

@@ -31,6 +31,7 @@ from crm.services.customer_links import sign_contact, unsign_contact
 from loyalty import selectors
 from loyalty.models import Card
 from loyalty.qr import qr_svg, qr_token_mint, ttl_seconds
+from loyalty.selectors_tiers import tier_progress
 from loyalty.services import card_get_or_create
 
 CARD_LINK_PURPOSE = "card"
@@ -88,14 +89,15 @@ def shared_card_page(request: HttpRequest) -> HttpResponse:
 def _card_response(request: HttpRequest, card: Card, token: str) -> HttpResponse:
     from loyalty.pages_mall import coupons_for_card, points_expiring  # the mall module imports this one
 
-    next_tier = selectors.tier_next(card)
+    progress = tier_progress(card)  # on the tier rules' basis and window, not lifetime points
+    next_tier = progress.next_tier
     context = {
         "card": card,
         "contact": card.contact,
         "qr": _qr_payload(card),
         "ttl": ttl_seconds(),
         "next_tier": next_tier,
-        "points_to_next": (next_tier.min_points - card.lifetime_points) if next_tier else None,
+        "progress": progress,
         "ledger": selectors.card_ledger(card.pk, limit=5),
         "refresh_url": reverse("loyalty:card-qr", args=[token]),
         "consents": _consent_rows(card.contact_id),

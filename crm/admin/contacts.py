@@ -204,7 +204,8 @@ class ContactAdmin(ServiceModelAdmin):
     list_filter = ["type", "gender", "channel", SavedSegmentFilter]  # one filter language (crm/admin/segments.py)
     search_fields = ["name", "external_userid", "unionid", "follows__remark"]
     readonly_fields = ["external_userid", "name", "type", "gender", "avatar", "corp_name", "unionid", "channel",
-                       "phone_encrypted", "phone_hash", "first_added_at", "synced_at", "created_at", "updated_at"]
+                       "phone_encrypted", "phone_hash", "birthday", "first_added_at", "synced_at", "created_at",
+                       "updated_at"]
     inlines = [FollowInline, ContactTagInline, ContactEventInline]
     actions = ["refresh_from_wecom", "invite_to_vip"]
     actions_detail = ["open_contact_page"]

@@ -139,6 +139,7 @@ def sections() -> list[tuple[str, list[dict | None]]]:
             _model(_("Tier changes"), "trending_up", "loyalty", "tierchange"),
             _model(_("Rewards"), "featured_seasonal_and_gifts", "loyalty", "reward"),
             _model(_("Redemptions"), "shopping_cart_checkout", "loyalty", "redemption"),
+            _model(_("Journey steps"), "route", "loyalty", "journeystep"),
             _model(_("Stores"), "storefront", "loyalty", "store"),
         ]),
         (_("Data sources"), [

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 
+from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
@@ -24,7 +25,7 @@ from crm.selectors.contacts import contact_get, contact_list, contact_timeline
 from crm.services import segments
 from crm.services.channels import channel_create, channel_daily_stats
 from crm.services.consent import consent_record, contact_erase, contact_export
-from crm.services.contacts import phone_hash
+from crm.services.contacts import contact_set_birthday, phone_hash
 from crm.services.handover import handover_create, handover_report, handover_start
 from crm.services.openness import source_import_csv, source_ingest
 from crm.services.roles import ERASE_CONTACT, EXPORT_CONTACT, HANDOVER_STAFF
@@ -112,6 +113,7 @@ class ContactOutputSerializer(serializers.Serializer):
     gender = serializers.IntegerField()
     channel = serializers.SerializerMethodField()
     first_added_at = serializers.DateTimeField()
+    birthday = serializers.DateField(allow_null=True)
     tags = serializers.SerializerMethodField()
 
     def get_channel(self, obj) -> dict | None:
@@ -160,9 +162,14 @@ class ContactListApi(APIView):
         return paginator.get_paginated_response(ContactOutputSerializer(page, many=True).data)
 
 
+class ContactUpdateInputSerializer(serializers.Serializer):
+    # A string (or null) here; the service parses and checks it (not in the future, not before 1900).
+    birthday = serializers.CharField(allow_null=True, allow_blank=True, help_text="YYYY-MM-DD; null clears it.")
+
+
 class ContactDetailApi(APIView):
     permission_classes = [HasStaffPerms]
-    required_perms = {"GET": ("crm.view_contact",)}
+    required_perms = {"GET": ("crm.view_contact",), "PATCH": ("crm.change_contact",)}
 
     @extend_schema(responses=ContactDetailSerializer)
     def get(self, request: Request, contact_id: int) -> Response:
@@ -170,6 +177,19 @@ class ContactDetailApi(APIView):
         if contact is None:
             raise NotFound(f"Contact {contact_id} does not exist.")
         return Response(ContactDetailSerializer(contact).data)
+
+    @extend_schema(request=ContactUpdateInputSerializer, responses=ContactDetailSerializer,
+                   summary="Change what staff may edit of a contact (its birthday)")
+    def patch(self, request: Request, contact_id: int) -> Response:
+        serializer = ContactUpdateInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        contact = contact_get(contact_id)
+        if contact is None:
+            raise NotFound(f"Contact {contact_id} does not exist.")
+        if "birthday" in serializer.validated_data:
+            with transaction.atomic():
+                contact_set_birthday(contact, serializer.validated_data["birthday"], source="api")
+        return Response(ContactDetailSerializer(contact_get(contact_id)).data)
 
 
 class _Echo:

@@ -26,6 +26,7 @@ from crm.selectors.contact_page import (
     contact_page_tags_addable,
     contact_page_timeline,
 )
+from crm.services.contacts import contact_set_birthday
 from crm.services.tags import contact_tag_add, contact_tag_remove
 
 TAG_SOURCE = "console"
@@ -66,6 +67,7 @@ def contact_page(request: HttpRequest, contact_id: int) -> HttpResponse:
         "follows": contact_page_follows(contact),
         "contact_tags": contact_page_tags(contact),
         "tag_form": TagAddForm(contact=contact) if can_add else None,
+        "can_edit_birthday": user.has_perm("crm.change_contact"),
         "can_remove_tags": user.has_perm("crm.delete_contacttag"),
         "consents": contact_page_consents(contact) if user.has_perm("crm.view_consentrecord") else None,
         "panels": contact_panels_render(contact, request),
@@ -112,4 +114,19 @@ def contact_tag_remove_view(request: HttpRequest, contact_id: int, tag_id: int) 
         messages.success(request, _("Tag %(tag)s removed; it is being removed in WeCom.") % {"tag": tag})
     else:
         messages.warning(request, _("The contact does not carry that tag (any more)."))
+    return HttpResponseRedirect(_page_url(contact))
+
+
+@require_POST
+@permission_required("crm.change_contact", raise_exception=True)
+def contact_birthday_view(request: HttpRequest, contact_id: int) -> HttpResponse:
+    """Set or clear the birthday (the service validates it: a date, not in the future, not before 1900)."""
+    contact = _contact_or_404(contact_id)
+    try:
+        with transaction.atomic():
+            contact_set_birthday(contact, request.POST.get("birthday", ""), source=TAG_SOURCE)
+    except ApplicationError as exc:
+        messages.error(request, _("Birthday not saved: %(reason)s") % {"reason": exc.message})
+    else:
+        messages.success(request, _("Birthday saved.") if contact.birthday else _("Birthday cleared."))
     return HttpResponseRedirect(_page_url(contact))

@@ -15,6 +15,8 @@ urlpatterns: list = [
 # Contact, channel and red-packet pool pages (crm/console/contact.py, channel.py, pool.py).
 urlpatterns += [
     path("contacts/<int:contact_id>/", admin.site.admin_view(contact.contact_page), name="contact"),
+    path("contacts/<int:contact_id>/birthday/", admin.site.admin_view(contact.contact_birthday_view),
+         name="contact-birthday"),
     path("contacts/<int:contact_id>/tags/add/", admin.site.admin_view(contact.contact_tag_add_view),
          name="contact-tag-add"),
     path("contacts/<int:contact_id>/tags/<int:tag_id>/remove/", admin.site.admin_view(contact.contact_tag_remove_view),

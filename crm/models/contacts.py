@@ -25,6 +25,8 @@ class Contact(models.Model):
     # Phone is encrypted at rest; phone_hash (keyed HMAC of the normalised number) is what we match on.
     phone_encrypted = models.TextField(blank=True)
     phone_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    # Given by the customer or staff (console, API); loyalty's birthday bonus and birthday-week multiplier read it.
+    birthday = models.DateField(null=True, blank=True)
     # The channel that first brought this customer (attribution); set once, on the first add.
     channel = models.ForeignKey(
         "crm.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
@@ -121,6 +123,9 @@ class ContactEvent(models.Model):
         CONSENT = "consent", "Consent changed"
         DATA_RIGHTS = "data_rights", "Data export or erasure"
         CAMPAIGN_EXCLUDED = "campaign_excluded", "Left out of a campaign at send time"
+        PROFILE_UPDATED = "profile_updated", "Profile updated"
+        # Written by loyalty (loyalty.services.tiers, TIMELINE_KIND) when a card moves tier: crm only names it.
+        TIER_CHANGED = "tier_changed", "Tier changed"
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)

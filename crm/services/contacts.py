@@ -7,12 +7,14 @@ import hashlib
 import hmac
 import logging
 import re
-from datetime import datetime
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from crm.errors import ApplicationError
 from crm.models.channels import Channel
@@ -69,6 +71,40 @@ def contact_set_phone(contact: Contact, raw: str) -> Contact:
     contact.phone_encrypted = phone_encrypt(raw)
     contact.phone_hash = phone_hash(raw)
     contact.save(update_fields=["phone_encrypted", "phone_hash", "updated_at"])
+    return contact
+
+
+BIRTHDAY_EARLIEST = date(1900, 1, 1)
+
+
+def birthday_parse(value) -> date | None:
+    """A birthday from the API or a form: None/"" clears it; a date or "YYYY-MM-DD", not in the future (China's
+    today) and not before 1900. A refusal is a 400 naming `birthday`."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value.strip())
+        except ValueError:
+            raise ApplicationError(_("Enter a date (YYYY-MM-DD)."), code="invalid", field="birthday") from None
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise ApplicationError(_("Enter a date (YYYY-MM-DD)."), code="invalid", field="birthday")
+    today = timezone.localtime(timezone.now(), ZoneInfo("Asia/Shanghai")).date()
+    if value > today:
+        raise ApplicationError(_("A birthday cannot be in the future."), code="invalid", field="birthday")
+    if value < BIRTHDAY_EARLIEST:
+        raise ApplicationError(_("A birthday before 1900 is not plausible."), code="invalid", field="birthday")
+    return value
+
+
+def contact_set_birthday(contact: Contact, value, *, source: str = "console") -> Contact:
+    """Set (or clear, with None) the contact's birthday, validated; the change is a timeline row."""
+    birthday = birthday_parse(value)
+    if birthday == contact.birthday:
+        return contact
+    contact.birthday = birthday
+    contact.save(update_fields=["birthday", "updated_at"])
+    timeline_add(contact, "profile_updated", data={"field": "birthday", "source": source})
     return contact
 
 

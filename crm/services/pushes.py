@@ -60,6 +60,7 @@ from crm.models import (
     Staff,
 )
 from crm.services.consent import contacts_consenting
+from crm.services.push_hooks import delivered_notify
 from crm.services.timeline import timeline_add_many
 from crm.wecom.client import get_client
 from crm.wecom.errors import WeComError
@@ -393,6 +394,10 @@ def _store_page(message: MassMessage, rows: list[dict], next_cursor: str) -> dic
         for status, items in by_status.items():
             counts[status] = _bulk_result(message, status, items)
         MassMessage.objects.filter(id=message.id).update(poll_cursor=next_cursor, last_polled_at=timezone.now())
+        if counts.get(R.DELIVERED) and message.chat_type != "group":
+            # Delivery is the moment a campaign's coupon is granted (loyalty's hook): once this page is committed.
+            campaign_id, run_id = message.campaign_id, message.run_id
+            transaction.on_commit(lambda: delivered_notify(campaign_id, run_id))
     return counts
 
 

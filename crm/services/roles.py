@@ -6,7 +6,8 @@ migration runs it, and so does every `migrate`/flush through post_migrate). Perm
 
 - admin: everything;
 - marketing: contacts, tags, consent, channels, groups, campaigns, red packets, segments (a campaign's audience),
-  and the contact export; no staff handover, no raw data sources, no erase;
+  and the contact export; loyalty's earning rules, rewards catalogue, coupon grants, campaign coupons and journey
+  steps; no staff handover, no raw data sources, no erase;
 - store_manager: the cards, purchases and points of their own store(s) (scoped by loyalty.scoping);
 - cashier: the till API only (not staff: no console), bound to a store.
 """
@@ -65,6 +66,12 @@ ROLE_PERMISSIONS: dict[str, str | frozenset[str]] = {
         + [EXPORT_CONTACT]
         # Earning rules and their preview (issue 12.1); app-label strings only, crm imports nothing of loyalty.
         + _model_perms("loyalty", "view add change delete", ["earningrule"]) + ["loyalty.preview_earning"]
+        # Rewards and coupons (issue 12.5): the catalogue, grants without points (API), a campaign's coupon (the
+        # compose form's section) and journey steps; what was issued or granted is read-only. Tiers to choose from.
+        + _model_perms("loyalty", "view add change", ["reward", "journeystep"])
+        + _model_perms("loyalty", "view add", ["coupon"])
+        + _model_perms("loyalty", "view add change delete", ["campaigncoupon"])
+        + _model_perms("loyalty", "view", ["campaigncoupongrant", "journeygrant", "tier"])
     ),
     STORE_MANAGER: frozenset(
         _model_perms("loyalty", "view", ["card", "purchase", "purchaseline", "pointsledger", "tierchange",

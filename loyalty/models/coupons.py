@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from loyalty.models import Card, Redemption, Reward, Store
 
-__all__ = ["Coupon"]
+__all__ = ["CampaignCoupon", "CampaignCouponGrant", "Coupon", "JourneyGrant", "JourneyStep"]
 
 
 class Coupon(models.Model):
@@ -45,3 +45,92 @@ class Coupon(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reward_id}:{self.card_id}"
+
+
+class CampaignCoupon(models.Model):
+    """A campaign's coupon: each customer its message is delivered to gets one, without points (loyalty owns this
+    row because crm never imports loyalty; crm only tells loyalty when deliveries are stored, push_hooks)."""
+
+    campaign = models.OneToOneField("crm.Campaign", on_delete=models.CASCADE, related_name="coupon_reward")
+    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="campaign_coupons")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}: {self.reward_id}"
+
+
+class CampaignCouponGrant(models.Model):
+    """What a campaign run gave one recipient: the coupon, or why not (out of stock, outside validity). One per
+    (run, contact) by constraint, with the coupon's own idempotency key `campaign:<run>:<contact>`."""
+
+    class Status(models.TextChoices):
+        GRANTED = "granted", _("Granted")
+        REFUSED = "refused", _("Not granted")
+
+    campaign_coupon = models.ForeignKey(CampaignCoupon, on_delete=models.CASCADE, related_name="grants")
+    run = models.ForeignKey("crm.CampaignRun", on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="+")
+    coupon = models.OneToOneField(Coupon, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    reason = models.CharField(max_length=32, blank=True, help_text="Why not granted: e.g. out_of_stock.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["run", "contact"], name="uniq_campaign_coupon_run_contact")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}:{self.contact_id} {self.status}"
+
+
+class JourneyStep(models.Model):
+    """A step of the customer journey: when a card reaches a moment (joins, first purchase, enters a tier), grant a
+    coupon without points, once per customer (loyalty.services.journeys)."""
+
+    class Trigger(models.TextChoices):
+        CARD_JOINED = "card_joined", _("Joins the loyalty programme (card made)")
+        FIRST_PURCHASE = "first_purchase", _("First purchase")
+        TIER_ENTERED = "tier_entered", _("Enters a tier")
+
+    class Action(models.TextChoices):
+        GRANT_COUPON = "grant_coupon", _("Grant a coupon")
+
+    name = models.CharField(max_length=128)
+    trigger = models.CharField(max_length=32, choices=Trigger.choices)
+    tier = models.ForeignKey(
+        "loyalty.Tier", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The tier entered (only for 'Enters a tier').",
+    )  # fmt: skip
+    action = models.CharField(max_length=32, choices=Action.choices, default=Action.GRANT_COUPON)
+    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="journey_steps")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JourneyGrant(models.Model):
+    """What a journey step gave one customer: the coupon, or why not. One per (step, contact) by constraint, with
+    the coupon's own idempotency key `journey:<step>:<contact>`."""
+
+    class Status(models.TextChoices):
+        GRANTED = "granted", _("Granted")
+        REFUSED = "refused", _("Not granted")
+
+    step = models.ForeignKey(JourneyStep, on_delete=models.PROTECT, related_name="grants")  # switch it off instead
+    contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="+")
+    coupon = models.OneToOneField(Coupon, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    reason = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["step", "contact"], name="uniq_journey_grant_step_contact")]
+
+    def __str__(self) -> str:
+        return f"{self.step_id}:{self.contact_id} {self.status}"

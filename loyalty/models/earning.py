@@ -17,7 +17,10 @@ class EarningRule(models.Model):
     - min_spend: `min_spend_fen`, below which a receipt earns nothing;
     - exclude_sku: `sku`, lines that earn nothing;
     - cap_receipt / cap_day: `cap_points` per receipt / per card per Asia/Shanghai day;
-    - bonus: `bonus_points` once per contact on `event`."""
+    - bonus: `bonus_points` once per contact on `event` (birthday: once per contact and birthday's year, on a
+      receipt in the birthday week);
+    - birthday_week: `multiplier_pct` on a receipt whose Asia/Shanghai date is within 3 days of the contact's
+      birthday (optionally only for a `tier` or `store`)."""
 
     class Kind(models.TextChoices):
         BASE = "base", _("Base rate")
@@ -27,10 +30,12 @@ class EarningRule(models.Model):
         CAP_RECEIPT = "cap_receipt", _("Cap per receipt")
         CAP_DAY = "cap_day", _("Cap per day")
         BONUS = "bonus", _("Bonus for an event")
+        BIRTHDAY_WEEK = "birthday_week", _("Birthday-week multiplier")
 
     class Event(models.TextChoices):
         FIRST_PURCHASE = "first_purchase", _("First purchase")
         PROFILE_COMPLETE = "profile_complete", _("Profile complete")
+        BIRTHDAY = "birthday", _("Birthday (once a year, in the birthday week)")
 
     name = models.CharField(_("name"), max_length=128)
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
@@ -67,17 +72,19 @@ class EarningRule(models.Model):
 
 
 class EarningBonusGrant(models.Model):
-    """A bonus event paid to a contact: unique per (contact, event), so each bonus is paid at most once."""
+    """A bonus event paid to a contact: unique per (contact, event, period), so each bonus is paid at most once
+    (period "" for once-ever events; the birthday's year for the birthday bonus: once a year)."""
 
     contact = models.ForeignKey("crm.Contact", on_delete=models.PROTECT, related_name="+")
     event = models.CharField(max_length=32, choices=EarningRule.Event.choices)
+    period = models.CharField(max_length=8, blank=True, default="")
     rule = models.ForeignKey(EarningRule, null=True, on_delete=models.SET_NULL, related_name="grants")
     points = models.PositiveIntegerField()
     purchase = models.ForeignKey("loyalty.Purchase", null=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["contact", "event"], name="uniq_earning_bonus_contact_event")]
+        constraints = [models.UniqueConstraint(fields=["contact", "event", "period"], name="uniq_earning_bonus_period")]
 
     def __str__(self) -> str:
         return f"{self.contact_id} {self.event}"

@@ -41,6 +41,9 @@ def card_get_or_create(contact_id: int) -> Card:
                 card = Card.objects.create(
                     contact_id=contact_id, number=card_number_generate(), tier=tier_for_points(0)
                 )
+            from loyalty.services.journeys import journey_fire  # journeys import coupons, which import this
+
+            journey_fire("card_joined", contact_id=contact_id)  # a journey step's welcome coupon, after commit
             return Card.objects.select_related("tier", "contact").get(pk=card.pk)
         except IntegrityError:
             # Either a concurrent first open made the card (use it) or the random number collided (try again).

@@ -142,6 +142,31 @@ def coupon_grant(
     return coupon_issue(card=card, reward=reward, source=source, idempotency_key=idempotency_key), True
 
 
+def coupon_grant_recorded(
+    record_model, *, contact_id: int, reward_id: int, idempotency_key: str, source: str, **record
+) -> str:
+    """Grant one coupon and write its record row (a campaign's or a journey step's grant, unique per recipient) in
+    one transaction; a refusal (out of stock, outside validity) is written on the record row instead of raised.
+    Returns 'granted', the refusal's reason code, or 'taken' when a parallel grant got there first."""
+    try:
+        with transaction.atomic():
+            coupon, _created = coupon_grant(
+                contact_id=contact_id, reward_id=reward_id, idempotency_key=idempotency_key, source=source
+            )
+            record_model.objects.create(contact_id=contact_id, coupon=coupon, status="granted", **record)
+        return "granted"
+    except IntegrityError:
+        return "taken"  # the coupon key or the record row is unique: another grant did this recipient
+    except ApplicationError as exc:
+        reason = exc.code if exc.code != "invalid" else "refused"
+    try:
+        with transaction.atomic():
+            record_model.objects.create(contact_id=contact_id, status="refused", reason=reason[:32], **record)
+    except IntegrityError:
+        return "taken"
+    return reason
+
+
 @transaction.atomic
 def coupon_redeem(*, code: str, store_code: str, user: AbstractBaseUser | None = None) -> Coupon:
     """The till scans the coupon's QR: mark it used, once. Used -> 409 coupon_redeemed; expired -> 410."""

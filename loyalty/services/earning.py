@@ -14,7 +14,10 @@ Evaluation, in order:
 6. the integer total is shared out to the rules and to the lines by largest remainder (ties to the earlier one),
    so the breakdown and the per-line points each sum exactly to the receipt's points.
 Bonus events (first purchase, profile complete) are separate credits, once per contact (EarningBonusGrant's unique
-(contact, event) and the ledger key bonus:<event>:<contact>); a return of lines does not take them back."""
+(contact, event, period) and the ledger key bonus:<event>:<contact>); the birthday bonus once per contact and year,
+on a receipt in the birthday week (period and key suffix: the birthday's year); a return of lines does not take
+them back. A birthday-week rule is a multiplier that applies when the receipt's Shanghai date is within 3 days of
+the contact's birthday (crm's Contact.birthday)."""
 
 from __future__ import annotations
 
@@ -113,7 +116,7 @@ def earn_evaluate(
     if not itemised:
         parts = [EarnLine(sku="", amount_fen=amount_fen)]
     cats = _categories([p.sku for p in parts if p.sku])
-    bonuses = _bonuses_due(card, rules)
+    bonuses = _bonuses_due(card, rules, day)
 
     base = next((r for r in rules if r.kind == Kind.BASE and _in_dates(r, day)), None)
     rate = base.fen_per_point if base else settings.LOYALTY_FEN_PER_POINT
@@ -127,9 +130,11 @@ def earn_evaluate(
             return result(0, [{"rule": rule.pk, "name": rule.name, "points": 0}], [0] * len(parts))
 
     excluded = {r.sku for r in rules if r.kind == Kind.EXCLUDE_SKU and _in_dates(r, day)}
+    # Read the contact's birthday only when a birthday-week rule exists (a scan's card comes without its contact).
+    birthday_week = any(r.kind == Kind.BIRTHDAY_WEEK for r in rules) and _birthday_near(card, day) is not None
     receipt_mults = [
         r for r in rules
-        if r.kind == Kind.MULTIPLIER and _in_dates(r, day)
+        if (r.kind == Kind.MULTIPLIER or (r.kind == Kind.BIRTHDAY_WEEK and birthday_week)) and _in_dates(r, day)
         and (r.tier_id is None or r.tier_id == tier_id) and (r.store_id is None or (store and r.store_id == store.pk))
     ]  # fmt: skip
     shares: dict[int | None, Fraction] = {}  # rule id -> exact points it gave (None: the base)
@@ -177,25 +182,55 @@ def _profile_complete(card: Card) -> bool:
     return bool(contact.name and contact.phone_hash and contact.gender)
 
 
-def _bonuses_due(card: Card | None, rules: list[EarningRule]) -> list[dict[str, Any]]:
-    """Bonus rules this card's contact has not had yet and whose event holds (first purchase: no receipt yet)."""
+BIRTHDAY_WEEK_DAYS = 3  # the birthday week: the birthday and 3 days either side (Asia/Shanghai dates)
+
+
+def _birthday_near(card: Card | None, day: dt.date) -> dt.date | None:
+    """The occurrence of the card's contact's birthday within BIRTHDAY_WEEK_DAYS of `day` (its year keys the yearly
+    bonus: a 30 December birthday is still last year's in the first days of January), else None. 29 February is
+    the 28th in other years."""
+    birthday = card.contact.birthday if card is not None else None
+    if birthday is None:
+        return None
+    for year in (day.year - 1, day.year, day.year + 1):
+        try:
+            when = birthday.replace(year=year)
+        except ValueError:
+            when = dt.date(year, 2, 28)
+        if abs((when - day).days) <= BIRTHDAY_WEEK_DAYS:
+            return when
+    return None
+
+
+def _bonuses_due(card: Card | None, rules: list[EarningRule], day: dt.date | None = None) -> list[dict[str, Any]]:
+    """Bonus rules this card's contact has not had yet (for the birthday: this birthday's year) and whose event
+    holds (first purchase: no receipt yet; birthday: the receipt is in the birthday week)."""
     due, seen = [], set()
     bonus_rules = [r for r in rules if r.kind == Kind.BONUS and r.bonus_points]
     if not bonus_rules:
         return due
     had = set()
     if card is not None:
-        had = set(EarningBonusGrant.objects.filter(contact_id=card.contact_id).values_list("event", flat=True))
+        had = set(EarningBonusGrant.objects.filter(contact_id=card.contact_id).values_list("event", "period"))
     for rule in bonus_rules:
-        if rule.event in had or rule.event in seen:
+        period = ""
+        if rule.event == EarningRule.Event.BIRTHDAY:
+            near = _birthday_near(card, day or timezone.localdate(timezone.now(), CHINA))
+            if card is not None and near is None:
+                continue
+            period = str(near.year) if near else ""
+        if (rule.event, period) in had or rule.event in seen:
             continue
         if rule.event == EarningRule.Event.FIRST_PURCHASE:
             holds = card is None or not Purchase.objects.filter(card_id=card.pk).exists()
+        elif rule.event == EarningRule.Event.BIRTHDAY:
+            holds = True  # in the birthday week (above); a preview without a card shows what it would give
         else:
             holds = card is None or _profile_complete(card)
         if holds:
             seen.add(rule.event)
-            due.append({"rule": rule.pk, "name": rule.name, "event": rule.event, "points": rule.bonus_points})
+            bonus = {"rule": rule.pk, "name": rule.name, "event": rule.event, "points": rule.bonus_points}
+            due.append(bonus | ({"period": period} if period else {}))
     return due
 
 
@@ -209,13 +244,15 @@ def earn_bonuses_grant(*, card: Card, purchase: Purchase, bonuses: list[dict[str
     for bonus in bonuses:
         try:
             with transaction.atomic():
+                period = bonus.get("period") or ""
                 EarningBonusGrant.objects.create(
-                    contact_id=card.contact_id, event=bonus["event"], rule_id=bonus["rule"],
+                    contact_id=card.contact_id, event=bonus["event"], period=period, rule_id=bonus["rule"],
                     points=bonus["points"], purchase=purchase,
                 )  # fmt: skip
                 points_credit(
                     card_id=card.pk, delta=bonus["points"], kind=PointsLedger.Kind.EARN,
-                    idempotency_key=f"bonus:{bonus['event']}:{card.contact_id}",
+                    # The birthday's: bonus:birthday:<contact>:<year>, once a year; the others once ever.
+                    idempotency_key=f"bonus:{bonus['event']}:{card.contact_id}" + (f":{period}" if period else ""),
                     reason=f"Bonus: {bonus['name']}"[:255], purchase=purchase, user=user,
                 )  # fmt: skip
         except IntegrityError:
@@ -239,6 +276,7 @@ KIND_FIELDS = {
     Kind.CAP_RECEIPT: ({"cap_points"}, set()),
     Kind.CAP_DAY: ({"cap_points"}, set()),
     Kind.BONUS: ({"event", "bonus_points"}, set()),
+    Kind.BIRTHDAY_WEEK: ({"multiplier_pct"}, {"tier", "store"}),
 }
 _OPTIONAL = {"fen_per_point", "multiplier_pct", "tier", "store", "category", "sku", "min_spend_fen", "cap_points",
              "event", "bonus_points"}  # fmt: skip

@@ -16,6 +16,7 @@ from loyalty.models import Card, PointsLedger, Purchase, PurchaseLine, Store, Ti
 from loyalty.qr import QrToken, qr_token_check_fresh, qr_token_consume, qr_token_parse
 from loyalty.scoping import store_check_user
 from loyalty.services.earning import earn_bonuses_grant, earn_evaluate
+from loyalty.services.journeys import journey_first_purchase
 from loyalty.services.points import points_credit
 from loyalty.services.tiers import tier_evaluate
 
@@ -170,6 +171,7 @@ def scan_record(
                 purchase=purchase,
                 user=cashier,
             )
+        journey_first_purchase(card=card, purchase=purchase)  # a journey step's coupon, after commit
         # Bonus events (first purchase, profile complete): their own credits, once per contact.
         if earn_bonuses_grant(card=card, purchase=purchase, bonuses=earned.bonuses, user=cashier) or points:
             change = tier_evaluate(card.pk)

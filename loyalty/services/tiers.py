@@ -220,6 +220,10 @@ def _move(card: Card, target: Tier | None, reason: str, standing: TierStanding, 
         occurred_at=change.created_at,
     )
     logger.info("card tier changed", extra={"card": card.pk, "from": change.from_tier_id, "to": card.tier_id})
+    if target is not None and _rank(target) > _rank(change.from_tier):
+        from loyalty.services.journeys import journey_fire  # journeys import coupons, which import cards
+
+        journey_fire("tier_entered", contact_id=card.contact_id, tier_id=target.pk)  # a step's coupon, after commit
     # Only after commit, and in a worker: a WeCom outage must never fail or slow a till scan.
     if change.entered_vip:
         from loyalty.tasks import vip_invite

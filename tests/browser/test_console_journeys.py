@@ -96,7 +96,7 @@ SECTIONS = ["Dashboard", "Contacts", "Channels", "Groups", "Campaigns", "Red pac
 # demo user -> the sidebar sections they see (in this order); the others are hidden.
 MENUS = {
     "admin": SECTIONS,
-    "marketing": ["Dashboard", "Contacts", "Channels", "Groups", "Campaigns", "Red packets", "Staff"],
+    "marketing": ["Dashboard", "Contacts", "Channels", "Groups", "Campaigns", "Red packets", "Loyalty", "Staff"],
     "manager": ["Dashboard", "Loyalty"],
 }
 

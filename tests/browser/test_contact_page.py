@@ -50,3 +50,15 @@ def test_contact_page_shows_the_customer_and_adds_a_tag(staffed, celery_worker, 
         return sorted(t["tag_name"] for t in follow.get("tags") or [])
 
     wait_for(lambda: wecom_tags() == ["Gold"], timeout=30, message="tag marked in WeCom")
+
+    # The birthday (loyalty's birthday bonus and birthday week read it): a date in the future is refused, kept as
+    # it was; a real one is saved and shown.
+    page.fill('[data-testid="birthday-input"]', "2999-01-01")
+    page.click('[data-testid="birthday-form"] button[type="submit"]')
+    page.wait_for_selector('[data-testid="birthday-form"]')
+    assert page.locator('[data-testid="contact-birthday"]').inner_text() == "—"
+    page.fill('[data-testid="birthday-input"]', "1990-05-17")
+    page.click('[data-testid="birthday-form"] button[type="submit"]')
+    page.wait_for_selector('[data-testid="contact-birthday"]:has-text("1990-05-17")')
+    contact.refresh_from_db()
+    assert str(contact.birthday) == "1990-05-17"

@@ -19,12 +19,14 @@ TEXT = {
         "saved": "Tier rules saved.",
         "upgrade": "Upgrade",
         "spend": "Spend",
+        "tier_changed": "Tier changed",
     },
     "zh-hans": {
         "range": "必须是 0 到 3660 之间的整数。",
         "saved": "等级规则已保存。",
         "upgrade": "升级",
         "spend": "消费金额",
+        "tier_changed": "等级变更",
     },
 }
 
@@ -61,6 +63,7 @@ def test_tier_rules_screen_and_an_upgrade_event(console_page, lang, live_url, sc
     page.goto(live_url + reverse("console:contact", args=[contact.pk]))
     event = page.locator('[data-testid="timeline-event"][data-kind="tier_changed"]')
     expect(event).to_have_count(1)
+    expect(event).to_contain_text(text["tier_changed"])  # a ContactEvent kind: its label, in the staff language
     expect(event).to_contain_text("Silver")
     expect(event).to_contain_text("upgrade")
     screenshot(page, f"tier-upgrade-timeline-{lang}")

@@ -177,9 +177,21 @@ ENDPOINTS = [
     ("get", "/api/loyalty/cards", None, 200, {A, SM}),
     ("get", "/api/loyalty/cards/{card}", None, 200, {A, SM}),
     ("post", "/api/loyalty/cards/{card}/adjust", {}, 400, {A}),
-    ("get", "/api/loyalty/tiers", None, 200, {A, SM}),
+    ("get", "/api/loyalty/tiers", None, 200, {A, M, SM}),  # marketing chooses tiers for rewards and journeys
     ("get", "/api/loyalty/stores", None, 200, {A, SM, C}),
-    ("get", "/api/loyalty/rewards", None, 200, {A, SM, C}),
+    ("get", "/api/loyalty/rewards", None, 200, {A, M, SM, C}),
+    # Rewards and coupons (issue 12.5): marketing keeps the catalogue, grants coupons, sets a campaign's coupon and
+    # journey steps; the till and store managers do none of it.
+    ("get", "/api/loyalty/catalogue", None, 200, {A, M, SM}),
+    ("post", "/api/loyalty/catalogue", {}, 400, {A, M}),
+    ("put", f"/api/loyalty/catalogue/{MISSING}", {}, 400, {A, M}),
+    ("post", "/api/loyalty/coupons/grant", {}, 400, {A, M}),
+    ("get", "/api/loyalty/campaigns/{campaign}/coupon", None, 200, {A, M}),
+    ("put", "/api/loyalty/campaigns/{campaign}/coupon", {}, 400, {A, M}),
+    ("get", "/api/loyalty/journeys", None, 200, {A, M}),
+    ("post", "/api/loyalty/journeys", {}, 400, {A, M}),
+    ("put", f"/api/loyalty/journeys/{MISSING}", {}, 400, {A, M}),
+    ("patch", "/api/contacts/{contact}/", {"birthday": "2999-01-01"}, 400, {A, M}),
     ("post", "/api/contacts/{contact}/erase/", None, 200, {A}),  # last: it erases the contact
 ]
 
@@ -274,6 +286,12 @@ CHANGELISTS = {
     "/admin/loyalty/card/": {A, SM},
     "/admin/loyalty/purchase/": {A, SM},
     "/admin/loyalty/store/": {A, SM},
+    "/admin/loyalty/reward/": {A, M, SM},
+    "/admin/loyalty/reward/add/": {A, M},
+    "/admin/loyalty/coupon/": {A, M},
+    "/admin/loyalty/journeystep/": {A, M},
+    "/admin/loyalty/journeystep/add/": {A, M},
+    "/admin/loyalty/journeygrant/": {A, M},
     "/admin/auditlog/logentry/": {A},
 }
 
@@ -294,7 +312,7 @@ def test_console_matrix(world, client, role):
 MENUS = {
     ADMIN: {"Dashboard", "Contacts", "Channels", "Groups", "Campaigns", "Red packets", "Loyalty", "Data sources",
             "Staff", "System"},
-    MARKETING: {"Dashboard", "Contacts", "Channels", "Groups", "Campaigns", "Red packets", "Staff"},
+    MARKETING: {"Dashboard", "Contacts", "Channels", "Groups", "Campaigns", "Red packets", "Loyalty", "Staff"},
     STORE_MANAGER: {"Dashboard", "Loyalty"},
     NOBODY: {"Dashboard"},
 }
@@ -308,4 +326,5 @@ def test_each_role_sees_only_its_menu(world, role):
     assert set(menu) == MENUS[role]
     if role == MARKETING:
         assert menu["Staff"] == {"Staff"}  # to pick a channel's staff; no handover
+        assert menu["Loyalty"] == {"Tiers", "Rewards", "Journey steps"}  # no cards, ledger, purchases or stores
         assert "Contact syncs" not in menu["Contacts"]

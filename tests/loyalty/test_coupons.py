@@ -242,10 +242,30 @@ def test_grant_api_is_idempotent(admin_client_api, card, coupon_reward):
     assert first.json()["id"] == second.json()["id"] and Coupon.objects.count() == 1
 
 
+def test_the_redemption_api_answers_the_coupon_code_and_the_card_page(cashier_client, card, coupon_reward, store):
+    from crm.services.customer_links import card_link
+    from loyalty.qr import qr_token_mint
+
+    _fund(card, 300)
+    body = {"qr_token": qr_token_mint(card.number).token, "reward": coupon_reward.pk, "idempotency_key": "till-c1",
+            "store": store.code}  # fmt: skip
+    first = cashier_client.post("/api/loyalty/redemptions", body, format="json")
+    again = cashier_client.post("/api/loyalty/redemptions", body, format="json")
+    assert (first.status_code, again.status_code) == (201, 200)
+    coupon = Coupon.objects.get(card=card)
+    answered = first.json()["coupon"]
+    assert answered["code"] == coupon.code and answered["id"] == coupon.pk
+    assert answered["card_page_url"] == card_link() and answered["expires_at"]
+    assert again.json()["coupon"] == answered  # a retry answers the same coupon
+
+
 def test_the_coupon_endpoints_are_in_openapi(admin_client_api):
     schema = admin_client_api.get("/api/schema/?format=json").json()
     for p in ("/api/loyalty/coupons/redeem", "/api/loyalty/coupons/grant", "/api/loyalty/catalogue"):
         assert p in schema["paths"], p
+    components = schema["components"]["schemas"]
+    assert "coupon" in components["RedemptionOutput"]["properties"]
+    assert {"code", "card_page_url", "expires_at"} <= set(components["RedemptionCoupon"]["properties"])
 
 
 # --- console -----------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ PREVIEW = "/api/loyalty/earning/preview"
         ({"name": "x", "kind": "multiplier"}, "multiplier_pct", "required"),
         ({"name": "x", "kind": "multiplier", "multiplier_pct": 0}, "multiplier_pct", "out_of_range"),
         ({"name": "x", "kind": "base", "fen_per_point": 100, "sku": "A"}, "sku", "not_applicable"),
-        ({"name": "x", "kind": "bonus", "event": "birthday", "bonus_points": 5}, "event", "invalid_choice"),
+        ({"name": "x", "kind": "bonus", "event": "wedding", "bonus_points": 5}, "event", "invalid_choice"),
         ({"name": "x", "kind": "multiplier", "multiplier_pct": 200, "tier": 999999}, "tier", "not_found"),
         (
             {"name": "x", "kind": "multiplier", "multiplier_pct": 200, "starts_on": "2026-11-12",

@@ -152,3 +152,18 @@ def test_vip_task_retries_only_retryable_wecom_errors(card, tiers, monkeypatch):
     fake.invite_to_vip_group = fail(40003)
     with pytest.raises(WeComError):
         tasks.vip_invite.apply(args=[change.pk], throw=True).get()
+
+
+def test_the_timeline_names_a_tier_change_in_the_staff_language(card, store, tiers):
+    """tier_changed is one of crm's ContactEvent kinds, so the timeline shows its (translated) label, not the code."""
+    from django.utils.functional import Promise
+
+    from crm.models import ContactEvent
+    from loyalty.services.tiers import TIMELINE_KIND
+
+    assert TIMELINE_KIND == ContactEvent.Kind.TIER_CHANGED
+    _scan(card, store, "T-label", 100_000)  # -> Silver
+    event = ContactEvent.objects.get(contact_id=card.contact_id, kind=TIMELINE_KIND)
+    assert event.get_kind_display() == "Tier changed"
+    label = dict(ContactEvent._meta.get_field("kind").choices)[TIMELINE_KIND]
+    assert isinstance(label, Promise)  # gettext_lazy (crm.model_names): shown in the staff member's language

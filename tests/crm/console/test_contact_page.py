@@ -17,7 +17,7 @@ from crm.models.consent import ConsentRecord
 from crm.models.contacts import ContactEvent
 from crm.services.consent import consent_record
 from crm.services.timeline import timeline_add
-from loyalty.models import Card, Purchase, PurchaseLine, Store, Tier
+from loyalty.models import Card, Purchase, PurchaseLine, Store, Tier, TierPolicy
 from tests.conftest import wait_for
 from tests.crm.console.conftest import make_user
 from tests.crm.contacts.conftest import sim, staffed  # noqa: F401  (the live simulator world, for tag pushes)
@@ -97,6 +97,8 @@ def test_loyalty_panel_is_registered_by_loyalty_and_shows_card_and_purchases(adm
     html = admin_client.get(url(mei)).content.decode()
     assert 'data-panel="loyalty-card"' in html and 'data-testid="loyalty-no-card"' in html
 
+    # Progress to the next tier counts as the tier rules do; all history here, as this card has no ledger rows.
+    TierPolicy.objects.update_or_create(pk=1, defaults={"basis": "points", "window_days": 0})
     gold = Tier.objects.create(name="Gold", min_points=1000, rank=2)
     silver = Tier.objects.create(name="Silver", min_points=0, rank=1)
     card = Card.objects.create(contact=mei, number="800000000018", tier=silver, points_balance=420, lifetime_points=420)
