@@ -20,7 +20,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
 from crm.errors import ApplicationError, Conflict, NotFound
-from loyalty.models import Card, PointsLedger, Purchase, PurchaseLine, PurchaseReturn, ReturnLine, Store
+from loyalty.models import (
+    Card,
+    PointsLedger,
+    Purchase,
+    PurchaseLine,
+    PurchaseReturn,
+    ReturnLine,
+    ScanReview,
+    Store,
+)
 from loyalty.scoping import store_check_user
 from loyalty.services.points import points_credit
 
@@ -120,6 +129,19 @@ def return_record(
 
 
 @transaction.atomic
+def points_left_to_reverse(purchase: Purchase) -> int:
+    """What a receipt's credit still holds to take back: its points less what earlier returns reversed or recorded
+    as shortfall, and less a review's reversal of the whole scan. Read under the card's lock (every caller holds
+    it), so a return and a review reversal of one receipt never take the same points twice."""
+    done = PurchaseReturn.objects.filter(purchase=purchase).aggregate(
+        n=Sum("points_reversed") + Sum("shortfall")
+    )["n"] or 0
+    review = ScanReview.objects.filter(purchase=purchase, status=ScanReview.Status.REVERSED).first()
+    if review is not None and review.reversal_id:
+        done += -review.reversal.delta
+    return max(purchase.points - done, 0)
+
+
 def _record(store: Store, purchase: Purchase, return_id: str, wanted: list[tuple[str, int]], cashier) -> ReturnResult:
     # The card lock first, as every points movement takes it: returns of one receipt (and of one card) serialise,
     # so the cumulative qty check below sees every committed return.
@@ -183,8 +205,9 @@ def _record(store: Store, purchase: Purchase, return_id: str, wanted: list[tuple
                 points=_share(points_of[line.pk], after, line.qty) - _share(points_of[line.pk], before, line.qty),
             )
         )
+    left = points_left_to_reverse(purchase)  # before this return's own row counts
     ReturnLine.objects.bulk_create(rows)
-    owed = sum(row.points for row in rows)
+    owed = min(sum(row.points for row in rows), left)
     ret.amount_fen = sum(row.amount_fen for row in rows)
     negative_ok = bool(getattr(settings, "LOYALTY_RETURN_NEGATIVE_BALANCE", False))
     reversed_ = owed if negative_ok else min(owed, max(card.points_balance, 0))

@@ -22,8 +22,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from crm.errors import ApplicationError, NotFound
-from loyalty.models import PointsLedger, Purchase, ScanReview
+from loyalty.models import Card, PointsLedger, Purchase, ScanReview
 from loyalty.services.points import points_credit
+from loyalty.services.returns import points_left_to_reverse
 
 
 def store_amount_p99(store_id: int) -> int | None:
@@ -98,10 +99,13 @@ def scan_review_reverse(*, review_id: int, user: AbstractBaseUser | None) -> Sca
     """Take back the points the flagged scan credited (one ledger row, keyed by the review), and close it."""
     review = _pending(review_id)
     purchase = review.purchase
-    if purchase.points:
+    # The card's lock first (as a return takes it): what returns already took back is not taken again.
+    Card.objects.select_for_update().filter(pk=purchase.card_id).first()
+    left = points_left_to_reverse(purchase)
+    if left:
         review.reversal = points_credit(
             card_id=purchase.card_id,
-            delta=-purchase.points,
+            delta=-left,
             kind=PointsLedger.Kind.ADJUST,
             idempotency_key=f"scan-review:{review.pk}:reverse",
             reason=f"Reversed after review: receipt {purchase.receipt_id}",

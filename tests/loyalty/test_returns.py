@@ -186,3 +186,25 @@ def test_returns_list_api(cashier_client, staff_client, admin_client_api, card, 
     assert staff_client.get("/api/loyalty/returns/list").status_code == 403  # no view_purchasereturn
     body = admin_client_api.get("/api/loyalty/returns/list").json()
     assert body["results"][0]["return_id"] == "RT-LIST" and body["results"][0]["lines"][0]["qty"] == 1
+
+
+@pytest.mark.parametrize("order", ["review_then_return", "return_then_review"])
+def test_a_flagged_scan_reversed_and_returned_takes_its_points_back_once(cashier_client, card, store, order):
+    from loyalty.models import Purchase, ScanReview
+    from loyalty.services.velocity import scan_review_reverse
+
+    _scan(cashier_client, card, store)  # 600 points
+    purchase = Purchase.objects.get(receipt_id="R-1")
+    review = ScanReview.objects.create(purchase=purchase, reasons=[{"code": "test"}])
+    if order == "review_then_return":
+        scan_review_reverse(review_id=review.pk, user=None)
+        assert _balanced(card) == 0
+        ret = _return(cashier_client, store, [{"sku": "TEA-1", "qty": 2}]).json()
+        assert ret["points_reversed"] == 0 and ret["shortfall"] == 0  # the review took them all back already
+    else:
+        ret = _return(cashier_client, store, [{"sku": "TEA-1", "qty": 2}]).json()
+        assert ret["points_reversed"] == 200
+        scan_review_reverse(review_id=review.pk, user=None)
+        assert ScanReview.objects.get(pk=review.pk).reversal.delta == -400  # what the return left
+    assert _balanced(card) == 0
+    assert sum(PointsLedger.objects.filter(card=card).values_list("delta", flat=True)) == 0
