@@ -15,3 +15,7 @@ class LoyaltyConfig(AppConfig):
         from loyalty import segment_fields
 
         segment_fields.register()
+        # The till's cached stores, bindings, rules and tiers follow every write of them (loyalty.till_cache).
+        from loyalty import till_cache
+
+        till_cache.connect_signals()
