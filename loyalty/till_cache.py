@@ -120,6 +120,14 @@ class TillConfig:
 
         return self._part("tiers", lambda: list(Tier.objects.order_by("rank")))
 
+    def tier(self, tier_id: int):
+        """One tier of the ladder by id (a tier deleted meanwhile: read from the database, None if gone)."""
+        from loyalty.models import Tier
+
+        by_id = self._part("tiers_by_id", lambda: {t.pk: t for t in self.tiers()})
+        found = by_id.get(tier_id)
+        return found if found is not None else Tier.objects.filter(pk=tier_id).first()
+
     def user_perms(self, user) -> frozenset[str]:
         """The user's own and group permissions ("app.codename"), as Django's ModelBackend computes them."""
         from django.contrib.auth.backends import ModelBackend

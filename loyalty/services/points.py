@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connections, router, transaction
+from django.utils import timezone
 
 from crm.errors import ApplicationError, Conflict, NotFound
 from loyalty.models import Card, PointsLedger, Purchase, Redemption
@@ -127,12 +128,31 @@ def points_credit_locked(
         if taken != min(-delta, max(card.points_balance, 0)):
             raise ApplicationError("The card's points lots do not match its balance.", code="lots_mismatch")
     card.points_balance = new_balance
-    update_fields = ["points_balance", "updated_at"]
     if kind in TIER_KINDS:
         card.lifetime_points += delta
-        update_fields.append("lifetime_points")
-    card.save(update_fields=update_fields)
+    _save_balance(card)
     return entry
+
+
+_UPDATE_SQL: dict[str, str] = {}
+
+
+def _save_balance(card: Card) -> None:
+    """card.save(update_fields=["points_balance", "lifetime_points", "updated_at"]) as one statement compiled
+    once: every credit runs it, under the card lock (so writing an unchanged lifetime_points is harmless)."""
+    connection = connections[router.db_for_write(Card, instance=card)]
+    sql = _UPDATE_SQL.get(connection.vendor)
+    if sql is None:
+        qn, meta = connection.ops.quote_name, Card._meta
+        columns = ("points_balance", "lifetime_points", "updated_at")
+        sql = _UPDATE_SQL[connection.vendor] = (
+            f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(c)} = %s' for c in columns)} "  # noqa: S608
+            f"WHERE {qn(meta.pk.column)} = %s"
+        )
+    card.updated_at = timezone.now()
+    updated_at = Card._meta.get_field("updated_at").get_db_prep_save(card.updated_at, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [card.points_balance, card.lifetime_points, updated_at, card.pk])
 
 
 @transaction.atomic

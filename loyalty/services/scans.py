@@ -15,7 +15,7 @@ from crm.errors import ApplicationError, Conflict
 from loyalty.models import Card, PointsLedger, Purchase, PurchaseLine, Store, TierChange
 from loyalty.qr import QrToken, qr_token_check_fresh, qr_token_consume, qr_token_parse
 from loyalty.scoping import store_check_user
-from loyalty.services._insert import insert_unless_conflict
+from loyalty.services._insert import insert_rows, insert_unless_conflict
 from loyalty.services.earning import earn_bonuses_grant, earn_evaluate
 from loyalty.services.points import points_credit_locked
 from loyalty.services.tiers import tier_evaluate_locked
@@ -107,6 +107,21 @@ def _lookup(store: Store, receipt_id: str, card_number: str) -> tuple[int | None
     return existing_id, card_id
 
 
+def _lock_card(card_id: int) -> Card:
+    """The card, locked (SELECT .. FOR UPDATE, a statement compiled once), its tier from the cached ladder."""
+    sql = _LOOKUP_SQL.get(f"lock-{connection.vendor}")
+    if sql is None:
+        qn = connection.ops.quote_name
+        columns = ", ".join(qn(f.column) for f in Card._meta.concrete_fields)
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        sql = _LOOKUP_SQL[f"lock-{connection.vendor}"] = (
+            f"SELECT {columns} FROM {qn(Card._meta.db_table)} WHERE {qn('id')} = %s{lock}"  # noqa: S608
+        )
+    card = next(iter(Card.objects.raw(sql, [card_id])))
+    card.tier = till_config().tier(card.tier_id) if card.tier_id is not None else None
+    return card
+
+
 def scan_record(
     *,
     qr_token: str,
@@ -159,7 +174,7 @@ def _scan_record(qr_token, store_code, receipt_id, amount_fen, items, cashier, n
     with transaction.atomic():
         # Lock the card first: scans of one card serialise, and a concurrent retry of this receipt
         # finds the first one's purchase (the insert below) instead of racing it.
-        card = Card.objects.select_for_update(of=("self",)).select_related("tier").get(pk=card_id)
+        card = _lock_card(card_id)
         # The earning rules (loyalty.services.earning), evaluated under the card lock so the day cap holds.
         earned = earn_evaluate(card=card, store=store, amount_fen=amount_fen, lines=lines, at=timezone.now())
         points = earned.points
@@ -183,7 +198,7 @@ def _scan_record(qr_token, store_code, receipt_id, amount_fen, items, cashier, n
             return _replay(_existing(store, receipt_id), parsed, amount_fen)
         for line, line_points in zip(lines, earned.line_points or [0] * len(lines), strict=True):
             line.purchase, line.points = purchase, line_points
-        PurchaseLine.objects.bulk_create(lines)
+        insert_rows(lines)
         change = None
         if points:
             points_credit_locked(

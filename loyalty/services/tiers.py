@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from django.apps import apps
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -166,10 +166,23 @@ def card_points_earned(card: Card, since: datetime | None) -> int:
     if since is None:
         return card.lifetime_points
     kinds = [k for k in EARNED_KINDS if k in PointsLedger.Kind.values]
-    total = PointsLedger.objects.filter(card=card, kind__in=kinds, created_at__gte=since).aggregate(total=Sum("delta"))[
-        "total"
-    ]
+    # The ORM's aggregate(Sum("delta")) over filter(card, kind__in, created_at__gte), compiled once: every
+    # credited scan asks.
+    key = (connection.vendor, len(kinds))
+    sql = _EARNED_SQL.get(key)
+    if sql is None:
+        qn, meta = connection.ops.quote_name, PointsLedger._meta
+        sql = _EARNED_SQL[key] = (
+            f"SELECT SUM({qn('delta')}) FROM {qn(meta.db_table)} WHERE {qn('card_id')} = %s"  # noqa: S608
+            f" AND {qn('kind')} IN ({', '.join(['%s'] * len(kinds))}) AND {qn('created_at')} >= %s"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [card.pk, *kinds, connection.ops.adapt_datetimefield_value(since)])
+        total = cursor.fetchone()[0]
     return max(total or 0, 0)
+
+
+_EARNED_SQL: dict[tuple[str, int], str] = {}
 
 
 @dataclass(frozen=True)
