@@ -20,6 +20,7 @@ no signal: code that edits these tables goes through the services (which save th
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,9 @@ from typing import Any
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 VERSION_KEY = "loyalty:till-config"
 
@@ -59,11 +63,16 @@ def _read_version() -> bytes | str:
 
 
 def _write_version() -> None:
-    client = redis_client()
-    if client is None:
-        cache.set(VERSION_KEY, secrets.token_hex(8), timeout=None)
-    else:
-        client.set(cache.make_key(VERSION_KEY), secrets.token_hex(8))
+    # A write with Redis unreachable (a `migrate` before Redis is up: post_migrate re-saves the role groups)
+    # must not fail: scans cannot run without Redis either, and a Redis that comes back empty makes a new token.
+    try:
+        client = redis_client()
+        if client is None:
+            cache.set(VERSION_KEY, secrets.token_hex(8), timeout=None)
+        else:
+            client.set(cache.make_key(VERSION_KEY), secrets.token_hex(8))
+    except RedisError as exc:
+        logger.warning("till config version not bumped: %s", exc)
 
 
 def till_config_bump() -> None:
