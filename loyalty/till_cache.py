@@ -149,9 +149,11 @@ class TillConfig:
         return found
 
     def tier_policy(self):
+        """The tier rules; their defaults (unsaved) before the row exists: a scan writes nothing for them (the
+        admin's and the API's tier_policy_get still make the row on first read)."""
         from loyalty.models import TierPolicy
 
-        return self._part("policy", lambda: TierPolicy.objects.get_or_create(pk=1)[0])
+        return self._part("policy", lambda: TierPolicy.objects.filter(pk=1).first() or TierPolicy(pk=1))
 
 
 _current = TillConfig(version=None)
