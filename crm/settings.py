@@ -109,7 +109,7 @@ REDIS_URL = redis_py_url(env_str("REDIS_URL", "") or embedded_redis.recorded_url
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "crm.cache.RedisCache",  # Django's, one client per pool (crm/cache.py)
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "crm",
     }
@@ -248,7 +248,9 @@ WECHAT_OAUTH_SECRET = env_str("WECHAT_OAUTH_SECRET", "demo-oauth-secret-01234567
 _SIM_ROOT = f"http://127.0.0.1:{SIM_PORT}/wecom-sim"
 WECHAT_OAUTH_AUTHORIZE_URL = env_str(
     "WECHAT_OAUTH_AUTHORIZE_URL",
-    f"{_SIM_ROOT}/connect/oauth2/authorize" if WECOM_SIM_ENABLED else "https://open.weixin.qq.com/connect/oauth2/authorize",
+    f"{_SIM_ROOT}/connect/oauth2/authorize"
+    if WECOM_SIM_ENABLED
+    else "https://open.weixin.qq.com/connect/oauth2/authorize",
 )
 WECHAT_SNS_BASE_URL = env_str(
     "WECHAT_SNS_BASE_URL", f"{_SIM_ROOT}/sns" if WECOM_SIM_ENABLED else "https://api.weixin.qq.com/sns"
@@ -293,12 +295,25 @@ LOYALTY_CARD_RATE = env_str("LOYALTY_CARD_RATE", "10/min")
 # What staff change in the console and the API. Personal fields are masked: an erased person must not live on
 # in the audit log (crm.audit.audit_scrub_contact clears the rest when a contact is erased).
 AUDITLOG_INCLUDE_TRACKING_MODELS = (
-    {"model": "crm.Contact", "mask_fields": ["name", "unionid", "avatar", "corp_name", "phone_encrypted",
-                                             "phone_hash"]},
-    "crm.Channel", "crm.TagGroup", "crm.Tag", "crm.ContactTag", "crm.ConsentRecord", "crm.CustomerGroup",
-    "crm.GroupJoinWay", "crm.Campaign", "crm.LuckyDraw", "crm.RedPacketPool", "crm.Staff", "crm.DataSource",
+    {
+        "model": "crm.Contact",
+        "mask_fields": ["name", "unionid", "avatar", "corp_name", "phone_encrypted", "phone_hash"],
+    },
+    "crm.Channel",
+    "crm.TagGroup",
+    "crm.Tag",
+    "crm.ContactTag",
+    "crm.ConsentRecord",
+    "crm.CustomerGroup",
+    "crm.GroupJoinWay",
+    "crm.Campaign",
+    "crm.LuckyDraw",
+    "crm.RedPacketPool",
+    "crm.Staff",
+    "crm.DataSource",
     {"model": "crm.Handover", "m2m_fields": ["takeovers"]},
-    "loyalty.Tier", "loyalty.Reward",
+    "loyalty.Tier",
+    "loyalty.Reward",
     {"model": "loyalty.Store", "m2m_fields": ["members"]},
     {"model": "auth.User", "exclude_fields": ["password", "last_login"], "m2m_fields": ["groups", "user_permissions"]},
     {"model": "auth.Group", "m2m_fields": ["permissions"]},

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.db import connection
 from django.urls import path
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import generics, serializers, status
+from rest_framework import exceptions, generics, serializers, status
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
@@ -21,14 +28,64 @@ from loyalty.selectors_tiers import tier_progress
 from loyalty.services import points_adjust, redemption_create, scan_record
 from loyalty.services.scans import MAX_AMOUNT_FEN, MAX_ITEMS
 from loyalty.services.velocity import velocity_check
+from loyalty.till_cache import redis_client, till_config_pinned, till_user_perms_prime
 
 # --- Till rate limits ---------------------------------------------------------------------------------------
 # DRF throttles count in the default cache (Redis, shared by every web process); rates are
 # REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (LOYALTY_TILL_RATE, LOYALTY_CARD_RATE). Over the rate -> 429 code
 # "throttled" with Retry-After.
 
+# DRF's sliding window (drop requests older than the duration; refuse at the limit; else record this one), kept
+# as a sorted set and run in Redis: one round trip per throttle, instead of reading and writing back the
+# pickled list of every request in the window (a busy till's list is thousands of timestamps long).
+_WINDOW_LUA = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2])
+local count = redis.call('ZCARD', KEYS[1])
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2] or ARGV[1]
+if count >= tonumber(ARGV[3]) then
+  return {0, count, oldest}
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.ceil(ARGV[2] * 1000))
+return {1, count + 1, oldest}
+"""
 
-class TillThrottle(SimpleRateThrottle):
+
+class RedisWindowThrottle(SimpleRateThrottle):
+    """SimpleRateThrottle's rule and Retry-After, counted by one Lua script in Redis (falls back to DRF's own
+    code when the cache is not Redis)."""
+
+    _script = None
+
+    def allow_request(self, request, view):
+        client = redis_client()
+        if client is None:
+            return super().allow_request(request, view)
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        if RedisWindowThrottle._script is None:
+            RedisWindowThrottle._script = client.register_script(_WINDOW_LUA)
+        self.now = self.timer()
+        allowed, self._count, oldest = RedisWindowThrottle._script(
+            keys=[self.cache.make_key(f"{self.key}:window")],
+            args=[repr(self.now), self.duration, self.num_requests, f"{self.now!r}:{secrets.token_hex(4)}"],
+            client=client,
+        )
+        self._oldest = float(oldest)
+        return bool(allowed)
+
+    def wait(self):
+        if not hasattr(self, "_count"):
+            return super().wait()
+        remaining = self.duration - (self.now - self._oldest) if self._count else self.duration
+        available = self.num_requests - self._count + 1
+        return None if available <= 0 else remaining / float(available)
+
+
+class TillThrottle(RedisWindowThrottle):
     """Per till: each till signs in as its own cashier user (cashier_ensure), so the user is the till."""
 
     scope = "loyalty_till"
@@ -39,7 +96,7 @@ class TillThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
 
 
-class CardThrottle(SimpleRateThrottle):
+class CardThrottle(RedisWindowThrottle):
     """Per card, whichever till scans it: the card number the QR token names (forged ones count too)."""
 
     scope = "loyalty_card"
@@ -202,9 +259,47 @@ def _scan_output(purchase: Purchase, duplicate: bool, flagged: bool = False) -> 
     ).data
 
 
+class TillTokenAuthentication(TokenAuthentication):
+    """DRF's token authentication, then the till user's permissions from the cache (loyalty.till_cache): the
+    permission checks of a scan cost no query."""
+
+    def authenticate_credentials(self, key):
+        # DRF's Token.objects.select_related("user").get(key=key), as one statement compiled once.
+        user = next(iter(get_user_model().objects.raw(_token_user_sql(), [key])), None)
+        if user is None:
+            raise exceptions.AuthenticationFailed(gettext_lazy("Invalid token."))  # DRF's messages
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed(gettext_lazy("User inactive or deleted."))
+        till_user_perms_prime(user)
+        token = Token(key=key, user=user, created=user.token_created)
+        token._state.adding, token._state.db = False, user._state.db
+        return user, token
+
+
+_TOKEN_SQL: dict[str, str] = {}
+
+
+def _token_user_sql() -> str:
+    sql = _TOKEN_SQL.get(connection.vendor)
+    if sql is None:
+        qn, users = connection.ops.quote_name, get_user_model()._meta
+        token = Token._meta
+        columns = ", ".join(f"u.{qn(f.column)}" for f in users.concrete_fields)
+        sql = _TOKEN_SQL[connection.vendor] = (
+            f"SELECT {columns}, t.{qn('created')} AS token_created FROM {qn(token.db_table)} t"  # noqa: S608
+            f" JOIN {qn(users.db_table)} u ON u.{qn(users.pk.column)} = t.{qn('user_id')} WHERE t.{qn('key')} = %s"
+        )
+    return sql
+
+
 class ScanCreateApi(APIView):
+    authentication_classes = [SessionAuthentication, TillTokenAuthentication]
     permission_classes = [IsCashier]
     throttle_classes = [TillThrottle, CardThrottle]
+
+    def dispatch(self, request, *args, **kwargs):
+        with till_config_pinned():  # one check of the cached configuration for the whole request
+            return super().dispatch(request, *args, **kwargs)
 
     @extend_schema(
         tags=["loyalty-till"],

@@ -20,3 +20,7 @@ class LoyaltyConfig(AppConfig):
         from loyalty.services.campaign_coupons import campaign_delivered_hook
 
         register_delivered_hook("loyalty.campaign_coupons", campaign_delivered_hook)
+        # The till's cached stores, bindings, rules and tiers follow every write of them (loyalty.till_cache).
+        from loyalty import till_cache
+
+        till_cache.connect_signals()

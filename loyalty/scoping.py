@@ -14,6 +14,7 @@ from django.db.models import Exists, Model, OuterRef, QuerySet
 
 from crm.errors import ApplicationError
 from loyalty.models import Card, PointsLedger, Purchase, PurchaseLine, Redemption, Store, TierChange
+from loyalty.till_cache import till_config
 
 ALL_STORES = "loyalty.all_stores"
 
@@ -32,7 +33,8 @@ def stores_for(user) -> QuerySet[Store]:
 
 
 def user_may_use_store(user, store: Store) -> bool:
-    return sees_all_stores(user) or store.members.filter(pk=user.pk).exists()
+    # The bindings are cached per process (every till scan asks): loyalty.till_cache.
+    return sees_all_stores(user) or user.pk in till_config().store_member_ids(store.pk)
 
 
 def _cards_with_purchase_at_user_stores(user, card_ref: str = "pk") -> Exists:

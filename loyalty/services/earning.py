@@ -35,6 +35,7 @@ from django.utils.translation import gettext as _
 
 from crm.errors import ApplicationError, NotFound
 from loyalty.models import Card, EarningBonusGrant, EarningRule, PointsLedger, Product, Purchase, Store, Tier
+from loyalty.till_cache import till_config
 
 CHINA = ZoneInfo("Asia/Shanghai")
 MAX_MULTIPLIER_PCT = 10_000  # x100: anything above is a typo
@@ -72,7 +73,8 @@ def _largest_remainder(total: int, weights: list[Fraction]) -> list[int]:
 
 
 def _active_rules() -> list[EarningRule]:
-    return list(EarningRule.objects.filter(is_active=True).order_by("id"))
+    # Cached per process and reloaded after any rule is saved or deleted (loyalty.till_cache): every scan asks.
+    return list(till_config().earning_rules())
 
 
 def _in_dates(rule: EarningRule, day: dt.date) -> bool:
@@ -115,7 +117,9 @@ def earn_evaluate(
     itemised = bool(parts)
     if not itemised:
         parts = [EarnLine(sku="", amount_fen=amount_fen)]
-    cats = _categories([p.sku for p in parts if p.sku])
+    # Only a category multiplier needs the lines' categories: without one, no product lookup.
+    needs_cats = any(r.kind == Kind.MULTIPLIER and r.category for r in rules)
+    cats = _categories([p.sku for p in parts if p.sku]) if needs_cats else {}
     bonuses = _bonuses_due(card, rules, day)
 
     base = next((r for r in rules if r.kind == Kind.BASE and _in_dates(r, day)), None)

@@ -81,9 +81,11 @@ def journey_fire(trigger: str, *, contact_id: int, tier_id: int | None = None) -
 
 
 def journey_first_purchase(*, card, purchase) -> bool:
-    """Inside the scan, with the card locked: fire 'first_purchase' when this receipt is the card's first. The
-    step lookup comes first, so a scan pays one indexed query when no such step is active."""
-    if not _steps(JourneyStep.Trigger.FIRST_PURCHASE, None).exists():
+    """Inside the scan, with the card locked: fire 'first_purchase' when this receipt is the card's first. Whether
+    such a step is active comes from the till's cache (loyalty.till_cache), so a scan pays no query without one."""
+    from loyalty.till_cache import till_config
+
+    if JourneyStep.Trigger.FIRST_PURCHASE not in till_config().journey_triggers():
         return False
     if Purchase.objects.filter(card_id=card.pk).exclude(pk=purchase.pk).exists():
         return False

@@ -59,8 +59,10 @@ def lot_expiry(credited_at: datetime, setting: str | None = None) -> tuple[date,
 def lot_open(card: Card, entry: PointsLedger, points: int, *, debt: int = 0) -> PointsLot:
     """A positive credit's lot. `debt` (a negative balance before it) is paid off first, so the lot keeps only
     what is left; called by points_credit under the card lock."""
+    from loyalty.services._insert import insert_rows
+
     expires_on, expires_at = lot_expiry(entry.created_at or timezone.now())
-    return PointsLot.objects.create(
+    lot = PointsLot(
         card=card,
         entry=entry,
         points=points,
@@ -68,6 +70,8 @@ def lot_open(card: Card, entry: PointsLedger, points: int, *, debt: int = 0) -> 
         expires_on=expires_on,
         expires_at=expires_at,
     )
+    insert_rows([lot])  # PointsLot.objects.create's INSERT, compiled once (every scan opens a lot)
+    return lot
 
 
 def lots_consume(card: Card, points: int, *, lot_id: int | None = None) -> int:

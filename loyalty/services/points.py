@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import connections, router, transaction
+from django.utils import timezone
 
 from crm.errors import ApplicationError, Conflict, NotFound
 from loyalty.models import Card, PointsLedger, Purchase, Redemption
+from loyalty.services._insert import insert_unless_conflict
 from loyalty.services.lots import lot_open, lots_consume
 from loyalty.services.tiers import tier_evaluate
 
@@ -22,6 +24,17 @@ def _same_entry(entry: PointsLedger, card_id: int, delta: int, kind: str) -> Poi
             "This idempotency key was already used for a different points movement.", field="idempotency_key"
         )
     return entry
+
+
+def _check(kind: str, delta: int, idempotency_key: str) -> None:
+    if kind not in PointsLedger.Kind.values:
+        raise ApplicationError(f"Unknown ledger kind {kind!r}.", field="kind")
+    if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
+        raise ApplicationError("delta must be a non-zero integer.", field="delta")
+    if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
+        raise ApplicationError(
+            f"idempotency_key is required (at most {MAX_KEY_LENGTH} chars).", field="idempotency_key"
+        )
 
 
 @transaction.atomic
@@ -45,46 +58,67 @@ def points_credit(
     open lots oldest first (`expire_lot_id`: only that lot, for the expiry job), so sum(open lots) ==
     max(balance, 0). `allow_negative` (returns, per LOYALTY_RETURN_NEGATIVE_BALANCE) lets the balance go below 0.
     A repeated key with the same movement returns the first row; with a different one -> 409."""
-    if kind not in PointsLedger.Kind.values:
-        raise ApplicationError(f"Unknown ledger kind {kind!r}.", field="kind")
-    if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
-        raise ApplicationError("delta must be a non-zero integer.", field="delta")
-    if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
-        raise ApplicationError(
-            f"idempotency_key is required (at most {MAX_KEY_LENGTH} chars).", field="idempotency_key"
-        )
-
+    _check(kind, delta, idempotency_key)
     card = Card.objects.select_for_update().filter(pk=card_id).first()
     if card is None:
         raise NotFound("No such card.", field="card")
-    # Checked under the card lock: a concurrent credit with this key has committed or not started.
-    existing = PointsLedger.objects.filter(idempotency_key=idempotency_key).first()
-    if existing:
-        return _same_entry(existing, card_id, delta, kind)
+    return points_credit_locked(
+        card,
+        delta=delta,
+        kind=kind,
+        idempotency_key=idempotency_key,
+        reason=reason,
+        purchase=purchase,
+        redemption=redemption,
+        user=user,
+        allow_negative=allow_negative,
+        expire_lot_id=expire_lot_id,
+    )
 
+
+def points_credit_locked(
+    card: Card,
+    *,
+    delta: int,
+    kind: str,
+    idempotency_key: str,
+    reason: str = "",
+    purchase: Purchase | None = None,
+    redemption: Redemption | None = None,
+    user: AbstractBaseUser | None = None,
+    allow_negative: bool = False,
+    expire_lot_id: int | None = None,
+) -> PointsLedger:
+    """points_credit for a card the caller locked (select_for_update) in the transaction it is in (a till scan):
+    no second lock, no savepoint. `card` is that locked row; its balance fields are updated in place."""
+    _check(kind, delta, idempotency_key)
+    card_id = card.pk
     new_balance = card.points_balance + delta
     if new_balance < 0 and not (allow_negative and delta < 0):
+        # A repeated key answers with its first row before any balance check (as it always has).
+        existing = PointsLedger.objects.filter(idempotency_key=idempotency_key).first()
+        if existing:
+            return _same_entry(existing, card_id, delta, kind)
         raise ApplicationError(
             f"Not enough points: the balance is {card.points_balance}.", code="insufficient_points", field="delta"
         )
-    try:
-        with transaction.atomic():
-            entry = PointsLedger.objects.create(
-                card=card,
-                delta=delta,
-                kind=kind,
-                reason=reason[:255],
-                idempotency_key=idempotency_key,
-                purchase=purchase,
-                redemption=redemption,
-                balance_after=new_balance,
-                created_by=user if user is not None and user.is_authenticated else None,
-            )
-    except IntegrityError:
-        # The same key used concurrently for another card (whose lock we do not hold).
+    entry = PointsLedger(
+        card=card,
+        delta=delta,
+        kind=kind,
+        reason=reason[:255],
+        idempotency_key=idempotency_key,
+        purchase=purchase,
+        redemption=redemption,
+        balance_after=new_balance,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    # Under the card lock a repeated key has committed or not started; the unique key also catches one used
+    # concurrently for another card (whose lock we do not hold): either way the first row answers.
+    if not insert_unless_conflict(entry, ("idempotency_key",)):
         existing = PointsLedger.objects.filter(idempotency_key=idempotency_key).first()
         if existing is None:
-            raise
+            raise Conflict("This idempotency key is being used concurrently; retry.", field="idempotency_key")
         return _same_entry(existing, card_id, delta, kind)
     if delta > 0:
         lot_open(card, entry, delta, debt=max(-card.points_balance, 0))
@@ -94,12 +128,31 @@ def points_credit(
         if taken != min(-delta, max(card.points_balance, 0)):
             raise ApplicationError("The card's points lots do not match its balance.", code="lots_mismatch")
     card.points_balance = new_balance
-    update_fields = ["points_balance", "updated_at"]
     if kind in TIER_KINDS:
         card.lifetime_points += delta
-        update_fields.append("lifetime_points")
-    card.save(update_fields=update_fields)
+    _save_balance(card)
     return entry
+
+
+_UPDATE_SQL: dict[str, str] = {}
+
+
+def _save_balance(card: Card) -> None:
+    """card.save(update_fields=["points_balance", "lifetime_points", "updated_at"]) as one statement compiled
+    once: every credit runs it, under the card lock (so writing an unchanged lifetime_points is harmless)."""
+    connection = connections[router.db_for_write(Card, instance=card)]
+    sql = _UPDATE_SQL.get(connection.vendor)
+    if sql is None:
+        qn, meta = connection.ops.quote_name, Card._meta
+        columns = ("points_balance", "lifetime_points", "updated_at")
+        sql = _UPDATE_SQL[connection.vendor] = (
+            f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(c)} = %s' for c in columns)} "  # noqa: S608
+            f"WHERE {qn(meta.pk.column)} = %s"
+        )
+    card.updated_at = timezone.now()
+    updated_at = Card._meta.get_field("updated_at").get_db_prep_save(card.updated_at, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [card.points_balance, card.lifetime_points, updated_at, card.pk])
 
 
 @transaction.atomic

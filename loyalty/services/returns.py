@@ -128,7 +128,6 @@ def return_record(
         return _same_return(existing, purchase, wanted)
 
 
-@transaction.atomic
 def points_left_to_reverse(purchase: Purchase) -> int:
     """What a receipt's credit still holds to take back: its points less what earlier returns reversed or recorded
     as shortfall, and less a review's reversal of the whole scan. Read under the card's lock (every caller holds
@@ -142,6 +141,7 @@ def points_left_to_reverse(purchase: Purchase) -> int:
     return max(purchase.points - done, 0)
 
 
+@transaction.atomic
 def _record(store: Store, purchase: Purchase, return_id: str, wanted: list[tuple[str, int]], cashier) -> ReturnResult:
     # The card lock first, as every points movement takes it: returns of one receipt (and of one card) serialise,
     # so the cumulative qty check below sees every committed return.

@@ -8,17 +8,19 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from crm.errors import ApplicationError, Conflict
 from loyalty.models import Card, PointsLedger, Purchase, PurchaseLine, Store, TierChange
 from loyalty.qr import QrToken, qr_token_check_fresh, qr_token_consume, qr_token_parse
 from loyalty.scoping import store_check_user
+from loyalty.services._insert import insert_rows, insert_unless_conflict
 from loyalty.services.earning import earn_bonuses_grant, earn_evaluate
 from loyalty.services.journeys import journey_first_purchase
-from loyalty.services.points import points_credit
-from loyalty.services.tiers import tier_evaluate
+from loyalty.services.points import points_credit_locked
+from loyalty.services.tiers import tier_evaluate_locked
+from loyalty.till_cache import till_config, till_config_pinned
 
 MAX_AMOUNT_FEN = 10**10  # 100 million yuan: anything above is a till bug, not a purchase
 MAX_ITEMS = 500
@@ -85,6 +87,42 @@ def _existing(store: Store, receipt_id: str) -> Purchase | None:
     )
 
 
+_LOOKUP_SQL: dict[str, str] = {}
+
+
+def _lookup(store: Store, receipt_id: str, card_number: str) -> tuple[int | None, int | None]:
+    """(id of this store's purchase for the receipt or None, id of the card with this number or None): one
+    round trip for the two reads every scan starts with (both on unique indexes)."""
+    sql = _LOOKUP_SQL.get(connection.vendor)
+    if sql is None:
+        qn = connection.ops.quote_name
+        # Identifiers come from the models, quoted; the values are bound parameters.
+        sql = _LOOKUP_SQL[connection.vendor] = (
+            f"SELECT (SELECT {qn('id')} FROM {qn(Purchase._meta.db_table)} WHERE {qn('store_id')} = %s"  # noqa: S608
+            f" AND {qn('receipt_id')} = %s), (SELECT {qn('id')} FROM {qn(Card._meta.db_table)}"
+            f" WHERE {qn('number')} = %s)"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [store.pk, receipt_id, card_number])
+        existing_id, card_id = cursor.fetchone()
+    return existing_id, card_id
+
+
+def _lock_card(card_id: int) -> Card:
+    """The card, locked (SELECT .. FOR UPDATE, a statement compiled once), its tier from the cached ladder."""
+    sql = _LOOKUP_SQL.get(f"lock-{connection.vendor}")
+    if sql is None:
+        qn = connection.ops.quote_name
+        columns = ", ".join(qn(f.column) for f in Card._meta.concrete_fields)
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        sql = _LOOKUP_SQL[f"lock-{connection.vendor}"] = (
+            f"SELECT {columns} FROM {qn(Card._meta.db_table)} WHERE {qn('id')} = %s{lock}"  # noqa: S608
+        )
+    card = next(iter(Card.objects.raw(sql, [card_id])))
+    card.tier = till_config().tier(card.tier_id) if card.tier_id is not None else None
+    return card
+
+
 def scan_record(
     *,
     qr_token: str,
@@ -99,7 +137,15 @@ def scan_record(
 
     Forged token -> 403, malformed/expired -> 400 (field qr_token); unknown store -> 400 (store); the same
     receipt again -> the original result with duplicate=True (even after the token expired: till retries);
-    the same receipt with another amount or card -> 409; a cashier not bound to the store -> 403 (store)."""
+    the same receipt with another amount or card -> 409; a cashier not bound to the store -> 403 (store).
+
+    The hot path (docs/loyalty-till.md): stores, bindings, rules and tiers come from loyalty.till_cache; the
+    writes are one INSERT each (purchase, lines, ledger row, lot) and one UPDATE of the card."""
+    with till_config_pinned():  # one version check for the whole scan
+        return _scan_record(qr_token, store_code, receipt_id, amount_fen, items, cashier, now)
+
+
+def _scan_record(qr_token, store_code, receipt_id, amount_fen, items, cashier, now) -> ScanResult:
     parsed = qr_token_parse(qr_token)
     receipt_id = receipt_id.strip() if isinstance(receipt_id, str) else ""
     if not receipt_id or len(receipt_id) > 64:
@@ -107,19 +153,19 @@ def scan_record(
     if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or not 0 < amount_fen <= MAX_AMOUNT_FEN:
         raise ApplicationError("amount_fen must be a positive integer (fen).", field="amount_fen")
     lines = _clean_items(items)
-    store = Store.objects.filter(code=store_code).first() if isinstance(store_code, str) else None
+    store = till_config().store(store_code) if isinstance(store_code, str) else None
     if store is None:
         raise ApplicationError(f"Unknown store {store_code!r}.", code="store_unknown", field="store")
+    user = cashier if cashier is not None and cashier.is_authenticated else None
     # Before the replay too: a till of another store may not read this store's receipts either.
-    store_check_user(store, cashier if cashier is not None and cashier.is_authenticated else None)
+    store_check_user(store, user)
 
-    existing = _existing(store, receipt_id)
-    if existing:
-        return _replay(existing, parsed, amount_fen)
+    existing_id, card_id = _lookup(store, receipt_id, parsed.card_number)
+    if existing_id is not None:
+        return _replay(_existing(store, receipt_id), parsed, amount_fen)
     if not store.is_active:
         raise ApplicationError(f"Store {store.code} is closed.", code="store_inactive", field="store")
     qr_token_check_fresh(parsed, now)
-    card_id = Card.objects.filter(number=parsed.card_number).values_list("pk", flat=True).first()
     if card_id is None:
         raise ApplicationError("No card has this number.", code="unknown_card", field="qr_token")
     # Single use: the token's nonce is bound to this (store, receipt) before anything is written. A replay of
@@ -128,42 +174,36 @@ def scan_record(
 
     with transaction.atomic():
         # Lock the card first: scans of one card serialise, and a concurrent retry of this receipt
-        # finds the first one's purchase here instead of racing it.
-        card = Card.objects.select_for_update().get(pk=card_id)
-        existing = _existing(store, receipt_id)
-        if existing:
-            return _replay(existing, parsed, amount_fen)
+        # finds the first one's purchase (the insert below) instead of racing it.
+        card = _lock_card(card_id)
         # The earning rules (loyalty.services.earning), evaluated under the card lock so the day cap holds.
         earned = earn_evaluate(card=card, store=store, amount_fen=amount_fen, lines=lines, at=timezone.now())
         points = earned.points
-        try:
-            with transaction.atomic():
-                purchase = Purchase.objects.create(
-                    store=store,
-                    receipt_id=receipt_id,
-                    card=card,
-                    amount_fen=amount_fen,
-                    points=points,
-                    balance_after=card.points_balance,
-                    cashier=cashier if cashier is not None and cashier.is_authenticated else None,
-                    qr_issued_at=datetime.fromtimestamp(parsed.issued_at, tz=UTC),
-                    tier_before_id=card.tier_id,
-                    tier_after_id=card.tier_id,
-                    earn_breakdown=earned.breakdown + [dict(b, bonus=True) for b in earned.bonuses],
-                )
-        except IntegrityError:
-            # The same receipt scanned at the same moment against another card (we do not hold its lock).
-            existing = _existing(store, receipt_id)
-            if existing is None:
-                raise
-            return _replay(existing, parsed, amount_fen)
+        purchase = Purchase(
+            store=store,
+            receipt_id=receipt_id,
+            card=card,
+            amount_fen=amount_fen,
+            points=points,
+            # What they will be after this receipt's credit; corrected below when a bonus or the tier moves them.
+            balance_after=card.points_balance + points,
+            cashier=user,
+            qr_issued_at=datetime.fromtimestamp(parsed.issued_at, tz=UTC),
+            tier_before=card.tier,
+            tier_after=card.tier,
+            earn_breakdown=earned.breakdown + [dict(b, bonus=True) for b in earned.bonuses],
+        )
+        # The receipt recorded meanwhile (a retry that held the lock before us, or the same receipt scanned at
+        # the same moment against another card, whose lock we do not hold): answer as the replay.
+        if not insert_unless_conflict(purchase, ("store", "receipt_id")):
+            return _replay(_existing(store, receipt_id), parsed, amount_fen)
         for line, line_points in zip(lines, earned.line_points or [0] * len(lines), strict=True):
             line.purchase, line.points = purchase, line_points
-        PurchaseLine.objects.bulk_create(lines)
+        insert_rows(lines)
         change = None
         if points:
-            points_credit(
-                card_id=card.pk,
+            points_credit_locked(
+                card,
                 delta=points,
                 kind=PointsLedger.Kind.EARN,
                 idempotency_key=f"receipt:{store.pk}:{receipt_id}",
@@ -173,9 +213,13 @@ def scan_record(
             )
         journey_first_purchase(card=card, purchase=purchase)  # a journey step's coupon, after commit
         # Bonus events (first purchase, profile complete): their own credits, once per contact.
-        if earn_bonuses_grant(card=card, purchase=purchase, bonuses=earned.bonuses, user=cashier) or points:
-            change = tier_evaluate(card.pk)
-            purchase.balance_after = Card.objects.values_list("points_balance", flat=True).get(pk=card.pk)
-            purchase.tier_after = change.to_tier if change else card.tier
-            purchase.save(update_fields=["balance_after", "tier_after"])
+        bonus = earn_bonuses_grant(card=card, purchase=purchase, bonuses=earned.bonuses, user=cashier)
+        if bonus:  # credited through points_credit on its own copy of the locked row
+            card.refresh_from_db(fields=["points_balance", "lifetime_points", "tier", "tier_below_since"])
+        if bonus or points:
+            change = tier_evaluate_locked(card)
+            tier_after = change.to_tier if change else purchase.tier_before
+            if card.points_balance != purchase.balance_after or tier_after != purchase.tier_after:
+                purchase.balance_after, purchase.tier_after = card.points_balance, tier_after
+                purchase.save(update_fields=["balance_after", "tier_after"])
     return ScanResult(purchase=purchase, duplicate=False, tier_change=change)

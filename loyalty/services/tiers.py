@@ -13,13 +13,14 @@ from datetime import datetime, timedelta
 
 from django.apps import apps
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.errors import ApplicationError, NotFound
 from loyalty.models import Card, PointsLedger, Purchase, Tier, TierChange, TierEffect, TierPolicy
+from loyalty.till_cache import till_config
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,13 @@ def tiers_ensure_defaults() -> list[Tier]:
 
 def tier_for_points(points: int) -> Tier | None:
     """The highest tier whose points threshold `points` reaches (None when no tier is defined)."""
-    return Tier.objects.filter(min_points__lte=max(points, 0)).order_by("-min_points").first()
+    reached = [t for t in till_config().tiers() if t.min_points <= max(points, 0)]
+    return max(reached, key=lambda t: t.min_points, default=None)
+
+
+def _top_reached(tiers: list[Tier], value: int, threshold: str) -> Tier | None:
+    """The highest-ranked tier whose `threshold` field `value` reaches."""
+    return max((t for t in tiers if getattr(t, threshold) <= value), key=lambda t: t.rank, default=None)
 
 
 # --- The rules --------------------------------------------------------------------------------------------------
@@ -159,10 +166,23 @@ def card_points_earned(card: Card, since: datetime | None) -> int:
     if since is None:
         return card.lifetime_points
     kinds = [k for k in EARNED_KINDS if k in PointsLedger.Kind.values]
-    total = PointsLedger.objects.filter(card=card, kind__in=kinds, created_at__gte=since).aggregate(total=Sum("delta"))[
-        "total"
-    ]
+    # The ORM's aggregate(Sum("delta")) over filter(card, kind__in, created_at__gte), compiled once: every
+    # credited scan asks.
+    key = (connection.vendor, len(kinds))
+    sql = _EARNED_SQL.get(key)
+    if sql is None:
+        qn, meta = connection.ops.quote_name, PointsLedger._meta
+        sql = _EARNED_SQL[key] = (
+            f"SELECT SUM({qn('delta')}) FROM {qn(meta.db_table)} WHERE {qn('card_id')} = %s"  # noqa: S608
+            f" AND {qn('kind')} IN ({', '.join(['%s'] * len(kinds))}) AND {qn('created_at')} >= %s"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [card.pk, *kinds, connection.ops.adapt_datetimefield_value(since)])
+        total = cursor.fetchone()[0]
     return max(total or 0, 0)
+
+
+_EARNED_SQL: dict[tuple[str, int], str] = {}
 
 
 @dataclass(frozen=True)
@@ -175,12 +195,13 @@ class TierStanding:
 
 def card_standing(card: Card, policy: TierPolicy, at: datetime) -> TierStanding:
     since = at - timedelta(days=policy.window_days) if policy.window_days else None
+    tiers = till_config().tiers()  # the ladder, cached per process (loyalty.till_cache)
     if policy.basis == TierPolicy.Basis.SPEND:
         value = card_spend_fen(card, since)
-        tier = Tier.objects.filter(min_spend_fen__lte=value).order_by("-rank").first()
+        tier = _top_reached(tiers, value, "min_spend_fen")
     else:
         value = card_points_earned(card, since)
-        tier = Tier.objects.filter(min_points__lte=value).order_by("-rank").first()
+        tier = _top_reached(tiers, value, "min_points")
     return TierStanding(policy.basis, value, policy.window_days, tier)
 
 
@@ -247,9 +268,21 @@ def tier_evaluate(card_id: int, *, scheduled: bool = False, at: datetime | None 
     Up at once, from any caller (a credit, a scan, the admin). Down only when `scheduled` (the beat's evaluation):
     the first evaluation that finds the card below its tier notes the time; it keeps the tier until that time +
     grace_days, and the first evaluation after that moves it down. Back at or above its threshold clears the note."""
-    as_of, at = at, at or timezone.now()
     card = Card.objects.select_for_update(of=("self",)).select_related("tier").get(pk=card_id)
-    policy = tier_policy_get()
+    return tier_evaluate_locked(card, scheduled=scheduled, at=at)
+
+
+def tier_evaluate_locked(card: Card, *, scheduled: bool = False, at: datetime | None = None) -> TierChange | None:
+    """tier_evaluate for a card the caller locked (select_for_update, with its tier) in the transaction it is in
+    (a till scan): no second lock, no savepoint."""
+    as_of, at = at, at or timezone.now()
+    config = till_config()
+    tiers = config.tiers()
+    if not tiers:
+        return None
+    if not scheduled and card.tier_below_since is None and _rank(card.tier) >= tiers[-1].rank:
+        return None  # already in the top tier and nothing to clear: no threshold to cross, skip the sums
+    policy = config.tier_policy()
     standing = card_standing(card, policy, at)
     target = standing.tier
     if target is None:

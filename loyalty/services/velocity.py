@@ -18,7 +18,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from crm.errors import ApplicationError, NotFound
@@ -45,12 +45,27 @@ def store_amount_p99(store_id: int) -> int | None:
     return value or None
 
 
+_COUNT_SQL: dict[str, str] = {}
+
+
+def _recent_scans(card_id: int, since) -> int:
+    """Purchase.objects.filter(card_id=, scanned_at__gte=).count(), compiled once: every scan asks."""
+    sql = _COUNT_SQL.get(connection.vendor)
+    if sql is None:
+        qn = connection.ops.quote_name
+        sql = _COUNT_SQL[connection.vendor] = (
+            f"SELECT COUNT(*) FROM {qn(Purchase._meta.db_table)} WHERE {qn('card_id')} = %s"  # noqa: S608
+            f" AND {qn('scanned_at')} >= %s"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [card_id, connection.ops.adapt_datetimefield_value(since)])
+        return cursor.fetchone()[0]
+
+
 def velocity_reasons(purchase: Purchase) -> list[dict]:
     reasons: list[dict] = []
     minutes = settings.LOYALTY_VELOCITY_WINDOW_MINUTES
-    recent = Purchase.objects.filter(
-        card_id=purchase.card_id, scanned_at__gte=purchase.scanned_at - timedelta(minutes=minutes)
-    ).count()
+    recent = _recent_scans(purchase.card_id, purchase.scanned_at - timedelta(minutes=minutes))
     if recent >= settings.LOYALTY_VELOCITY_CARD_SCANS:
         reasons.append({"rule": "card_burst", "scans": recent, "minutes": minutes})
     if purchase.amount_fen > settings.LOYALTY_VELOCITY_MAX_AMOUNT_FEN:
