@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api.permissions import HasStaffPerms
+from loyalty.api import TillThrottle
 from loyalty.models import Card, PointsLot, PurchaseReturn, Store
 from loyalty.permissions import IsCashier
 from loyalty.scoping import scope_to_user_stores
@@ -70,6 +71,7 @@ def _return_output(ret: PurchaseReturn, duplicate: bool) -> dict:
 
 class ReturnCreateApi(APIView):
     permission_classes = [IsCashier]
+    throttle_classes = [TillThrottle]  # a till's rate, shared with its scans (429 with Retry-After)
 
     @extend_schema(
         tags=["loyalty-till"],

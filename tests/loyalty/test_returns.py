@@ -208,3 +208,15 @@ def test_a_flagged_scan_reversed_and_returned_takes_its_points_back_once(cashier
         assert ScanReview.objects.get(pk=review.pk).reversal.delta == -400  # what the return left
     assert _balanced(card) == 0
     assert sum(PointsLedger.objects.filter(card=card).values_list("delta", flat=True)) == 0
+
+
+def test_returns_count_against_the_tills_rate(cashier_client, card, store, monkeypatch):
+    from loyalty.api import TillThrottle
+
+    monkeypatch.setattr(TillThrottle, "THROTTLE_RATES", {"loyalty_till": "3/min"})
+    _scan(cashier_client, card, store)  # the till's first request of the minute
+    for _ in range(2):
+        assert _return(cashier_client, store, [{"sku": "TEA-1", "qty": 1}]).status_code == 201
+    limited = _return(cashier_client, store, [{"sku": "TEA-1", "qty": 1}])
+    assert limited.status_code == 429 and int(limited["Retry-After"]) > 0
+    assert PurchaseReturn.objects.count() == 2  # nothing written for the refused one
