@@ -22,24 +22,41 @@ from crm.models import (
     RedPacketClaim,
     RedPacketPool,
     RedPacketRefund,
+    Segment,
 )
 from crm.services import campaign_runs, run_control
 from crm.services import campaigns as campaign_services
 from crm.services import redpackets as redpacket_services
 from crm.services.payouts import claim_payout_retry
 
-POOL_FIELDS = ["budget_fen", "count", "mode", "min_fen", "max_fen", "expires_at", "act_name", "wishing"]
+POOL_FIELDS = ["budget_fen", "count", "mode", "min_fen", "max_fen", "starts_at", "expires_at", "act_name", "wishing",
+               "eligibility"]  # fmt: skip
 
 
 class RedPacketPoolForm(forms.ModelForm):
-    """Budget, count and bounds checked by the red-packet service, with its messages (no constraint names)."""
+    """Budget, count and bounds checked by the red-packet service, with its messages (no constraint names).
+    Who may claim is a saved segment (the filter language's `segment` condition), chosen from the list."""
+
+    eligible_segment = forms.ModelChoiceField(
+        queryset=Segment.objects.order_by("name"), required=False, label=_("Who may claim"),
+        help_text=_("A saved segment (a tier, a group's members, new contacts of a channel...). Empty: everyone "
+                    "the link reaches."),
+    )  # fmt: skip
 
     class Meta:
         model = RedPacketPool
-        fields = POOL_FIELDS
+        fields = [name for name in POOL_FIELDS if name != "eligibility"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        current = (self.instance.eligibility or {}) if self.instance and self.instance.pk else {}
+        if current.get("field") == "segment" and current.get("value"):
+            self.initial["eligible_segment"] = current["value"][0]
 
     def clean(self):
         data = super().clean()
+        segment = data.pop("eligible_segment", None)
+        data["eligibility"] = {"field": "segment", "op": "in", "value": [segment.pk]} if segment else {}
         if self.errors or not all(name in self.fields for name in ("budget_fen", "count", "mode", "expires_at")):
             return data
         try:
@@ -436,7 +453,8 @@ class RedPacketPoolAdmin(ServiceModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change) -> None:
-        fields = {name: form.cleaned_data[name] for name in form.changed_data if name in POOL_FIELDS}
+        changed = {*form.changed_data, *(["eligibility"] if "eligible_segment" in form.changed_data else [])}
+        fields = {name: form.cleaned_data[name] for name in changed if name in POOL_FIELDS}
         if fields:
             adopt(obj, redpacket_services.redpacket_pool_update(obj.pk, **fields))
 

@@ -31,6 +31,10 @@ class RedPacketInput(serializers.Serializer):
     act_name = serializers.CharField(max_length=32, required=False)
     wishing = serializers.CharField(max_length=128, required=False)
     sender_name = serializers.CharField(max_length=128, required=False)
+    starts_at = serializers.DateTimeField(required=False, allow_null=True, help_text="Claims open (default: launch).")
+    eligibility = serializers.JSONField(
+        required=False, help_text="Who may claim: a segment definition (the filter language); empty: everyone."
+    )
 
 
 class PoolOutput(serializers.ModelSerializer):
@@ -39,6 +43,7 @@ class PoolOutput(serializers.ModelSerializer):
         fields = [
             "id", "campaign", "budget_fen", "count", "mode", "min_fen", "max_fen", "expires_at", "status",
             "act_name", "wishing", "sender_name", "activated_at", "created_at", "created_by", "approved_by",
+            "starts_at", "eligibility",
             "approved_at", "needs_approval", "reconciled_at", "reconcile_balanced", "reconcile_difference_fen",
         ]
 

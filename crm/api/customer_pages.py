@@ -28,7 +28,7 @@ from crm.models import Contact, LuckyDraw, LuckyDrawEntry, RedPacketClaim, RedPa
 from crm.selectors.campaigns import campaign_reached
 from crm.services import wechat_oauth
 from crm.services.campaigns import lucky_draw_play, parse_draw_token
-from crm.services.redpackets import parse_claim_token, redpacket_claim
+from crm.services.redpackets import parse_claim_token, redpacket_claim, redpacket_eligible
 
 MESSAGES = {
     "claimed": gettext_lazy("You got a red packet!"),
@@ -36,6 +36,7 @@ MESSAGES = {
     "none_left": gettext_lazy("Sorry, all red packets have been claimed."),
     "expired": gettext_lazy("Sorry, this red packet has expired."),
     "not_started": gettext_lazy("This red packet is not open yet."),
+    "not_eligible": gettext_lazy("Sorry, this red packet is for other customers."),
 }
 
 
@@ -107,10 +108,12 @@ def _redpacket(request: HttpRequest, pool_id: int, contact_id: int) -> HttpRespo
             existing = RedPacketClaim.objects.filter(pool=pool, contact=contact).first()
             if existing:
                 status, amount = "already_claimed", existing.amount_fen
-            elif pool.status == RedPacketPool.Status.DRAFT:
+            elif pool.status == RedPacketPool.Status.DRAFT or (pool.starts_at and pool.starts_at > timezone.now()):
                 status, amount = "not_started", 0
             elif pool.status != RedPacketPool.Status.ACTIVE or pool.expires_at <= timezone.now():
                 status, amount = "expired", 0
+            elif not redpacket_eligible(pool, contact.id):
+                status, amount = "not_eligible", 0
             else:
                 status, amount = "open", 0
     except ApplicationError as exc:

@@ -33,7 +33,12 @@ class RedPacketPool(models.Model):
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.LUCKY)
     min_fen = models.PositiveIntegerField(default=MIN_PACKET_FEN)
     max_fen = models.PositiveIntegerField(default=MAX_PACKET_FEN)
+    # Claims open at starts_at (at activation when empty) and close at expires_at, when what is left is refunded.
+    starts_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(db_index=True)
+    # Who may claim: a definition in the segment filter language (crm.services.segments), e.g. a tier, a group's
+    # members, or new contacts of a channel ({"all": [channel, added after]}); empty: every contact with the link.
+    eligibility = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
     # The precomputed split (written once at activation): Redis state is rebuilt from it and the claims.
     amounts = models.JSONField(default=list, blank=True)

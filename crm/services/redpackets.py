@@ -98,6 +98,15 @@ def pool_keys(pool_id: int) -> list[str]:
 # --- validation and the split ----------------------------------------------------------------------------
 
 
+def _clean_window_and_eligibility(starts_at: datetime | None, expires_at: datetime, eligibility) -> dict:
+    from crm.services.segments import segment_validate
+
+    if starts_at is not None and expires_at is not None and starts_at >= expires_at:
+        raise ApplicationError("starts_at must be before expires_at.", field="starts_at")
+    eligibility = segment_validate(eligibility, field="eligibility") if eligibility else {}
+    return {"starts_at": starts_at, "eligibility": eligibility}
+
+
 def redpacket_pool_validate(
     *, budget_fen: int, count: int, mode: str, min_fen: int | None, max_fen: int | None, expires_at: datetime
 ) -> tuple[int, int]:
@@ -184,10 +193,13 @@ def redpacket_pool_create(
     wishing: str = "Thank you!",
     sender_name: str = "Our brand",
     created_by=None,
+    starts_at: datetime | None = None,
+    eligibility: dict | None = None,
 ) -> RedPacketPool:
     min_fen, max_fen = redpacket_pool_validate(
         budget_fen=budget_fen, count=count, mode=mode, min_fen=min_fen, max_fen=max_fen, expires_at=expires_at
     )
+    window = _clean_window_and_eligibility(starts_at, expires_at, eligibility)
     if campaign_id is not None and RedPacketPool.objects.filter(campaign_id=campaign_id).exists():
         raise ApplicationError("This campaign already has a red-packet pool.", field="campaign", code="conflict")
     return RedPacketPool.objects.create(
@@ -202,11 +214,12 @@ def redpacket_pool_create(
         wishing=wishing[:128],
         sender_name=sender_name[:128],
         created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+        **window,
     )
 
 
 POOL_EDITABLE_FIELDS = frozenset({"budget_fen", "count", "mode", "min_fen", "max_fen", "expires_at", "act_name",
-                                   "wishing", "sender_name"})
+                                   "wishing", "sender_name", "starts_at", "eligibility"})
 
 
 @transaction.atomic
@@ -226,6 +239,8 @@ def redpacket_pool_update(pool_id: int, **fields) -> RedPacketPool:
         budget_fen=merged["budget_fen"], count=merged["count"], mode=merged["mode"], min_fen=merged["min_fen"],
         max_fen=merged["max_fen"], expires_at=merged["expires_at"],
     )
+    window = _clean_window_and_eligibility(merged["starts_at"], merged["expires_at"], merged["eligibility"])
+    pool.starts_at, pool.eligibility = window["starts_at"], window["eligibility"]
     if merged["budget_fen"] != pool.budget_fen:
         pool.approved_by, pool.approved_at = None, None  # the approval was for another budget
     for name in ("budget_fen", "count", "mode", "expires_at"):
@@ -413,6 +428,10 @@ def redpacket_claim(*, pool_id: int, contact_id: int) -> ClaimOutcome:
         if existing:
             return ClaimOutcome("already_claimed", existing.amount_fen, existing.id)
         return ClaimOutcome("expired")
+    if pool.starts_at is not None and pool.starts_at > timezone.now():
+        return ClaimOutcome("not_started")
+    if not redpacket_eligible(pool, contact_id):
+        return ClaimOutcome("not_eligible")
     for _ in range(2):
         code, amount = _script("claim")(keys=[left_key, claimed_key, state_key], args=[str(contact_id)])
         if code == -4:  # Redis state lost or never built: rebuild from the DB and try once more
@@ -441,6 +460,30 @@ def redpacket_claim(*, pool_id: int, contact_id: int) -> ClaimOutcome:
 
 
 # --- claim links ---------------------------------------------------------------------------------------------
+
+
+ELIGIBLE_CACHE_SECONDS = 60
+
+
+def redpacket_eligible(pool: RedPacketPool, contact_id: int) -> bool:
+    """Whether the contact meets the pool's eligibility (its segment definition). Each answer is kept in Redis for
+    ELIGIBLE_CACHE_SECONDS: a burst of taps by one customer evaluates it once. Someone who has claimed already
+    stays eligible (their packet is theirs)."""
+    if not pool.eligibility:
+        return True
+    from crm.services.segments import resolve
+
+    key = f"{KEY_PREFIX}{pool.id}:eligible:{contact_id}"
+    r = get_redis()
+    cached = r.get(key)
+    if cached is not None:
+        return cached == b"1"
+    eligible = (
+        resolve(pool.eligibility).filter(pk=contact_id).exists()
+        or RedPacketClaim.objects.filter(pool=pool, contact_id=contact_id).exists()
+    )
+    r.set(key, b"1" if eligible else b"0", ex=ELIGIBLE_CACHE_SECONDS)
+    return eligible
 
 
 def claim_purpose(pool_id: int) -> str:
