@@ -101,8 +101,9 @@ def test_client_edits_console_tags_and_dismiss(sim, wx, world, receiver):
     chat_id = sim.create_groupchat("alice", "G")["chat_id"]
     sim.dismiss_groupchat(chat_id)
     sim.drain(10)
+    # The world's own adds may still be arriving (the first drain can end early on a loaded machine): not ours.
     kinds = [(e["Event"], e["ChangeType"], e.get("TagType")) for e in receiver.events
-             if e["ChangeType"] != "add_external_contact"]
+             if e["ChangeType"] not in ("add_external_contact", "add_half_external_contact")]
     assert kinds == [
         ("change_external_tag", "create", "tag_group"),
         ("change_external_tag", "create", "tag"),
