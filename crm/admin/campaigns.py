@@ -30,7 +30,7 @@ from crm.services import redpackets as redpacket_services
 from crm.services.payouts import claim_payout_retry
 
 POOL_FIELDS = ["budget_fen", "count", "mode", "min_fen", "max_fen", "starts_at", "expires_at", "act_name", "wishing",
-               "eligibility"]  # fmt: skip
+               "gate_friends", "eligibility"]  # fmt: skip
 
 
 class RedPacketPoolForm(forms.ModelForm):

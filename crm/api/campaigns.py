@@ -35,6 +35,10 @@ class RedPacketInput(serializers.Serializer):
     eligibility = serializers.JSONField(
         required=False, help_text="Who may claim: a segment definition (the filter language); empty: everyone."
     )
+    gate_friends = serializers.IntegerField(
+        required=False, min_value=0, max_value=50,
+        help_text="Fission: friends new to the brand a customer must bring through their invite QR (0: no gate).",
+    )  # fmt: skip
 
 
 class PoolOutput(serializers.ModelSerializer):
@@ -43,7 +47,7 @@ class PoolOutput(serializers.ModelSerializer):
         fields = [
             "id", "campaign", "budget_fen", "count", "mode", "min_fen", "max_fen", "expires_at", "status",
             "act_name", "wishing", "sender_name", "activated_at", "created_at", "created_by", "approved_by",
-            "starts_at", "eligibility",
+            "starts_at", "eligibility", "gate_friends",
             "approved_at", "needs_approval", "reconciled_at", "reconcile_balanced", "reconcile_difference_fen",
         ]
 

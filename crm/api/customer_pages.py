@@ -28,6 +28,7 @@ from crm.models import Contact, LuckyDraw, LuckyDrawEntry, RedPacketClaim, RedPa
 from crm.selectors.campaigns import campaign_reached
 from crm.services import wechat_oauth
 from crm.services.campaigns import lucky_draw_play, parse_draw_token
+from crm.services.fission import fission_invite, fission_progress
 from crm.services.redpackets import parse_claim_token, redpacket_claim, redpacket_eligible
 
 MESSAGES = {
@@ -37,6 +38,7 @@ MESSAGES = {
     "expired": gettext_lazy("Sorry, this red packet has expired."),
     "not_started": gettext_lazy("This red packet is not open yet."),
     "not_eligible": gettext_lazy("Sorry, this red packet is for other customers."),
+    "locked": gettext_lazy("Invite friends to add us with your QR code below to unlock your red packet."),
 }
 
 
@@ -114,8 +116,12 @@ def _redpacket(request: HttpRequest, pool_id: int, contact_id: int) -> HttpRespo
                 status, amount = "expired", 0
             elif not redpacket_eligible(pool, contact.id):
                 status, amount = "not_eligible", 0
+            elif pool.gate_friends and not fission_progress(pool, contact.id)["unlocked"]:
+                status, amount = "locked", 0
             else:
                 status, amount = "open", 0
+        invite = fission_invite(pool.id, contact.id) if status == "locked" else None
+        progress = fission_progress(pool, contact.id) if pool.gate_friends else None
     except ApplicationError as exc:
         return _error(request, exc)
     campaign = pool.campaign
@@ -129,9 +135,12 @@ def _redpacket(request: HttpRequest, pool_id: int, contact_id: int) -> HttpRespo
                 "contact_id": contact.id,
                 "campaign": campaign.name if campaign else "",
                 "expires_at": pool.expires_at.isoformat(),
+                "invite": {**progress, "qr_code": invite.qr_code if invite else ""} if progress else None,
             }
         )
     context = {
+        "progress": progress,
+        "invite": invite,
         "status": status,
         "message": MESSAGES.get(status, ""),
         "amount_yuan": _yuan(amount),

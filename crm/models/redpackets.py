@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-__all__ = ["RedPacketClaim", "RedPacketPool", "RedPacketRefund"]
+__all__ = ["FissionInvite", "FissionReferral", "RedPacketClaim", "RedPacketPool", "RedPacketRefund"]
 
 MIN_PACKET_FEN = 100  # WeCom corp red packets: 1..200 yuan without a scene_id
 MAX_PACKET_FEN = 20000
@@ -39,6 +39,9 @@ class RedPacketPool(models.Model):
     # Who may claim: a definition in the segment filter language (crm.services.segments), e.g. a tier, a group's
     # members, or new contacts of a channel ({"all": [channel, added after]}); empty: every contact with the link.
     eligibility = models.JSONField(default=dict, blank=True)
+    # A packet unlocks only after a task the CRM can verify: 0 = none; N = fission, N friends new to the brand
+    # added through the customer's personal invite QR (FissionInvite), counted from the add callbacks.
+    gate_friends = models.PositiveSmallIntegerField(default=0)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
     # The precomputed split (written once at activation): Redis state is rebuilt from it and the claims.
     amounts = models.JSONField(default=list, blank=True)
@@ -114,3 +117,35 @@ class RedPacketRefund(models.Model):
 
     def __str__(self) -> str:
         return f"refund {self.amount_fen} fen of pool {self.pool_id}"
+
+
+class FissionInvite(models.Model):
+    """A customer's personal invite QR for a pool's fission gate: a WeCom contact way whose `state` names it."""
+
+    pool = models.ForeignKey(RedPacketPool, on_delete=models.CASCADE, related_name="invites")
+    inviter = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="fission_invites")
+    state = models.CharField(max_length=30, unique=True)
+    config_id = models.CharField(max_length=64, blank=True)
+    qr_code = models.URLField(max_length=512, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pool", "inviter"], name="uniq_fission_invite_pool_inviter")]
+
+    def __str__(self) -> str:
+        return f"invite {self.state}"
+
+
+class FissionReferral(models.Model):
+    """A friend who added the brand through an invite: counted once per pool (UNIQUE pool, invitee)."""
+
+    invite = models.ForeignKey(FissionInvite, on_delete=models.CASCADE, related_name="referrals")
+    pool = models.ForeignKey(RedPacketPool, on_delete=models.CASCADE, related_name="referrals")
+    invitee = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="fission_referrals")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pool", "invitee"], name="uniq_fission_referral_pool_invitee")]
+
+    def __str__(self) -> str:
+        return f"{self.invitee_id} via {self.invite_id}"

@@ -15,6 +15,7 @@ from crm.services.contacts import (
     follow_mark_deleted_by_staff,
     wecom_read_contact,
 )
+from crm.services.fission import fission_record_add
 from crm.services.staff import staff_get_or_create
 from crm.services.timeline import timeline_add
 from crm.services.welcome import welcome_prepare
@@ -54,7 +55,11 @@ def contact_add_from_callback(
                 timeline_add(contact, ContactEvent.Kind.HALF_ADDED, staff=staff, data={"state": state},
                              occurred_at=event_time)
         sent = welcome_prepare(follow, welcome_code, event_time=event_time)
-    return f"contact {contact.pk} added to {userid}" + (", welcome queued" if sent else "")
+        # A personal invite QR's state (fission): the friend counts for the customer who shared it.
+        fission = fission_record_add(state=state, contact=contact)
+    return f"contact {contact.pk} added to {userid}" + (", welcome queued" if sent else "") + (
+        f"; {fission}" if fission else ""
+    )
 
 
 def contact_edit_from_callback(*, external_userid: str) -> str:

@@ -98,6 +98,15 @@ def pool_keys(pool_id: int) -> list[str]:
 # --- validation and the split ----------------------------------------------------------------------------
 
 
+MAX_GATE_FRIENDS = 50
+
+
+def _clean_gate(friends) -> int:
+    if not isinstance(friends, int) or isinstance(friends, bool) or not 0 <= friends <= MAX_GATE_FRIENDS:
+        raise ApplicationError(f"gate_friends must be 0 (no gate) to {MAX_GATE_FRIENDS}.", field="gate_friends")
+    return friends
+
+
 def _clean_window_and_eligibility(starts_at: datetime | None, expires_at: datetime, eligibility) -> dict:
     from crm.services.segments import segment_validate
 
@@ -195,11 +204,13 @@ def redpacket_pool_create(
     created_by=None,
     starts_at: datetime | None = None,
     eligibility: dict | None = None,
+    gate_friends: int = 0,
 ) -> RedPacketPool:
     min_fen, max_fen = redpacket_pool_validate(
         budget_fen=budget_fen, count=count, mode=mode, min_fen=min_fen, max_fen=max_fen, expires_at=expires_at
     )
     window = _clean_window_and_eligibility(starts_at, expires_at, eligibility)
+    window["gate_friends"] = _clean_gate(gate_friends)
     if campaign_id is not None and RedPacketPool.objects.filter(campaign_id=campaign_id).exists():
         raise ApplicationError("This campaign already has a red-packet pool.", field="campaign", code="conflict")
     return RedPacketPool.objects.create(
@@ -219,7 +230,7 @@ def redpacket_pool_create(
 
 
 POOL_EDITABLE_FIELDS = frozenset({"budget_fen", "count", "mode", "min_fen", "max_fen", "expires_at", "act_name",
-                                   "wishing", "sender_name", "starts_at", "eligibility"})
+                                   "wishing", "sender_name", "starts_at", "eligibility", "gate_friends"})
 
 
 @transaction.atomic
@@ -241,6 +252,7 @@ def redpacket_pool_update(pool_id: int, **fields) -> RedPacketPool:
     )
     window = _clean_window_and_eligibility(merged["starts_at"], merged["expires_at"], merged["eligibility"])
     pool.starts_at, pool.eligibility = window["starts_at"], window["eligibility"]
+    pool.gate_friends = _clean_gate(merged["gate_friends"])
     if merged["budget_fen"] != pool.budget_fen:
         pool.approved_by, pool.approved_at = None, None  # the approval was for another budget
     for name in ("budget_fen", "count", "mode", "expires_at"):
@@ -432,6 +444,11 @@ def redpacket_claim(*, pool_id: int, contact_id: int) -> ClaimOutcome:
         return ClaimOutcome("not_started")
     if not redpacket_eligible(pool, contact_id):
         return ClaimOutcome("not_eligible")
+    if pool.gate_friends:
+        from crm.services.fission import fission_progress
+
+        if not fission_progress(pool, contact_id)["unlocked"]:
+            return ClaimOutcome("locked")
     for _ in range(2):
         code, amount = _script("claim")(keys=[left_key, claimed_key, state_key], args=[str(contact_id)])
         if code == -4:  # Redis state lost or never built: rebuild from the DB and try once more
