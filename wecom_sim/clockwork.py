@@ -157,7 +157,8 @@ def _send_to_group(corp, message, result, since, quota, content, moment) -> int:
     chat = SimGroupChat.objects.filter(corp=corp, chat_id=result.chat_id, dismissed=False).first()
     if chat is None:
         return 2
-    received = SimMassResult.objects.filter(chat_id=chat.chat_id, status=1, send_time__gte=since).count()
+    received = SimMassResult.objects.filter(chat_id__gt="", chat_id=chat.chat_id, status=1,  # the partial index
+                                            send_time__gte=since).count()
     if received >= quota:
         return 3
     for member in chat.members.filter(type=2):
