@@ -437,7 +437,8 @@ def run() -> list[dict]:
         return _skip("needs PostgreSQL (set DATABASE_URL=postgres://...); the runner is on "
                      f"{settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}")
     tmp = Path(tempfile.mkdtemp(prefix="crm-bench-fanout-"))
-    name = f"crm_fanout_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    # Named after the runner's own database (its prefix is the runner's to use), unique per run.
+    name = f"{settings.DATABASES['default']['NAME']}_{os.getpid()}_{secrets.token_hex(3)}"[:63]
     admin = _admin_connection(settings.DATABASES["default"])
     admin.execute(f'CREATE DATABASE "{name}"')
     try:

@@ -194,6 +194,9 @@ WECOM_ENCODING_AES_KEY = env_str("WECOM_ENCODING_AES_KEY", "jWmYm7qr5nMoAUwZRjGt
 WECOM_CALLBACK_URL = env_str("WECOM_CALLBACK_URL", f"{PUBLIC_BASE_URL}/wecom/callback")
 WECOM_CALLBACK_MAX_AGE_SECONDS = env_int("WECOM_CALLBACK_MAX_AGE_SECONDS", 300)
 WECOM_HTTP_TIMEOUT = env_float("WECOM_HTTP_TIMEOUT", 10.0)
+# add_msg_template (10,000 recipients a call) waits longer: a timeout there is ambiguous and costs the send's grace.
+# With the retries' backoff it must stay under MASS_SEND_GRACE_SECONDS.
+WECOM_MASS_SEND_TIMEOUT = env_float("WECOM_MASS_SEND_TIMEOUT", 60.0)
 WECOM_MAX_RETRIES = env_int("WECOM_MAX_RETRIES", 4)
 WECOM_RETRY_BASE_DELAY = env_float("WECOM_RETRY_BASE_DELAY", 0.2)  # seconds; backoff doubles, with jitter
 WECOM_RETRY_MAX_DELAY = env_float("WECOM_RETRY_MAX_DELAY", 10.0)

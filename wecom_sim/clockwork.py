@@ -43,7 +43,8 @@ def settle(corp: SimCorp) -> None:
 
 def confirm_due(corp: SimCorp, message: SimMassMessage | None = None) -> None:
     """Senders tap send confirm_delay_seconds after creation (never by themselves when null). `message`: only its
-    tasks (a read of one message settles what it shows)."""
+    tasks (a read of one message settles what it shows: it waits for a confirmation of them already in progress in
+    another process, rather than showing its recipients still unsent a moment before they are all sent)."""
     if corp.confirm_delay_seconds is None:
         return
     cutoff = now(corp) - dt.timedelta(seconds=corp.confirm_delay_seconds)
@@ -52,7 +53,7 @@ def confirm_due(corp: SimCorp, message: SimMassMessage | None = None) -> None:
     if message is not None:
         pending = pending.filter(message=message)
     for task in pending.select_related("message").order_by("id"):
-        confirm_task(corp, task)
+        confirm_task(corp, task, wait=message is not None)
 
 
 def confirm_message(corp: SimCorp, message: SimMassMessage, userids: list[str] | None = None) -> int:
@@ -74,21 +75,23 @@ def _quota_start(corp: SimCorp, moment: dt.datetime) -> tuple[dt.datetime, int]:
     return day.replace(day=1), calendar.monthrange(local.year, local.month)[1]
 
 
-def _claim_task(task: SimMassTask, moment: dt.datetime) -> bool:
+def _claim_task(task: SimMassTask, moment: dt.datetime, *, wait: bool = False) -> bool:
     """Inside the confirmation's transaction: 0 -> 2 by a conditional UPDATE. On PostgreSQL a task another process
     is confirming right now is skipped (SKIP LOCKED) rather than waited for, so several processes settling the same
-    backlog spread over it instead of queueing behind one another."""
+    backlog spread over it instead of queueing behind one another; `wait`: a read of the task's message waits for
+    that confirmation to commit instead (then finds the task sent and claims nothing)."""
     if connection.vendor == "postgresql" and not list(
-            SimMassTask.objects.select_for_update(skip_locked=True).filter(pk=task.pk, status=0).values_list("pk")):
+            SimMassTask.objects.select_for_update(skip_locked=not wait).filter(pk=task.pk, status=0)
+            .values_list("pk")):
         return False
     return bool(SimMassTask.objects.filter(pk=task.pk, status=0).update(status=2, send_time=moment))
 
 
-def confirm_task(corp: SimCorp, task: SimMassTask) -> int:
+def confirm_task(corp: SimCorp, task: SimMassTask, *, wait: bool = False) -> int:
     """The sender taps send: each recipient ends as 1 sent, 2 not a friend or 3 over the receive quota."""
     moment = now(corp)
     with transaction.atomic():
-        if not _claim_task(task, moment):
+        if not _claim_task(task, moment, wait=wait):
             return 0
         message = task.message
         since, quota = _quota_start(corp, moment)
@@ -157,7 +160,8 @@ def _send_to_group(corp, message, result, since, quota, content, moment) -> int:
     chat = SimGroupChat.objects.filter(corp=corp, chat_id=result.chat_id, dismissed=False).first()
     if chat is None:
         return 2
-    received = SimMassResult.objects.filter(chat_id=chat.chat_id, status=1, send_time__gte=since).count()
+    received = SimMassResult.objects.filter(chat_id__gt="", chat_id=chat.chat_id, status=1,  # the partial index
+                                            send_time__gte=since).count()
     if received >= quota:
         return 3
     for member in chat.members.filter(type=2):

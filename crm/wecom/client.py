@@ -49,6 +49,10 @@ class ClientConfig:
     corp_id: str
     corp_secret: str = field(repr=False)  # never in logs or tracebacks
     timeout: float = 10.0
+    # add_msg_template with 10,000 external_userids: WeCom (and the simulator under load) may take many seconds,
+    # and a read timeout there is ambiguous (the task may exist), costing the send's whole grace before the lookup
+    # adopts it. Kept well under MASS_SEND_GRACE_SECONDS with the backoff of the client's retries.
+    mass_send_timeout: float = 60.0
     max_retries: int = 4
     redis_url: str = "redis://127.0.0.1:6379/0"
     retry_base_delay: float = 0.2
@@ -65,6 +69,7 @@ class ClientConfig:
             corp_id=settings.WECOM_CORP_ID,
             corp_secret=settings.WECOM_CORP_SECRET,
             timeout=float(settings.WECOM_HTTP_TIMEOUT),
+            mass_send_timeout=float(getattr(settings, "WECOM_MASS_SEND_TIMEOUT", 60.0)),
             max_retries=int(settings.WECOM_MAX_RETRIES),
             redis_url=settings.REDIS_URL,
             retry_base_delay=settings.WECOM_RETRY_BASE_DELAY,
@@ -122,12 +127,13 @@ class WeComClient:
         """GET `path` (relative to the base, e.g. "user/get") with the token; the JSON dict when errcode == 0."""
         return self._call("GET", path, params=_compact(params))
 
-    def post(self, path: str, body: dict | None = None) -> dict:
+    def post(self, path: str, body: dict | None = None, *, timeout: float | None = None) -> dict:
         """POST a JSON `body` to `path` with the token; the JSON dict when errcode == 0."""
-        return self._call("POST", path, body=body or {})
+        return self._call("POST", path, body=body or {}, timeout=timeout)
 
     def _call(
-        self, method: str, path: str, params: dict | None = None, body: dict | None = None, files: dict | None = None
+        self, method: str, path: str, params: dict | None = None, body: dict | None = None, files: dict | None = None,
+        timeout: float | None = None,
     ) -> dict:
         path = path.strip("/")
         refreshed = False
@@ -139,7 +145,8 @@ class WeComClient:
             token = self.access_token()
             self.limiter.acquire(path)  # before every HTTP call, retries included: WeCom counts them all
             try:
-                return self._request(method, path, {**(params or {}), "access_token": token}, body, attempt, files)
+                return self._request(method, path, {**(params or {}), "access_token": token}, body, attempt, files,
+                                     timeout=timeout)
             except WeComError as exc:
                 if exc.errcode in TOKEN_ERRCODES and not refreshed:
                     # Invalidated early or expired: drop this token, fetch a new one, repeat the call once.
@@ -165,17 +172,19 @@ class WeComClient:
         time.sleep(random.uniform(ceiling / 2, ceiling))
 
     def _request(
-        self, method: str, path: str, params: dict, body: dict | None, attempt: int, files: dict | None = None
+        self, method: str, path: str, params: dict, body: dict | None, attempt: int, files: dict | None = None,
+        *, timeout: float | None = None,
     ) -> dict:
         url = f"{self.config.base_url}/{path}"
+        timeout = timeout or self.config.timeout
         started = time.monotonic()
         errcode: int | None = None
         try:
             try:
                 if method == "GET":
-                    response = self.session.get(url, params=params, timeout=self.config.timeout)
+                    response = self.session.get(url, params=params, timeout=timeout)
                 elif files:  # multipart upload (media/upload); requests writes the boundary and Content-Type
-                    response = self.session.post(url, params=params, files=files, timeout=self.config.timeout)
+                    response = self.session.post(url, params=params, files=files, timeout=timeout)
                 else:
                     data = json.dumps(body, ensure_ascii=False).encode()
                     response = self.session.post(
@@ -183,7 +192,7 @@ class WeComClient:
                         params=params,
                         data=data,
                         headers={"Content-Type": "application/json; charset=utf-8"},
-                        timeout=self.config.timeout,
+                        timeout=timeout,
                     )
             except requests.Timeout as exc:
                 # A connect timeout sent nothing; a read timeout may come after WeCom acted on the request.
@@ -450,7 +459,8 @@ class WeComClient:
         """fields: chat_type, external_userid, chat_id_list, tag_filter, sender, allow_select, text, attachments.
 
         -> {msgid, fail_list}: check fail_list, the call succeeds with some recipients refused."""
-        return self.post("externalcontact/add_msg_template", fields)
+        return self.post("externalcontact/add_msg_template", fields,
+                         timeout=max(self.config.timeout, self.config.mass_send_timeout))
 
     def get_groupmsg_list_v2(self, **fields: Any) -> dict:
         """fields: chat_type, start_time, end_time, creator, filter_type, limit, cursor."""

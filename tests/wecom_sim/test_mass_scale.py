@@ -84,6 +84,48 @@ def test_add_msg_template_and_confirmation_are_set_based(sim):
     assert task.message.results.exclude(userid=task.userid).filter(status=0).count() == 10_000 - mine.count()
 
 
+def test_a_read_of_a_message_waits_for_its_confirmation_in_progress(sim, wx):
+    """The backlog sweep skips a task another process is confirming (SKIP LOCKED); a read of that message waits for
+    the confirmation to commit, so it shows every recipient sent rather than all still unsent a moment before."""
+    import threading
+    import time
+
+    from django.db import transaction
+
+    from wecom_sim import clockwork
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    sim.configure(confirm_delay_seconds=None)
+    eids = _seed(staff=1, contacts=50)
+    created = _send(wx, eids)
+    task = SimMassTask.objects.select_related("message").get(message__msgid=created["msgid"])
+    corp = get_corp()
+    locked = threading.Event()
+
+    def confirming_elsewhere():
+        try:
+            with transaction.atomic():
+                SimMassTask.objects.select_for_update().get(pk=task.pk)
+                locked.set()
+                time.sleep(1.0)
+                clockwork.confirm_task(corp, task)
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=confirming_elsewhere)
+    other.start()
+    assert locked.wait(10)
+    corp.confirm_delay_seconds = 0.0  # due now, for the read below
+    started = time.monotonic()
+    clockwork.confirm_due(corp, task.message)  # what a read of the message runs first
+    waited = time.monotonic() - started
+    statuses = set(task.message.results.values_list("status", flat=True))
+    other.join(10)
+    assert waited > 0.5 and statuses == {1}
+    assert SimInboxMessage.objects.filter(ref=created["msgid"]).count() == 50  # confirmed once
+
+
 # --- the receive quota at confirmation ---------------------------------------------------------------------------
 
 CHINA = dt.timezone(dt.timedelta(hours=8))

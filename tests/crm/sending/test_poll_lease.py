@@ -127,3 +127,23 @@ def test_two_concurrent_polls_read_the_pages_once(sim, monkeypatch, postgres_onl
     assert _result_calls(sim) - calls == 2  # one pass read the two pages; the other none
     assert sorted(results, key=len) == [{}, {"delivered": 1500}]
     assert CampaignRecipient.objects.filter(mass_message=message, status="delivered").count() == 1500
+
+
+def test_an_unconfirmed_task_is_looked_at_not_read_page_by_page(sim):
+    sim.call("PATCH", "corp", confirm_delay_seconds=None)
+    world(["lia"], 1500)  # two pages of results
+    campaign = svc.campaign_create(name="unconfirmed", text="Not yet")
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)
+    message = MassMessage.objects.get(campaign=campaign)
+    assert mass_message_send(message.id) == "created"
+    message.refresh_from_db()
+    calls = _result_calls(sim)
+    assert mass_message_poll(message.id) == {}  # the sender has not confirmed: get_groupmsg_task says status 0
+    assert _result_calls(sim) == calls  # no result page read
+    message.refresh_from_db()
+    assert message.status == "created" and message.last_polled_at is not None
+    sim.call("POST", f"groupmsg/{message.msgid}/confirm")
+    assert mass_message_poll(message.id) == {"delivered": 1500}
+    assert _result_calls(sim) - calls == 2
+    message.refresh_from_db()
+    assert message.status == "done"

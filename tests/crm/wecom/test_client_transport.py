@@ -278,6 +278,7 @@ def test_a_call_that_creates_is_not_sent_again_when_wecom_may_have_acted_on_it(s
     """A second add_msg_template after a read timeout would be a second task: the customer would get the message
     twice. The client raises (retryable, maybe_applied) after one call; the caller looks the task up."""
     settings.WECOM_HTTP_TIMEOUT = 0.2
+    settings.WECOM_MASS_SEND_TIMEOUT = 0.2
     stub.script("externalcontact/add_msg_template", failure, failure)
     with pytest.raises(WeComError) as exc:
         get_client().add_msg_template(chat_type="single", external_userid=["wm1"], sender="u",
@@ -290,6 +291,18 @@ def test_a_call_that_creates_is_not_sent_again_when_wecom_may_have_acted_on_it(s
         stub.script("user/get", failure, (200, {"errcode": 0}))
     get_client().user_get("a")
     assert len(stub.calls("user/get")) >= 2
+
+
+def test_add_msg_template_waits_longer_than_the_other_calls(stub, settings):
+    """10,000 recipients can take WeCom seconds to store; a timeout there would cost the send's grace (the task may
+    exist), so add_msg_template has its own, longer timeout."""
+    settings.WECOM_HTTP_TIMEOUT = 0.2
+    settings.WECOM_MASS_SEND_TIMEOUT = 3
+    stub.script("externalcontact/add_msg_template", (200, {"errcode": 0, "msgid": "slow", "fail_list": []}, 0.6))
+    created = get_client().add_msg_template(chat_type="single", external_userid=["wm1"], sender="u",
+                                            text={"content": "hi"})
+    assert created["msgid"] == "slow"
+    assert len(stub.calls("externalcontact/add_msg_template")) == 1
 
 
 def test_a_refused_connection_is_safe_to_retry_even_for_a_create(settings):
