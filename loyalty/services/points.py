@@ -7,9 +7,9 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 
 from crm.errors import ApplicationError, Conflict, NotFound
-from loyalty.models import Card, PointsLedger, Purchase, Redemption
+from loyalty.models import Card, PointsLedger, PointsLot, Purchase, Redemption
 from loyalty.services._insert import insert_unless_conflict
-from loyalty.services.lots import lot_open, lots_consume
+from loyalty.services.lots import lot_expiry, lot_open, lots_consume
 from loyalty.services.tiers import tier_evaluate
 
 # Kinds that count toward the tier (what the customer earned); redeeming or expiring points never demotes.
@@ -113,6 +113,8 @@ def points_credit_locked(
         balance_after=new_balance,
         created_by=user if user is not None and user.is_authenticated else None,
     )
+    if delta > 0 and _credit_in_one_statement(card, entry, kind):
+        return entry
     # Under the card lock a repeated key has committed or not started; the unique key also catches one used
     # concurrently for another card (whose lock we do not hold): either way the first row answers.
     if not insert_unless_conflict(entry, ("idempotency_key",)):
@@ -135,6 +137,65 @@ def points_credit_locked(
 
 
 _UPDATE_SQL: dict[str, str] = {}
+
+
+def _credit_in_one_statement(card: Card, entry: PointsLedger, kind: str) -> bool:
+    """A positive credit on PostgreSQL: the ledger row (INSERT .. ON CONFLICT (idempotency_key) DO NOTHING), its
+    lot and the card's balance as one statement (data-modifying CTEs), one round trip instead of three. The
+    lot and the balance are written only when the ledger row was: False (nothing written) when the key exists,
+    and the caller takes its usual path, which answers with the first row. True: entry.pk set, card updated."""
+    connection = connections[router.db_for_write(PointsLedger, instance=entry)]
+    if connection.vendor != "postgresql":
+        return False
+    delta = entry.delta
+    ledger_fields = [f for f in PointsLedger._meta.concrete_fields if not f.primary_key]
+    lot_fields = [f for f in PointsLot._meta.concrete_fields if not f.primary_key]
+    sql = _UPDATE_SQL.get("credit-postgresql")
+    if sql is None:
+        qn = connection.ops.quote_name
+        ledger, lot, cards = PointsLedger._meta, PointsLot._meta, Card._meta
+        lot_values = ", ".join("e.id" if f.name == "entry" else "%s" for f in lot_fields)
+        # Identifiers come from the models, quoted; every value is a bound parameter.
+        sql = _UPDATE_SQL["credit-postgresql"] = (
+            f"WITH e AS (INSERT INTO {qn(ledger.db_table)} ({', '.join(qn(f.column) for f in ledger_fields)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(ledger_fields))}) ON CONFLICT ({qn('idempotency_key')}) DO NOTHING "
+            f"RETURNING {qn('id')}), "
+            f"l AS (INSERT INTO {qn(lot.db_table)} ({', '.join(qn(f.column) for f in lot_fields)}) "
+            f"SELECT {lot_values} FROM e RETURNING {qn('id')}), "
+            f"c AS (UPDATE {qn(cards.db_table)} SET {qn('points_balance')} = %s, {qn('lifetime_points')} = %s, "
+            f"{qn('updated_at')} = %s WHERE {qn('id')} = %s AND EXISTS (SELECT 1 FROM e)) "
+            f"SELECT e.id, l.id FROM e CROSS JOIN l"
+        )
+    params = [f.get_db_prep_save(f.pre_save(entry, add=True), connection) for f in ledger_fields]
+    # lot_open's lot (debt: a negative balance before the credit is paid off first), entry_id from the CTE.
+    expires_on, expires_at = lot_expiry(entry.created_at)
+    lot = PointsLot(
+        card=card,
+        points=delta,
+        remaining=max(delta - max(-card.points_balance, 0), 0),
+        expires_on=expires_on,
+        expires_at=expires_at,
+    )
+    params += [f.get_db_prep_save(f.pre_save(lot, add=True), connection) for f in lot_fields if f.name != "entry"]
+    points_balance = card.points_balance + delta
+    lifetime_points = card.lifetime_points + delta if kind in TIER_KINDS else card.lifetime_points
+    updated_at = timezone.now()
+    params += [
+        points_balance,
+        lifetime_points,
+        Card._meta.get_field("updated_at").get_db_prep_save(updated_at, connection),
+        card.pk,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    entry.pk, lot.pk, lot.entry = row[0], row[1], entry
+    for obj in (entry, lot):
+        obj._state.adding, obj._state.db = False, connection.alias
+    card.points_balance, card.lifetime_points, card.updated_at = points_balance, lifetime_points, updated_at
+    return True
 
 
 def _save_balance(card: Card) -> None:
