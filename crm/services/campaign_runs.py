@@ -254,6 +254,10 @@ def run_plan_chunk(run_id: int, *, enqueue: bool = True) -> bool:
             # that runs in less.
             with connection.cursor() as cur:
                 cur.execute("SET LOCAL jit = off")
+                # One chunk at a time across all runs, to this transaction's end: a chunk counts each customer's
+                # quota from what is committed, so two campaigns planned at once must not both count the same last
+                # slot as free. (One run's chunks are sequential anyway; only concurrent campaigns wait.)
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", [QUOTA_LOCK_KEY])
         group = _is_group_target(campaign)
         if run.audience is None and run.plan_cursor == 0:
             run.audience = (_groups_qs(campaign) if group else _audience_qs(campaign)).count()
@@ -273,6 +277,8 @@ def run_plan_chunk(run_id: int, *, enqueue: bool = True) -> bool:
         campaign_finish_if_complete(run.campaign_id)
     return more
 
+
+QUOTA_LOCK_KEY = 0x51A0_7A  # pg_advisory_xact_lock key of planning's quota count (any constant of the app's own)
 
 # The chunk being planned, staged in a temporary table (per connection, no WAL on PostgreSQL): its recipients are
 # then written to the recipients table once, each with its message, instead of inserted and updated again.
