@@ -16,6 +16,8 @@ from crm.errors import ApplicationError
 from crm.models import (
     Campaign,
     CampaignRecipient,
+    FissionInvite,
+    FissionReferral,
     LuckyDraw,
     LuckyDrawEntry,
     MassMessage,
@@ -37,6 +39,10 @@ class RedPacketPoolForm(forms.ModelForm):
     """Budget, count and bounds checked by the red-packet service, with its messages (no constraint names).
     Who may claim is a saved segment (the filter language's `segment` condition), chosen from the list."""
 
+    gate_friends = forms.IntegerField(
+        required=False, min_value=0, max_value=50, label=_("Friends to invite"),
+        help_text=_("Fission: friends new to the brand each customer must bring through their invite QR (0: none)."),
+    )  # fmt: skip
     eligible_segment = forms.ModelChoiceField(
         queryset=Segment.objects.order_by("name"), required=False, label=_("Who may claim"),
         help_text=_("A saved segment (a tier, a group's members, new contacts of a channel...). Empty: everyone "
@@ -57,6 +63,7 @@ class RedPacketPoolForm(forms.ModelForm):
         data = super().clean()
         segment = data.pop("eligible_segment", None)
         data["eligibility"] = {"field": "segment", "op": "in", "value": [segment.pk]} if segment else {}
+        data["gate_friends"] = data.get("gate_friends") or 0
         if self.errors or not all(name in self.fields for name in ("budget_fen", "count", "mode", "expires_at")):
             return data
         try:
@@ -492,6 +499,32 @@ class RedPacketClaimAdmin(ModelAdmin):
         queued = sum(1 for claim_id in ids if claim_payout_retry(claim_id))
         self.message_user(request, ngettext("%(n)d payout queued.", "%(n)d payouts queued.", queued) % {"n": queued},
                           messages.SUCCESS)
+
+
+@admin.register(FissionInvite)
+class FissionInviteAdmin(ModelAdmin):
+    """Read-only: invites are made when a customer opens a gated pool's page (crm.services.fission)."""
+
+    list_display = ["id", "pool", "inviter", "state", "created_at"]
+    search_fields = ["state", "inviter__name", "inviter__external_userid"]
+    raw_id_fields = ["pool", "inviter"]
+    readonly_fields = ["pool", "inviter", "state", "config_id", "qr_code", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(FissionReferral)
+class FissionReferralAdmin(ModelAdmin):
+    """Read-only: friends counted from the add callbacks."""
+
+    list_display = ["id", "pool", "invite", "invitee", "created_at"]
+    search_fields = ["invite__state", "invitee__name", "invitee__external_userid"]
+    raw_id_fields = ["pool", "invite", "invitee"]
+    readonly_fields = ["pool", "invite", "invitee", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
 
 
 @admin.register(RedPacketRefund)
