@@ -7,6 +7,11 @@ from crm.logconfig import JSON_FORMATTER
 
 timeout = 60
 graceful_timeout = 20
+# Idle keep-alive connections are kept 75 s (as nginx, and the front ends of APIs like WeCom's, keep them), not
+# gunicorn's 2 s: a client reusing a pooled connection at the moment the server closes it gets a reset, and for
+# a POST that creates something (add_msg_template) a reset is ambiguous, which costs the send its grace period.
+# Threaded workers only; sync workers do not keep connections alive.
+keepalive = 75
 accesslog = "-"
 # One JSON object per request, like the application's own logs.
 access_log_format = (
