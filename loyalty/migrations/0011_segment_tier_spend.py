@@ -34,20 +34,24 @@ def _start(days: int, day: str = "d") -> str:
     return f"(({day} - {days - 1})::timestamp AT TIME ZONE 'Asia/Shanghai')"
 
 
-def _sums(source: str, sign: str, rows: str, day: str = "d") -> str:
-    """INSERT ... SELECT of `rows` (contact_id, at, amount) into the `source` windows, `sign` (+1/-1), upserted.
-    Rows older than the longest window are left out (they would only add rows of zeros)."""
+def _upsert(source: str, sums: list[str], rows: str, where: str) -> str:
+    """INSERT ... SELECT of per-window `sums` over `rows` (contact_id, at, amount) into `source`'s columns,
+    added to what the rollup holds (upserted)."""
     cols = [f"{source}_{days}" for days in SPEND_WINDOWS]
-    sums = ", ".join(
-        f"{sign} * COALESCE(SUM(r.amount) FILTER (WHERE r.at >= {_start(days, day)}), 0)" for days in SPEND_WINDOWS
-    )
     updates = ", ".join(f"{c} = s.{c} + EXCLUDED.{c}" for c in cols)
     return (
         f"INSERT INTO loyalty_segment_spend AS s (contact_id, {', '.join(cols)}) "
-        f"SELECT r.contact_id, {sums} FROM ({rows}) r "
-        f"WHERE r.contact_id IS NOT NULL AND r.at >= {_start(max(SPEND_WINDOWS), day)} GROUP BY r.contact_id "
+        f"SELECT r.contact_id, {', '.join(sums)} FROM ({rows}) r "
+        f"WHERE r.contact_id IS NOT NULL{where} GROUP BY r.contact_id "
         f"ON CONFLICT (contact_id) DO UPDATE SET {updates}"
     )
+
+
+def _sums(source: str, sign: str, rows: str, day: str = "d") -> str:
+    """`rows` (contact_id, at, amount) added (`sign` +1/-1) to the `source` windows they fall in as of `day`.
+    Rows older than the longest window are left out (they would only add rows of zeros)."""
+    sums = [f"{sign} * COALESCE(SUM(r.amount) FILTER (WHERE r.at >= {_start(days, day)}), 0)" for days in SPEND_WINDOWS]
+    return _upsert(source, sums, rows, f" AND r.at >= {_start(max(SPEND_WINDOWS), day)}")
 
 
 _TILL_ROWS = "SELECT contact_id, scanned_at AS at, amount_fen::bigint AS amount FROM {table}"
@@ -124,19 +128,31 @@ _REBUILD_BODY = (
 
 def _leaving(source: str, table: str, at: str, rows_sql: str) -> str:
     """Subtract, per window, the Shanghai day that leaves it when the day turns from d to d + 1."""
-    cols = [f"{source}_{days}" for days in SPEND_WINDOWS]
-    sums = ", ".join(
+    sums = [
         f"-COALESCE(SUM(r.amount) FILTER (WHERE r.at >= {_start(days)} AND r.at < {_start(days, 'd + 1')}), 0)"
         for days in SPEND_WINDOWS
-    )
-    updates = ", ".join(f"{c} = s.{c} + EXCLUDED.{c}" for c in cols)
+    ]
     lo, hi = _start(max(SPEND_WINDOWS)), _start(min(SPEND_WINDOWS), "d + 1")
-    rows = rows_sql.format(table=table) + f" WHERE {at} >= {lo} AND {at} < {hi}"
-    return (
-        f"INSERT INTO loyalty_segment_spend AS s (contact_id, {', '.join(cols)}) "
-        f"SELECT r.contact_id, {sums} FROM ({rows}) r WHERE r.contact_id IS NOT NULL GROUP BY r.contact_id "
-        f"ON CONFLICT (contact_id) DO UPDATE SET {updates}"
-    )
+    return _upsert(source, sums, rows_sql.format(table=table) + f" WHERE {at} >= {lo} AND {at} < {hi}", "")
+
+
+_ALL_ZERO = " AND ".join(f"{c} = 0" for c in _COLUMNS)
+
+
+def _truncated(source: str, table: str) -> list[str]:
+    """A TRUNCATE of `table` (Django's flush between tests) clears its half of the rollup; rows then empty go."""
+    name = f"loyalty_spend_{source}_truncated"
+    return [
+        f"""
+    CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE loyalty_segment_spend SET {", ".join(f"{source}_{d} = 0" for d in SPEND_WINDOWS)};
+        DELETE FROM loyalty_segment_spend WHERE {_ALL_ZERO};
+        RETURN NULL;
+    END $$
+    """,
+        f"CREATE TRIGGER {name} AFTER TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {name}()",
+    ]
 
 
 _LAST_ORDER_DELETE = """
@@ -212,7 +228,7 @@ FORWARD = [
             {_leaving("order", "crm_sourceorderline", "ordered_at", _ORDER_ROWS)};
             d := d + 1;
         END LOOP;
-        DELETE FROM loyalty_segment_spend WHERE {" AND ".join(f"{c} = 0" for c in _COLUMNS)};
+        DELETE FROM loyalty_segment_spend WHERE {_ALL_ZERO};
         UPDATE loyalty_segment_spend_state SET day = d;
         RETURN d;
     END $$
@@ -223,35 +239,8 @@ FORWARD = [
     "CREATE TRIGGER loyalty_spend_till AFTER INSERT OR DELETE OR UPDATE OF contact_id, scanned_at, amount_fen "
     "ON loyalty_purchase FOR EACH ROW EXECUTE FUNCTION loyalty_spend_till()",
     *_order_triggers(),
-    # A TRUNCATE (Django's flush between tests) clears its half; rows then empty go.
-    """
-    CREATE OR REPLACE FUNCTION loyalty_spend_till_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        UPDATE loyalty_segment_spend SET """
-    + ", ".join(f"till_{d} = 0" for d in SPEND_WINDOWS)
-    + """;
-        DELETE FROM loyalty_segment_spend WHERE """
-    + " AND ".join(f"{c} = 0" for c in _COLUMNS)
-    + """;
-        RETURN NULL;
-    END $$
-    """,
-    "CREATE TRIGGER loyalty_spend_till_truncated AFTER TRUNCATE ON loyalty_purchase "
-    "FOR EACH STATEMENT EXECUTE FUNCTION loyalty_spend_till_truncated()",
-    """
-    CREATE OR REPLACE FUNCTION loyalty_spend_order_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        UPDATE loyalty_segment_spend SET """
-    + ", ".join(f"order_{d} = 0" for d in SPEND_WINDOWS)
-    + """;
-        DELETE FROM loyalty_segment_spend WHERE """
-    + " AND ".join(f"{c} = 0" for c in _COLUMNS)
-    + """;
-        RETURN NULL;
-    END $$
-    """,
-    "CREATE TRIGGER loyalty_spend_order_truncated AFTER TRUNCATE ON crm_sourceorderline "
-    "FOR EACH STATEMENT EXECUTE FUNCTION loyalty_spend_order_truncated()",
+    *_truncated("till", "loyalty_purchase"),
+    *_truncated("order", "crm_sourceorderline"),
     # A fix to 0004: deleting two order lines of one contact in one statement named the contact twice in one
     # upsert ("ON CONFLICT DO UPDATE command cannot affect row a second time").
     _LAST_ORDER_DELETE.format(touched="SELECT DISTINCT contact_id FROM old_rows"),
