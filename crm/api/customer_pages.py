@@ -29,7 +29,7 @@ from crm.selectors.campaigns import campaign_reached
 from crm.services import wechat_oauth
 from crm.services.campaigns import lucky_draw_play, parse_draw_token
 from crm.services.fission import fission_invite, fission_progress
-from crm.services.redpackets import parse_claim_token, redpacket_claim, redpacket_eligible
+from crm.services.redpackets import parse_claim_token, redpacket_claim, redpacket_claim_refusal
 
 MESSAGES = {
     "claimed": gettext_lazy("You got a red packet!"),
@@ -110,16 +110,12 @@ def _redpacket(request: HttpRequest, pool_id: int, contact_id: int) -> HttpRespo
             existing = RedPacketClaim.objects.filter(pool=pool, contact=contact).first()
             if existing:
                 status, amount = "already_claimed", existing.amount_fen
-            elif pool.status == RedPacketPool.Status.DRAFT or (pool.starts_at and pool.starts_at > timezone.now()):
+            elif pool.status == RedPacketPool.Status.DRAFT:
                 status, amount = "not_started", 0
             elif pool.status != RedPacketPool.Status.ACTIVE or pool.expires_at <= timezone.now():
                 status, amount = "expired", 0
-            elif not redpacket_eligible(pool, contact.id):
-                status, amount = "not_eligible", 0
-            elif pool.gate_friends and not fission_progress(pool, contact.id)["unlocked"]:
-                status, amount = "locked", 0
             else:
-                status, amount = "open", 0
+                status, amount = redpacket_claim_refusal(pool, contact.id) or "open", 0
         invite = fission_invite(pool.id, contact.id) if status == "locked" else None
         progress = fission_progress(pool, contact.id) if pool.gate_friends else None
     except ApplicationError as exc:

@@ -32,6 +32,7 @@ from crm.errors import ApplicationError, Conflict, NotFound
 from crm.models import Contact, RedPacketClaim, RedPacketPool, RedPacketRefund
 from crm.models.redpackets import MAX_PACKET_FEN, MIN_PACKET_FEN
 from crm.services.customer_links import absolute_url, sign_contact, unsign_contact
+from crm.services.fission import fission_progress
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 KEY_PREFIX = "crm:rp:"
@@ -440,15 +441,9 @@ def redpacket_claim(*, pool_id: int, contact_id: int) -> ClaimOutcome:
         if existing:
             return ClaimOutcome("already_claimed", existing.amount_fen, existing.id)
         return ClaimOutcome("expired")
-    if pool.starts_at is not None and pool.starts_at > timezone.now():
-        return ClaimOutcome("not_started")
-    if not redpacket_eligible(pool, contact_id):
-        return ClaimOutcome("not_eligible")
-    if pool.gate_friends:
-        from crm.services.fission import fission_progress
-
-        if not fission_progress(pool, contact_id)["unlocked"]:
-            return ClaimOutcome("locked")
+    refusal = redpacket_claim_refusal(pool, contact_id)
+    if refusal:
+        return ClaimOutcome(refusal)
     for _ in range(2):
         code, amount = _script("claim")(keys=[left_key, claimed_key, state_key], args=[str(contact_id)])
         if code == -4:  # Redis state lost or never built: rebuild from the DB and try once more
@@ -480,6 +475,19 @@ def redpacket_claim(*, pool_id: int, contact_id: int) -> ClaimOutcome:
 
 
 ELIGIBLE_CACHE_SECONDS = 60
+
+
+def redpacket_claim_refusal(pool: RedPacketPool, contact_id: int) -> str | None:
+    """Why this contact may not claim from an active pool yet: not_started (before starts_at), not_eligible
+    (outside its eligibility), locked (its fission gate not passed); None when they may. The claim and the
+    customer's page both ask this."""
+    if pool.starts_at is not None and pool.starts_at > timezone.now():
+        return "not_started"
+    if not redpacket_eligible(pool, contact_id):
+        return "not_eligible"
+    if pool.gate_friends and not fission_progress(pool, contact_id)["unlocked"]:
+        return "locked"
+    return None
 
 
 def redpacket_eligible(pool: RedPacketPool, contact_id: int) -> bool:
