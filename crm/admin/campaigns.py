@@ -12,6 +12,7 @@ from unfold.admin import ModelAdmin, StackedInline
 from unfold.widgets import UnfoldAdminRadioSelectWidget, UnfoldAdminSelect2MultipleWidget, UnfoldAdminSelectWidget
 
 from crm.admin.base import ServiceModelAdmin, add_service_error, adopt, console_page_action
+from crm.admin.pool_filters import PoolApprovalFilter
 from crm.errors import ApplicationError
 from crm.models import (
     Campaign,
@@ -418,7 +419,7 @@ class RedPacketPoolAdmin(ServiceModelAdmin):
 
     form = RedPacketPoolForm
     list_display = ["id", "campaign", "budget_fen", "count", "mode", "status", "approval", "expires_at"]
-    list_filter = ["status", "mode"]
+    list_filter = [PoolApprovalFilter, "status", "mode"]
     search_fields = ["campaign__name", "act_name"]
     readonly_fields = ["campaign", "amounts", "activated_at", "status", "created_by", "approved_by", "approved_at"]
     actions = ["approve", "refund_expired", "rebuild_redis_state"]

@@ -68,6 +68,15 @@ def _page(title, icon: str, url_name: str, *perms: str) -> dict | None:
     return {"title": title, "icon": icon, "link": link, "permission": perm_permission(*perms)}
 
 
+def _approvals() -> dict | None:
+    """Red packets › Approvals: the pools over the threshold that wait for a second admin (the pool list, filtered)."""
+    item = _model(_("Approvals"), "approval", "crm", "redpacketpool")
+    if item is not None:
+        item["link"] += "?approval=awaiting"
+        item["permission"] = perm_permission("crm.approve_redpacketpool")
+    return item
+
+
 def _simulator() -> dict | None:
     """System › Simulator: the simulated WeCom world's models, only when the simulator is mounted."""
     if not settings.WECOM_SIM_ENABLED or not apps.is_installed("wecom_sim"):
@@ -126,6 +135,7 @@ def sections() -> list[tuple[str, list[dict | None]]]:
         ]),
         (_("Red packets"), [
             _model(_("Red-packet pools"), "redeem", "crm", "redpacketpool"),
+            _approvals(),
             _model(_("Claims"), "paid", "crm", "redpacketclaim"),
             _model(_("Refunds"), "currency_exchange", "crm", "redpacketrefund"),
         ]),

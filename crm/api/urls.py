@@ -1,11 +1,12 @@
 """CRM HTTP routes: the staff API under /api/, the WeCom callback, customer-facing pages under /m/."""
 
-from crm.api import callbacks, campaigns, contacts, customer_pages, runs, segments
+from crm.api import callbacks, campaigns, contacts, customer_pages, fission, runs, segments
 
 urlpatterns = [
     *callbacks.urlpatterns,
     *contacts.urlpatterns,
     *campaigns.urlpatterns,
+    *fission.urlpatterns,
     *runs.urlpatterns,
     *segments.urlpatterns,
     *customer_pages.urlpatterns,

@@ -1,5 +1,6 @@
 """The red-packet pool page: the reconciliation budget = paid + pending + refunded + claimable (a red banner when it
-does not balance), the claims by status, and the claims themselves."""
+does not balance), the claims by status, the fission leaderboard of a pool gated on friends, and the claims
+themselves; live (it refreshes itself) while the pool takes claims."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from django.utils.translation import gettext_lazy
 
 from crm.console.render import admin_url, console_render, page_of, yuan
 from crm.models.redpackets import RedPacketClaim
+from crm.selectors.fission import fission_leaderboard, fission_totals
 from crm.selectors.pool_page import pool_page_claims, pool_page_claims_by_status, pool_page_pool
 from crm.services.redpackets import redpacket_reconcile
 
 logger = logging.getLogger(__name__)
+
+# How often a live pool's page refreshes itself; a pool that is not taking claims does not poll.
+POLL_EVERY = "5s"
 
 # The terms of the identity, in the order the page shows them, and the parts of "pending".
 TERMS = (
@@ -51,8 +56,17 @@ def pool_page(request: HttpRequest, pool_id: int) -> HttpResponse:
     claims = page_of(request, pool_page_claims(pool, status=status or None))
     for claim in claims:
         claim.amount = yuan(claim.amount_fen)
+    leaderboard = None
+    if pool.gate_friends:
+        labels = dict(RedPacketClaim.Status.choices)
+        leaderboard = [{**row, "claim_label": _(labels[row["claim_status"]]) if row["claim_status"] else ""}
+                       for row in fission_leaderboard(pool)]  # fmt: skip
     context = {
         "pool": pool,
+        "leaderboard": leaderboard,
+        "fission": fission_totals(pool) if pool.gate_friends else None,
+        "poll_every": POLL_EVERY if pool.status == pool.Status.ACTIVE else "",
+        "live_url": request.get_full_path(),
         "report": report,
         "budget": yuan(pool.budget_fen),
         "terms": [(key, label, yuan(report[key]), report[key]) for key, label in TERMS] if report else [],
@@ -60,7 +74,9 @@ def pool_page(request: HttpRequest, pool_id: int) -> HttpResponse:
         if report else [],
         "total": yuan(report["total_fen"]) if report else None,
         "difference": yuan(report["total_fen"] - pool.budget_fen) if report else None,
-        "by_status": [{**row, "amount": yuan(row["amount_fen"])} for row in pool_page_claims_by_status(pool)],
+        # The choices' labels are the catalogue's msgids: translated here, as get_status_display is for the rows.
+        "by_status": [{**row, "label": _(row["label"]), "amount": yuan(row["amount_fen"])}
+                      for row in pool_page_claims_by_status(pool)],
         "status": status,
         "claims": claims,
         "min_amount": yuan(pool.min_fen),

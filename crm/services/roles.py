@@ -52,7 +52,7 @@ ROLE_PERMISSIONS: dict[str, str | frozenset[str]] = {
                 "taggroup", "tag", "contacttag", "channel",
                 "customergroup", "groupmember", "groupjoinway", "vipinvite",
                 "campaign", "massmessage", "campaignrecipient", "luckydraw", "luckydrawentry",
-                "redpacketpool", "redpacketclaim", "redpacketrefund",
+                "redpacketpool", "redpacketclaim", "redpacketrefund", "fissioninvite", "fissionreferral",
                 "staff",  # to pick a channel's staff; handing them over is not theirs
             ],
         )

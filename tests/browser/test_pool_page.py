@@ -4,6 +4,7 @@ pool; then a claim that drifted from Redis, and the red banner."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from crm.models import RedPacketClaim
 from crm.services import redpackets as rp
@@ -71,3 +72,42 @@ def test_pool_page_reconciles_and_flags_drift(console_page, lang, live_url, scre
     rp.redpacket_reconcile_watched()
     page.goto(f"{live_url}/admin/")
     assert page.locator("[data-money-alert]").count() == 0
+
+
+FISSION_TEXT = {"en": {"title": "Fission leaderboard", "unlocked": "Unlocked", "locked": "Locked"},
+                "zh-hans": {"title": "裂变排行榜", "unlocked": "已解锁", "locked": "未解锁"}}  # fmt: skip
+
+
+def test_fission_leaderboard_moves_live_on_the_pool_page(console_page, lang, live_stack, live_url, screenshot):
+    from crm.services.fission import fission_invite, fission_record_add
+    from tests.crm.campaigns.conftest import Sim
+
+    text = FISSION_TEXT[lang]
+    Sim(live_stack).member("iris")
+    staff = make_staff("iris")
+    pool = rp.redpacket_pool_create(campaign_id=None, budget_fen=600, count=2, mode="fixed",
+                                    expires_at=later(hours=2), gate_friends=2)  # fmt: skip
+    pool = rp.redpacket_pool_activate(pool.id)
+    ann, bo = make_contact(staff, name="Ann"), make_contact(staff, name="Bo")
+    ann_invite, bo_invite = fission_invite(pool.id, ann.id), fission_invite(pool.id, bo.id)
+    fission_record_add(state=ann_invite.state, contact=make_contact(name="F1"))
+
+    page = console_page(lang=lang)
+    page.goto(f"{live_url}/admin/console/pools/{pool.pk}/")
+    expect(page.locator("body")).to_contain_text(text["title"])
+    rows = page.locator('[data-testid="fission-row"]')
+    assert rows.evaluate_all("rs => rs.map(r => [r.dataset.contactId, r.dataset.friends, r.dataset.unlocked])") == [
+        [str(ann.id), "1", "false"], [str(bo.id), "0", "false"]]
+    expect(rows.first).to_contain_text(text["locked"])
+    assert page.locator('[data-testid="pool-page"]').get_attribute("data-live") == "true"
+
+    # Bo brings two friends and claims: the page, left open, re-ranks and shows the claim without a reload.
+    for name in ("F2", "F3"):
+        fission_record_add(state=bo_invite.state, contact=make_contact(name=name))
+    assert rp.redpacket_claim(pool_id=pool.id, contact_id=bo.id).status == "claimed"
+    expect(rows.first).to_have_attribute("data-contact-id", str(bo.id), timeout=15_000)
+    expect(rows.first).to_have_attribute("data-unlocked", "true")
+    expect(rows.first).to_contain_text(text["unlocked"])
+    expect(page.locator('[data-testid="fission-totals"]')).to_have_attribute("data-unlocked", "1")
+    expect(page.locator('[data-testid="pool-claim-row"]')).to_have_count(1)
+    screenshot(page, f"pool-fission-leaderboard-{lang}")
