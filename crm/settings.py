@@ -46,6 +46,7 @@ THIRD_PARTY_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "auditlog",  # who changed what, when and from where (crm.audit)
+    "axes",  # console login lockout after repeated failures
 ]
 LOCAL_APPS = [
     "crm.apps.CrmConfig",
@@ -66,6 +67,7 @@ MIDDLEWARE = [
     "crm.audit.AuditMiddleware",  # after authentication: the audit log's actor and remote address
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a locked-out login into its lockout page
 ]
 
 ROOT_URLCONF = "crm.urls"
@@ -401,6 +403,39 @@ STORAGES = {
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# A production deployment behind TLS (HTTPS=1): HSTS, secure cookies, HTTP redirected, the proxy's scheme trusted.
+# Off by default because `make run` serves plain http on 127.0.0.1, where secure cookies would never be sent back.
+HTTPS = env_bool("HTTPS", False)
+if HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # Probes and the WeCom callback reach the pods over plain http inside the cluster.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz", r"^readyz", r"^livez"]
+
+# Console login lockout (django-axes): AXES_FAILURE_LIMIT wrong passwords for one username from one address lock
+# that pair out for AXES_COOLOFF_MINUTES. By username and address together, so that someone guessing at an admin's
+# name cannot lock the admin out everywhere; a success resets the count. Attempts are kept in the database (the
+# console lists them under Axes), and an admin unlocks with `manage.py axes_reset_username <name>`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_float("AXES_COOLOFF_MINUTES", 15.0) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+AXES_ENABLE_ADMIN = False  # registered in the console theme instead (crm/admin/security.py)
+AXES_LOCKOUT_CALLABLE = "crm.lockout.lockout_response"
+AXES_IPWARE_PROXY_COUNT = env_int("AXES_PROXY_COUNT", 0)  # proxies in front whose X-Forwarded-For is trusted
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else [
+    "REMOTE_ADDR"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 50 * 1024 * 1024)
 
 # --- Logging: one JSON object per line --------------------------------------------------------

@@ -167,6 +167,8 @@ def sections() -> list[tuple[str, list[dict | None]]]:
             _model(_("Console users"), "manage_accounts", "auth", "user"),
             _model(_("Roles"), "admin_panel_settings", "auth", "group"),
             _model(_("API tokens"), "key", "authtoken", "tokenproxy"),
+            _model(_("Sign-in lockouts"), "lock_person", "axes", "accessattempt"),
+            _model(_("Sign-ins"), "login", "axes", "accesslog"),
         ]),
         (_("System"), [
             _page(_("Health and queues"), "monitor_heart", "console:system", "crm.view_callbackevent"),
