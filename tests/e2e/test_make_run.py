@@ -6,7 +6,9 @@ means no process on the machine carries the marker, every port is free and the R
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -124,6 +126,29 @@ def login(base: str) -> requests.Session:
     return session
 
 
+def assert_no_secrets_in_logs(run: Run, redis_url: str, *more: str) -> None:
+    """After the seed and a `simulate` journey (adds, callbacks, scans, a campaign, red-packet payouts, OAuth): no
+    process's log holds the corp secret, the callback token or AES key, the pay keys, Django's secret key, or an
+    access token the CRM used (read from its token cache), and no URL in a log carries an access_token."""
+    probe = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c",
+         "import json; from django.conf import settings as s; print(json.dumps([s.WECOM_CORP_SECRET, "
+         "s.WECOM_CALLBACK_TOKEN, s.WECOM_ENCODING_AES_KEY, s.WECOM_PAY_API_KEY, s.WECOM_PAY_SECRET, s.SECRET_KEY, "
+         "s.WECHAT_OAUTH_SECRET]))"],
+        cwd=ROOT, env=run.env, capture_output=True, text=True, timeout=60)
+    secrets = json.loads(probe.stdout.strip().splitlines()[-1])
+    client = redis.Redis.from_url(redis_url)
+    tokens = [client.get(key).decode() for key in client.scan_iter("crm:wecom:token:*")]
+    assert tokens, "the CRM cached an access token during the journey"
+    logs = {path.name: path.read_text(errors="replace") for path in (run.var_dir / "log").glob("*.log")}
+    logs["terminal"] = run.text()
+    logs["simulate"] = "".join(more)
+    for name, text in logs.items():
+        for secret in [*secrets, *tokens]:
+            assert secret and secret not in text, f"a secret ({secret[:4]}…) is in the {name} log"
+        assert not re.search(r"access_token=[^&\s\"]{6,}", text), f"an access_token in a URL in the {name} log"
+
+
 def test_make_run_serves_everything_shares_its_redis_and_stops_on_ctrl_c(tmp_path):
     for attempt in (1, 2):  # the second run picks up the first one's data
         run = Run(tmp_path)
@@ -168,6 +193,7 @@ def test_make_run_serves_everything_shares_its_redis_and_stops_on_ctrl_c(tmp_pat
                 assert simulate.returncode == 0, simulate.stderr[-3000:]
                 assert "started an embedded Redis" not in simulate.stderr
                 assert '"reconciled": true' in simulate.stdout
+                assert_no_secrets_in_logs(run, recorded, simulate.stdout + simulate.stderr)
                 assert redis.Redis.from_url(recorded).ping()
                 after = requests.get(f"{run.base}/healthz", timeout=10)
                 assert after.status_code == 200, after.text
