@@ -6,7 +6,8 @@ Redis holds the live state of an active pool (keys under crm:rp:<pool id>:):
     state    "open" | "closed"; its absence means "not built" (lost or never built): rebuilt from the DB.
 A claim is one Lua script (already claimed? closed? pop an amount, record it), so a customer claims once and
 the pool never pays more than its budget, whatever the concurrency: left + claimed == budget always holds.
-The DB row (RedPacketClaim, UNIQUE (pool, contact)) is written right after and is what pays out.
+The DB row (RedPacketClaim, UNIQUE (pool, contact)) is written right after, and committed before the customer is
+answered (an acknowledged amount is durable); it is what pays out. One EVALSHA per claim (tests/crm/claims_scale).
 """
 
 from __future__ import annotations
