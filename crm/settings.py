@@ -295,6 +295,9 @@ LOYALTY_VELOCITY_P99_CACHE_SECONDS = env_int("LOYALTY_VELOCITY_P99_CACHE_SECONDS
 # Till rate limits (DRF throttles on the Redis cache): per till (the cashier's user) and per card.
 LOYALTY_TILL_RATE = env_str("LOYALTY_TILL_RATE", "120/min")
 LOYALTY_CARD_RATE = env_str("LOYALTY_CARD_RATE", "10/min")
+# Red-packet claim POSTs (crm/api/throttles.py): per visitor, and per IP (loose: carrier NAT shares addresses).
+REDPACKET_CLAIM_VISITOR_RATE = env_str("REDPACKET_CLAIM_VISITOR_RATE", "10/min")
+REDPACKET_CLAIM_IP_RATE = env_str("REDPACKET_CLAIM_IP_RATE", "600/min")
 
 # --- Audit (crm.audit) ----------------------------------------------------------------------
 # What staff change in the console and the API. Personal fields are masked: an erased person must not live on
@@ -342,7 +345,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "crm.errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_THROTTLE_RATES": {"loyalty_till": LOYALTY_TILL_RATE, "loyalty_card": LOYALTY_CARD_RATE},
+    "DEFAULT_THROTTLE_RATES": {
+        "loyalty_till": LOYALTY_TILL_RATE, "loyalty_card": LOYALTY_CARD_RATE,
+        "redpacket_claim_visitor": REDPACKET_CLAIM_VISITOR_RATE, "redpacket_claim_ip": REDPACKET_CLAIM_IP_RATE,
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Private-domain CRM API",

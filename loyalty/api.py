@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.urls import path
@@ -13,10 +11,10 @@ from rest_framework import exceptions, generics, serializers, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from crm.api.permissions import HasStaffPerms
+from crm.api.throttles import RedisThrottledView, RedisWindowThrottle
 from crm.errors import ApplicationError, NotFound
 from crm.services.customer_links import card_link
 from loyalty import selectors
@@ -28,96 +26,12 @@ from loyalty.selectors_tiers import tier_progress
 from loyalty.services import points_adjust, redemption_create, scan_record
 from loyalty.services.scans import MAX_AMOUNT_FEN, MAX_ITEMS
 from loyalty.services.velocity import velocity_check
-from loyalty.till_cache import redis_client, till_config_pinned, till_user_perms_prime
+from loyalty.till_cache import till_config_pinned, till_user_perms_prime
 
 # --- Till rate limits ---------------------------------------------------------------------------------------
-# DRF throttles count in the default cache (Redis, shared by every web process); rates are
-# REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (LOYALTY_TILL_RATE, LOYALTY_CARD_RATE). Over the rate -> 429 code
-# "throttled" with Retry-After.
-
-# DRF's sliding window (drop requests older than the duration; refuse at the limit; else record this one), kept
-# as a sorted set and run in Redis, every throttle of a request in one call (one round trip), instead of
-# reading and writing back the pickled list of every request in the window (a busy till's list is thousands of
-# timestamps long). Each key is its own window, as DRF's loop over the throttles: a refusal by one does not
-# stop the others counting. ARGV holds four values per key: now, duration, limit, member.
-_WINDOW_LUA = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  local now, duration, limit, member = ARGV[i * 4 - 3], ARGV[i * 4 - 2], tonumber(ARGV[i * 4 - 1]), ARGV[i * 4]
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - duration)
-  local count = redis.call('ZCARD', key)
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2] or now
-  if count >= limit then
-    out[i] = {0, count, oldest}
-  else
-    redis.call('ZADD', key, now, member)
-    redis.call('PEXPIRE', key, math.ceil(duration * 1000))
-    out[i] = {1, count + 1, oldest}
-  end
-end
-return out
-"""
-
-
-class RedisWindowThrottle(SimpleRateThrottle):
-    """SimpleRateThrottle's rule and Retry-After, counted by one Lua script in Redis (falls back to DRF's own
-    code when the cache is not Redis). RedisThrottledView checks all of a view's in one call."""
-
-    _script = None
-
-    def allow_request(self, request, view):
-        return RedisWindowThrottle.allow_all([self], request, view)[0]
-
-    def _window_args(self, request, view) -> list | None:
-        """This request's ARGV for the script, or None when it is not counted (no rate, nothing to key on)."""
-        if self.rate is None:
-            return None
-        self.key = self.get_cache_key(request, view)
-        if self.key is None:
-            return None
-        self.now = self.timer()
-        return [repr(self.now), self.duration, self.num_requests, f"{self.now!r}:{secrets.token_hex(4)}"]
-
-    @staticmethod
-    def allow_all(throttles: list[RedisWindowThrottle], request, view) -> list[bool]:
-        client = redis_client()
-        if client is None:
-            return [SimpleRateThrottle.allow_request(t, request, view) for t in throttles]
-        keys, args, counted = [], [], []
-        for throttle in throttles:
-            window = throttle._window_args(request, view)
-            if window is not None:
-                keys.append(throttle.cache.make_key(f"{throttle.key}:window"))
-                args.extend(window)
-                counted.append(throttle)
-        if counted:
-            if RedisWindowThrottle._script is None:
-                RedisWindowThrottle._script = client.register_script(_WINDOW_LUA)
-            for throttle, (allowed, count, oldest) in zip(
-                counted, RedisWindowThrottle._script(keys=keys, args=args, client=client), strict=True
-            ):
-                throttle._allowed, throttle._count, throttle._oldest = bool(allowed), count, float(oldest)
-        return [getattr(t, "_allowed", True) if t in counted else True for t in throttles]
-
-    def wait(self):
-        if not hasattr(self, "_count"):
-            return super().wait()
-        remaining = self.duration - (self.now - self._oldest) if self._count else self.duration
-        available = self.num_requests - self._count + 1
-        return None if available <= 0 else remaining / float(available)
-
-
-class RedisThrottledView(APIView):
-    """DRF's check_throttles (every throttle counts; the longest wait answers), the Redis windows in one call."""
-
-    def check_throttles(self, request):
-        throttles = self.get_throttles()
-        if not all(isinstance(t, RedisWindowThrottle) for t in throttles):
-            return super().check_throttles(request)
-        allowed = RedisWindowThrottle.allow_all(throttles, request, self)
-        durations = [t.wait() for t, ok in zip(throttles, allowed, strict=True) if not ok]
-        if durations:
-            self.throttled(request, max((d for d in durations if d is not None), default=None))
+# DRF throttles counted in Redis (crm/api/throttles.py: one Lua call per request for all of a view's throttles);
+# rates are REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (LOYALTY_TILL_RATE, LOYALTY_CARD_RATE). Over the rate -> 429
+# code "throttled" with Retry-After.
 
 
 class TillThrottle(RedisWindowThrottle):

@@ -12,6 +12,8 @@ Plain HTML, no JS needed; JSON when the request asks for it (Accept: application
 
 from __future__ import annotations
 
+import math
+
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
@@ -23,6 +25,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
+from crm.api.throttles import claim_throttle
 from crm.errors import ApplicationError
 from crm.models import Contact, LuckyDraw, LuckyDrawEntry, RedPacketClaim, RedPacketPool
 from crm.selectors.campaigns import campaign_reached
@@ -97,7 +100,21 @@ def shared_identity(request: HttpRequest, purpose: str) -> tuple[int | None, Htt
 # --- red packet ----------------------------------------------------------------------------------------------
 
 
+def _throttled(request: HttpRequest, wait: float | None) -> HttpResponse:
+    """429 with Retry-After: this visitor (or this IP) claimed too often; nothing was reserved."""
+    exc = ApplicationError(_("Too many attempts. Please wait a minute and try again."), code="throttled",
+                           status_code=429)
+    response = _error(request, exc)
+    if wait is not None:
+        response["Retry-After"] = str(max(1, math.ceil(wait)))
+    return response
+
+
 def _redpacket(request: HttpRequest, pool_id: int, contact_id: int) -> HttpResponse:
+    if request.method == "POST":  # counted before any database work: a refused burst costs one Redis call
+        allowed, wait = claim_throttle(request, contact_id)
+        if not allowed:
+            return _throttled(request, wait)
     try:
         pool = RedPacketPool.objects.select_related("campaign").filter(id=pool_id).first()
         contact = Contact.objects.filter(id=contact_id).first()

@@ -6,7 +6,8 @@ Redis holds the live state of an active pool (keys under crm:rp:<pool id>:):
     state    "open" | "closed"; its absence means "not built" (lost or never built): rebuilt from the DB.
 A claim is one Lua script (already claimed? closed? pop an amount, record it), so a customer claims once and
 the pool never pays more than its budget, whatever the concurrency: left + claimed == budget always holds.
-The DB row (RedPacketClaim, UNIQUE (pool, contact)) is written right after and is what pays out.
+The DB row (RedPacketClaim, UNIQUE (pool, contact)) is written right after, and committed before the customer is
+answered (an acknowledged amount is durable); it is what pays out. One EVALSHA per claim (tests/crm/claims_scale).
 """
 
 from __future__ import annotations
@@ -398,12 +399,15 @@ def _hold_pool(pool_id: int) -> str | None:
     return row[0] if row else None
 
 
-def _persist_claim(pool: RedPacketPool, contact_id: int, amount: int) -> tuple[RedPacketClaim, bool]:
-    """Write the claim row for a Redis reservation (or find it); payout queued on commit. PoolClosed when the
-    pool stopped being active before the row could be written (its reservation was refunded with it)."""
+def _persist_claim(pool: RedPacketPool, contact_id: int, amount: int, *, fresh: bool = False) -> tuple[
+        RedPacketClaim, bool]:
+    """Write the claim row for a Redis reservation (or find it); payout queued on commit, and committed before the
+    customer is answered. PoolClosed when the pool stopped being active before the row could be written (its
+    reservation was refunded with it). fresh: the Lua call just reserved it, so no row can exist yet (a rebuild
+    puts every DB row into `claimed`): one query less on the hot path; the unique constraint still decides."""
     from crm.tasks.redpackets import pay_claim  # tasks import services; this edge is only called at runtime
 
-    existing = RedPacketClaim.objects.filter(pool=pool, contact_id=contact_id).first()
+    existing = None if fresh else RedPacketClaim.objects.filter(pool=pool, contact_id=contact_id).first()
     if existing:
         return existing, False
     r = get_redis()
@@ -459,7 +463,7 @@ def redpacket_claim(*, pool_id: int, contact_id: int) -> ClaimOutcome:
     try:
         # Also for code -1: the DB row may be missing when an earlier attempt died between Redis and the DB;
         # writing it now finishes that claim instead of leaving the amount stranded in flight.
-        claim, _created = _persist_claim(pool, contact_id, int(amount))
+        claim, _created = _persist_claim(pool, contact_id, int(amount), fresh=code == 1)
     except PoolClosed:
         return ClaimOutcome("expired")
     except Exception:

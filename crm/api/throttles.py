@@ -1,0 +1,148 @@
+"""DRF throttles counted in Redis, shared by every web process: the till's (loyalty) and the red-packet claim's.
+
+Over the rate -> 429 code "throttled" with Retry-After. Rates are REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.core.cache import cache
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+
+def redis_client():
+    """The default cache's own redis-py client (crm.cache keeps one per pool), or None when the cache is not Redis."""
+    backend = getattr(cache, "_cache", None)
+    if backend is None or not hasattr(backend, "get_client"):
+        return None
+    client = getattr(backend, "_throttle_client", None)
+    if client is None:
+        client = backend._throttle_client = backend.get_client(write=True)
+    return client
+
+
+# DRF's sliding window (drop requests older than the duration; refuse at the limit; else record this one), kept
+# as a sorted set and run in Redis, every throttle of a request in one call (one round trip), instead of
+# reading and writing back the pickled list of every request in the window (a busy till's list is thousands of
+# timestamps long). Each key is its own window, as DRF's loop over the throttles: a refusal by one does not
+# stop the others counting. ARGV holds four values per key: now, duration, limit, member.
+_WINDOW_LUA = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local now, duration, limit, member = ARGV[i * 4 - 3], ARGV[i * 4 - 2], tonumber(ARGV[i * 4 - 1]), ARGV[i * 4]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - duration)
+  local count = redis.call('ZCARD', key)
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2] or now
+  if count >= limit then
+    out[i] = {0, count, oldest}
+  else
+    redis.call('ZADD', key, now, member)
+    redis.call('PEXPIRE', key, math.ceil(duration * 1000))
+    out[i] = {1, count + 1, oldest}
+  end
+end
+return out
+"""
+
+
+class RedisWindowThrottle(SimpleRateThrottle):
+    """SimpleRateThrottle's rule and Retry-After, counted by one Lua script in Redis (falls back to DRF's own
+    code when the cache is not Redis). RedisThrottledView checks all of a view's in one call."""
+
+    _script = None
+
+    def allow_request(self, request, view):
+        return RedisWindowThrottle.allow_all([self], request, view)[0]
+
+    def _window_args(self, request, view) -> list | None:
+        """This request's ARGV for the script, or None when it is not counted (no rate, nothing to key on)."""
+        if self.rate is None:
+            return None
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return None
+        self.now = self.timer()
+        return [repr(self.now), self.duration, self.num_requests, f"{self.now!r}:{secrets.token_hex(4)}"]
+
+    @staticmethod
+    def allow_all(throttles: list[RedisWindowThrottle], request, view) -> list[bool]:
+        client = redis_client()
+        if client is None:
+            return [SimpleRateThrottle.allow_request(t, request, view) for t in throttles]
+        keys, args, counted = [], [], []
+        for throttle in throttles:
+            window = throttle._window_args(request, view)
+            if window is not None:
+                keys.append(throttle.cache.make_key(f"{throttle.key}:window"))
+                args.extend(window)
+                counted.append(throttle)
+        if counted:
+            if RedisWindowThrottle._script is None:
+                RedisWindowThrottle._script = client.register_script(_WINDOW_LUA)
+            for throttle, (allowed, count, oldest) in zip(
+                counted, RedisWindowThrottle._script(keys=keys, args=args, client=client), strict=True
+            ):
+                throttle._allowed, throttle._count, throttle._oldest = bool(allowed), count, float(oldest)
+        return [getattr(t, "_allowed", True) if t in counted else True for t in throttles]
+
+    def wait(self):
+        if not hasattr(self, "_count"):
+            return super().wait()
+        remaining = self.duration - (self.now - self._oldest) if self._count else self.duration
+        available = self.num_requests - self._count + 1
+        return None if available <= 0 else remaining / float(available)
+
+
+class RedisThrottledView(APIView):
+    """DRF's check_throttles (every throttle counts; the longest wait answers), the Redis windows in one call."""
+
+    def check_throttles(self, request):
+        throttles = self.get_throttles()
+        if not all(isinstance(t, RedisWindowThrottle) for t in throttles):
+            return super().check_throttles(request)
+        allowed = RedisWindowThrottle.allow_all(throttles, request, self)
+        durations = [t.wait() for t, ok in zip(throttles, allowed, strict=True) if not ok]
+        if durations:
+            self.throttled(request, max((d for d in durations if d is not None), default=None))
+
+
+# --- red-packet claims ---------------------------------------------------------------------------------------
+# A claim's POST is counted per visitor (the contact the signed link or the OAuth session names, whichever device)
+# and per IP (forged or harvested links from one host). The IP rate is loose on purpose: on Singles' Day many
+# customers share one carrier-NAT address.
+
+
+class ClaimVisitorThrottle(RedisWindowThrottle):
+    scope = "redpacket_claim_visitor"
+
+    def get_cache_key(self, request, view):
+        contact_id = getattr(view, "contact_id", None)
+        if contact_id is None:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": contact_id}
+
+
+class ClaimIPThrottle(RedisWindowThrottle):
+    scope = "redpacket_claim_ip"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class _ClaimView:
+    """What the claim throttles key on, for a plain Django view (they are DRF throttles, checked outside DRF)."""
+
+    def __init__(self, contact_id: int | None) -> None:
+        self.contact_id = contact_id
+
+
+def claim_throttle(request, contact_id: int | None) -> tuple[bool, float | None]:
+    """(allowed, seconds to wait) for one claim, both windows in one Redis call; every window counts it."""
+    throttles = [ClaimVisitorThrottle(), ClaimIPThrottle()]
+    allowed = RedisWindowThrottle.allow_all(throttles, request, _ClaimView(contact_id))
+    waits = [t.wait() for t, ok in zip(throttles, allowed, strict=True) if not ok]
+    if not waits:
+        return True, None
+    return False, max((w for w in waits if w is not None), default=None)
