@@ -1,6 +1,6 @@
 """CRM HTTP routes: the staff API under /api/, the WeCom callback, customer-facing pages under /m/."""
 
-from crm.api import callbacks, campaigns, contacts, customer_pages, runs, segments
+from crm.api import callbacks, campaigns, contacts, customer_pages, group_packets, runs, segments
 
 urlpatterns = [
     *callbacks.urlpatterns,
@@ -8,5 +8,6 @@ urlpatterns = [
     *campaigns.urlpatterns,
     *runs.urlpatterns,
     *segments.urlpatterns,
+    *group_packets.urlpatterns,
     *customer_pages.urlpatterns,
 ]
