@@ -109,7 +109,7 @@ def _packets():
 
 
 class GroupPacketListApi(_Base):
-    required_perms = {"GET": ("crm.view_redpacketpool",), "POST": ("crm.add_redpacketpool",)}
+    required_perms = {"GET": ("crm.view_grouppacket",), "POST": ("crm.add_grouppacket",)}
 
     @extend_schema(operation_id="group_packets_list", responses=GroupPacketOutput(many=True))
     def get(self, request: Request) -> Response:
@@ -128,7 +128,7 @@ class GroupPacketListApi(_Base):
 
 
 class GroupPacketDetailApi(_Base):
-    required_perms = {"GET": ("crm.view_redpacketpool",)}
+    required_perms = {"GET": ("crm.view_grouppacket",)}
 
     @extend_schema(responses=GroupPacketDetailOutput)
     def get(self, request: Request, pool_id: int) -> Response:
@@ -138,7 +138,7 @@ class GroupPacketDetailApi(_Base):
 class GroupPacketLaunchApi(_Base):
     """Activate it (a second admin's approval first over the threshold) and post it in its group, once."""
 
-    required_perms = {"POST": ("crm.change_redpacketpool",)}
+    required_perms = {"POST": ("crm.change_grouppacket",)}
 
     @extend_schema(request=None, responses=GroupPacketOutput)
     def post(self, request: Request, pool_id: int) -> Response:
@@ -175,7 +175,7 @@ class GroupPacketOpenApi(APIView):
 
 urlpatterns = [
     path("api/group-packets/", GroupPacketListApi.as_view(), name="group-packet-list"),
-    path("api/group-packets/open", GroupPacketOpenApi.as_view(), name="group-packet-open"),
+    path("m/gp/open", GroupPacketOpenApi.as_view(), name="group-packet-open"),
     path("api/group-packets/<int:pool_id>/", GroupPacketDetailApi.as_view(), name="group-packet-detail"),
     path("api/group-packets/<int:pool_id>/launch", GroupPacketLaunchApi.as_view(), name="group-packet-launch"),
 ]
@@ -183,14 +183,8 @@ urlpatterns = [
 
 # --- the customer's pages under /m/gp/ (plain HTML, as the other customer pages; JSON on request) --------------
 
-MESSAGES = {
-    "claimed": gettext_lazy("You got a red packet!"),
-    "already_claimed": gettext_lazy("You have already opened this red packet."),
-    "exhausted": gettext_lazy("Too slow! All the red packets have been opened."),
-    "not_member": gettext_lazy("Only members of this group can open this red packet."),
-    "not_started": gettext_lazy("This red packet is not open yet."),
-    "expired": gettext_lazy("Sorry, this red packet has expired."),
-}
+MESSAGES = {"claimed": gettext_lazy("You got a red packet!"),
+            **{code: text for code, (_status, text) in gp.REFUSALS.items()}}
 
 
 def _yuan(fen: int) -> str:

@@ -185,5 +185,9 @@ class GroupPacketPost(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        verbose_name = "group packet post"
+        verbose_name_plural = "group packet posts"
+
     def __str__(self) -> str:
         return f"group post of pool {self.pool_id} ({self.status})"

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 from crm.errors import ApplicationError, NotFound
 from crm.models import CustomerGroup, GroupMember, GroupPacketPost, RedPacketClaim, RedPacketPool
@@ -38,11 +38,11 @@ _BOARD_SALT = "crm.group-packet-board"
 
 # What an open that got no packet answers: HTTP status and the user-facing message, by reason code.
 REFUSALS = {
-    "exhausted": (409, "Too slow! All the red packets have been opened."),
-    "not_member": (403, "Only members of this group can open this red packet."),
-    "already_claimed": (409, "You have already opened this red packet."),
-    "not_started": (409, "This red packet is not open yet."),
-    "expired": (410, "Sorry, this red packet has expired."),
+    "exhausted": (409, gettext_lazy("Too slow! All the red packets have been opened.")),
+    "not_member": (403, gettext_lazy("Only members of this group can open this red packet.")),
+    "already_claimed": (409, gettext_lazy("You have already opened this red packet.")),
+    "not_started": (409, gettext_lazy("This red packet is not open yet.")),
+    "expired": (410, gettext_lazy("Sorry, this red packet has expired.")),
 }
 
 
@@ -184,9 +184,9 @@ def group_packet_open(*, pool_id: int, contact_id: int) -> ClaimOutcome:
     if outcome.status == "claimed":
         return outcome
     code = {"none_left": "exhausted", "not_eligible": "not_member"}.get(outcome.status, outcome.status)
-    status, message = REFUSALS.get(code, (409, "You cannot open this red packet."))
+    status, message = REFUSALS.get(code, (409, gettext_lazy("You cannot open this red packet.")))
     details = {"amount_fen": outcome.amount_fen} if code == "already_claimed" else None
-    raise ApplicationError(gettext(message), code=code, field="pool", status_code=status, details=details)
+    raise ApplicationError(str(message), code=code, field="pool", status_code=status, details=details)
 
 
 def group_packet_state(pool: RedPacketPool, contact_id: int) -> tuple[str, int]:

@@ -84,7 +84,7 @@ def test_customer_open_endpoint_answers_reason_codes():
     api = APIClient()
 
     def open_(cid):
-        return api.post("/api/group-packets/open", {"token": _token(gp.group_packet_member_url(pool.id, cid))},
+        return api.post("/m/gp/open", {"token": _token(gp.group_packet_member_url(pool.id, cid))},
                         format="json")
 
     first = open_(members[0])
@@ -95,7 +95,7 @@ def test_customer_open_endpoint_answers_reason_codes():
     assert open_(members[1]).status_code == 200
     late = open_(members[2])
     assert late.status_code == 409 and late.json()["error"]["code"] == "exhausted"
-    forged = api.post("/api/group-packets/open", {"token": "x" + _token(gp.group_packet_member_url(pool.id, 1))},
+    forged = api.post("/m/gp/open", {"token": "x" + _token(gp.group_packet_member_url(pool.id, 1))},
                       format="json")
     assert forged.status_code == 403 and forged.json()["error"]["code"] == "bad_link"
     assert RedPacketClaim.objects.filter(pool=pool).count() == 2
@@ -116,3 +116,10 @@ def test_member_page_opens_and_board_page_shows_the_split(client):
     assert board.status_code == 200 and html.count("data-best-luck") == 1 and 'data-remaining="0"' in html
     assert "Member 0" in html and "Member 1" in html
     assert client.get("/m/gp/board/forged/").status_code == 403
+
+
+def test_the_endpoints_are_in_the_openapi_schema(staff_api):
+    schema = staff_api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    for route in ("/api/group-packets/", "/api/group-packets/{pool_id}/", "/api/group-packets/{pool_id}/launch",
+                  "/m/gp/open"):
+        assert route in schema["paths"], route
