@@ -3,6 +3,8 @@ group), opened by members, each paid once through the pay API by the worker; the
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.utils import timezone
 
@@ -33,7 +35,15 @@ def test_posted_once_in_the_group_opened_by_members_and_each_paid_once(sim, cele
     assert post.msgid and post.sender == "gpowner"
     assert gp.group_packet_post_send(pool.id) == "already posted"  # a retry never posts twice
 
-    got = [gp.group_packet_open(pool_id=pool.id, contact_id=c.id).amount_fen for c in members[:2]]
+    # The first member opens the link posted in the group in their WeChat browser (identified by WeChat OAuth).
+    link = gp.group_packet_link(pool.id)
+    eid = members[0].external_userid
+    page = sim.call("POST", f"shoppers/{eid}/open_link", url=link)
+    assert page["status"] == 200 and 'name="open"' in page["body"], page["body"][:500]
+    opened = sim.call("POST", f"shoppers/{eid}/open_link", url=link, method="POST", data={"open": "1"})
+    assert 'data-status="claimed"' in opened["body"], opened["body"][:500]
+    got = [int(re.search(r'data-amount-fen="(\d+)"', opened["body"]).group(1))]
+    got.append(gp.group_packet_open(pool_id=pool.id, contact_id=members[1].id).amount_fen)
     with pytest.raises(ApplicationError) as late:
         gp.group_packet_open(pool_id=pool.id, contact_id=members[2].id)
     assert late.value.code == "exhausted"
