@@ -1,3 +1,13 @@
 """Django admin, one module per sub-domain."""
 
-from crm.admin import callbacks, campaigns, contacts, platform, rollups, runs, security, segments  # noqa: F401
+from crm.admin import (  # noqa: F401
+    callbacks,
+    campaigns,
+    contacts,
+    group_packets,
+    platform,
+    rollups,
+    runs,
+    security,
+    segments,
+)

@@ -136,6 +136,7 @@ def sections() -> list[tuple[str, list[dict | None]]]:
         (_("Red packets"), [
             _model(_("Red-packet pools"), "redeem", "crm", "redpacketpool"),
             _approvals(),
+            _model(_("Group red packets"), "groups", "crm", "grouppacket"),
             _model(_("Claims"), "paid", "crm", "redpacketclaim"),
             _model(_("Refunds"), "currency_exchange", "crm", "redpacketrefund"),
         ]),

@@ -1,6 +1,6 @@
 """CRM HTTP routes: the staff API under /api/, the WeCom callback, customer-facing pages under /m/."""
 
-from crm.api import callbacks, campaigns, contacts, customer_pages, fission, runs, segments
+from crm.api import callbacks, campaigns, contacts, customer_pages, fission, group_packets, runs, segments
 
 urlpatterns = [
     *callbacks.urlpatterns,
@@ -9,5 +9,6 @@ urlpatterns = [
     *fission.urlpatterns,
     *runs.urlpatterns,
     *segments.urlpatterns,
+    *group_packets.urlpatterns,
     *customer_pages.urlpatterns,
 ]

@@ -3,7 +3,10 @@
 from django.conf import settings
 from django.db import models
 
-__all__ = ["FissionInvite", "FissionReferral", "RedPacketClaim", "RedPacketPool", "RedPacketRefund"]
+__all__ = [
+    "FissionInvite", "FissionReferral", "GroupPacket", "GroupPacketPost", "RedPacketClaim", "RedPacketPool",
+    "RedPacketRefund",
+]
 
 MIN_PACKET_FEN = 100  # WeCom corp red packets: 1..200 yuan without a scene_id
 MAX_PACKET_FEN = 20000
@@ -42,6 +45,11 @@ class RedPacketPool(models.Model):
     # A packet unlocks only after a task the CRM can verify: 0 = none; N = fission, N friends new to the brand
     # added through the customer's personal invite QR (FissionInvite), counted from the add callbacks.
     gate_friends = models.PositiveSmallIntegerField(default=0)
+    # A group lucky packet (crm.services.group_packets): posted in this customer group, opened only by its present
+    # members, first come first served until the `count` packets are gone. Empty for a campaign's pool.
+    group = models.ForeignKey(
+        "crm.CustomerGroup", null=True, blank=True, on_delete=models.PROTECT, related_name="group_packets"
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
     # The precomputed split (written once at activation): Redis state is rebuilt from it and the claims.
     amounts = models.JSONField(default=list, blank=True)
@@ -149,3 +157,37 @@ class FissionReferral(models.Model):
 
     def __str__(self) -> str:
         return f"{self.invitee_id} via {self.invite_id}"
+
+
+class GroupPacket(RedPacketPool):
+    """A group lucky packet: a pool with a group (the console's own screen for them)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "group lucky packet"
+        verbose_name_plural = "group lucky packets"
+
+
+class GroupPacketPost(models.Model):
+    """The group message that carries a group packet's link: one per packet (the idempotency key), sent at most
+    once (claimed SENDING and committed before WeCom is called)."""
+
+    class Status(models.TextChoices):
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent (task created)"
+        FAILED = "failed", "Failed"
+
+    pool = models.OneToOneField(RedPacketPool, on_delete=models.PROTECT, related_name="group_post")
+    sender = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SENDING)
+    msgid = models.CharField(max_length=64, blank=True)
+    errmsg = models.CharField(max_length=512, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "group packet post"
+        verbose_name_plural = "group packet posts"
+
+    def __str__(self) -> str:
+        return f"group post of pool {self.pool_id} ({self.status})"

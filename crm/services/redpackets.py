@@ -487,6 +487,12 @@ def redpacket_claim_refusal(pool: RedPacketPool, contact_id: int) -> str | None:
     customer's page both ask this."""
     if pool.starts_at is not None and pool.starts_at > timezone.now():
         return "not_started"
+    if pool.group_id is not None:  # a group packet: present members of the group only (at open time, uncached)
+        from crm.services.group_packets import group_packet_refusal
+
+        refusal = group_packet_refusal(pool, contact_id)
+        if refusal:
+            return refusal
     if not redpacket_eligible(pool, contact_id):
         return "not_eligible"
     if pool.gate_friends and not fission_progress(pool, contact_id)["unlocked"]:

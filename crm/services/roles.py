@@ -52,12 +52,12 @@ ROLE_PERMISSIONS: dict[str, str | frozenset[str]] = {
                 "taggroup", "tag", "contacttag", "channel",
                 "customergroup", "groupmember", "groupjoinway", "vipinvite",
                 "campaign", "massmessage", "campaignrecipient", "luckydraw", "luckydrawentry",
-                "redpacketpool", "redpacketclaim", "redpacketrefund", "fissioninvite", "fissionreferral",
+                "redpacketpool", "redpacketclaim", "redpacketrefund", "fissioninvite", "fissionreferral", "grouppacket",
                 "staff",  # to pick a channel's staff; handing them over is not theirs
             ],
         )
         + _model_perms("crm", "add change", ["tag", "channel", "campaign", "luckydraw", "redpacketpool",
-                                             "groupjoinway"])
+                                             "groupjoinway", "grouppacket"])
         + _model_perms("crm", "change", ["contact", "taggroup", "customergroup"])
         + _model_perms("crm", "add delete", ["contacttag"])
         + _model_perms("crm", "add", ["consentrecord"])  # consent is versioned: a new row, never an edit
