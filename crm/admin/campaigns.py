@@ -16,6 +16,7 @@ from crm.errors import ApplicationError
 from crm.models import (
     Campaign,
     CampaignRecipient,
+    Channel,
     FissionInvite,
     FissionReferral,
     LuckyDraw,
@@ -32,7 +33,7 @@ from crm.services import redpackets as redpacket_services
 from crm.services.payouts import claim_payout_retry
 
 POOL_FIELDS = ["budget_fen", "count", "mode", "min_fen", "max_fen", "starts_at", "expires_at", "act_name", "wishing",
-               "gate_friends", "eligibility"]  # fmt: skip
+               "gate_friends", "gate_game", "gate_purchase_fen", "gate_channel", "eligibility"]  # fmt: skip
 
 
 class RedPacketPoolForm(forms.ModelForm):
@@ -42,6 +43,18 @@ class RedPacketPoolForm(forms.ModelForm):
     gate_friends = forms.IntegerField(
         required=False, min_value=0, max_value=50, label=_("Friends to invite"),
         help_text=_("Fission: friends new to the brand each customer must bring through their invite QR (0: none)."),
+    )  # fmt: skip
+    gate_game = forms.BooleanField(
+        required=False, label=_("Mini-game"),
+        help_text=_("The customer plays a short game on the red packet's page first (a signed, checked result)."),
+    )  # fmt: skip
+    gate_purchase_fen = forms.IntegerField(
+        required=False, min_value=0, label=_("Purchase of at least (fen)"),
+        help_text=_("Till receipts and imported orders since the pool opened (0: none)."),
+    )  # fmt: skip
+    gate_channel = forms.ModelChoiceField(
+        queryset=Channel.objects.order_by("name"), required=False, label=_("Add our staff via"),
+        help_text=_("The customer must have added a staff member through this channel's contact way."),
     )  # fmt: skip
     eligible_segment = forms.ModelChoiceField(
         queryset=Segment.objects.order_by("name"), required=False, label=_("Who may claim"),
@@ -64,6 +77,8 @@ class RedPacketPoolForm(forms.ModelForm):
         segment = data.pop("eligible_segment", None)
         data["eligibility"] = {"field": "segment", "op": "in", "value": [segment.pk]} if segment else {}
         data["gate_friends"] = data.get("gate_friends") or 0
+        data["gate_purchase_fen"] = data.get("gate_purchase_fen") or 0
+        data["gate_game"] = bool(data.get("gate_game"))
         if self.errors or not all(name in self.fields for name in ("budget_fen", "count", "mode", "expires_at")):
             return data
         try:

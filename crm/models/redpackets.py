@@ -42,6 +42,14 @@ class RedPacketPool(models.Model):
     # A packet unlocks only after a task the CRM can verify: 0 = none; N = fission, N friends new to the brand
     # added through the customer's personal invite QR (FissionInvite), counted from the add callbacks.
     gate_friends = models.PositiveSmallIntegerField(default=0)
+    # More gates (crm.services.gates), all of which must be passed: a mini-game played on the page (a signed,
+    # server-issued session: crm.services.game_gate), purchases of at least gate_purchase_fen since the pool
+    # opened (till receipts and imported orders), and an add of our staff through gate_channel's contact way.
+    gate_game = models.BooleanField(default=False)
+    gate_purchase_fen = models.PositiveBigIntegerField(default=0)
+    gate_channel = models.ForeignKey(
+        "crm.Channel", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
     # The precomputed split (written once at activation): Redis state is rebuilt from it and the claims.
     amounts = models.JSONField(default=list, blank=True)
