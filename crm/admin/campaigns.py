@@ -19,6 +19,7 @@ from crm.models import (
     Channel,
     FissionInvite,
     FissionReferral,
+    GameSession,
     LuckyDraw,
     LuckyDrawEntry,
     MassMessage,
@@ -33,7 +34,8 @@ from crm.services import redpackets as redpacket_services
 from crm.services.payouts import claim_payout_retry
 
 POOL_FIELDS = ["budget_fen", "count", "mode", "min_fen", "max_fen", "starts_at", "expires_at", "act_name", "wishing",
-               "gate_friends", "gate_game", "gate_purchase_fen", "gate_channel", "eligibility"]  # fmt: skip
+               "gate_friends", "gate_game", "gate_purchase_fen", "gate_channel", "claim_expiry_hours",
+               "eligibility"]  # fmt: skip
 
 
 class RedPacketPoolForm(forms.ModelForm):
@@ -537,6 +539,20 @@ class FissionReferralAdmin(ModelAdmin):
     search_fields = ["invite__state", "invitee__name", "invitee__external_userid"]
     raw_id_fields = ["pool", "invite", "invitee"]
     readonly_fields = ["pool", "invite", "invitee", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(GameSession)
+class GameSessionAdmin(ModelAdmin):
+    """Read-only: mini-game sessions the customer pages issued, finished once by a verified result."""
+
+    list_display = ["id", "pool", "contact", "started_at", "finished_at", "score"]
+    search_fields = ["nonce", "contact__name", "contact__external_userid"]
+    list_filter = ["pool"]
+    raw_id_fields = ["pool", "contact"]
+    readonly_fields = ["pool", "contact", "nonce", "started_at", "finished_at", "score"]
 
     def has_add_permission(self, request) -> bool:
         return False

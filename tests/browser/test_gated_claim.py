@@ -15,8 +15,10 @@ from crm.services.redpackets import claim_url
 from tests.crm.campaigns.conftest import later, make_contact, make_staff
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-TEXT = {"zh-hans": {"locked": "完成下面的任务", "gate": "玩下面的游戏", "start": "开始游戏"},
-        "en": {"locked": "Complete the tasks below", "gate": "Play the game below", "start": "Start the game"}}  # fmt: skip
+TEXT = {
+    "zh-hans": {"locked": "完成下面的任务", "gate": "玩下面的游戏", "start": "开始游戏"},
+    "en": {"locked": "Complete the tasks below", "gate": "Play the game below", "start": "Start the game"},
+}
 
 
 def test_game_played_unlocks_the_packet_then_claimed(chromium, lang, live_url, screenshot):
