@@ -31,6 +31,8 @@ from crm.models import (
 from crm.services import campaign_runs, run_control
 from crm.services import campaigns as campaign_services
 from crm.services import redpackets as redpacket_services
+from crm.services.claim_expiry import clean_claim_expiry
+from crm.services.gates import clean_gates
 from crm.services.payouts import claim_payout_retry
 
 POOL_FIELDS = ["budget_fen", "count", "mode", "min_fen", "max_fen", "starts_at", "expires_at", "act_name", "wishing",
@@ -81,6 +83,13 @@ class RedPacketPoolForm(forms.ModelForm):
         data["gate_friends"] = data.get("gate_friends") or 0
         data["gate_purchase_fen"] = data.get("gate_purchase_fen") or 0
         data["gate_game"] = bool(data.get("gate_game"))
+        try:  # the service's checks, said on the field at fault
+            clean_gates(gate_game=data["gate_game"], gate_purchase_fen=data["gate_purchase_fen"],
+                        gate_channel=data.get("gate_channel"))  # fmt: skip
+            if "claim_expiry_hours" in data:
+                clean_claim_expiry(data["claim_expiry_hours"])
+        except ApplicationError as exc:
+            add_service_error(self, exc)
         if self.errors or not all(name in self.fields for name in ("budget_fen", "count", "mode", "expires_at")):
             return data
         try:

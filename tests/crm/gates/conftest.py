@@ -1,1 +1,1 @@
-from tests.crm.campaigns.conftest import sim  # noqa: F401  (the simulator over HTTP, for add callbacks)
+from tests.crm.campaigns.conftest import admin_client, sim  # noqa: F401  (a superuser's console; the simulator)
