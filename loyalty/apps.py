@@ -15,6 +15,10 @@ class LoyaltyConfig(AppConfig):
         from loyalty import segment_fields
 
         segment_fields.register()
+        # The red packets' purchase gate counts what segment spend counts.
+        from crm.services.gates import register_purchase_total
+
+        register_purchase_total(segment_fields.purchase_total)
         # A campaign's coupon, granted to each recipient once crm has stored their delivery.
         from crm.services.push_hooks import register_delivered_hook
         from loyalty.services.campaign_coupons import campaign_delivered_hook

@@ -241,6 +241,15 @@ def _categories() -> list[dict]:
     return [{"value": c, "label": c} for c in cats[:1000]]
 
 
+def purchase_total(contact_id: int, since) -> int:
+    """Fen the contact spent since `since`: the rows spend counts (receipts and, per setting, order lines). The red
+    packets' purchase gate asks it (crm.services.gates.register_purchase_total)."""
+    sql, params = _rows(connection.vendor == "postgresql", True, since)
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT COALESCE(SUM(t.amount), 0) FROM ({sql}) t WHERE t.contact_id = %s", [*params, contact_id])
+        return int(cur.fetchone()[0])
+
+
 def register() -> None:
     seg.register_row_column(TIER_COLUMN)
     seg.register_field(

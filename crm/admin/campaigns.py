@@ -17,8 +17,10 @@ from crm.errors import ApplicationError
 from crm.models import (
     Campaign,
     CampaignRecipient,
+    Channel,
     FissionInvite,
     FissionReferral,
+    GameSession,
     LuckyDraw,
     LuckyDrawEntry,
     MassMessage,
@@ -30,10 +32,13 @@ from crm.models import (
 from crm.services import campaign_runs, run_control
 from crm.services import campaigns as campaign_services
 from crm.services import redpackets as redpacket_services
+from crm.services.claim_expiry import clean_claim_expiry
+from crm.services.gates import clean_gates
 from crm.services.payouts import claim_payout_retry
 
 POOL_FIELDS = ["budget_fen", "count", "mode", "min_fen", "max_fen", "starts_at", "expires_at", "act_name", "wishing",
-               "gate_friends", "eligibility"]  # fmt: skip
+               "gate_friends", "gate_game", "gate_purchase_fen", "gate_channel", "claim_expiry_hours",
+               "eligibility"]  # fmt: skip
 
 
 class RedPacketPoolForm(forms.ModelForm):
@@ -43,6 +48,18 @@ class RedPacketPoolForm(forms.ModelForm):
     gate_friends = forms.IntegerField(
         required=False, min_value=0, max_value=50, label=_("Friends to invite"),
         help_text=_("Fission: friends new to the brand each customer must bring through their invite QR (0: none)."),
+    )  # fmt: skip
+    gate_game = forms.BooleanField(
+        required=False, label=_("Mini-game"),
+        help_text=_("The customer plays a short game on the red packet's page first (a signed, checked result)."),
+    )  # fmt: skip
+    gate_purchase_fen = forms.IntegerField(
+        required=False, min_value=0, label=_("Purchase of at least (fen)"),
+        help_text=_("Till receipts and imported orders since the pool opened (0: none)."),
+    )  # fmt: skip
+    gate_channel = forms.ModelChoiceField(
+        queryset=Channel.objects.order_by("name"), required=False, label=_("Add our staff via"),
+        help_text=_("The customer must have added a staff member through this channel's contact way."),
     )  # fmt: skip
     eligible_segment = forms.ModelChoiceField(
         queryset=Segment.objects.order_by("name"), required=False, label=_("Who may claim"),
@@ -65,6 +82,15 @@ class RedPacketPoolForm(forms.ModelForm):
         segment = data.pop("eligible_segment", None)
         data["eligibility"] = {"field": "segment", "op": "in", "value": [segment.pk]} if segment else {}
         data["gate_friends"] = data.get("gate_friends") or 0
+        data["gate_purchase_fen"] = data.get("gate_purchase_fen") or 0
+        data["gate_game"] = bool(data.get("gate_game"))
+        try:  # the service's checks, said on the field at fault
+            clean_gates(gate_game=data["gate_game"], gate_purchase_fen=data["gate_purchase_fen"],
+                        gate_channel=data.get("gate_channel"))  # fmt: skip
+            if "claim_expiry_hours" in data:
+                clean_claim_expiry(data["claim_expiry_hours"])
+        except ApplicationError as exc:
+            add_service_error(self, exc)
         if self.errors or not all(name in self.fields for name in ("budget_fen", "count", "mode", "expires_at")):
             return data
         try:
@@ -523,6 +549,20 @@ class FissionReferralAdmin(ModelAdmin):
     search_fields = ["invite__state", "invitee__name", "invitee__external_userid"]
     raw_id_fields = ["pool", "invite", "invitee"]
     readonly_fields = ["pool", "invite", "invitee", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(GameSession)
+class GameSessionAdmin(ModelAdmin):
+    """Read-only: mini-game sessions the customer pages issued, finished once by a verified result."""
+
+    list_display = ["id", "pool", "contact", "started_at", "finished_at", "score"]
+    search_fields = ["nonce", "contact__name", "contact__external_userid"]
+    list_filter = ["pool"]
+    raw_id_fields = ["pool", "contact"]
+    readonly_fields = ["pool", "contact", "nonce", "started_at", "finished_at", "score"]
 
     def has_add_permission(self, request) -> bool:
         return False

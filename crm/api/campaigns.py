@@ -39,6 +39,21 @@ class RedPacketInput(serializers.Serializer):
         required=False, min_value=0, max_value=50,
         help_text="Fission: friends new to the brand a customer must bring through their invite QR (0: no gate).",
     )  # fmt: skip
+    gate_game = serializers.BooleanField(
+        required=False, help_text="Mini-game gate: a signed game result from the red packet's page unlocks it.",
+    )  # fmt: skip
+    gate_purchase_fen = serializers.IntegerField(
+        required=False, min_value=0,
+        help_text="Purchase gate: fen spent since the pool opened (till receipts and imported orders); 0: no gate.",
+    )  # fmt: skip
+    claim_expiry_hours = serializers.IntegerField(
+        required=False, min_value=1, max_value=168,
+        help_text="A claim not paid within this many hours is refunded (default 24).",
+    )  # fmt: skip
+    gate_channel = serializers.IntegerField(
+        required=False, allow_null=True,
+        help_text="Add-staff gate: the channel (id) whose contact way the customer must have added staff through.",
+    )  # fmt: skip
 
 
 class PoolOutput(serializers.ModelSerializer):
@@ -47,7 +62,8 @@ class PoolOutput(serializers.ModelSerializer):
         fields = [
             "id", "campaign", "budget_fen", "count", "mode", "min_fen", "max_fen", "expires_at", "status",
             "act_name", "wishing", "sender_name", "activated_at", "created_at", "created_by", "approved_by",
-            "starts_at", "eligibility", "gate_friends",
+            "starts_at", "eligibility", "gate_friends", "gate_game", "gate_purchase_fen", "gate_channel",
+            "claim_expiry_hours",
             "approved_at", "needs_approval", "reconciled_at", "reconcile_balanced", "reconcile_difference_fen",
         ]
 

@@ -12,6 +12,7 @@ Plain HTML, no JS needed; JSON when the request asks for it (Accept: application
 
 from __future__ import annotations
 
+import json
 import math
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -32,6 +33,8 @@ from crm.selectors.campaigns import campaign_reached
 from crm.services import wechat_oauth
 from crm.services.campaigns import lucky_draw_play, parse_draw_token
 from crm.services.fission import fission_invite, fission_progress
+from crm.services.game_gate import game_finish, game_start
+from crm.services.gates import gate_progress
 from crm.services.redpackets import parse_claim_token, redpacket_claim, redpacket_claim_refusal
 
 MESSAGES = {
@@ -43,6 +46,8 @@ MESSAGES = {
     "not_eligible": gettext_lazy("Sorry, this red packet is for other customers."),
     "locked": gettext_lazy("Invite friends to add us with your QR code below to unlock your red packet."),
 }
+# A gated pool's page says what is left to do (gate_progress), one line per gate.
+GATE_LOCKED = gettext_lazy("Complete the tasks below to unlock your red packet.")
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -133,29 +138,44 @@ def _redpacket(request: HttpRequest, pool_id: int, contact_id: int) -> HttpRespo
                 status, amount = "expired", 0
             else:
                 status, amount = redpacket_claim_refusal(pool, contact.id) or "open", 0
-        invite = fission_invite(pool.id, contact.id) if status == "locked" else None
+        friends_left = status == "locked" and not fission_progress(pool, contact.id)["unlocked"]
+        invite = fission_invite(pool.id, contact.id) if pool.gate_friends and friends_left else None
         progress = fission_progress(pool, contact.id) if pool.gate_friends else None
+        gates = gate_progress(pool, contact.id)
     except ApplicationError as exc:
         return _error(request, exc)
+    message = MESSAGES.get(status, "")
+    if status == "locked" and any(g["gate"] != "friends" for g in gates):
+        message = GATE_LOCKED
+    if request.method == "POST" and status == "locked":
+        # A claim before the gates are passed: refused with which ones (the page below lists them again).
+        left = [g["gate"] for g in gates if not g["done"]]
+        if _wants_json(request):
+            return JsonResponse({"error": {"code": "gate_incomplete", "message": str(message), "field": "gate",
+                                           "details": {"gates": left, "progress": gates}}}, status=403)  # fmt: skip
     campaign = pool.campaign
     if _wants_json(request):
         return JsonResponse(
             {
                 "status": status,
-                "message": str(MESSAGES.get(status, "")),
+                "message": str(message),
                 "amount_fen": amount,
                 "pool_id": pool.id,
                 "contact_id": contact.id,
                 "campaign": campaign.name if campaign else "",
                 "expires_at": pool.expires_at.isoformat(),
                 "invite": {**progress, "qr_code": invite.qr_code if invite else ""} if progress else None,
+                "gates": gates,
             }
         )
     context = {
         "progress": progress,
         "invite": invite,
         "status": status,
-        "message": MESSAGES.get(status, ""),
+        "message": message,
+        "gates": [{**g, **_gate_text(g)} for g in gates],
+        # The game runs on the signed link's page (its token names the customer to the game's calls).
+        "game_start_url": f"{request.path}game/start/" if pool.gate_game and request.path.startswith("/m/rp/") else "",
         "amount_yuan": _yuan(amount),
         "amount_fen": amount,
         "pool": pool,
@@ -163,7 +183,58 @@ def _redpacket(request: HttpRequest, pool_id: int, contact_id: int) -> HttpRespo
         "contact": contact,
         "expires_at": timezone.localtime(pool.expires_at),
     }
-    return render(request, "crm/redpacket.html", context)
+    http_status = 403 if request.method == "POST" and status == "locked" else 200
+    return render(request, "crm/redpacket.html", context, status=http_status)
+
+
+def _gate_text(gate: dict) -> dict:
+    """The line the page shows for a gate ("spent ¥30.00 of ¥50.00")."""
+    kind = gate["gate"]
+    if kind == "game":
+        text = _("Game played") if gate["done"] else _("Play the game below")
+    elif kind == "purchase":
+        text = _("Spent ¥%(spent)s of ¥%(needed)s") % {"spent": _yuan(min(gate["spent_fen"], gate["needed_fen"])),
+                                                        "needed": _yuan(gate["needed_fen"])}  # fmt: skip
+    elif kind == "staff":
+        text = (_("Added our staff via %(channel)s") if gate["done"] else _("Add our staff via %(channel)s")) % {
+            "channel": gate["channel"]}
+    else:
+        text = _("%(n)s of %(needed)s friends") % {"n": gate["friends"], "needed": gate["needed"]}
+    return {"text": text}
+
+
+def _game(request: HttpRequest, token: str, action: str) -> JsonResponse:
+    """The mini-game gate's two calls from the page: start (a signed session) and result (verified)."""
+    try:
+        pool_id, contact_id = parse_claim_token(token)
+        if action == "start":
+            return JsonResponse(game_start(pool_id, contact_id))
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise ApplicationError(_("The request body must be a JSON object."), code="bad_json", field="body")
+        session = game_finish(pool_id=pool_id, contact_id=contact_id, nonce=body.get("nonce"),
+                              score=body.get("score"), sig=body.get("sig"))  # fmt: skip
+    except ApplicationError as exc:
+        return JsonResponse({"error": {"code": exc.code, "message": str(exc.message), "field": exc.field,
+                                       "details": exc.details}}, status=exc.status_code)  # fmt: skip
+    return JsonResponse({"status": "played", "score": session.score})
+
+
+@csrf_exempt  # the signed token in the URL is the credential
+@require_http_methods(["POST"])
+@never_cache
+def game_start_view(request: HttpRequest, token: str) -> JsonResponse:
+    return _game(request, token, "start")
+
+
+@csrf_exempt  # the signed token in the URL is the credential
+@require_http_methods(["POST"])
+@never_cache
+def game_result_view(request: HttpRequest, token: str) -> JsonResponse:
+    return _game(request, token, "result")
 
 
 @csrf_exempt
@@ -271,5 +342,7 @@ urlpatterns = [
     path("m/pool/<int:pool_id>/", pool_page, name="redpacket-pool-page"),
     path("m/luckydraw/<int:draw_id>/", shared_draw_page, name="lucky-draw-shared-page"),
     path("m/rp/<str:token>/", redpacket_page, name="redpacket-page"),
+    path("m/rp/<str:token>/game/start/", game_start_view, name="redpacket-game-start"),
+    path("m/rp/<str:token>/game/result/", game_result_view, name="redpacket-game-result"),
     path("m/draw/<str:token>/", lucky_draw_page, name="lucky-draw-page"),
 ]

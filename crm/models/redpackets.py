@@ -50,6 +50,17 @@ class RedPacketPool(models.Model):
     group = models.ForeignKey(
         "crm.CustomerGroup", null=True, blank=True, on_delete=models.PROTECT, related_name="group_packets"
     )
+    # More gates (crm.services.gates), all of which must be passed: a mini-game played on the page (a signed,
+    # server-issued session: crm.services.game_gate), purchases of at least gate_purchase_fen since the pool
+    # opened (till receipts and imported orders), and an add of our staff through gate_channel's contact way.
+    gate_game = models.BooleanField(default=False)
+    gate_purchase_fen = models.PositiveBigIntegerField(default=0)
+    gate_channel = models.ForeignKey(
+        "crm.Channel", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # A claim not paid within this many hours of its claim is refunded (like WeCom's 24 h for an unopened packet):
+    # crm.services.claim_expiry, from the refund beat.
+    claim_expiry_hours = models.PositiveSmallIntegerField(default=24)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
     # The precomputed split (written once at activation): Redis state is rebuilt from it and the claims.
     amounts = models.JSONField(default=list, blank=True)
@@ -90,6 +101,7 @@ class RedPacketClaim(models.Model):
         PAYING = "paying", "Paying"
         PAID = "paid", "Paid"
         FAILED = "failed", "Payout failed"
+        EXPIRED = "expired", "Not paid in time, refunded"
 
     pool = models.ForeignKey(RedPacketPool, on_delete=models.PROTECT, related_name="claims")
     contact = models.ForeignKey("crm.Contact", on_delete=models.PROTECT, related_name="red_packet_claims")

@@ -25,7 +25,8 @@ class PayoutRetry(Exception):
 def _fail(claim_id: int, message: str) -> str:
     with transaction.atomic():
         claim = RedPacketClaim.objects.select_for_update().get(id=claim_id)
-        if claim.status != RedPacketClaim.Status.PAID:
+        # An expired claim was refunded (crm.services.claim_expiry): it stays so, nothing is owed.
+        if claim.status not in (RedPacketClaim.Status.PAID, RedPacketClaim.Status.EXPIRED):
             claim.status = RedPacketClaim.Status.FAILED
             claim.last_error = message[:512]
             claim.save(update_fields=["status", "last_error"])
@@ -43,7 +44,8 @@ def claim_payout(claim_id: int) -> str:
     """Pay one claim; the resulting status. Raises PayoutRetry when trying again (same billno) can help."""
     with transaction.atomic():
         claim = RedPacketClaim.objects.select_for_update().select_related("contact", "pool").filter(id=claim_id).first()
-        if claim is None or claim.status in (RedPacketClaim.Status.PAID, RedPacketClaim.Status.FAILED):
+        settled = (RedPacketClaim.Status.PAID, RedPacketClaim.Status.FAILED, RedPacketClaim.Status.EXPIRED)
+        if claim is None or claim.status in settled:
             return claim.status if claim else "missing"
         # Marked before the call: a crash from here on leaves "paying", and the redelivered task repeats the billno.
         claim.status = RedPacketClaim.Status.PAYING

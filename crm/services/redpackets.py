@@ -32,8 +32,9 @@ from django.utils.translation import gettext
 from crm.errors import ApplicationError, Conflict, NotFound
 from crm.models import Contact, RedPacketClaim, RedPacketPool, RedPacketRefund
 from crm.models.redpackets import MAX_PACKET_FEN, MIN_PACKET_FEN
+from crm.services.claim_expiry import clean_claim_expiry
 from crm.services.customer_links import absolute_url, sign_contact, unsign_contact
-from crm.services.fission import fission_progress
+from crm.services.gates import clean_gates, gates_incomplete
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 KEY_PREFIX = "crm:rp:"
@@ -207,12 +208,18 @@ def redpacket_pool_create(
     starts_at: datetime | None = None,
     eligibility: dict | None = None,
     gate_friends: int = 0,
+    gate_game: bool = False,
+    gate_purchase_fen: int = 0,
+    gate_channel=None,
+    claim_expiry_hours: int = 24,
 ) -> RedPacketPool:
     min_fen, max_fen = redpacket_pool_validate(
         budget_fen=budget_fen, count=count, mode=mode, min_fen=min_fen, max_fen=max_fen, expires_at=expires_at
     )
     window = _clean_window_and_eligibility(starts_at, expires_at, eligibility)
     window["gate_friends"] = _clean_gate(gate_friends)
+    window.update(clean_gates(gate_game=gate_game, gate_purchase_fen=gate_purchase_fen, gate_channel=gate_channel))
+    window["claim_expiry_hours"] = clean_claim_expiry(claim_expiry_hours)
     if campaign_id is not None and RedPacketPool.objects.filter(campaign_id=campaign_id).exists():
         raise ApplicationError("This campaign already has a red-packet pool.", field="campaign", code="conflict")
     return RedPacketPool.objects.create(
@@ -232,7 +239,8 @@ def redpacket_pool_create(
 
 
 POOL_EDITABLE_FIELDS = frozenset({"budget_fen", "count", "mode", "min_fen", "max_fen", "expires_at", "act_name",
-                                   "wishing", "sender_name", "starts_at", "eligibility", "gate_friends"})
+                                   "wishing", "sender_name", "starts_at", "eligibility", "gate_friends",
+                                   "gate_game", "gate_purchase_fen", "gate_channel", "claim_expiry_hours"})
 
 
 @transaction.atomic
@@ -247,7 +255,8 @@ def redpacket_pool_update(pool_id: int, **fields) -> RedPacketPool:
     unknown = sorted(set(fields) - POOL_EDITABLE_FIELDS)
     if unknown:
         raise ApplicationError(f"{unknown[0]} cannot be changed.", field=unknown[0])
-    merged = {name: fields.get(name, getattr(pool, name)) for name in POOL_EDITABLE_FIELDS}
+    merged = {name: fields.get(name, getattr(pool, name)) for name in POOL_EDITABLE_FIELDS - {"gate_channel"}}
+    merged["gate_channel"] = fields.get("gate_channel", pool.gate_channel_id)
     pool.min_fen, pool.max_fen = redpacket_pool_validate(
         budget_fen=merged["budget_fen"], count=merged["count"], mode=merged["mode"], min_fen=merged["min_fen"],
         max_fen=merged["max_fen"], expires_at=merged["expires_at"],
@@ -255,6 +264,10 @@ def redpacket_pool_update(pool_id: int, **fields) -> RedPacketPool:
     window = _clean_window_and_eligibility(merged["starts_at"], merged["expires_at"], merged["eligibility"])
     pool.starts_at, pool.eligibility = window["starts_at"], window["eligibility"]
     pool.gate_friends = _clean_gate(merged["gate_friends"])
+    for name, value in clean_gates(gate_game=merged["gate_game"], gate_purchase_fen=merged["gate_purchase_fen"],
+                                   gate_channel=merged["gate_channel"]).items():  # fmt: skip
+        setattr(pool, name, value)
+    pool.claim_expiry_hours = clean_claim_expiry(merged["claim_expiry_hours"])
     if merged["budget_fen"] != pool.budget_fen:
         pool.approved_by, pool.approved_at = None, None  # the approval was for another budget
     for name in ("budget_fen", "count", "mode", "expires_at"):
@@ -483,8 +496,8 @@ ELIGIBLE_CACHE_SECONDS = 60
 
 def redpacket_claim_refusal(pool: RedPacketPool, contact_id: int) -> str | None:
     """Why this contact may not claim from an active pool yet: not_started (before starts_at), not_eligible
-    (outside its eligibility), locked (its fission gate not passed); None when they may. The claim and the
-    customer's page both ask this."""
+    (outside its eligibility), locked (a gate not passed: crm.services.gates); None when they may. The claim and
+    the customer's page both ask this."""
     if pool.starts_at is not None and pool.starts_at > timezone.now():
         return "not_started"
     if pool.group_id is not None:  # a group packet: present members of the group only (at open time, uncached)
@@ -495,7 +508,7 @@ def redpacket_claim_refusal(pool: RedPacketPool, contact_id: int) -> str | None:
             return refusal
     if not redpacket_eligible(pool, contact_id):
         return "not_eligible"
-    if pool.gate_friends and not fission_progress(pool, contact_id)["unlocked"]:
+    if gates_incomplete(pool, contact_id):
         return "locked"
     return None
 
@@ -638,6 +651,9 @@ def redpacket_reconcile(pool_id: int) -> dict:
         in_flight = sum(a for c, a in reserved.items() if c not in db_claims and c not in settled)
         mismatched = sum(1 for c, a in db_claims.items() if reserved.get(c) != a)
     paid = by_status.get(RedPacketClaim.Status.PAID, 0) or 0
+    # Claims not paid within the pool's claim expiry went back to the budget (crm.services.claim_expiry).
+    expired = by_status.get(RedPacketClaim.Status.EXPIRED, 0) or 0
+    refunded += expired
     paying = by_status.get(RedPacketClaim.Status.PAYING, 0) or 0
     queued = by_status.get(RedPacketClaim.Status.RECEIVED, 0) or 0
     failed = by_status.get(RedPacketClaim.Status.FAILED, 0) or 0
@@ -654,6 +670,7 @@ def redpacket_reconcile(pool_id: int) -> dict:
         "queued_fen": queued,
         "failed_fen": failed,
         "refunded_fen": refunded,
+        "expired_claims_fen": expired,
         "claimable_fen": claimable,
         "in_flight_fen": in_flight,
         # The issue's terms: budget = paid + paying + failed + refunded + reserved + claimable.

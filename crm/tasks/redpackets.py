@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from crm.services.claim_expiry import expire_unpaid_claims
 from crm.services.payouts import PayoutRetry, claim_payout, claim_payout_give_up, stuck_payout_claim_ids
 from crm.services.redpackets import redpacket_reconcile_watched, redpacket_refund_all_expired
 
@@ -24,10 +25,11 @@ def pay_claim(self, claim_id: int) -> str:
 def refund_expired_pools() -> dict:
     """Beat: refund expired pools, and queue again payouts that look stuck (a lost task message)."""
     refunded = redpacket_refund_all_expired()
+    expired = expire_unpaid_claims()  # before the sweep: a claim refunded now is not queued again
     stuck = stuck_payout_claim_ids()
     for claim_id in stuck:
         pay_claim.delay(claim_id)
-    return {"refunded": refunded, "requeued": len(stuck)}
+    return {"refunded": refunded, "requeued": len(stuck), "claims_expired": len(expired)}
 
 
 @shared_task(acks_late=True)

@@ -35,7 +35,7 @@ def test_pool_page_reconciles_and_flags_drift(console_page, lang, live_url, scre
                                      "total_fen")] == [2000, 200, 400, 0, 1400, 2000]
     tiles = page.locator('[data-testid="pool-by-status"] [data-status]')
     assert tiles.evaluate_all("ts => ts.map(t => [t.dataset.status, t.dataset.count])") == [
-        ["received", "1"], ["paying", "1"], ["paid", "1"], ["failed", "0"]]
+        ["received", "1"], ["paying", "1"], ["paid", "1"], ["failed", "0"], ["expired", "0"]]
     assert page.locator('[data-testid="pool-claim-row"]').count() == 3
     screenshot(page, f"pool-page-{lang}")
 
