@@ -49,6 +49,8 @@ class RedPacketPoolForm(forms.ModelForm):
         required=False, min_value=0, max_value=50, label=_("Friends to invite"),
         help_text=_("Fission: friends new to the brand each customer must bring through their invite QR (0: none)."),
     )  # fmt: skip
+    # Optional in the form (a pool posted without it keeps the model's 24 h), checked by the service when given.
+    claim_expiry_hours = forms.IntegerField(required=False, min_value=1, initial=24, label=_("claim expiry hours"))
     gate_game = forms.BooleanField(
         required=False, label=_("Mini-game"),
         help_text=_("The customer plays a short game on the red packet's page first (a signed, checked result)."),
@@ -87,7 +89,8 @@ class RedPacketPoolForm(forms.ModelForm):
         try:  # the service's checks, said on the field at fault
             clean_gates(gate_game=data["gate_game"], gate_purchase_fen=data["gate_purchase_fen"],
                         gate_channel=data.get("gate_channel"))  # fmt: skip
-            if "claim_expiry_hours" in data:
+            if "claim_expiry_hours" in self.fields:
+                data["claim_expiry_hours"] = data.get("claim_expiry_hours") or 24
                 clean_claim_expiry(data["claim_expiry_hours"])
         except ApplicationError as exc:
             add_service_error(self, exc)
