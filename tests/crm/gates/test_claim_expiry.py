@@ -12,7 +12,7 @@ from crm.models import RedPacketClaim
 from crm.services import redpackets as rp
 from crm.services.claim_expiry import expire_unpaid_claims
 from crm.services.payouts import claim_payout, claim_payout_give_up, claim_payout_retry
-from crm.tasks.redpackets import refund_expired_pools
+from crm.tasks.redpackets import pay_claim, refund_expired_pools
 from tests.crm.campaigns.conftest import later, make_contact, make_staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,7 +22,9 @@ def _aged(claim_id: int, hours: float, **fields) -> None:
     RedPacketClaim.objects.filter(id=claim_id).update(claimed_at=timezone.now() - timedelta(hours=hours), **fields)
 
 
-def test_unpaid_claims_past_the_claim_expiry_are_refunded_exactly_once():
+def test_unpaid_claims_past_the_claim_expiry_are_refunded_exactly_once(monkeypatch):
+    # The payouts are this test's to drive: a session worker left running by an earlier test would pay them.
+    monkeypatch.setattr(pay_claim, "delay", lambda *args, **kwargs: None)
     staff = make_staff()
     queued, recent, paying, failed = (make_contact(staff) for _ in range(4))
     pool = rp.redpacket_pool_create(campaign_id=None, budget_fen=1200, count=4, mode="fixed",
