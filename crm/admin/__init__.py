@@ -1,3 +1,3 @@
 """Django admin, one module per sub-domain."""
 
-from crm.admin import callbacks, campaigns, contacts, platform, rollups, runs, segments  # noqa: F401
+from crm.admin import callbacks, campaigns, contacts, draws, platform, rollups, runs, segments  # noqa: F401

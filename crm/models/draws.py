@@ -75,6 +75,7 @@ class GroupDrawEntry(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name_plural = "group draw entries"
         ordering = ["draw", "external_userid"]
         constraints = [
             models.UniqueConstraint(fields=["draw", "contact"], name="uniq_group_draw_entry_contact"),
