@@ -124,6 +124,7 @@ class GroupDrawAnnouncement(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"  # claimed by one task before the call; only it sends
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 

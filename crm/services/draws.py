@@ -249,17 +249,19 @@ def draw_fulfil(draw_id: int) -> dict[str, int]:
 
 
 def announcement_send(announcement_id: int) -> str:
-    """Send the group message; a sent row is never sent again. Not yet guarded against two tasks sending the same
-    pending row at the same moment (pushes.py's claim token would close that)."""
+    """Send the group message once: a conditional UPDATE (pending -> sending) makes one task its holder, and only
+    the holder calls WeCom. A failed call goes back to pending for the retry; a holder that dies mid-call leaves
+    it `sending`, which is never resent blindly (the message may have gone out)."""
     from crm.wecom.client import get_client
     from crm.wecom.errors import WeComError
 
-    row = GroupDrawAnnouncement.objects.select_related("draw").filter(pk=announcement_id).first()
-    if row is None or row.status == GroupDrawAnnouncement.Status.SENT:
-        return "done"
-    groups = list(row.draw.groups.select_related("owner"))
+    Status = GroupDrawAnnouncement.Status
+    if not GroupDrawAnnouncement.objects.filter(pk=announcement_id, status=Status.PENDING).update(
+            status=Status.SENDING):
+        return "held"
+    row = GroupDrawAnnouncement.objects.select_related("draw").get(pk=announcement_id)
     by_owner: dict[str, list[str]] = {}
-    for group in groups:
+    for group in row.draw.groups.select_related("owner").order_by("chat_id"):
         if group.owner_id:
             by_owner.setdefault(group.owner.userid, []).append(group.chat_id)
     msgids = []
@@ -269,8 +271,11 @@ def announcement_send(announcement_id: int) -> str:
                                                    text={"content": row.text})
             msgids.append(result.get("msgid", ""))
     except WeComError as exc:
-        GroupDrawAnnouncement.objects.filter(pk=row.pk).update(last_error=str(exc)[:512])
+        # Retry only what can succeed; a permanent refusal is failed, with its reason, for the console.
+        # A call that may have reached WeCom stays `sending`: never resent blindly.
+        status = Status.SENDING if exc.maybe_applied else Status.PENDING if exc.retryable else Status.FAILED
+        GroupDrawAnnouncement.objects.filter(pk=row.pk).update(status=status, last_error=str(exc)[:512])
         raise
-    GroupDrawAnnouncement.objects.filter(pk=row.pk, status=GroupDrawAnnouncement.Status.PENDING).update(
-        status=GroupDrawAnnouncement.Status.SENT, msgid=",".join(msgids)[:64], sent_at=timezone.now())
+    GroupDrawAnnouncement.objects.filter(pk=row.pk).update(
+        status=Status.SENT, msgid=",".join(msgids)[:64], sent_at=timezone.now(), last_error="")
     return "sent"

@@ -19,4 +19,6 @@ def send_draw_announcement(self, announcement_id: int) -> str:
     try:
         return announcement_send(announcement_id)
     except WeComError as exc:
+        if exc.permanent or exc.maybe_applied:
+            return "failed" if exc.permanent else "unknown"
         raise self.retry(exc=exc, countdown=min(300, 2 ** min(self.request.retries, 8)))

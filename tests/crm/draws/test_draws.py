@@ -161,3 +161,18 @@ def test_bad_creation_input_writes_nothing():
                         prizes=[{"kind": "points", "points": 1}])
     assert exc.value.code == "unknown_group"
     assert not GroupDraw.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_commitment_is_sent_to_the_group_once_over_wecom(staffed):
+    from crm.models import Staff
+
+    sim = staffed
+    chat_id = sim.post("groupchats", {"owner": "alice", "name": "VIP draw group"})["chat_id"]
+    group = CustomerGroup.objects.create(chat_id=chat_id, name="VIP", owner=Staff.objects.get(userid="alice"))
+    draw = svc.draw_open(_draw(group).pk)
+    row = GroupDrawAnnouncement.objects.get(draw=draw, kind="commitment")
+    assert svc.announcement_send(row.pk) == "sent"
+    assert svc.announcement_send(row.pk) == "held"  # a re-run (or a duplicate task) sends nothing more
+    row.refresh_from_db()
+    assert row.status == "sent" and row.msgid
