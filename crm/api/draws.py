@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.api.customer_pages import _error, _wants_json
+from crm.api.customer_pages import _error, _wants_json, shared_identity
 from crm.api.permissions import HasStaffPerms
 from crm.errors import ApplicationError, NotFound
 from crm.models import GroupDraw, GroupDrawEntry, GroupDrawPrize, GroupDrawWinner
@@ -149,13 +149,9 @@ def _action(operation):
 # --- customer pages ----------------------------------------------------------------------------------------
 
 
-@csrf_exempt  # the signed token in the URL is the credential
-@require_http_methods(["GET", "POST"])
-@never_cache
-def draw_entry_page(request: HttpRequest, draw_id: int, token: str) -> HttpResponse:
-    """GET: the draw, its commitment and an Enter button; POST: enter once."""
+def _entry(request: HttpRequest, draw_id: int, contact_id: int) -> HttpResponse:
+    """GET: the draw, its commitment and an Enter button; POST: enter once (a second tap shows the entry)."""
     try:
-        contact_id = unsign_contact(token, f"groupdraw:{int(draw_id)}")
         draw = _get(draw_id)
         entry = draw.entries.filter(contact_id=contact_id).first()
         if request.method == "POST" and entry is None:
@@ -166,6 +162,29 @@ def draw_entry_page(request: HttpRequest, draw_id: int, token: str) -> HttpRespo
         return JsonResponse({"draw": draw.pk, "status": draw.status, "commitment": draw.commitment,
                              "entered": entry is not None})
     return render(request, "crm/draws_entry.html", {"draw": draw, "entry": entry})
+
+
+@csrf_exempt  # the signed token in the URL is the credential
+@require_http_methods(["GET", "POST"])
+@never_cache
+def draw_entry_page(request: HttpRequest, draw_id: int, token: str) -> HttpResponse:
+    try:
+        contact_id = unsign_contact(token, f"groupdraw:{int(draw_id)}")
+    except ApplicationError as exc:
+        return _error(request, exc, "crm/customer_error.html")
+    return _entry(request, draw_id, contact_id)
+
+
+@csrf_exempt  # checked in shared_identity: the session (WeChat OAuth's identity) is the credential here
+@require_http_methods(["GET", "POST"])
+@never_cache
+def shared_draw_entry_page(request: HttpRequest, draw_id: int) -> HttpResponse:
+    """The same link for every group member (posted in the group): WeChat OAuth says who is entering."""
+    if not GroupDraw.objects.filter(pk=draw_id).exists():
+        return _error(request, NotFound(_("No such draw."), code="unknown_draw", field="draw"),
+                      "crm/customer_error.html")
+    contact_id, response = shared_identity(request, "draw")  # the lucky-draw purpose of wechat_oauth
+    return response or _entry(request, draw_id, contact_id)
 
 
 @require_GET
@@ -189,6 +208,7 @@ urlpatterns = [
     path("api/draws/<int:draw_id>/entries/", DrawEntriesApi.as_view(), name="api-draw-entries"),
     *[path(f"api/draws/<int:draw_id>/{op}/", _action(op).as_view(), name=f"api-draw-{op}")
       for op in ("open", "close", "reveal")],
+    path("m/groupdraw/<int:draw_id>/", shared_draw_entry_page, name="group-draw-shared-entry"),
     path("m/groupdraw/<int:draw_id>/verify/", draw_verify_page, name="group-draw-verify"),
     path("m/groupdraw/<int:draw_id>/<str:token>/", draw_entry_page, name="group-draw-entry"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -81,3 +82,25 @@ def test_bad_input_names_the_field(admin_client):
 
 def test_a_customer_cannot_use_the_staff_api(client):
     assert client.get("/api/draws/").status_code in (401, 403)
+
+
+def test_the_shared_link_asks_wechat_who_is_entering(client):
+    from crm.services import draws as svc
+    from crm.services import wechat_oauth
+    from tests.crm.draws.test_draws import _draw
+
+    staff = make_staff()
+    member, outsider = make_contact(staff), make_contact(staff)
+    draw = svc.draw_open(_draw(_group(staff, [member])).pk)
+    unknown = client.get(f"/m/groupdraw/{draw.pk}/?format=json")
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (401, "identify")
+    assert client.get(f"/m/groupdraw/{draw.pk + 1}/?format=json").json()["error"]["code"] == "unknown_draw"
+
+    session = client.session
+    session[wechat_oauth.SESSION_KEY] = {"draw": {"contact_id": outsider.pk, "openid": "", "at": int(time.time())}}
+    session.save()
+    refused = client.post(f"/m/groupdraw/{draw.pk}/?format=json")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "not_member")
+    session[wechat_oauth.SESSION_KEY] = {"draw": {"contact_id": member.pk, "openid": "", "at": int(time.time())}}
+    session.save()
+    assert client.post(f"/m/groupdraw/{draw.pk}/?format=json").json()["entered"] is True
