@@ -24,6 +24,10 @@ class LoyaltyConfig(AppConfig):
         from loyalty.services.campaign_coupons import campaign_delivered_hook
 
         register_delivered_hook("loyalty.campaign_coupons", campaign_delivered_hook)
+        # Lucky-draw coupon and points prizes, fulfilled for crm's group draws (crm.services.draws).
+        from loyalty.services import draw_prizes
+
+        draw_prizes.register()
         # The till's cached stores, bindings, rules and tiers follow every write of them (loyalty.till_cache).
         from loyalty import till_cache
 

@@ -4,6 +4,7 @@ from crm.admin import (  # noqa: F401
     callbacks,
     campaigns,
     contacts,
+    draws,
     group_packets,
     platform,
     rollups,

@@ -132,6 +132,7 @@ def sections() -> list[tuple[str, list[dict | None]]]:
             _model(_("Group recipients"), "groups", "crm", "campaigngrouprecipient"),
             _model(_("Lucky draws"), "casino", "crm", "luckydraw"),
             _model(_("Lucky draw entries"), "confirmation_number", "crm", "luckydrawentry"),
+            _model(_("Group lucky draws"), "verified", "crm", "groupdraw"),
         ]),
         (_("Red packets"), [
             _model(_("Red-packet pools"), "redeem", "crm", "redpacketpool"),

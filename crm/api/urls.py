@@ -1,6 +1,6 @@
 """CRM HTTP routes: the staff API under /api/, the WeCom callback, customer-facing pages under /m/."""
 
-from crm.api import callbacks, campaigns, contacts, customer_pages, fission, group_packets, runs, segments
+from crm.api import callbacks, campaigns, contacts, customer_pages, draws, fission, group_packets, runs, segments
 
 urlpatterns = [
     *callbacks.urlpatterns,
@@ -11,4 +11,5 @@ urlpatterns = [
     *segments.urlpatterns,
     *group_packets.urlpatterns,
     *customer_pages.urlpatterns,
+    *draws.urlpatterns,
 ]

@@ -59,6 +59,10 @@ ROLE_PERMISSIONS: dict[str, str | frozenset[str]] = {
         + _model_perms("crm", "add change", ["tag", "channel", "campaign", "luckydraw", "redpacketpool",
                                              "groupjoinway", "grouppacket"])
         + _model_perms("crm", "change", ["contact", "taggroup", "customergroup"])
+        # Group lucky draws (issue 13.4): marketing creates, opens, closes and reveals; entries and winners are read.
+        + _model_perms("crm", "view", ["groupdraw", "groupdrawprize", "groupdrawentry", "groupdrawwinner",
+                                       "groupdrawannouncement"])
+        + _model_perms("crm", "add change", ["groupdraw"])
         + _model_perms("crm", "add delete", ["contacttag"])
         + _model_perms("crm", "add", ["consentrecord"])  # consent is versioned: a new row, never an edit
         + _model_perms("crm", "delete", ["campaign"])  # a draft; the service refuses a launched one

@@ -1,0 +1,53 @@
+"""The console's draw pages: create through the service, open/close/reveal as detail actions, seed hidden until."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from crm.models import GroupDraw
+from crm.services import draws as svc
+from tests.crm.campaigns.conftest import make_contact, make_staff
+from tests.crm.draws.test_draws import _group
+
+pytestmark = pytest.mark.django_db
+
+
+def test_console_creates_opens_closes_reveals(admin_client):
+    staff = make_staff()
+    members = [make_contact(staff) for _ in range(2)]
+    group = _group(staff, members)
+    now = timezone.localtime()
+    fmt = "%Y-%m-%d %H:%M:%S"
+    r = admin_client.post("/admin/crm/groupdraw/add/", {
+        "name": "Console draw", "groups": [group.pk],
+        "opens_at_0": (now - timedelta(minutes=1)).strftime("%Y-%m-%d"),
+        "opens_at_1": (now - timedelta(minutes=1)).strftime("%H:%M:%S"),
+        "opens_at": (now - timedelta(minutes=1)).strftime(fmt),
+        "closes_at_0": (now + timedelta(hours=1)).strftime("%Y-%m-%d"),
+        "closes_at_1": (now + timedelta(hours=1)).strftime("%H:%M:%S"),
+        "closes_at": (now + timedelta(hours=1)).strftime(fmt),
+        "prize_kind": "points", "prize_value": 20, "prize_winners": 1,
+    })
+    assert r.status_code == 302, r.content.decode()[:3000]
+    draw = GroupDraw.objects.get(name="Console draw")
+    assert draw.prizes.get().points == 20
+    base = f"/admin/crm/groupdraw/{draw.pk}/change/"
+    act = f"/admin/crm/groupdraw/{draw.pk}/"
+    admin_client.get(f"{act}open-draw/")
+    draw.refresh_from_db()
+    assert draw.status == "open"
+    page = admin_client.get(base).content.decode()
+    assert draw.commitment in page and draw.seed_hex not in page
+    svc.draw_enter(draw.pk, members[0].pk)
+    admin_client.get(f"{act}close-draw/")
+    admin_client.get(f"{act}reveal-draw/")
+    draw.refresh_from_db()
+    assert draw.status == "revealed"
+    page = admin_client.get(base).content.decode()
+    assert draw.seed_hex in page and members[0].external_userid in page
+    r = admin_client.get(f"{act}reveal-draw/", follow=True)  # a second reveal is refused with its message
+    assert draw.winners.count() == 1
+    assert admin_client.get("/admin/crm/groupdraw/").status_code == 200
