@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import connection
 from django.urls import path
 from django.utils.translation import gettext_lazy
@@ -27,8 +28,8 @@ from loyalty.scoping import scope_to_user_stores
 from loyalty.selectors_tiers import tier_progress
 from loyalty.services import points_adjust, redemption_create, scan_record
 from loyalty.services.scans import MAX_AMOUNT_FEN, MAX_ITEMS
-from loyalty.services.velocity import velocity_check
-from loyalty.till_cache import redis_client, till_config_pinned, till_user_perms_prime
+from loyalty.services.velocity import MISSING, store_p99_key, velocity_check
+from loyalty.till_cache import redis_client, till_config, till_config_pinned, till_user_perms_prime
 
 # --- Till rate limits ---------------------------------------------------------------------------------------
 # DRF throttles count in the default cache (Redis, shared by every web process); rates are
@@ -39,11 +40,13 @@ from loyalty.till_cache import redis_client, till_config_pinned, till_user_perms
 # as a sorted set and run in Redis, every throttle of a request in one call (one round trip), instead of
 # reading and writing back the pickled list of every request in the window (a busy till's list is thousands of
 # timestamps long). Each key is its own window, as DRF's loop over the throttles: a refusal by one does not
-# stop the others counting. ARGV holds four values per key: now, duration, limit, member.
+# stop the others counting. ARGV: the number of window keys, then four values per window key: now, duration,
+# limit, member.
 _WINDOW_LUA = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  local now, duration, limit, member = ARGV[i * 4 - 3], ARGV[i * 4 - 2], tonumber(ARGV[i * 4 - 1]), ARGV[i * 4]
+local out, n = {}, tonumber(ARGV[1])
+for i = 1, n do
+  local key, a = KEYS[i], i * 4 - 2
+  local now, duration, limit, member = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - duration)
   local count = redis.call('ZCARD', key)
   local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2] or now
@@ -54,6 +57,10 @@ for i, key in ipairs(KEYS) do
     redis.call('PEXPIRE', key, math.ceil(duration * 1000))
     out[i] = {1, count + 1, oldest}
   end
+end
+-- The keys after the windows are only read (a view's cache reads riding on the same round trip).
+for i = n + 1, #KEYS do
+  out[i] = {redis.call('GET', KEYS[i])}
 end
 return out
 """
@@ -79,24 +86,27 @@ class RedisWindowThrottle(SimpleRateThrottle):
         return [repr(self.now), self.duration, self.num_requests, f"{self.now!r}:{secrets.token_hex(4)}"]
 
     @staticmethod
-    def allow_all(throttles: list[RedisWindowThrottle], request, view) -> list[bool]:
+    def allow_all(throttles: list[RedisWindowThrottle], request, view, reads: list[str] = ()) -> list[bool]:
+        """Count every throttle in one call; `reads` (raw Redis keys) are GET in the same call, their values
+        (bytes or None) left in view.throttle_reads."""
         client = redis_client()
         if client is None:
             return [SimpleRateThrottle.allow_request(t, request, view) for t in throttles]
-        keys, args, counted = [], [], []
+        keys, args, counted = [], [0], []
         for throttle in throttles:
             window = throttle._window_args(request, view)
             if window is not None:
                 keys.append(throttle.cache.make_key(f"{throttle.key}:window"))
                 args.extend(window)
                 counted.append(throttle)
-        if counted:
+        if counted or reads:
+            args[0] = len(counted)
             if RedisWindowThrottle._script is None:
                 RedisWindowThrottle._script = client.register_script(_WINDOW_LUA)
-            for throttle, (allowed, count, oldest) in zip(
-                counted, RedisWindowThrottle._script(keys=keys, args=args, client=client), strict=True
-            ):
+            out = RedisWindowThrottle._script(keys=keys + list(reads), args=args, client=client)
+            for throttle, (allowed, count, oldest) in zip(counted, out[: len(counted)], strict=True):
                 throttle._allowed, throttle._count, throttle._oldest = bool(allowed), count, float(oldest)
+            view.throttle_reads = [r[0] if r else None for r in out[len(counted) :]]
         return [getattr(t, "_allowed", True) if t in counted else True for t in throttles]
 
     def wait(self):
@@ -110,11 +120,17 @@ class RedisWindowThrottle(SimpleRateThrottle):
 class RedisThrottledView(APIView):
     """DRF's check_throttles (every throttle counts; the longest wait answers), the Redis windows in one call."""
 
+    throttle_reads: list | None = None
+
+    def throttle_read_keys(self, request) -> list[str]:
+        """Raw Redis keys the view will read anyway: fetched in the throttles' round trip."""
+        return []
+
     def check_throttles(self, request):
         throttles = self.get_throttles()
         if not all(isinstance(t, RedisWindowThrottle) for t in throttles):
             return super().check_throttles(request)
-        allowed = RedisWindowThrottle.allow_all(throttles, request, self)
+        allowed = RedisWindowThrottle.allow_all(throttles, request, self, self.throttle_read_keys(request))
         durations = [t.wait() for t, ok in zip(throttles, allowed, strict=True) if not ok]
         if durations:
             self.throttled(request, max((d for d in durations if d is not None), default=None))
@@ -386,6 +402,25 @@ class ScanCreateApi(RedisThrottledView):
         with till_config_pinned():  # one check of the cached configuration for the whole request
             return super().dispatch(request, *args, **kwargs)
 
+    def throttle_read_keys(self, request) -> list[str]:
+        # The store's cached amount p99 (the velocity rule reads it after the credit): with the throttles, one
+        # round trip fewer. Only for a store this process already holds (no query before the throttles).
+        code = request.data.get("store") if isinstance(request.data, dict) else None
+        self._p99_store = till_config().cached_store(code) if isinstance(code, str) else None
+        return [cache.make_key(store_p99_key(self._p99_store.pk))] if self._p99_store is not None else []
+
+    def _p99_cached(self, store_id: int):
+        """What cache.get(store_p99_key) would answer, from the throttles' read; MISSING when not read."""
+        if self.throttle_reads is None or getattr(self, "_p99_store", None) is None or self._p99_store.pk != store_id:
+            return MISSING
+        raw = self.throttle_reads[0]
+        if raw is None:
+            return None
+        try:
+            return int(raw)  # Django's RedisSerializer stores an int as its digits
+        except ValueError:
+            return MISSING
+
     @extend_schema(
         tags=["loyalty-till"],
         summary="Record a till scan",
@@ -413,7 +448,11 @@ class ScanCreateApi(RedisThrottledView):
         )
         code = status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED
         # After the credit committed: a flag never refuses the scan, it queues it for review.
-        flagged = not result.duplicate and velocity_check(result.purchase) is not None
+        flagged = (
+            not result.duplicate
+            and velocity_check(result.purchase, result.recent_scans, self._p99_cached(result.purchase.store_id))
+            is not None
+        )
         return Response(_scan_output(result.purchase, result.duplicate, flagged), status=code)
 
 

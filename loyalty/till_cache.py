@@ -106,6 +106,10 @@ class TillConfig:
                 stores[code] = store
         return store
 
+    def cached_store(self, code: str):
+        """The store with this code if already held, else None (no query)."""
+        return self.parts.get("stores", {}).get(code)
+
     def store_member_ids(self, store_id: int) -> frozenset[int]:
         from loyalty.models import Store
 

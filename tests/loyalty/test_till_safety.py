@@ -161,6 +161,36 @@ def test_amount_over_the_stores_p99_is_flagged(cashier_client, tiers, make_conta
     ]
 
 
+def test_the_stores_p99_read_with_the_throttles_is_the_cached_one(cashier_client, tiers, make_contact, store):
+    # The view reads the p99 entry in the throttles' Redis call once it holds the store: the value the cache
+    # holds (an int, as cache.set stores it) decides, as store_amount_p99 would.
+    first, second, third = (card_get_or_create(make_contact().pk) for _ in range(3))
+    assert _scan(cashier_client, _fresh(first), store.code, "R-0", 9_000).json()["flagged"] is False
+    cache.set(f"loyalty:store-p99:{store.pk}", 8_000, timeout=60)
+    assert _scan(cashier_client, _fresh(second), store.code, "R-1", 8_000).json()["flagged"] is False
+    assert _scan(cashier_client, _fresh(third), store.code, "R-2", 8_001).json()["flagged"] is True
+    assert ScanReview.objects.get().reasons == [
+        {"rule": "amount_over_store_p99", "amount_fen": 8_001, "p99_fen": 8_000}
+    ]
+
+
+def test_a_scans_lines_are_written_with_the_purchase_in_order(cashier_client, card, store):
+    items = [{"sku": f"SKU-{n}", "name": f"Item {n}", "qty": n + 1, "amount_fen": 1_000 * (n + 1)} for n in range(3)]
+    body = {"qr_token": _fresh(card), "receipt_id": "R-L", "store": store.code, "amount_fen": 6_000, "items": items}
+    assert cashier_client.post(URL, body, format="json").status_code == 201
+    purchase = Purchase.objects.get()
+    lines = list(purchase.lines.order_by("id"))
+    assert [(x.sku, x.name, x.qty, x.amount_fen, x.points) for x in lines] == [
+        ("SKU-0", "Item 0", 1, 1_000, 10),
+        ("SKU-1", "Item 1", 2, 2_000, 20),
+        ("SKU-2", "Item 2", 3, 3_000, 30),
+    ]
+    # The same receipt again: answered as the replay, nothing more written.
+    body["qr_token"] = _fresh(card)
+    assert cashier_client.post(URL, body, format="json").json()["duplicate"] is True
+    assert Purchase.objects.count() == 1 and purchase.lines.count() == 3
+
+
 def _flagged(cashier_client, card, store, settings, amount=12_300):
     settings.LOYALTY_VELOCITY_MAX_AMOUNT_FEN = 1
     assert _scan(cashier_client, _fresh(card), store.code, "R-F", amount).json()["flagged"] is True
