@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
@@ -29,7 +30,16 @@ from loyalty.selectors_tiers import tier_progress
 from loyalty.services import points_adjust, redemption_create, scan_record
 from loyalty.services.scans import MAX_AMOUNT_FEN, MAX_ITEMS
 from loyalty.services.velocity import MISSING, store_p99_key, velocity_check
-from loyalty.till_cache import redis_client, till_config, till_config_pinned, till_user_perms_prime
+from loyalty.till_cache import VERSION_KEY as TILL_CONFIG_VERSION_KEY
+from loyalty.till_cache import (
+    redis_client,
+    till_config,
+    till_config_confirm,
+    till_config_held,
+    till_config_pinned,
+    till_config_pinned_unchecked,
+    till_user_perms_prime,
+)
 
 # --- Till rate limits ---------------------------------------------------------------------------------------
 # DRF throttles count in the default cache (Redis, shared by every web process); rates are
@@ -40,12 +50,19 @@ from loyalty.till_cache import redis_client, till_config, till_config_pinned, ti
 # as a sorted set and run in Redis, every throttle of a request in one call (one round trip), instead of
 # reading and writing back the pickled list of every request in the window (a busy till's list is thousands of
 # timestamps long). Each key is its own window, as DRF's loop over the throttles: a refusal by one does not
-# stop the others counting. ARGV: the number of window keys, then four values per window key: now, duration,
-# limit, member.
+# stop the others counting. ARGV: the number of window keys, the expected config version ('' for none: then
+# the last key is not the version's), then four values per window key: now, duration, limit, member.
 _WINDOW_LUA = """
-local out, n = {}, tonumber(ARGV[1])
+local out, n, version = {}, tonumber(ARGV[1]), ARGV[2]
+if version ~= '' then
+  -- The caller decided on its cached configuration of this version: count nothing when it has changed.
+  local current = redis.call('GET', KEYS[#KEYS])
+  if current ~= version then
+    return {'stale', current}
+  end
+end
 for i = 1, n do
-  local key, a = KEYS[i], i * 4 - 2
+  local key, a = KEYS[i], i * 4 - 1
   local now, duration, limit, member = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - duration)
   local count = redis.call('ZCARD', key)
@@ -59,7 +76,7 @@ for i = 1, n do
   end
 end
 -- The keys after the windows are only read (a view's cache reads riding on the same round trip).
-for i = n + 1, #KEYS do
+for i = n + 1, #KEYS - (version ~= '' and 1 or 0) do
   out[i] = {redis.call('GET', KEYS[i])}
 end
 return out
@@ -86,24 +103,30 @@ class RedisWindowThrottle(SimpleRateThrottle):
         return [repr(self.now), self.duration, self.num_requests, f"{self.now!r}:{secrets.token_hex(4)}"]
 
     @staticmethod
-    def allow_all(throttles: list[RedisWindowThrottle], request, view, reads: list[str] = ()) -> list[bool]:
+    def allow_all(
+        throttles: list[RedisWindowThrottle], request, view, reads: list[str] = (), version=None
+    ) -> list[bool] | Stale:
         """Count every throttle in one call; `reads` (raw Redis keys) are GET in the same call, their values
-        (bytes or None) left in view.throttle_reads."""
+        (bytes or None) left in view.throttle_reads. With `version`: only if the till configuration's version
+        in Redis is still that one, else nothing counted and Stale(the version found)."""
         client = redis_client()
         if client is None:
             return [SimpleRateThrottle.allow_request(t, request, view) for t in throttles]
-        keys, args, counted = [], [0], []
+        keys, args, counted = [], [0, version or b""], []
         for throttle in throttles:
             window = throttle._window_args(request, view)
             if window is not None:
                 keys.append(throttle.cache.make_key(f"{throttle.key}:window"))
                 args.extend(window)
                 counted.append(throttle)
-        if counted or reads:
+        if counted or reads or version:
             args[0] = len(counted)
             if RedisWindowThrottle._script is None:
                 RedisWindowThrottle._script = client.register_script(_WINDOW_LUA)
-            out = RedisWindowThrottle._script(keys=keys + list(reads), args=args, client=client)
+            tail = [cache.make_key(TILL_CONFIG_VERSION_KEY)] if version else []
+            out = RedisWindowThrottle._script(keys=keys + list(reads) + tail, args=args, client=client)
+            if out and out[0] == b"stale":
+                return Stale(out[1] if len(out) > 1 else None)
             for throttle, (allowed, count, oldest) in zip(counted, out[: len(counted)], strict=True):
                 throttle._allowed, throttle._count, throttle._oldest = bool(allowed), count, float(oldest)
             view.throttle_reads = [r[0] if r else None for r in out[len(counted) :]]
@@ -115,6 +138,11 @@ class RedisWindowThrottle(SimpleRateThrottle):
         remaining = self.duration - (self.now - self._oldest) if self._count else self.duration
         available = self.num_requests - self._count + 1
         return None if available <= 0 else remaining / float(available)
+
+
+@dataclass(frozen=True)
+class Stale:
+    version: bytes | None
 
 
 class RedisThrottledView(APIView):
@@ -399,8 +427,54 @@ class ScanCreateApi(RedisThrottledView):
     throttle_classes = [TillThrottle, CardThrottle]
 
     def dispatch(self, request, *args, **kwargs):
-        with till_config_pinned():  # one check of the cached configuration for the whole request
+        if redis_client() is None or till_config_held().version is None:  # no Redis, or nothing held yet
+            with till_config_pinned():  # one check of the cached configuration for the whole request
+                return super().dispatch(request, *args, **kwargs)
+        # The configuration this process holds, confirmed in the throttles' Redis call (one round trip fewer):
+        # authentication and the permission check run on it first; the throttles count only when its version
+        # is still Redis's, else the permissions are checked again on the reloaded one (a revoked till is
+        # refused before anything counts), and a refusal is only answered on a confirmed configuration.
+        self._confirmed = False
+        with till_config_pinned_unchecked():
             return super().dispatch(request, *args, **kwargs)
+
+    def _reconfirm(self, request, version=None) -> None:
+        till_config_confirm(version)
+        self._confirmed = True
+        user = getattr(request, "user", None)
+        if user is not None and hasattr(user, "_perm_cache"):
+            del user._perm_cache  # primed from the configuration just replaced
+            till_user_perms_prime(user)
+
+    def check_permissions(self, request):
+        try:
+            super().check_permissions(request)
+        except (exceptions.PermissionDenied, exceptions.NotAuthenticated):
+            if getattr(self, "_confirmed", True):
+                raise
+            self._reconfirm(request)
+            super().check_permissions(request)
+
+    def check_throttles(self, request):
+        if getattr(self, "_confirmed", True):
+            return super().check_throttles(request)
+        throttles = self.get_throttles()
+        for _ in range(3):
+            allowed = RedisWindowThrottle.allow_all(
+                throttles, request, self, self.throttle_read_keys(request), till_config().version
+            )
+            if not isinstance(allowed, Stale):
+                break
+            self._reconfirm(request, allowed.version)  # None: the token is gone, read (and remade) below
+            self._confirmed = False
+            super().check_permissions(request)  # on the configuration now current; refuses before counting
+        else:
+            self._reconfirm(request)
+            return super().check_throttles(request)
+        self._confirmed = True
+        durations = [t.wait() for t, ok in zip(throttles, allowed, strict=True) if not ok]
+        if durations:
+            self.throttled(request, max((d for d in durations if d is not None), default=None))
 
     def throttle_read_keys(self, request) -> list[str]:
         # The store's cached amount p99 (the velocity rule reads it after the credit): with the throttles, one

@@ -10,12 +10,14 @@ from django.contrib.auth.models import Group, Permission
 from django.core.cache import cache
 
 from loyalty.api import TillThrottle
-from loyalty.models import Card, PointsLedger, Purchase, ScanReview
+from loyalty.models import Card, PointsLedger, Purchase, ScanReview, Store
 from loyalty.qr import qr_token_mint
 from loyalty.selectors import card_ledger_sum
 from loyalty.services import card_get_or_create, store_upsert
 from loyalty.services.scans import MAX_AMOUNT_FEN
 from loyalty.services.velocity import scan_review_approve, scan_review_reverse, store_amount_p99
+from loyalty.till_cache import VERSION_KEY as TILL_CONFIG_VERSION_KEY
+from loyalty.till_cache import redis_client
 
 pytestmark = pytest.mark.django_db
 URL = "/api/loyalty/scans"
@@ -125,6 +127,41 @@ def test_per_till_rate_limit(cashier_client, tiers, make_contact, store, monkeyp
         assert _scan(cashier_client, _fresh(card), store.code, f"R-{n}").status_code == 201
     limited = _scan(cashier_client, _fresh(cards[3]), store.code, "R-3")
     assert limited.status_code == 429 and int(limited["Retry-After"]) > 0
+
+
+# --- The cached configuration, confirmed in the throttles' Redis call -----------------------------------------
+
+
+def _till_window(cashier) -> int:
+    return redis_client().zcard(cache.make_key(f"throttle_loyalty_till_{cashier.pk}:window"))
+
+
+def test_a_till_revoked_meanwhile_is_refused_and_not_counted(cashier_client, cashier, tiers, make_contact, store):
+    first, second = (card_get_or_create(make_contact().pk) for _ in range(2))
+    assert _scan(cashier_client, _fresh(first), store.code, "R-1").status_code == 201
+    assert _till_window(cashier) == 1
+    cashier.groups.clear()  # the cashier role (loyalty.use_till) taken away: a new configuration version
+    assert _scan(cashier_client, _fresh(second), store.code, "R-2").status_code == 403
+    assert _till_window(cashier) == 1  # refused on the new configuration, before the throttles counted
+
+
+def test_another_process_change_is_seen_by_the_next_scan(cashier_client, cashier, tiers, make_contact, store):
+    # Another worker's change: rows changed without this process's signals, the version token replaced in Redis.
+    first, second = (card_get_or_create(make_contact().pk) for _ in range(2))
+    assert _scan(cashier_client, _fresh(first), store.code, "R-1").status_code == 201
+    Store.objects.filter(pk=store.pk).update(is_active=False)
+    redis_client().set(cache.make_key(TILL_CONFIG_VERSION_KEY), "another-process")
+    assert _error(_scan(cashier_client, _fresh(second), store.code, "R-2")) == (400, "store_inactive", "store")
+    assert _till_window(cashier) == 2  # counted once, on the confirmed configuration
+
+
+def test_a_lost_version_token_is_remade(cashier_client, cashier, tiers, make_contact, store):
+    first, second = (card_get_or_create(make_contact().pk) for _ in range(2))
+    assert _scan(cashier_client, _fresh(first), store.code, "R-1").status_code == 201
+    redis_client().delete(cache.make_key(TILL_CONFIG_VERSION_KEY))  # a flushed Redis
+    assert _scan(cashier_client, _fresh(second), store.code, "R-2").status_code == 201
+    assert redis_client().get(cache.make_key(TILL_CONFIG_VERSION_KEY)) is not None
+    assert _till_window(cashier) == 2
 
 
 # --- Velocity flags and the review queue --------------------------------------------------------------------
