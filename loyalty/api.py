@@ -468,8 +468,9 @@ class ScanCreateApi(RedisThrottledView):
             self._reconfirm(request, allowed.version)  # None: the token is gone, read (and remade) below
             self._confirmed = False
             super().check_permissions(request)  # on the configuration now current; refuses before counting
-        else:
+        else:  # the token keeps changing: read it, check again on that, count without the version check
             self._reconfirm(request)
+            super().check_permissions(request)
             return super().check_throttles(request)
         self._confirmed = True
         durations = [t.wait() for t, ok in zip(throttles, allowed, strict=True) if not ok]
