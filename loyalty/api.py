@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import connection
 from django.urls import path
 from django.utils.translation import gettext_lazy
@@ -14,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api.permissions import HasStaffPerms
-from crm.api.throttles import RedisThrottledView, RedisWindowThrottle
+from crm.api.throttles import RedisThrottledView, RedisWindowThrottle, Stale
 from crm.errors import ApplicationError, NotFound
 from crm.services.customer_links import card_link
 from loyalty import selectors
@@ -25,14 +26,23 @@ from loyalty.scoping import scope_to_user_stores
 from loyalty.selectors_tiers import tier_progress
 from loyalty.services import points_adjust, redemption_create, scan_record
 from loyalty.services.scans import MAX_AMOUNT_FEN, MAX_ITEMS
-from loyalty.services.velocity import velocity_check
-from loyalty.till_cache import till_config_pinned, till_user_perms_prime
+from loyalty.services.velocity import MISSING, store_p99_key, velocity_check
+from loyalty.till_cache import VERSION_KEY as TILL_CONFIG_VERSION_KEY
+from loyalty.till_cache import (
+    redis_client,
+    till_config,
+    till_config_confirm,
+    till_config_held,
+    till_config_pinned,
+    till_config_pinned_unchecked,
+    till_user_perms_prime,
+)
 
 # --- Till rate limits ---------------------------------------------------------------------------------------
-# DRF throttles counted in Redis (crm/api/throttles.py: one Lua call per request for all of a view's throttles);
-# rates are REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (LOYALTY_TILL_RATE, LOYALTY_CARD_RATE). Over the rate -> 429
-# code "throttled" with Retry-After.
-
+# DRF throttles counted in Redis (crm/api/throttles.py: one Lua call per request for all of a view's throttles,
+# with the till configuration's version check and the view's cache reads on the same round trip); rates are
+# REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (LOYALTY_TILL_RATE, LOYALTY_CARD_RATE). Over the rate -> 429 code
+# "throttled" with Retry-After.
 
 class TillThrottle(RedisWindowThrottle):
     """Per till: each till signs in as its own cashier user (cashier_ensure), so the user is the till."""
@@ -297,8 +307,75 @@ class ScanCreateApi(RedisThrottledView):
     throttle_classes = [TillThrottle, CardThrottle]
 
     def dispatch(self, request, *args, **kwargs):
-        with till_config_pinned():  # one check of the cached configuration for the whole request
+        if redis_client() is None or till_config_held().version is None:  # no Redis, or nothing held yet
+            with till_config_pinned():  # one check of the cached configuration for the whole request
+                return super().dispatch(request, *args, **kwargs)
+        # The configuration this process holds, confirmed in the throttles' Redis call (one round trip fewer):
+        # authentication and the permission check run on it first; the throttles count only when its version
+        # is still Redis's, else the permissions are checked again on the reloaded one (a revoked till is
+        # refused before anything counts), and a refusal is only answered on a confirmed configuration.
+        self._confirmed = False
+        with till_config_pinned_unchecked():
             return super().dispatch(request, *args, **kwargs)
+
+    def _reconfirm(self, request, version=None) -> None:
+        till_config_confirm(version)
+        self._confirmed = True
+        user = getattr(request, "user", None)
+        if user is not None and hasattr(user, "_perm_cache"):
+            del user._perm_cache  # primed from the configuration just replaced
+            till_user_perms_prime(user)
+
+    def check_permissions(self, request):
+        try:
+            super().check_permissions(request)
+        except (exceptions.PermissionDenied, exceptions.NotAuthenticated):
+            if getattr(self, "_confirmed", True):
+                raise
+            self._reconfirm(request)
+            super().check_permissions(request)
+
+    def check_throttles(self, request):
+        if getattr(self, "_confirmed", True):
+            return super().check_throttles(request)
+        throttles = self.get_throttles()
+        for _ in range(3):
+            allowed = RedisWindowThrottle.allow_all(
+                throttles, request, self, self.throttle_read_keys(request), till_config().version,
+                version_key=cache.make_key(TILL_CONFIG_VERSION_KEY),
+            )
+            if not isinstance(allowed, Stale):
+                break
+            self._reconfirm(request, allowed.version)  # None: the token is gone, read (and remade) below
+            self._confirmed = False
+            super().check_permissions(request)  # on the configuration now current; refuses before counting
+        else:  # the token keeps changing: read it, check again on that, count without the version check
+            self._reconfirm(request)
+            super().check_permissions(request)
+            return super().check_throttles(request)
+        self._confirmed = True
+        durations = [t.wait() for t, ok in zip(throttles, allowed, strict=True) if not ok]
+        if durations:
+            self.throttled(request, max((d for d in durations if d is not None), default=None))
+
+    def throttle_read_keys(self, request) -> list[str]:
+        # The store's cached amount p99 (the velocity rule reads it after the credit): with the throttles, one
+        # round trip fewer. Only for a store this process already holds (no query before the throttles).
+        code = request.data.get("store") if isinstance(request.data, dict) else None
+        self._p99_store = till_config().cached_store(code) if isinstance(code, str) else None
+        return [cache.make_key(store_p99_key(self._p99_store.pk))] if self._p99_store is not None else []
+
+    def _p99_cached(self, store_id: int):
+        """What cache.get(store_p99_key) would answer, from the throttles' read; MISSING when not read."""
+        if self.throttle_reads is None or getattr(self, "_p99_store", None) is None or self._p99_store.pk != store_id:
+            return MISSING
+        raw = self.throttle_reads[0]
+        if raw is None:
+            return None
+        try:
+            return int(raw)  # Django's RedisSerializer stores an int as its digits
+        except ValueError:
+            return MISSING
 
     @extend_schema(
         tags=["loyalty-till"],
@@ -327,7 +404,11 @@ class ScanCreateApi(RedisThrottledView):
         )
         code = status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED
         # After the credit committed: a flag never refuses the scan, it queues it for review.
-        flagged = not result.duplicate and velocity_check(result.purchase) is not None
+        flagged = (
+            not result.duplicate
+            and velocity_check(result.purchase, result.recent_scans, self._p99_cached(result.purchase.store_id))
+            is not None
+        )
         return Response(_scan_output(result.purchase, result.duplicate, flagged), status=code)
 
 

@@ -106,6 +106,10 @@ class TillConfig:
                 stores[code] = store
         return store
 
+    def cached_store(self, code: str):
+        """The store with this code if already held, else None (no query)."""
+        return self.parts.get("stores", {}).get(code)
+
     def store_member_ids(self, store_id: int) -> frozenset[int]:
         from loyalty.models import Store
 
@@ -191,6 +195,36 @@ def till_config_pinned() -> Iterator[TillConfig]:
         yield _pinned.get()
     finally:
         _pinned.reset(token)
+
+
+def till_config_held() -> TillConfig:
+    """What this process holds, its version not checked."""
+    return _current
+
+
+@contextmanager
+def till_config_pinned_unchecked() -> Iterator[TillConfig]:
+    """Pin the configuration this process holds *without* reading the version: the caller must confirm it
+    (`till_config_confirm`) before anything it decides counts (the till's scan view does it in its throttles'
+    Redis call, and before refusing a permission)."""
+    token = _pinned.set(_current)
+    try:
+        yield _current
+    finally:
+        _pinned.reset(token)
+
+
+def till_config_confirm(version=None) -> TillConfig:
+    """The pinned configuration checked against `version` (as read from Redis; None: read it now): replaced
+    (and re-pinned) when it changed."""
+    global _current
+    if version is None:
+        version = _read_version()
+    if _current.version != version:
+        _current = TillConfig(version=version)
+    if _pinned.get() is not None:
+        _pinned.set(_current)
+    return _current
 
 
 def till_user_perms_prime(user) -> None:

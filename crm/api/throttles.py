@@ -6,6 +6,7 @@ Over the rate -> 429 code "throttled" with Retry-After. Rates are REST_FRAMEWORK
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 
 from django.core.cache import cache
 from rest_framework.throttling import SimpleRateThrottle
@@ -27,11 +28,20 @@ def redis_client():
 # as a sorted set and run in Redis, every throttle of a request in one call (one round trip), instead of
 # reading and writing back the pickled list of every request in the window (a busy till's list is thousands of
 # timestamps long). Each key is its own window, as DRF's loop over the throttles: a refusal by one does not
-# stop the others counting. ARGV holds four values per key: now, duration, limit, member.
+# stop the others counting. ARGV: the number of window keys, the expected config version ('' for none: then
+# the last key is not the version's), then four values per window key: now, duration, limit, member.
 _WINDOW_LUA = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  local now, duration, limit, member = ARGV[i * 4 - 3], ARGV[i * 4 - 2], tonumber(ARGV[i * 4 - 1]), ARGV[i * 4]
+local out, n, version = {}, tonumber(ARGV[1]), ARGV[2]
+if version ~= '' then
+  -- The caller decided on its cached configuration of this version: count nothing when it has changed.
+  local current = redis.call('GET', KEYS[#KEYS])
+  if current ~= version then
+    return {'stale', current}
+  end
+end
+for i = 1, n do
+  local key, a = KEYS[i], i * 4 - 1
+  local now, duration, limit, member = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - duration)
   local count = redis.call('ZCARD', key)
   local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2] or now
@@ -42,6 +52,10 @@ for i, key in ipairs(KEYS) do
     redis.call('PEXPIRE', key, math.ceil(duration * 1000))
     out[i] = {1, count + 1, oldest}
   end
+end
+-- The keys after the windows are only read (a view's cache reads riding on the same round trip).
+for i = n + 1, #KEYS - (version ~= '' and 1 or 0) do
+  out[i] = {redis.call('GET', KEYS[i])}
 end
 return out
 """
@@ -67,24 +81,35 @@ class RedisWindowThrottle(SimpleRateThrottle):
         return [repr(self.now), self.duration, self.num_requests, f"{self.now!r}:{secrets.token_hex(4)}"]
 
     @staticmethod
-    def allow_all(throttles: list[RedisWindowThrottle], request, view) -> list[bool]:
+    def allow_all(
+        throttles: list[RedisWindowThrottle], request, view, reads: list[str] = (), version=None,
+        version_key: str | None = None,
+    ) -> list[bool] | Stale:
+        """Count every throttle in one call; `reads` (raw Redis keys) are GET in the same call, their values
+        (bytes or None) left in view.throttle_reads. With `version` (and the raw Redis key that holds it,
+        `version_key`): only if the configuration's version in Redis is still that one (the till's: loyalty.api),
+        else nothing counted and Stale(the version found)."""
         client = redis_client()
         if client is None:
             return [SimpleRateThrottle.allow_request(t, request, view) for t in throttles]
-        keys, args, counted = [], [], []
+        keys, args, counted = [], [0, version or b""], []
         for throttle in throttles:
             window = throttle._window_args(request, view)
             if window is not None:
                 keys.append(throttle.cache.make_key(f"{throttle.key}:window"))
                 args.extend(window)
                 counted.append(throttle)
-        if counted:
+        if counted or reads or version:
+            args[0] = len(counted)
             if RedisWindowThrottle._script is None:
                 RedisWindowThrottle._script = client.register_script(_WINDOW_LUA)
-            for throttle, (allowed, count, oldest) in zip(
-                counted, RedisWindowThrottle._script(keys=keys, args=args, client=client), strict=True
-            ):
+            tail = [version_key] if version else []
+            out = RedisWindowThrottle._script(keys=keys + list(reads) + tail, args=args, client=client)
+            if out and out[0] == b"stale":
+                return Stale(out[1] if len(out) > 1 else None)
+            for throttle, (allowed, count, oldest) in zip(counted, out[: len(counted)], strict=True):
                 throttle._allowed, throttle._count, throttle._oldest = bool(allowed), count, float(oldest)
+            view.throttle_reads = [r[0] if r else None for r in out[len(counted) :]]
         return [getattr(t, "_allowed", True) if t in counted else True for t in throttles]
 
     def wait(self):
@@ -95,14 +120,25 @@ class RedisWindowThrottle(SimpleRateThrottle):
         return None if available <= 0 else remaining / float(available)
 
 
+@dataclass(frozen=True)
+class Stale:
+    version: bytes | None
+
+
 class RedisThrottledView(APIView):
     """DRF's check_throttles (every throttle counts; the longest wait answers), the Redis windows in one call."""
+
+    throttle_reads: list | None = None
+
+    def throttle_read_keys(self, request) -> list[str]:
+        """Raw Redis keys the view will read anyway: fetched in the throttles' round trip."""
+        return []
 
     def check_throttles(self, request):
         throttles = self.get_throttles()
         if not all(isinstance(t, RedisWindowThrottle) for t in throttles):
             return super().check_throttles(request)
-        allowed = RedisWindowThrottle.allow_all(throttles, request, self)
+        allowed = RedisWindowThrottle.allow_all(throttles, request, self, self.throttle_read_keys(request))
         durations = [t.wait() for t, ok in zip(throttles, allowed, strict=True) if not ok]
         if durations:
             self.throttled(request, max((d for d in durations if d is not None), default=None))

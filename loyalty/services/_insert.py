@@ -67,3 +67,63 @@ def insert_rows(objs: list[Model]) -> None:
     for obj, pk in zip(objs, ids, strict=True):
         obj.pk = pk
         obj._state.adding, obj._state.db = False, alias
+
+
+def insert_with_children(
+    obj: Model, unique: tuple[str, ...], children: list[Model], fk: str, count_sql: str = "", count_params=None
+) -> tuple[bool, int | None]:
+    """PostgreSQL: insert_unless_conflict(obj) and insert_rows(children) (their `fk` pointing at obj) as one
+    statement of data-modifying CTEs, and, in the same round trip, an optional `count_sql` scalar subquery (it
+    sees the committed rows, not this statement's own; `count_params(obj)` gives its parameters, after obj's
+    pre_save has set its defaults). -> (stored, count). Nothing is written on a conflict:
+    the children's INSERT selects from the parent's RETURNING, empty then."""
+    meta = obj._meta
+    alias = router.db_for_write(type(obj), instance=obj)
+    connection = connections[alias]
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    child_meta = children[0]._meta if children else None
+    child_fields = [f for f in child_meta.concrete_fields if not f.primary_key and f.name != fk] if children else []
+    key = (alias, meta.label, unique, "children", str(len(children)), count_sql)
+    sql = _sql.get(key)
+    if sql is None:
+        qn = connection.ops.quote_name
+        parts = [
+            f"WITH p AS (INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"ON CONFLICT ({', '.join(qn(meta.get_field(name).column) for name in unique)}) DO NOTHING "
+            f"RETURNING {qn(meta.pk.column)} AS id)"
+        ]
+        children_out = "NULL"
+        if children:
+            # Each value cast to its column's type (the client binds literals); ord keeps the children's order
+            # for their ids (one sequence, assigned in the SELECT's order).
+            row = "(" + ", ".join(["%s"] + [f"CAST(%s AS {f.db_type(connection)})" for f in child_fields]) + ")"
+            names = ", ".join(f"c{i}" for i in range(len(child_fields)))
+            parts.append(
+                f", c AS (INSERT INTO {qn(child_meta.db_table)} "  # noqa: S608
+                f"({qn(child_meta.get_field(fk).column)}, {', '.join(qn(f.column) for f in child_fields)}) "
+                f"SELECT p.id, {names} FROM p, (VALUES {', '.join([row] * len(children))}) AS v(ord, {names}) "
+                f"ORDER BY ord RETURNING {qn(child_meta.pk.column)} AS id)"
+            )
+            children_out = "(SELECT array_agg(id ORDER BY id) FROM c)"
+        # count_sql is the caller's own constant SQL (velocity_count_sql), never input.
+        parts.append(f" SELECT p.id, {children_out}, {f'({count_sql})' if count_sql else 'NULL'} FROM p")  # noqa: S608
+        sql = _sql[key] = "".join(parts)
+    params = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
+    for n, child in enumerate(children):
+        params.append(n)
+        params.extend(f.get_db_prep_save(f.pre_save(child, add=True), connection) for f in child_fields)
+    if count_sql:
+        params.extend(count_params(obj))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False, None
+    obj.pk = row[0]
+    obj._state.adding, obj._state.db = False, alias
+    for child, pk in zip(children, row[1] or [], strict=True):
+        setattr(child, fk, obj)
+        child.pk = pk
+        child._state.adding, child._state.db = False, alias
+    return True, row[2]

@@ -15,11 +15,12 @@ from crm.errors import ApplicationError, Conflict
 from loyalty.models import Card, PointsLedger, Purchase, PurchaseLine, Store, TierChange
 from loyalty.qr import QrToken, qr_token_check_fresh, qr_token_consume, qr_token_parse
 from loyalty.scoping import store_check_user
-from loyalty.services._insert import insert_rows, insert_unless_conflict
+from loyalty.services._insert import insert_rows, insert_unless_conflict, insert_with_children
 from loyalty.services.earning import earn_bonuses_grant, earn_evaluate
 from loyalty.services.journeys import journey_first_purchase
 from loyalty.services.points import points_credit_locked
 from loyalty.services.tiers import tier_evaluate_locked
+from loyalty.services.velocity import velocity_count_params, velocity_count_sql
 from loyalty.till_cache import till_config, till_config_pinned
 
 MAX_AMOUNT_FEN = 10**10  # 100 million yuan: anything above is a till bug, not a purchase
@@ -31,6 +32,9 @@ class ScanResult:
     purchase: Purchase
     duplicate: bool
     tier_change: TierChange | None = None
+    # The card's scans within the velocity window, this one included, counted under the card lock (PostgreSQL;
+    # None: velocity_check counts them itself).
+    recent_scans: int | None = None
 
 
 def points_for_amount(amount_fen: int) -> int:
@@ -195,11 +199,24 @@ def _scan_record(qr_token, store_code, receipt_id, amount_fen, items, cashier, n
         )
         # The receipt recorded meanwhile (a retry that held the lock before us, or the same receipt scanned at
         # the same moment against another card, whose lock we do not hold): answer as the replay.
-        if not insert_unless_conflict(purchase, ("store", "receipt_id")):
-            return _replay(_existing(store, receipt_id), parsed, amount_fen)
         for line, line_points in zip(lines, earned.line_points or [0] * len(lines), strict=True):
-            line.purchase, line.points = purchase, line_points
-        insert_rows(lines)
+            line.points = line_points
+        recent = None
+        if connection.vendor == "postgresql":
+            # The purchase, its lines and the velocity rule's count of this card's recent scans: one statement.
+            # The count runs under the card lock, so it sees every committed scan of the card (+1: this one).
+            stored, recent = insert_with_children(
+                purchase, ("store", "receipt_id"), lines, "purchase", velocity_count_sql(), velocity_count_params
+            )
+            recent = recent + 1 if stored else None
+        else:
+            stored = insert_unless_conflict(purchase, ("store", "receipt_id"))
+            if stored:
+                for line in lines:
+                    line.purchase = purchase
+                insert_rows(lines)
+        if not stored:
+            return _replay(_existing(store, receipt_id), parsed, amount_fen)
         change = None
         if points:
             points_credit_locked(
@@ -222,4 +239,4 @@ def _scan_record(qr_token, store_code, receipt_id, amount_fen, items, cashier, n
             if card.points_balance != purchase.balance_after or tier_after != purchase.tier_after:
                 purchase.balance_after, purchase.tier_after = card.points_balance, tier_after
                 purchase.save(update_fields=["balance_after", "tier_after"])
-    return ScanResult(purchase=purchase, duplicate=False, tier_change=change)
+    return ScanResult(purchase=purchase, duplicate=False, tier_change=change, recent_scans=recent)

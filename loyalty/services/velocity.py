@@ -26,11 +26,19 @@ from loyalty.models import Card, PointsLedger, Purchase, ScanReview
 from loyalty.services.points import points_credit
 from loyalty.services.returns import points_left_to_reverse
 
+MISSING = object()
 
-def store_amount_p99(store_id: int) -> int | None:
-    """The store's p99 receipt amount (fen) over its recent receipts, or None with too few of them."""
-    key = f"loyalty:store-p99:{store_id}"
-    cached = cache.get(key)
+
+def store_p99_key(store_id: int) -> str:
+    return f"loyalty:store-p99:{store_id}"
+
+
+def store_amount_p99(store_id: int, cached=MISSING) -> int | None:
+    """The store's p99 receipt amount (fen) over its recent receipts, or None with too few of them. `cached`:
+    what cache.get(store_p99_key) answered, when the caller already read it (the till, in its throttle call)."""
+    key = store_p99_key(store_id)
+    if cached is MISSING:
+        cached = cache.get(key)
     if cached is not None:
         return cached or None  # 0 caches "too few receipts"
     amounts = sorted(
@@ -48,7 +56,7 @@ def store_amount_p99(store_id: int) -> int | None:
 _COUNT_SQL: dict[str, str] = {}
 
 
-def _recent_scans(card_id: int, since) -> int:
+def velocity_count_sql() -> str:
     """Purchase.objects.filter(card_id=, scanned_at__gte=).count(), compiled once: every scan asks."""
     sql = _COUNT_SQL.get(connection.vendor)
     if sql is None:
@@ -57,15 +65,27 @@ def _recent_scans(card_id: int, since) -> int:
             f"SELECT COUNT(*) FROM {qn(Purchase._meta.db_table)} WHERE {qn('card_id')} = %s"  # noqa: S608
             f" AND {qn('scanned_at')} >= %s"
         )
+    return sql
+
+
+def velocity_count_params(purchase: Purchase) -> list:
+    since = purchase.scanned_at - timedelta(minutes=settings.LOYALTY_VELOCITY_WINDOW_MINUTES)
+    return [purchase.card_id, connection.ops.adapt_datetimefield_value(since)]
+
+
+def _recent_scans(purchase: Purchase) -> int:
     with connection.cursor() as cursor:
-        cursor.execute(sql, [card_id, connection.ops.adapt_datetimefield_value(since)])
+        cursor.execute(velocity_count_sql(), velocity_count_params(purchase))
         return cursor.fetchone()[0]
 
 
-def velocity_reasons(purchase: Purchase) -> list[dict]:
+def velocity_reasons(purchase: Purchase, recent: int | None = None, p99_cached=MISSING) -> list[dict]:
+    """`recent`: the card's scans in the window (scan_record counts them in its insert), else counted here;
+    `p99_cached`: the store's p99 cache entry as already read (the till's throttle call fetches it)."""
     reasons: list[dict] = []
     minutes = settings.LOYALTY_VELOCITY_WINDOW_MINUTES
-    recent = _recent_scans(purchase.card_id, purchase.scanned_at - timedelta(minutes=minutes))
+    if recent is None:
+        recent = _recent_scans(purchase)
     if recent >= settings.LOYALTY_VELOCITY_CARD_SCANS:
         reasons.append({"rule": "card_burst", "scans": recent, "minutes": minutes})
     if purchase.amount_fen > settings.LOYALTY_VELOCITY_MAX_AMOUNT_FEN:
@@ -77,15 +97,15 @@ def velocity_reasons(purchase: Purchase) -> list[dict]:
             }
         )
     else:
-        p99 = store_amount_p99(purchase.store_id)
+        p99 = store_amount_p99(purchase.store_id, p99_cached)
         if p99 is not None and purchase.amount_fen > p99:
             reasons.append({"rule": "amount_over_store_p99", "amount_fen": purchase.amount_fen, "p99_fen": p99})
     return reasons
 
 
-def velocity_check(purchase: Purchase) -> ScanReview | None:
+def velocity_check(purchase: Purchase, recent: int | None = None, p99_cached=MISSING) -> ScanReview | None:
     """Flag a newly credited scan for review when a rule fires; at most one review per purchase."""
-    reasons = velocity_reasons(purchase)
+    reasons = velocity_reasons(purchase, recent, p99_cached)
     if not reasons:
         return None
     review, _ = ScanReview.objects.get_or_create(purchase=purchase, defaults={"reasons": reasons})

@@ -10,12 +10,14 @@ from django.contrib.auth.models import Group, Permission
 from django.core.cache import cache
 
 from loyalty.api import TillThrottle
-from loyalty.models import Card, PointsLedger, Purchase, ScanReview
+from loyalty.models import Card, PointsLedger, Purchase, ScanReview, Store
 from loyalty.qr import qr_token_mint
 from loyalty.selectors import card_ledger_sum
 from loyalty.services import card_get_or_create, store_upsert
 from loyalty.services.scans import MAX_AMOUNT_FEN
 from loyalty.services.velocity import scan_review_approve, scan_review_reverse, store_amount_p99
+from loyalty.till_cache import VERSION_KEY as TILL_CONFIG_VERSION_KEY
+from loyalty.till_cache import redis_client
 
 pytestmark = pytest.mark.django_db
 URL = "/api/loyalty/scans"
@@ -127,6 +129,41 @@ def test_per_till_rate_limit(cashier_client, tiers, make_contact, store, monkeyp
     assert limited.status_code == 429 and int(limited["Retry-After"]) > 0
 
 
+# --- The cached configuration, confirmed in the throttles' Redis call -----------------------------------------
+
+
+def _till_window(cashier) -> int:
+    return redis_client().zcard(cache.make_key(f"throttle_loyalty_till_{cashier.pk}:window"))
+
+
+def test_a_till_revoked_meanwhile_is_refused_and_not_counted(cashier_client, cashier, tiers, make_contact, store):
+    first, second = (card_get_or_create(make_contact().pk) for _ in range(2))
+    assert _scan(cashier_client, _fresh(first), store.code, "R-1").status_code == 201
+    assert _till_window(cashier) == 1
+    cashier.groups.clear()  # the cashier role (loyalty.use_till) taken away: a new configuration version
+    assert _scan(cashier_client, _fresh(second), store.code, "R-2").status_code == 403
+    assert _till_window(cashier) == 1  # refused on the new configuration, before the throttles counted
+
+
+def test_another_process_change_is_seen_by_the_next_scan(cashier_client, cashier, tiers, make_contact, store):
+    # Another worker's change: rows changed without this process's signals, the version token replaced in Redis.
+    first, second = (card_get_or_create(make_contact().pk) for _ in range(2))
+    assert _scan(cashier_client, _fresh(first), store.code, "R-1").status_code == 201
+    Store.objects.filter(pk=store.pk).update(is_active=False)
+    redis_client().set(cache.make_key(TILL_CONFIG_VERSION_KEY), "another-process")
+    assert _error(_scan(cashier_client, _fresh(second), store.code, "R-2")) == (400, "store_inactive", "store")
+    assert _till_window(cashier) == 2  # counted once, on the confirmed configuration
+
+
+def test_a_lost_version_token_is_remade(cashier_client, cashier, tiers, make_contact, store):
+    first, second = (card_get_or_create(make_contact().pk) for _ in range(2))
+    assert _scan(cashier_client, _fresh(first), store.code, "R-1").status_code == 201
+    redis_client().delete(cache.make_key(TILL_CONFIG_VERSION_KEY))  # a flushed Redis
+    assert _scan(cashier_client, _fresh(second), store.code, "R-2").status_code == 201
+    assert redis_client().get(cache.make_key(TILL_CONFIG_VERSION_KEY)) is not None
+    assert _till_window(cashier) == 2
+
+
 # --- Velocity flags and the review queue --------------------------------------------------------------------
 
 
@@ -159,6 +196,36 @@ def test_amount_over_the_stores_p99_is_flagged(cashier_client, tiers, make_conta
     assert ScanReview.objects.get().reasons == [
         {"rule": "amount_over_store_p99", "amount_fen": 30_000, "p99_fen": 10_009}
     ]
+
+
+def test_the_stores_p99_read_with_the_throttles_is_the_cached_one(cashier_client, tiers, make_contact, store):
+    # The view reads the p99 entry in the throttles' Redis call once it holds the store: the value the cache
+    # holds (an int, as cache.set stores it) decides, as store_amount_p99 would.
+    first, second, third = (card_get_or_create(make_contact().pk) for _ in range(3))
+    assert _scan(cashier_client, _fresh(first), store.code, "R-0", 9_000).json()["flagged"] is False
+    cache.set(f"loyalty:store-p99:{store.pk}", 8_000, timeout=60)
+    assert _scan(cashier_client, _fresh(second), store.code, "R-1", 8_000).json()["flagged"] is False
+    assert _scan(cashier_client, _fresh(third), store.code, "R-2", 8_001).json()["flagged"] is True
+    assert ScanReview.objects.get().reasons == [
+        {"rule": "amount_over_store_p99", "amount_fen": 8_001, "p99_fen": 8_000}
+    ]
+
+
+def test_a_scans_lines_are_written_with_the_purchase_in_order(cashier_client, card, store):
+    items = [{"sku": f"SKU-{n}", "name": f"Item {n}", "qty": n + 1, "amount_fen": 1_000 * (n + 1)} for n in range(3)]
+    body = {"qr_token": _fresh(card), "receipt_id": "R-L", "store": store.code, "amount_fen": 6_000, "items": items}
+    assert cashier_client.post(URL, body, format="json").status_code == 201
+    purchase = Purchase.objects.get()
+    lines = list(purchase.lines.order_by("id"))
+    assert [(x.sku, x.name, x.qty, x.amount_fen, x.points) for x in lines] == [
+        ("SKU-0", "Item 0", 1, 1_000, 10),
+        ("SKU-1", "Item 1", 2, 2_000, 20),
+        ("SKU-2", "Item 2", 3, 3_000, 30),
+    ]
+    # The same receipt again: answered as the replay, nothing more written.
+    body["qr_token"] = _fresh(card)
+    assert cashier_client.post(URL, body, format="json").json()["duplicate"] is True
+    assert Purchase.objects.count() == 1 and purchase.lines.count() == 3
 
 
 def _flagged(cashier_client, card, store, settings, amount=12_300):
