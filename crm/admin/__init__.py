@@ -4,6 +4,7 @@ from crm.admin import (  # noqa: F401
     callbacks,
     campaigns,
     contacts,
+    draw_records,
     draws,
     group_packets,
     platform,

@@ -154,6 +154,7 @@ class GroupDrawAdmin(ServiceModelAdmin):
 class GroupDrawWinnerAdmin(ModelAdmin):
     list_display = ["draw", "rank", "entry", "prize", "status", "reason", "fulfilled_at"]
     list_filter = ["status"]
+    search_fields = ["entry__external_userid", "entry__contact__name", "draw__name"]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -72,7 +72,7 @@ def test_page_shows_the_identity_claims_by_status_and_a_balanced_pool(admin_clie
     assert fen(html, "total_fen") == 3000
     assert "¥30.00" in html and "¥18.00" in html
     statuses = dict(re.findall(r'data-status="(\w+)" data-count="(\d+)"', html))
-    assert statuses == {"received": "1", "paying": "1", "paid": "1", "failed": "1"}
+    assert statuses == {"received": "1", "paying": "1", "paid": "1", "failed": "1", "expired": "0"}
     assert html.count('data-testid="pool-claim-row"') == 4 and "NOTENOUGH" in html
 
 
