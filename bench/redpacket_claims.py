@@ -309,7 +309,8 @@ def _http_bench(redis_url: str) -> dict:
         "target": f">= {TARGET_HTTP:.0%} of a bare endpoint, p99 < {TARGET_P99_MS:.0f} ms, 64 clients",
         "met": ratio >= TARGET_HTTP and claims["p99_ms"] < TARGET_P99_MS and durable == len(acked) == claims["n"],
         "p99_ms": round(claims["p99_ms"], 1),
-        "note": (f"{claims['n']:,} claims, ingest server (gunicorn, {WORKERS} uvicorn workers, claims in groups), PostgreSQL, {os.cpu_count()} CPUs, load "
+        "note": (f"{claims['n']:,} claims, ingest server (gunicorn, {WORKERS} uvicorn workers, claims in groups), "
+                 f"PostgreSQL, {os.cpu_count()} CPUs, load "
                  f"average {load:.1f} at the end. Claims p50 {claims['p50_ms']:.1f} ms p99 {claims['p99_ms']:.1f} ms "
                  f"(statuses {claims['statuses']}); bare p50 {base['p50_ms']:.1f} ms p99 {base['p99_ms']:.1f} ms. "
                  f"{len(acked):,} acknowledged 'claimed', {durable:,} found in the DB with the same amount; "

@@ -119,6 +119,7 @@ def claims_take(requests: Sequence[ClaimRequest]) -> list[ClaimAnswer]:
     _reserve(requests)
     answers: dict[int, ClaimAnswer] = {}
     fresh: list[int] = []
+    rest: list[int] = []
     for i, req in enumerate(requests):
         code, amount = req.reserved
         if code == THROTTLED:
@@ -130,11 +131,13 @@ def claims_take(requests: Sequence[ClaimRequest]) -> list[ClaimAnswer]:
         elif code == 1 and connection.vendor == "postgresql":
             fresh.append(i)
         else:
-            # -1 (reserved before: the row is there, or its writer died), -4 (Redis state lost), SQLite: the
-            # one-claim code handles each of these already.
-            answers[i] = _one(req)
+            rest.append(i)
     if fresh:
         answers.update(_insert(requests, fresh))
+    # -1 (reserved before: the row is there, or its writer died), -4 (Redis state lost), SQLite: the one-claim
+    # code handles each of these already. After the group's rows: a second tap in the same group finds its row.
+    for i in rest:
+        answers[i] = _one(requests[i])
     return [answers[i] for i in range(len(requests))]
 
 
@@ -335,6 +338,10 @@ def _alone(req: ClaimRequest) -> ClaimAnswer:
         claim, _created = rp._persist_claim(pool, req.contact_id, req.reserved[1])
     except rp.PoolClosed:
         return ClaimAnswer("expired")
+    except rp.ApplicationError as exc:
+        if exc.code == "retry":  # a rebuild dropped the reservation meanwhile: the customer taps again
+            return ClaimAnswer("retry")
+        raise
     except Exception:
         # Give the amount back only when no row holds it (as redpacket_claim does).
         if not RedPacketClaim.objects.filter(pool_id=req.pool_id, contact_id=req.contact_id).exists():

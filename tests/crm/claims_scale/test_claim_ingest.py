@@ -22,7 +22,7 @@ from crm.models import RedPacketClaim, RedPacketPool
 from crm.services import campaign_runs
 from crm.services import redpackets as rp
 from tests.conftest import free_port, wait_for
-from tests.crm.campaigns.conftest import make_contact, make_staff, sim  # noqa: F401 (fixture)
+from tests.crm.campaigns.conftest import make_contact, make_staff
 from tests.crm.campaigns.test_payout_live import _balance, _packs, _rp_campaign
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
