@@ -14,7 +14,7 @@ from unfold.admin import ModelAdmin
 from unfold.decorators import action as unfold_action
 
 from crm.models import CallbackEvent
-from crm.services.callbacks import callback_replay
+from crm.services.callbacks import REPLAYABLE, callback_replay
 
 REPLAY_PERM = "crm.replay_callbackevent"
 
@@ -39,8 +39,13 @@ class CallbackEventAdmin(ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    def has_replay_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm(REPLAY_PERM)
+    def has_replay_permission(self, request, object_id=None) -> bool:
+        """The permission; on an event's page (unfold passes its id), only while the event is failed."""
+        if not request.user.has_perm(REPLAY_PERM):
+            return False
+        if object_id is None:
+            return True
+        return CallbackEvent.objects.filter(pk=object_id, status__in=REPLAYABLE).exists()
 
     @admin.display(description=_("Error"))
     def error_short(self, obj: CallbackEvent) -> str:

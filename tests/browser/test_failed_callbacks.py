@@ -70,6 +70,7 @@ def test_failed_callback_is_listed_shown_and_replayed(staffed, celery_worker, co
              message="the replayed event applied by the worker")  # fmt: skip
     page.reload()
     expect(page.locator("body")).to_contain_text(text["applied"])
+    expect(page.locator(f'a[href$="/admin/crm/callbackevent/{event.pk}/replay/"]')).to_have_count(0)  # applied now
     screenshot(page, f"failed-callback-replayed-{lang}")
     done = CallbackEvent.objects.get(pk=event.pk)
     assert (done.attempts, done.error) == (1, "") and done.result.startswith("contact ")

@@ -364,8 +364,14 @@ def test_admin_lists_shows_and_replays_failed_events(admin_client, admin_user, c
 
     # The detail page's own button, one event.
     CallbackEvent.objects.filter(pk=event.pk).update(attempts=5)
+    assert f"/admin/crm/callbackevent/{event.pk}/replay/" in admin_client.get(
+        f"/admin/crm/callbackevent/{event.pk}/change/").content.decode()
     assert admin_client.get(f"/admin/crm/callbackevent/{event.pk}/replay/").status_code == 302
     assert LogEntry.objects.filter(object_pk=str(event.pk)).count() == 2
+    # An applied event's page offers no replay, and the action's URL refuses it.
+    assert f"/admin/crm/callbackevent/{applied.pk}/replay/" not in admin_client.get(
+        f"/admin/crm/callbackevent/{applied.pk}/change/").content.decode()
+    assert admin_client.get(f"/admin/crm/callbackevent/{applied.pk}/replay/").status_code == 403
 
 
 def test_replay_needs_the_replay_permission(client, on_commit, django_user_model):
