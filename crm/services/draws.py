@@ -159,7 +159,7 @@ def draw_enter(draw_id: int, contact_id: int) -> GroupDrawEntry:
         draw = GroupDraw.objects.select_for_update(of=("self",)).filter(pk=draw_id).first()  # serialise with close
         if draw is None:
             raise NotFound(_("No such draw."), code="unknown_draw", field="draw")
-        contact = Contact.objects.filter(pk=contact_id).first()
+        contact = Contact.objects.filter(pk=contact_id, erased_at__isnull=True).first()
         if contact is None:
             raise NotFound(_("No such customer."), code="unknown_contact", field="contact")
         reason = entry_refusal(draw, contact, now=timezone.now())
