@@ -220,6 +220,10 @@ def winner_fulfil(winner_id: int) -> str:
                   .filter(pk=winner_id).first())
         if winner is None or winner.status == GroupDrawWinner.Status.FULFILLED:
             return "done"
+        if Contact.objects.filter(pk=winner.entry.contact_id, erased_at__isnull=False).exists():
+            winner.status, winner.reason = GroupDrawWinner.Status.FAILED, "contact_erased"  # crm.services.erasure
+            winner.save(update_fields=["status", "reason"])
+            return winner.reason
         hook = _prize_hooks.get(winner.prize.kind)
         if hook is None:
             winner.status, winner.reason = GroupDrawWinner.Status.FAILED, "no_fulfilment"

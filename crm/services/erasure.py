@@ -377,7 +377,7 @@ def _crm_erase(ctx: ErasureContext) -> None:
     s["draw_entries_deleted"] = open_entries.delete()[0]
     s["draw_prizes_cancelled"] = GroupDrawWinner.objects.filter(
         entry__contact=contact, status=GroupDrawWinner.Status.PENDING
-    ).update(status=GroupDrawWinner.Status.FAILED, reason="contact erased")
+    ).update(status=GroupDrawWinner.Status.FAILED, reason="contact_erased")
     s["lucky_draw_entries_deleted"] = LuckyDrawEntry.objects.filter(contact=contact).delete()[0]
     s["handover_items_anonymised"] = HandoverItem.objects.filter(contact=contact).update(external_userid=anon)
     # Relationship data: gone. With no follow and no consent the contact is in no segment or campaign any more.

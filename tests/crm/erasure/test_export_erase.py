@@ -183,3 +183,33 @@ def test_both_endpoints_are_in_the_openapi_schema(person):
     assert schema["components"]["schemas"]["EraseInput"]["required"] == ["reason"]
     assert "summary" in schema["components"]["schemas"]["EraseOutput"]["properties"]
     assert "reason" in str(schema["paths"]["/api/contacts/{contact_id}/export/"]["get"]["parameters"])
+
+
+def test_erase_takes_them_out_of_draws_not_drawn_and_fulfils_no_prize_of_theirs():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from crm.models import GroupDraw, GroupDrawEntry, GroupDrawPrize, GroupDrawWinner
+    from crm.services.draws import draw_fulfil
+    from crm.services.erasure import contact_erase
+
+    mei = make_contact(make_staff("ann"), eid="wmDRAW0001")
+    now = timezone.now()
+    still_open = GroupDraw.objects.create(name="Open", opens_at=now, closes_at=later(hours=1), status="open")
+    revealed = GroupDraw.objects.create(name="Drawn", opens_at=now - timedelta(hours=2),
+                                        closes_at=now - timedelta(hours=1), status="revealed")
+    GroupDrawEntry.objects.create(draw=still_open, contact=mei, external_userid=mei.external_userid)
+    won = GroupDrawEntry.objects.create(draw=revealed, contact=mei, external_userid=mei.external_userid)
+    prize = GroupDrawPrize.objects.create(draw=revealed, position=1, kind="points", points=10)
+    winner = GroupDrawWinner.objects.create(draw=revealed, entry=won, prize=prize, rank=0, idempotency_key="d-1-0")
+
+    summary = contact_erase(mei.pk, actor="dpo", reason="customer request")["summary"]
+    assert summary["draw_entries_deleted"] == 1 and summary["draw_prizes_cancelled"] == 1
+    assert not GroupDrawEntry.objects.filter(draw=still_open).exists()
+    won.refresh_from_db()
+    assert won.external_userid == "wmDRAW0001"  # a revealed draw's published proof sorts by it
+    # A later fulfilment run (they are retried until fulfilled) gives the erased person nothing.
+    assert draw_fulfil(revealed.pk) == {"contact_erased": 1}
+    winner.refresh_from_db()
+    assert (winner.status, winner.reason, winner.fulfilled_ref) == ("failed", "contact_erased", "")
