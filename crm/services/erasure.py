@@ -350,7 +350,11 @@ def contact_export(contact_id: int, *, actor: str = "", user=None, reason: str =
     }
     for key, part in sorted(_parts.items()):
         document[key] = part.export(contact)
-    document["redis_keys"] = _redis_export(contact)
+    try:
+        document["redis_keys"] = _redis_export(contact)
+    except redis.RedisError:
+        raise ApplicationError("Redis is not available right now: try the export again in a moment.",
+                               code="unavailable", status_code=503) from None
     with transaction.atomic():
         timeline_add(contact, ContactEvent.Kind.DATA_RIGHTS, data={"action": "export", "actor": actor})
         _audit(contact.pk, action="export", user=user, actor=actor, reason=reason)
@@ -430,11 +434,16 @@ def contact_erase(contact_id: int, *, reason: str, actor: str = "", user=None) -
         )
         audit_scrub_contact(contact.pk)
         _audit(contact.pk, action="erase", user=user, actor=actor, reason=reason)
-    client = _redis()
-    found = _existing_keys(client, keys, patterns)
-    if found:
-        client.delete(*found)
-    ctx.summary["redis_keys_deleted"] = len(found)
+    try:
+        client = _redis()
+        found = _existing_keys(client, keys, patterns)
+        if found:
+            client.delete(*found)
+        ctx.summary["redis_keys_deleted"] = len(found)
+    except redis.RedisError:
+        # The erase is committed; what is left in Redis are caches and throttle windows that expire on their own.
+        logger.warning("erasure: Redis keys not deleted", extra={"contact_id": contact_id})
+        ctx.summary["redis_keys_deleted"] = None
     ErasureTombstone.objects.filter(contact_id=contact_id, erased_at=now).update(summary=ctx.summary)
     logger.info("contact erased", extra={"contact_id": contact_id, "actor": actor})
     return {"contact_id": contact_id, "erased_at": now.isoformat(), "summary": ctx.summary}

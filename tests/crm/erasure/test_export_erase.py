@@ -167,6 +167,8 @@ def test_erase_refuses_bad_input_naming_the_field_and_other_roles(person):
         assert response.status_code == 400, (body, response.content)
         assert response.json()["error"]["field"] == "reason"
     assert client.post("/api/contacts/999999/erase/", {"reason": "x"}, format="json").status_code == 404
+    assert client.post(f"/api/contacts/{2**70}/erase/", {"reason": "x"}, format="json").status_code == 404
+    assert client.post(f"/api/contacts/{mei.pk}/erase/", "not an object", format="json").status_code == 400
     assert client.get("/api/contacts/999999/export/").status_code == 404
     assert client.get(f"/api/contacts/{mei.pk}/export/", {"reason": "x" * 2001}).json()["error"]["field"] == "reason"
     _marketer, marketing = _user("mkt", MARKETING)
