@@ -215,3 +215,28 @@ def test_erase_takes_them_out_of_draws_not_drawn_and_fulfils_no_prize_of_theirs(
     assert draw_fulfil(revealed.pk) == {"contact_erased": 1}
     winner.refresh_from_db()
     assert (winner.status, winner.reason, winner.fulfilled_ref) == ("failed", "contact_erased", "")
+
+
+def test_console_actions_follow_the_roles(client):
+    mei = make_contact(make_staff("ann"), eid="wmCONSOLE01", name="Han Meimei")
+    marketer = get_user_model().objects.create_user("mkt", password="pw", is_staff=True)
+    marketer.groups.add(Group.objects.get(name=MARKETING))
+    client.force_login(marketer)
+    page = client.get(f"/admin/console/contacts/{mei.pk}/").content.decode()
+    assert 'data-testid="contact-export"' in page and 'data-testid="contact-erase"' not in page
+    download = client.get(f"/admin/console/contacts/{mei.pk}/export.json")
+    assert download.status_code == 200 and download["Content-Disposition"].startswith("attachment")
+    assert download.json()["contact"]["name"] == "Han Meimei"
+    assert client.get(f"/admin/console/contacts/{mei.pk}/erase/").status_code == 403
+    assert client.post(f"/admin/console/contacts/{mei.pk}/erase/", {"reason": "x", "confirm": "on"}).status_code == 403
+
+    admin = get_user_model().objects.create_user("dpo", password="pw", is_staff=True)
+    admin.groups.add(Group.objects.get(name=ADMIN))
+    client.force_login(admin)
+    refused = client.post(f"/admin/console/contacts/{mei.pk}/erase/", {"reason": "customer request"})
+    assert refused.status_code == 200 and 'data-field="confirm"' in refused.content.decode()
+    done = client.post(f"/admin/console/contacts/{mei.pk}/erase/", {"reason": "customer request", "confirm": "on"})
+    assert done.status_code == 302 and Contact.objects.get(pk=mei.pk).erased_at is not None
+    again = client.get(f"/admin/console/contacts/{mei.pk}/erase/")
+    assert again.status_code == 302  # already erased: back to the page, which says so
+    assert 'data-testid="contact-erased"' in client.get(again["Location"]).content.decode()
