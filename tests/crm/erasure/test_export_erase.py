@@ -240,3 +240,20 @@ def test_console_actions_follow_the_roles(client):
     again = client.get(f"/admin/console/contacts/{mei.pk}/erase/")
     assert again.status_code == 302  # already erased: back to the page, which says so
     assert 'data-testid="contact-erased"' in client.get(again["Location"]).content.decode()
+
+
+def test_the_claim_servers_group_path_refuses_an_erased_persons_old_link(redis_client):
+    from crm.services.claim_batches import ClaimRequest, claims_take
+    from crm.services.erasure import contact_erase
+
+    staff = make_staff("ann")
+    erased, live = make_contact(staff, eid="wmGROUP001"), make_contact(staff, eid="wmGROUP002")
+    pool = rp.redpacket_pool_activate(rp.redpacket_pool_create(
+        campaign_id=None, budget_fen=1000, count=2, mode="fixed", expires_at=later(hours=1)).id)
+    contact_erase(erased.pk, actor="dpo", reason="customer request")
+    answers = claims_take([ClaimRequest(pool.id, erased.pk, ()), ClaimRequest(pool.id, live.pk, ())])
+    assert [a.status for a in answers] == ["not_found", "claimed"]
+    assert redis_client.hget(rp.pool_keys(pool.id)[1], str(erased.pk)) is None  # nothing reserved for them
+    assert not RedPacketClaim.objects.filter(contact=erased).exists()
+    report = rp.redpacket_reconcile(pool.id)
+    assert report["balanced"] and report["claimable_fen"] == 500
