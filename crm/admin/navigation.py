@@ -121,6 +121,7 @@ def sections() -> list[tuple[str, list[dict | None]]]:
             _model(_("Consent"), "verified_user", "crm", "consentrecord"),
             _model(_("Welcome messages"), "waving_hand", "crm", "welcomemessage"),
             _model(_("Contact syncs"), "sync", "crm", "syncrun"),
+            _model(_("Erasures"), "delete_forever", "crm", "erasuretombstone"),
         ]),
         (_("Channels"), [
             _model(_("Channels"), "qr_code_2", "crm", "channel"),

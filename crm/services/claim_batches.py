@@ -35,7 +35,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from crm.models import RedPacketClaim, RedPacketPool
+from crm.models import Contact, RedPacketClaim, RedPacketPool
 from crm.services import redpackets as rp
 
 logger = logging.getLogger(__name__)
@@ -116,11 +116,18 @@ class ClaimAnswer:
 
 def claims_take(requests: Sequence[ClaimRequest]) -> list[ClaimAnswer]:
     """Claim a group: the Redis scripts in one pipeline, the new rows in one transaction. One answer per request."""
-    _reserve(requests)
+    # An erased person's old link claims nothing (crm.services.erasure): one read for the whole group, before
+    # anything is reserved.
+    erased = set(Contact.objects.filter(pk__in={req.contact_id for req in requests}, erased_at__isnull=False)
+                 .values_list("pk", flat=True))
+    _reserve([req for req in requests if req.contact_id not in erased])
     answers: dict[int, ClaimAnswer] = {}
     fresh: list[int] = []
     rest: list[int] = []
     for i, req in enumerate(requests):
+        if req.contact_id in erased:
+            answers[i] = ClaimAnswer("not_found")
+            continue
         code, amount = req.reserved
         if code == THROTTLED:
             answers[i] = ClaimAnswer("throttled", wait_seconds=amount / 1000)
