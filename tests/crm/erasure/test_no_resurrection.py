@@ -27,7 +27,7 @@ HEADER = "order_id,line_no,phone,sku,quantity,amount_fen,ordered_at\n"
 
 
 def _all_routed():
-    return not CallbackEvent.objects.exclude(status="processed").exists()
+    return not CallbackEvent.objects.exclude(status="applied").exists()
 
 
 def test_nothing_brings_an_erased_person_back_but_a_new_add(staffed, celery_worker, redis_client):  # noqa: F811
