@@ -255,6 +255,12 @@ def redpacket_pool_update(pool_id: int, **fields) -> RedPacketPool:
     unknown = sorted(set(fields) - POOL_EDITABLE_FIELDS)
     if unknown:
         raise ApplicationError(f"{unknown[0]} cannot be changed.", field=unknown[0])
+    # A draw's red-packet prize pool is amount x winners of its prize: its money follows the prize, not an edit.
+    money = sorted(name for name in ("budget_fen", "count", "mode", "min_fen", "max_fen")
+                   if name in fields and fields[name] != getattr(pool, name))  # fmt: skip
+    if pool.draw_prize_id is not None and money:
+        raise Conflict(gettext("This pool is a lucky draw's prize: its amount follows the prize."), field=money[0],
+                       code="draw_prize_pool")  # fmt: skip
     merged = {name: fields.get(name, getattr(pool, name)) for name in POOL_EDITABLE_FIELDS - {"gate_channel"}}
     merged["gate_channel"] = fields.get("gate_channel", pool.gate_channel_id)
     pool.min_fen, pool.max_fen = redpacket_pool_validate(

@@ -217,3 +217,15 @@ def test_failed_announcement_and_group_packet_post_are_sent_again(sim, django_us
     assert exc.value.code == "not_failed"
     entry = LogEntry.objects.get_for_object(post).get()
     assert entry.actor == user and entry.changes["sender"] == ["", "retryowner"]
+
+
+@pytest.mark.django_db
+def test_a_prize_pool_follows_its_prize():
+    staff = make_staff()
+    group = _group(staff, [make_contact(staff)])
+    draw = _draw(group, prizes=[{"kind": "red_packet", "amount_fen": 300, "winners": 2}])
+    pool = RedPacketPool.objects.get(draw_prize__draw=draw)
+    with pytest.raises(ApplicationError) as exc:
+        rp.redpacket_pool_update(pool.id, budget_fen=6000)
+    assert (exc.value.code, exc.value.field, exc.value.status_code) == ("draw_prize_pool", "budget_fen", 409)
+    assert rp.redpacket_pool_update(pool.id, wishing="Congratulations").wishing == "Congratulations"
