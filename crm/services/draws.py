@@ -32,6 +32,7 @@ from crm.models import (
     RedPacketPool,
 )
 from crm.models.redpackets import MAX_PACKET_FEN, MIN_PACKET_FEN
+from crm.services.claim_expiry import MAX_CLAIM_EXPIRY_HOURS
 
 logger = logging.getLogger(__name__)
 # A red-packet prize's pool stays open this long after the draw closes (or after a late reveal) for its winners'
@@ -125,11 +126,13 @@ def _prize_pool_create(draw: GroupDraw, prize: GroupDrawPrize, user) -> RedPacke
     known (and approved over the threshold) before anyone enters. It stays a draft until fulfilment activates it."""
     from crm.services.redpackets import redpacket_pool_create
 
+    # claim_expiry_hours at its longest: a won prize's payout gets the most time to be retried before its claim
+    # would be refunded (crm.services.claim_expiry).
     pool = redpacket_pool_create(
         campaign_id=None, budget_fen=prize.amount_fen * prize.winners, count=prize.winners,
         mode=RedPacketPool.Mode.FIXED, min_fen=prize.amount_fen, max_fen=prize.amount_fen,
         expires_at=draw.closes_at + PRIZE_CLAIM_WINDOW, act_name=draw.name[:32], wishing=draw.name[:128],
-        created_by=user,
+        created_by=user, claim_expiry_hours=MAX_CLAIM_EXPIRY_HOURS,
     )  # fmt: skip
     pool.draw_prize = prize
     pool.save(update_fields=["draw_prize"])

@@ -50,6 +50,7 @@ def test_red_packet_prize_is_claimed_and_paid_once_and_reconciles(sim):  # noqa:
     # The prize's money is a pool made with the draw: a draft (nothing promised yet) of amount x winners.
     pool = RedPacketPool.objects.get(draw_prize__draw=draw)
     assert (pool.status, pool.budget_fen, pool.count, pool.mode) == ("draft", 1776, 2, "fixed")
+    assert pool.claim_expiry_hours == 24 * 7  # the longest time to retry a won payout
     svc.draw_open(draw.pk)
     for contact in members:
         svc.draw_enter(draw.pk, contact.pk)
