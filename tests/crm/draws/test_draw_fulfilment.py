@@ -11,7 +11,6 @@ from auditlog.models import LogEntry
 from django.conf import settings
 from django.utils import timezone
 
-from crm.celery import app
 from crm.errors import ApplicationError
 from crm.models import (
     CustomerGroup,
@@ -128,8 +127,16 @@ def test_red_packet_prize_bad_input_and_approval(settings, django_user_model):
 def test_beat_closes_and_reveals_due_draws_and_requeues_what_was_lost():
     entry = settings.CELERY_BEAT_SCHEDULE["draws-close-due"]
     assert entry["task"] == "crm.tasks.draws.close_due_draws" and entry["schedule"] <= 60
-    app.loader.import_default_modules()
-    assert "crm.tasks.draws.close_due_draws" in app.tasks
+    # A worker registers what autodiscovery imports (crm.tasks): asked in a fresh process, as a worker starts.
+    import subprocess
+    import sys
+
+    code = ("import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'crm.settings'); django.setup(); "
+            "from crm.celery import app; app.loader.import_default_modules(); "
+            "print(sorted(t for t in app.tasks if t.startswith('crm.tasks.draws.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip().splitlines()[-1] == str(sorted(
+        ["crm.tasks.draws.close_due_draws", "crm.tasks.draws.fulfil_draw", "crm.tasks.draws.send_draw_announcement"]))
 
     staff = make_staff()
     members = [make_contact(staff) for _ in range(3)]
@@ -230,3 +237,28 @@ def test_a_prize_pool_follows_its_prize():
         rp.redpacket_pool_update(pool.id, budget_fen=6000)
     assert (exc.value.code, exc.value.field, exc.value.status_code) == ("draw_prize_pool", "budget_fen", 409)
     assert rp.redpacket_pool_update(pool.id, wishing="Congratulations").wishing == "Congratulations"
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_the_beat_task_runs_the_whole_chain_on_a_real_worker(sim, celery_worker):  # noqa: F811
+    """close_due_draws on the worker: reveal, then fulfil_draw and pay_claim queued on commit, each run by the
+    worker; the winners' red packets are paid through the pay API once and the prize's pool balances."""
+    from crm.tasks.draws import close_due_draws
+    from tests.conftest import wait_for
+
+    sim.member("beatpay")
+    staff = make_staff("beatpay")
+    members = [befriend(sim, staff, f"Beat {i}") for i in range(2)]
+    group = _group(staff, members, chat_id="wrbeatpay")
+    draw = _entered_and_due(group, members, [{"kind": "red_packet", "amount_fen": 520, "winners": 2}])
+    pool = RedPacketPool.objects.get(draw_prize__draw=draw)
+    close_due_draws.delay()
+    wait_for(lambda: RedPacketClaim.objects.filter(pool=pool, status="paid").count() == 2, timeout=60,
+             message="both prizes paid")  # fmt: skip
+    assert set(GroupDrawWinner.objects.filter(draw=draw).values_list("status", flat=True)) == {"fulfilled"}
+    billnos = set(RedPacketClaim.objects.filter(pool=pool).values_list("billno", flat=True))
+    packs = [p for p in sim.call("GET", "pay/redpacks")["redpacks"] if p["mch_billno"] in billnos]
+    assert sorted(p["total_amount"] for p in packs) == [520, 520]
+    report = rp.redpacket_reconcile(pool.id)
+    assert report["balanced"] and report["paid_fen"] == 1040
