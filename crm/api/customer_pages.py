@@ -26,7 +26,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from crm.api.throttles import claim_throttle
+from crm.api.throttles import PAGE_VIEW, claim_throttle, no_visitor, session_visitor, throttle_page
 from crm.errors import ApplicationError
 from crm.models import Contact, LuckyDraw, LuckyDrawEntry, RedPacketClaim, RedPacketPool
 from crm.selectors.campaigns import campaign_reached
@@ -239,6 +239,7 @@ def _game_call(request: HttpRequest, pool_id: int, contact_id: int, action: str)
 @csrf_exempt  # the signed token in the URL is the credential
 @require_http_methods(["POST"])
 @never_cache
+@throttle_page("redpacket")
 def game_start_view(request: HttpRequest, token: str) -> JsonResponse:
     return _game(request, token, "start")
 
@@ -246,12 +247,14 @@ def game_start_view(request: HttpRequest, token: str) -> JsonResponse:
 @csrf_exempt  # the signed token in the URL is the credential
 @require_http_methods(["POST"])
 @never_cache
+@throttle_page("redpacket")
 def game_result_view(request: HttpRequest, token: str) -> JsonResponse:
     return _game(request, token, "result")
 
 
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
+@throttle_page("redpacket", methods=PAGE_VIEW)
 def redpacket_page(request: HttpRequest, token: str) -> HttpResponse:
     try:
         pool_id, contact_id = parse_claim_token(token)
@@ -263,6 +266,7 @@ def redpacket_page(request: HttpRequest, token: str) -> HttpResponse:
 @csrf_exempt  # checked in shared_identity: the session is the credential here
 @require_http_methods(["GET", "POST"])
 @never_cache
+@throttle_page("redpacket", visitor=session_visitor, methods=PAGE_VIEW)
 def pool_page(request: HttpRequest, pool_id: int) -> HttpResponse:
     """The same red-packet link for everyone: the visitor is who WeChat OAuth says."""
     found = RedPacketPool.objects.filter(id=pool_id).values_list("campaign_id", flat=True)
@@ -298,6 +302,7 @@ def _pool_game(request: HttpRequest, pool_id: int, action: str) -> HttpResponse:
 @csrf_exempt  # checked in _pool_game: the session is the credential here
 @require_http_methods(["POST"])
 @never_cache
+@throttle_page("redpacket", visitor=session_visitor, json=True)
 def pool_game_start_view(request: HttpRequest, pool_id: int) -> HttpResponse:
     return _pool_game(request, pool_id, "start")
 
@@ -305,6 +310,7 @@ def pool_game_start_view(request: HttpRequest, pool_id: int) -> HttpResponse:
 @csrf_exempt  # checked in _pool_game: the session is the credential here
 @require_http_methods(["POST"])
 @never_cache
+@throttle_page("redpacket", visitor=session_visitor, json=True)
 def pool_game_result_view(request: HttpRequest, pool_id: int) -> HttpResponse:
     return _pool_game(request, pool_id, "result")
 
@@ -337,6 +343,7 @@ def _draw(request: HttpRequest, draw_id: int, contact_id: int) -> HttpResponse:
 
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
+@throttle_page("draw")
 def lucky_draw_page(request: HttpRequest, token: str) -> HttpResponse:
     try:
         draw_id, contact_id = parse_draw_token(token)
@@ -348,6 +355,7 @@ def lucky_draw_page(request: HttpRequest, token: str) -> HttpResponse:
 @csrf_exempt  # checked in shared_identity: the session is the credential here
 @require_http_methods(["GET", "POST"])
 @never_cache
+@throttle_page("draw", visitor=session_visitor)
 def shared_draw_page(request: HttpRequest, draw_id: int) -> HttpResponse:
     """The same lucky-draw link for everyone."""
     found = LuckyDraw.objects.filter(id=draw_id).values_list("campaign_id", flat=True)
@@ -366,6 +374,7 @@ def shared_draw_page(request: HttpRequest, draw_id: int) -> HttpResponse:
 
 @require_GET
 @never_cache
+@throttle_page("oauth", visitor=no_visitor)
 def oauth_callback(request: HttpRequest) -> HttpResponse:
     """WeChat sends the visitor here with ?code&state: identify them, then back to the page they opened."""
     ip = request.META.get("REMOTE_ADDR", "")

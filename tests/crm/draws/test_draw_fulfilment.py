@@ -237,6 +237,11 @@ def test_a_prize_pool_follows_its_prize():
         rp.redpacket_pool_update(pool.id, budget_fen=6000)
     assert (exc.value.code, exc.value.field, exc.value.status_code) == ("draw_prize_pool", "budget_fen", 409)
     assert rp.redpacket_pool_update(pool.id, wishing="Congratulations").wishing == "Congratulations"
+    # The claim server's fast path (no per-customer check) is never taken for a prize's pool: winners only.
+    from crm.services.claim_batches import pool_facts
+
+    rp.redpacket_pool_activate(pool.id)
+    assert pool_facts(pool.id).fast is False
 
 
 @pytest.mark.worker

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('crm', '0022_draws_group_draws'),
+        ('crm', '0023_cbstate_callback_states'),
     ]
 
     operations = [
