@@ -69,3 +69,15 @@ def audit_scrub_contact(contact_id: int) -> int:
     return LogEntry.objects.filter(
         content_type=ContentType.objects.get_for_model(Contact), object_pk=str(contact_id)
     ).update(object_repr=f"contact #{contact_id} (erased)")
+
+
+def audit_action(instance, *, actor, action: str, changes: dict[str, tuple]) -> None:
+    """One audit entry for a console action on a row the services write with conditional updates (which send no
+    signal, so auditlog's tracking never sees them): who, which row, what changed, and the action's name."""
+    from auditlog.models import LogEntry
+
+    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    LogEntry.objects.log_create(
+        instance, action=LogEntry.Action.UPDATE, actor=user, additional_data={"action": action},
+        changes={field: [str(old), str(new)] for field, (old, new) in changes.items()},
+    )  # fmt: skip

@@ -158,6 +158,8 @@ CELERY_BEAT_SCHEDULE = {
     "campaigns-expire-unconfirmed": {"task": "crm.tasks.campaigns.expire_mass_messages", "schedule": 300.0},
     "redpackets-refund-expired": {"task": "crm.tasks.redpackets.refund_expired_pools", "schedule": 60.0},
     "redpackets-reconcile": {"task": "crm.tasks.redpackets.reconcile_pools", "schedule": 120.0},
+    # Group lucky draws past closes_at: entries close -> seed revealed -> winners -> prizes fulfilled -> announced.
+    "draws-close-due": {"task": "crm.tasks.draws.close_due_draws", "schedule": 30.0},
     "callbacks-sweep-unprocessed": {"task": "crm.tasks.callbacks.sweep_unprocessed", "schedule": 60.0},
     "contacts-poll-handovers": {"task": "crm.tasks.contacts.poll_handovers", "schedule": 600.0},
     "contacts-resume-stalled": {"task": "crm.tasks.contacts.resume_stalled", "schedule": 300.0},

@@ -7,13 +7,22 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import action as unfold_action
 
 from crm.admin.base import ServiceModelAdmin, add_service_error, adopt
 from crm.errors import ApplicationError
-from crm.models import CustomerGroup, GroupDraw, GroupDrawEntry, GroupDrawPrize, GroupDrawWinner
+from crm.models import (
+    CustomerGroup,
+    GroupDraw,
+    GroupDrawEntry,
+    GroupDrawPrize,
+    GroupDrawWinner,
+    RedPacketClaim,
+    RedPacketPool,
+)
 from crm.services import draws as svc
 
 
@@ -53,7 +62,16 @@ class PrizeInline(TabularInline):
     model = GroupDrawPrize
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["position", "kind", "reward_id", "points", "amount_fen", "winners"]
+    fields = readonly_fields = ["position", "kind", "reward_id", "points", "amount_fen", "winners", "pool"]
+
+    @admin.display(description=_("Red-packet pool"))
+    def pool(self, obj: GroupDrawPrize) -> str:
+        # The prize's money (approved there over the threshold, reconciled like every pool).
+        pool = RedPacketPool.objects.filter(draw_prize=obj).first()
+        if pool is None:
+            return "—"
+        return format_html('<a href="{}" data-prize-pool="{}">#{} {}</a>', reverse("console:pool", args=[pool.pk]),
+                           pool.pk, pool.pk, pool.get_status_display())  # fmt: skip
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -73,7 +91,14 @@ class WinnerInline(TabularInline):
     model = GroupDrawWinner
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["rank", "entry", "prize", "status", "reason", "fulfilled_ref", "fulfilled_at"]
+    fields = readonly_fields = ["rank", "entry", "prize", "status", "reason", "fulfilled_ref", "payout",
+                                "fulfilled_at"]
+
+    @admin.display(description=_("Payout"))
+    def payout(self, obj: GroupDrawWinner) -> str:
+        # A red-packet prize's claim (its billno is the fulfilled reference): queued, paying, paid or failed.
+        claim = RedPacketClaim.objects.filter(billno=obj.fulfilled_ref).first() if obj.fulfilled_ref else None
+        return claim.get_status_display() if claim else "—"
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -84,7 +109,7 @@ class GroupDrawAdmin(ServiceModelAdmin):
     list_display = ["name", "status", "opens_at", "closes_at", "commitment_short", "revealed_at"]
     list_filter = ["status"]
     search_fields = ["name", "commitment"]
-    actions_detail = ["open_draw", "close_draw", "reveal_draw", "verify_page"]
+    actions_detail = ["open_draw", "close_draw", "reveal_draw", "retry_failed", "verify_page"]
     inlines = [PrizeInline, EntryInline, WinnerInline]
 
     def get_form(self, request, obj=None, **kwargs):
@@ -145,6 +170,24 @@ class GroupDrawAdmin(ServiceModelAdmin):
     def reveal_draw(self, request, object_id):
         return self._run(request, object_id, svc.draw_reveal, _("Revealed: winners drawn, prizes being granted."))
 
+    @unfold_action(description=_("Retry failed prizes and announcements"), url_path="retry-failed",
+                   permissions=["change"])
+    def retry_failed(self, request, object_id):
+        def run(draw_id):
+            counts = svc.draw_retry_failed(draw_id, user=request.user)
+            if not counts:
+                raise ApplicationError(_("Nothing failed: nothing to retry."), code="nothing_failed")
+            return counts
+
+        try:
+            counts = run(int(object_id))
+            level = messages.SUCCESS if set(counts) <= {"fulfilled", "announcement_sent"} else messages.WARNING
+            self.message_user(request, _("Retried: %(outcomes)s.") % {
+                "outcomes": ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))}, level)
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:crm_groupdraw_change", args=[object_id]))
+
     @unfold_action(description=_("Verify page"), url_path="verify-page", permissions=["view"])
     def verify_page(self, request, object_id):
         return HttpResponseRedirect(reverse("group-draw-verify", args=[object_id]))
@@ -155,6 +198,21 @@ class GroupDrawWinnerAdmin(ModelAdmin):
     list_display = ["draw", "rank", "entry", "prize", "status", "reason", "fulfilled_at"]
     list_filter = ["status"]
     search_fields = ["entry__external_userid", "entry__contact__name", "draw__name"]
+    actions = ["retry_prize"]
+
+    def has_retry_permission(self, request) -> bool:
+        return request.user.has_perm("crm.change_groupdraw")
+
+    @admin.action(description=_("Retry the failed prizes"), permissions=["retry"])
+    def retry_prize(self, request, queryset):
+        for winner in queryset.filter(status=GroupDrawWinner.Status.FAILED):
+            try:
+                outcome = svc.winner_fulfil_retry(winner.pk, user=request.user)
+            except ApplicationError as exc:
+                outcome = exc.code
+            level = messages.SUCCESS if outcome == "fulfilled" else messages.ERROR
+            self.message_user(request, _("Winner %(rank)s of %(draw)s: %(outcome)s") % {
+                "rank": winner.rank, "draw": winner.draw, "outcome": outcome}, level)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -73,7 +73,7 @@ class GroupPacketAdmin(ServiceModelAdmin):
     search_fields = ["group__name", "act_name"]
     inlines = [ClaimInline]
     actions = ["launch"]
-    actions_detail = ["launch_one"]
+    actions_detail = ["launch_one", "repost_one"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(group__isnull=False).select_related("group")
@@ -152,4 +152,14 @@ class GroupPacketAdmin(ServiceModelAdmin):
         from django.urls import reverse
 
         self._launch(request, int(object_id))
+        return HttpResponseRedirect(reverse("admin:crm_grouppacket_change", args=[object_id]))
+
+    @unfold_action(description=_("Post in the group again (failed post)"), icon="send", permissions=["launch"])
+    def repost_one(self, request, object_id):
+        from django.http import HttpResponseRedirect
+        from django.urls import reverse
+
+        from crm.admin.draw_records import repost_message
+
+        repost_message(self, request, int(object_id))
         return HttpResponseRedirect(reverse("admin:crm_grouppacket_change", args=[object_id]))

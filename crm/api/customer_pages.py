@@ -44,6 +44,7 @@ MESSAGES = {
     "expired": gettext_lazy("Sorry, this red packet has expired."),
     "not_started": gettext_lazy("This red packet is not open yet."),
     "not_eligible": gettext_lazy("Sorry, this red packet is for other customers."),
+    "not_member": gettext_lazy("Only members of this group can open this red packet."),
     "locked": gettext_lazy("Invite friends to add us with your QR code below to unlock your red packet."),
 }
 # A gated pool's page says what is left to do (gate_progress), one line per gate.
@@ -174,8 +175,9 @@ def _redpacket(request: HttpRequest, pool_id: int, contact_id: int) -> HttpRespo
         "status": status,
         "message": message,
         "gates": [{**g, **_gate_text(g)} for g in gates],
-        # The game runs on the signed link's page (its token names the customer to the game's calls).
-        "game_start_url": f"{request.path}game/start/" if pool.gate_game and request.path.startswith("/m/rp/") else "",
+        # The game's calls go under the page's own path: the signed link's token, or the pool page's session (whose
+        # POSTs carry the page's CSRF token, as the claim form does), names the customer to them.
+        "game_start_url": f"{request.path}game/start/" if pool.gate_game else "",
         "amount_yuan": _yuan(amount),
         "amount_fen": amount,
         "pool": pool,
@@ -204,9 +206,21 @@ def _gate_text(gate: dict) -> dict:
 
 
 def _game(request: HttpRequest, token: str, action: str) -> JsonResponse:
-    """The mini-game gate's two calls from the page: start (a signed session) and result (verified)."""
+    """The mini-game gate's two calls from the signed link's page: start (a signed session) and result (verified)."""
     try:
         pool_id, contact_id = parse_claim_token(token)
+    except ApplicationError as exc:
+        return _game_error(exc)
+    return _game_call(request, pool_id, contact_id, action)
+
+
+def _game_error(exc: ApplicationError) -> JsonResponse:
+    return JsonResponse({"error": {"code": exc.code, "message": str(exc.message), "field": exc.field,
+                                   "details": exc.details}}, status=exc.status_code)  # fmt: skip
+
+
+def _game_call(request: HttpRequest, pool_id: int, contact_id: int, action: str) -> JsonResponse:
+    try:
         if action == "start":
             return JsonResponse(game_start(pool_id, contact_id))
         try:
@@ -218,8 +232,7 @@ def _game(request: HttpRequest, token: str, action: str) -> JsonResponse:
         session = game_finish(pool_id=pool_id, contact_id=contact_id, nonce=body.get("nonce"),
                               score=body.get("score"), sig=body.get("sig"))  # fmt: skip
     except ApplicationError as exc:
-        return JsonResponse({"error": {"code": exc.code, "message": str(exc.message), "field": exc.field,
-                                       "details": exc.details}}, status=exc.status_code)  # fmt: skip
+        return _game_error(exc)
     return JsonResponse({"status": "played", "score": session.score})
 
 
@@ -265,6 +278,41 @@ def pool_page(request: HttpRequest, pool_id: int) -> HttpResponse:
         response = _error(request, ApplicationError(
             _("This red packet was sent to other customers."), code="not_recipient", status_code=403))
     return response or _redpacket(request, pool_id, contact_id)
+
+
+def _pool_game(request: HttpRequest, pool_id: int, action: str) -> HttpResponse:
+    """The game's calls from the pool page: the visitor is the session's (OAuth), the POST carries the page's CSRF
+    token (X-CSRFToken), and the pool must be one the campaign sent them, as for the claim."""
+    found = RedPacketPool.objects.filter(id=pool_id).values_list("campaign_id", flat=True)
+    if not found:
+        return _game_error(ApplicationError(_("This red packet does not exist."), code="not_found", status_code=404))
+    contact_id = wechat_oauth.session_contact(request, "redpacket")
+    if contact_id is None:
+        return _game_error(ApplicationError(_("Open this page in WeChat to continue."), code="identify",
+                                            status_code=401))  # fmt: skip
+    if CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, None, (), {}) is not None:
+        return _game_error(ApplicationError(_("This page has expired. Please reload it and try again."),
+                                            code="csrf", status_code=403))  # fmt: skip
+    if not campaign_reached(found[0], contact_id):
+        return _game_error(ApplicationError(_("This red packet was sent to other customers."), code="not_recipient",
+                                            status_code=403))  # fmt: skip
+    return _game_call(request, pool_id, contact_id, action)
+
+
+@csrf_exempt  # checked in _pool_game: the session is the credential here
+@require_http_methods(["POST"])
+@never_cache
+@throttle_page("redpacket", visitor=session_visitor, json=True)
+def pool_game_start_view(request: HttpRequest, pool_id: int) -> HttpResponse:
+    return _pool_game(request, pool_id, "start")
+
+
+@csrf_exempt  # checked in _pool_game: the session is the credential here
+@require_http_methods(["POST"])
+@never_cache
+@throttle_page("redpacket", visitor=session_visitor, json=True)
+def pool_game_result_view(request: HttpRequest, pool_id: int) -> HttpResponse:
+    return _pool_game(request, pool_id, "result")
 
 
 # --- lucky draw ----------------------------------------------------------------------------------------------
@@ -347,6 +395,8 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("m/oauth/callback/", oauth_callback, name="wechat-oauth-callback"),
     path("m/pool/<int:pool_id>/", pool_page, name="redpacket-pool-page"),
+    path("m/pool/<int:pool_id>/game/start/", pool_game_start_view, name="redpacket-pool-game-start"),
+    path("m/pool/<int:pool_id>/game/result/", pool_game_result_view, name="redpacket-pool-game-result"),
     path("m/luckydraw/<int:draw_id>/", shared_draw_page, name="lucky-draw-shared-page"),
     path("m/rp/<str:token>/", redpacket_page, name="redpacket-page"),
     path("m/rp/<str:token>/game/start/", game_start_view, name="redpacket-game-start"),

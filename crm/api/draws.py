@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,7 +22,7 @@ from crm.api.customer_pages import _error, _wants_json, shared_identity
 from crm.api.permissions import HasStaffPerms
 from crm.api.throttles import no_visitor, session_visitor, throttle_page
 from crm.errors import ApplicationError, NotFound
-from crm.models import GroupDraw, GroupDrawEntry, GroupDrawPrize, GroupDrawWinner
+from crm.models import GroupDraw, GroupDrawEntry, GroupDrawPrize, GroupDrawWinner, RedPacketPool
 from crm.selectors.draws import draw_export
 from crm.services import draws as svc
 from crm.services.customer_links import absolute_url, sign_contact, unsign_contact
@@ -55,9 +55,16 @@ class DrawInput(serializers.Serializer):
 
 
 class PrizeOutput(serializers.ModelSerializer):
+    pool = serializers.SerializerMethodField(help_text="A red-packet prize's pool (its money; approve it there).")
+
     class Meta:
         model = GroupDrawPrize
-        fields = ["position", "kind", "reward_id", "points", "amount_fen", "winners"]
+        fields = ["position", "kind", "reward_id", "points", "amount_fen", "winners", "pool"]
+
+    def get_pool(self, prize: GroupDrawPrize) -> int | None:
+        if prize.kind != GroupDrawPrize.Kind.RED_PACKET:
+            return None
+        return RedPacketPool.objects.filter(draw_prize=prize).values_list("pk", flat=True).first()
 
 
 class DrawOutput(serializers.ModelSerializer):
@@ -86,7 +93,7 @@ class WinnerOutput(serializers.ModelSerializer):
 
     class Meta:
         model = GroupDrawWinner
-        fields = ["rank", "external_userid", "prize", "status", "reason", "fulfilled_at"]
+        fields = ["rank", "external_userid", "prize", "status", "reason", "fulfilled_ref", "fulfilled_at"]
 
 
 def _get(draw_id: int) -> GroupDraw:
@@ -145,6 +152,23 @@ def _action(operation):
 
     DrawActionApi.__name__ = f"Draw{operation.title()}Api"
     return DrawActionApi
+
+
+class DrawRetryApi(APIView):
+    """Retry every failed prize and failed announcement of the draw, now (audited, with the caller as actor)."""
+
+    permission_classes = [HasStaffPerms]
+    required_perms = {"POST": CHANGE}
+
+    @extend_schema(request=None, tags=["draws"], operation_id="draw_retry_failed",
+                   responses=inline_serializer("DrawRetryOutput", {
+                       "outcomes": serializers.DictField(child=serializers.IntegerField()),
+                       "winners": WinnerOutput(many=True)}))  # fmt: skip
+    def post(self, request: Request, draw_id: int) -> Response:
+        draw = _get(draw_id)
+        outcomes = svc.draw_retry_failed(draw.pk, user=request.user)
+        return Response({"outcomes": outcomes,
+                         "winners": WinnerOutput(draw.winners.select_related("entry"), many=True).data})
 
 
 # --- customer pages ----------------------------------------------------------------------------------------
@@ -212,6 +236,7 @@ urlpatterns = [
     path("api/draws/<int:draw_id>/entries/", DrawEntriesApi.as_view(), name="api-draw-entries"),
     *[path(f"api/draws/<int:draw_id>/{op}/", _action(op).as_view(), name=f"api-draw-{op}")
       for op in ("open", "close", "reveal")],
+    path("api/draws/<int:draw_id>/retry/", DrawRetryApi.as_view(), name="api-draw-retry"),
     path("m/groupdraw/<int:draw_id>/", shared_draw_entry_page, name="group-draw-shared-entry"),
     path("m/groupdraw/<int:draw_id>/verify/", draw_verify_page, name="group-draw-verify"),
     path("m/groupdraw/<int:draw_id>/<str:token>/", draw_entry_page, name="group-draw-entry"),

@@ -147,6 +147,19 @@ class GroupPacketLaunchApi(_Base):
         return Response(GroupPacketOutput(gp.group_packet_get(pool_id)).data)
 
 
+class GroupPacketRepostApi(_Base):
+    """Post a packet whose post in the group failed again, now, from the group's current owner (audited); 409
+    not_failed when the post did not fail (a post that may have gone out is never re-sent)."""
+
+    required_perms = {"POST": ("crm.change_grouppacket",)}
+
+    @extend_schema(request=None, responses=inline_serializer("GroupPacketRepostOutput", {
+        "outcome": serializers.CharField(), "packet": GroupPacketOutput()}))  # fmt: skip
+    def post(self, request: Request, pool_id: int) -> Response:
+        outcome = gp.group_packet_post_retry(pool_id, user=request.user)
+        return Response({"outcome": outcome, "packet": GroupPacketOutput(gp.group_packet_get(pool_id)).data})
+
+
 class OpenInput(serializers.Serializer):
     token = serializers.CharField(help_text="The member's signed link token (/m/gp/t/<token>/).")
 
@@ -185,6 +198,7 @@ urlpatterns = [
     path("m/gp/open", GroupPacketOpenApi.as_view(), name="group-packet-open"),
     path("api/group-packets/<int:pool_id>/", GroupPacketDetailApi.as_view(), name="group-packet-detail"),
     path("api/group-packets/<int:pool_id>/launch", GroupPacketLaunchApi.as_view(), name="group-packet-launch"),
+    path("api/group-packets/<int:pool_id>/repost", GroupPacketRepostApi.as_view(), name="group-packet-repost"),
 ]
 
 

@@ -50,6 +50,11 @@ class RedPacketPool(models.Model):
     group = models.ForeignKey(
         "crm.CustomerGroup", null=True, blank=True, on_delete=models.PROTECT, related_name="group_packets"
     )
+    # A lucky draw's red-packet prize (crm.services.draws): only the prize's winners claim, once each, at fulfilment;
+    # the pool is what makes the prize's money reconcile like any other pool's. Empty for every other pool.
+    draw_prize = models.OneToOneField(
+        "crm.GroupDrawPrize", null=True, blank=True, on_delete=models.PROTECT, related_name="red_packet_pool"
+    )
     # More gates (crm.services.gates), all of which must be passed: a mini-game played on the page (a signed,
     # server-issued session: crm.services.game_gate), purchases of at least gate_purchase_fen since the pool
     # opened (till receipts and imported orders), and an add of our staff through gate_channel's contact way.

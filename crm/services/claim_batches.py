@@ -85,6 +85,7 @@ def pool_facts(pool_id: int) -> PoolFacts | None:
         and pool.expires_at > now
         and (pool.starts_at is None or pool.starts_at <= now)
         and pool.group_id is None
+        and pool.draw_prize_id is None  # a draw's prize: its winners only (redpacket_claim_refusal)
         and not pool.eligibility
         and not pool.gate_friends
         and not pool.gate_game

@@ -11,12 +11,13 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm.audit import audit_action
 from crm.errors import ApplicationError, Conflict, NotFound
 from crm.models import (
     Contact,
@@ -27,9 +28,16 @@ from crm.models import (
     GroupDrawPrize,
     GroupDrawWinner,
     GroupMember,
+    RedPacketClaim,
+    RedPacketPool,
 )
+from crm.models.redpackets import MAX_PACKET_FEN, MIN_PACKET_FEN
+from crm.services.claim_expiry import MAX_CLAIM_EXPIRY_HOURS
 
 logger = logging.getLogger(__name__)
+# A red-packet prize's pool stays open this long after the draw closes (or after a late reveal) for its winners'
+# claims to be made and retried; what no winner took (fewer entries than winners) is refunded at its expiry.
+PRIZE_CLAIM_WINDOW = timedelta(days=7)
 
 # (prize, contact_id, idempotency_key) -> reference of what was granted (coupon code, ledger id)
 PrizeHook = Callable[[GroupDrawPrize, int, str], str]
@@ -101,9 +109,38 @@ def draw_create(*, name: str, group_ids: list[int], opens_at: datetime, closes_a
         if not isinstance(winners, int) or winners < 1:
             raise ApplicationError(_("Give a positive whole number."), code="invalid",
                                    field=f"prizes.{position}.winners")
-        GroupDrawPrize.objects.create(draw=draw, position=position, kind=kind, winners=winners,
-                                      **{value_field: value})
+        if kind == GroupDrawPrize.Kind.RED_PACKET and not MIN_PACKET_FEN <= value <= MAX_PACKET_FEN:
+            raise ApplicationError(
+                _("A red packet is %(min)s to %(max)s fen (WeChat Pay's limits).") % {"min": MIN_PACKET_FEN,
+                                                                                      "max": MAX_PACKET_FEN},
+                code="out_of_range", field=f"prizes.{position}.amount_fen")  # fmt: skip
+        row = GroupDrawPrize.objects.create(draw=draw, position=position, kind=kind, winners=winners,
+                                            **{value_field: value})
+        if kind == GroupDrawPrize.Kind.RED_PACKET:
+            _prize_pool_create(draw, row, user)
     return draw
+
+
+def _prize_pool_create(draw: GroupDraw, prize: GroupDrawPrize, user) -> RedPacketPool:
+    """The red-packet prize's money as a pool: amount x winners, fixed split, made with the draw so the budget is
+    known (and approved over the threshold) before anyone enters. It stays a draft until fulfilment activates it."""
+    from crm.services.redpackets import redpacket_pool_create
+
+    # claim_expiry_hours at its longest: a won prize's payout gets the most time to be retried before its claim
+    # would be refunded (crm.services.claim_expiry).
+    pool = redpacket_pool_create(
+        campaign_id=None, budget_fen=prize.amount_fen * prize.winners, count=prize.winners,
+        mode=RedPacketPool.Mode.FIXED, min_fen=prize.amount_fen, max_fen=prize.amount_fen,
+        expires_at=draw.closes_at + PRIZE_CLAIM_WINDOW, act_name=draw.name[:32], wishing=draw.name[:128],
+        created_by=user, claim_expiry_hours=MAX_CLAIM_EXPIRY_HOURS,
+    )  # fmt: skip
+    pool.draw_prize = prize
+    pool.save(update_fields=["draw_prize"])
+    return pool
+
+
+def draw_prize_pools(draw_id: int) -> list[RedPacketPool]:
+    return list(RedPacketPool.objects.filter(draw_prize__draw_id=draw_id).order_by("draw_prize__position"))
 
 
 def _locked(draw_id: int) -> GroupDraw:
@@ -131,6 +168,13 @@ def draw_open(draw_id: int) -> GroupDraw:
         raise Conflict(_("This draw is already open."), code="not_draft", field="status")
     if timezone.now() >= draw.closes_at:
         raise ApplicationError(_("This draw has already closed."), code="draw_closed", field="closes_at")
+    from crm.services.redpackets import redpacket_pool_needs_approval
+
+    # A red-packet prize over the approval threshold is money a second admin must approve before it is promised.
+    unapproved = [p.pk for p in draw_prize_pools(draw.pk) if redpacket_pool_needs_approval(p)]
+    if unapproved:
+        raise Conflict(_("A red-packet prize's budget needs a second admin's approval first (pool %(ids)s).")
+                       % {"ids": ", ".join(map(str, unapproved))}, code="approval_required", field="prizes")
     seed = secrets.token_bytes(32)
     draw.seed_hex, draw.commitment = seed.hex(), commitment_of(seed)
     draw.status, draw.opened_at = GroupDraw.Status.OPEN, timezone.now()
@@ -224,7 +268,8 @@ def winner_fulfil(winner_id: int) -> str:
             winner.status, winner.reason = GroupDrawWinner.Status.FAILED, "contact_erased"  # crm.services.erasure
             winner.save(update_fields=["status", "reason"])
             return winner.reason
-        hook = _prize_hooks.get(winner.prize.kind)
+        kind = winner.prize.kind
+        hook = red_packet_prize_fulfil if kind == GroupDrawPrize.Kind.RED_PACKET else _prize_hooks.get(kind)
         if hook is None:
             winner.status, winner.reason = GroupDrawWinner.Status.FAILED, "no_fulfilment"
             winner.save(update_fields=["status", "reason"])
@@ -243,6 +288,26 @@ def winner_fulfil(winner_id: int) -> str:
         return "fulfilled"
 
 
+def red_packet_prize_fulfil(prize: GroupDrawPrize, contact_id: int, key: str) -> str:
+    """A red-packet prize: the winner's claim in the prize's pool (UNIQUE pool and contact; its billno UNIQUE and
+    derived from the claim), paid by the payout machinery (crm.services.payouts) on commit; the billno. Re-run, the
+    claim is found again and nothing is reserved or paid twice; only the prize's winners may claim there."""
+    from crm.services.redpackets import redpacket_claim, redpacket_pool_activate, redpacket_pool_update
+
+    pool = RedPacketPool.objects.filter(draw_prize=prize).first()
+    if pool is None:
+        raise ApplicationError(_("This red-packet prize has no pool."), code="no_pool", field="prize")
+    if pool.status == RedPacketPool.Status.DRAFT:
+        if pool.expires_at < timezone.now() + PRIZE_CLAIM_WINDOW / 2:  # revealed late: leave time to pay
+            redpacket_pool_update(pool.id, expires_at=timezone.now() + PRIZE_CLAIM_WINDOW)
+        redpacket_pool_activate(pool.id)
+    outcome = redpacket_claim(pool_id=pool.id, contact_id=contact_id)
+    if not outcome.ok:
+        raise ApplicationError(_("The red packet could not be claimed (%(status)s).") % {"status": outcome.status},
+                               code=outcome.status, field="prize")  # fmt: skip
+    return RedPacketClaim.objects.filter(pk=outcome.claim_id).values_list("billno", flat=True).first() or ""
+
+
 def draw_fulfil(draw_id: int) -> dict[str, int]:
     counts: dict[str, int] = {}
     pending = GroupDrawWinner.objects.filter(draw_id=draw_id).exclude(status=GroupDrawWinner.Status.FULFILLED)
@@ -250,6 +315,96 @@ def draw_fulfil(draw_id: int) -> dict[str, int]:
         outcome = winner_fulfil(winner_id)
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts
+
+
+# --- the console's retries (audited) -------------------------------------------------------------------------
+
+
+def winner_fulfil_retry(winner_id: int, *, user) -> str:
+    """Grant a failed prize again, now (the console waits for the outcome): the same winner key, so whatever the
+    first attempt granted is found, never granted twice. 409 not_failed for a prize that did not fail."""
+    with transaction.atomic():
+        winner = GroupDrawWinner.objects.select_for_update().filter(pk=winner_id).first()
+        if winner is None:
+            raise NotFound(_("No such winner."), code="unknown_winner", field="winner")
+        if winner.status != GroupDrawWinner.Status.FAILED:
+            raise Conflict(_("Only a failed prize can be retried."), code="not_failed", field="status")
+        audit_action(winner, actor=user, action="retry_prize",
+                     changes={"status": (winner.status, GroupDrawWinner.Status.PENDING), "reason": (winner.reason, "")})
+        GroupDrawWinner.objects.filter(pk=winner.pk).update(status=GroupDrawWinner.Status.PENDING, reason="")
+    return winner_fulfil(winner_id)
+
+
+def announcement_retry(announcement_id: int, *, user) -> str:
+    """Send a failed announcement again, now: back to pending, then the once-only send (one holder calls WeCom).
+    A retryable failure leaves it pending for the task's retries; the outcome. 409 not_failed otherwise."""
+    from crm.tasks.draws import send_draw_announcement
+    from crm.wecom.errors import WeComError
+
+    with transaction.atomic():
+        row = GroupDrawAnnouncement.objects.select_for_update().filter(pk=announcement_id).first()
+        if row is None:
+            raise NotFound(_("No such announcement."), code="unknown_announcement", field="announcement")
+        if row.status != GroupDrawAnnouncement.Status.FAILED:
+            raise Conflict(_("Only a failed announcement can be sent again."), code="not_failed", field="status")
+        audit_action(row, actor=user, action="retry_announcement",
+                     changes={"status": (row.status, GroupDrawAnnouncement.Status.PENDING)})
+        GroupDrawAnnouncement.objects.filter(pk=row.pk).update(status=GroupDrawAnnouncement.Status.PENDING)
+    try:
+        return announcement_send(announcement_id)
+    except WeComError:
+        status = GroupDrawAnnouncement.objects.filter(pk=announcement_id).values_list("status", flat=True).first()
+        if status == GroupDrawAnnouncement.Status.PENDING:
+            send_draw_announcement.delay(announcement_id)
+        return status or "failed"
+
+
+def draw_retry_failed(draw_id: int, *, user) -> dict[str, int]:
+    """The draw page's one button: every failed prize and failed announcement of the draw, retried; the outcomes."""
+    counts: dict[str, int] = {}
+    for winner_id in GroupDrawWinner.objects.filter(draw_id=draw_id, status=GroupDrawWinner.Status.FAILED).values_list(
+            "pk", flat=True):
+        outcome = winner_fulfil_retry(winner_id, user=user)
+        counts[outcome] = counts.get(outcome, 0) + 1
+    for row_id in GroupDrawAnnouncement.objects.filter(
+            draw_id=draw_id, status=GroupDrawAnnouncement.Status.FAILED).values_list("pk", flat=True):
+        outcome = f"announcement_{announcement_retry(row_id, user=user)}"
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+# A revealed draw's fulfilment or an announcement still pending this long after it was queued lost its task (broker
+# trouble, a worker gone): the beat queues it again; the unique keys and the conditional UPDATE make that harmless.
+REQUEUE_AFTER = timedelta(minutes=5)
+
+
+def draws_close_due(now: datetime | None = None) -> dict[str, list[int]]:
+    """Beat: every draw whose entries are due to close is closed, revealed (winners drawn, fulfilment and the
+    announcement queued on commit); lost fulfilments and announcements are queued again. Idempotent."""
+    from crm.tasks.draws import fulfil_draw, send_draw_announcement
+
+    now = now or timezone.now()
+    revealed, refused = [], []
+    due = GroupDraw.objects.filter(status__in=[GroupDraw.Status.OPEN, GroupDraw.Status.CLOSED], closes_at__lte=now)
+    for draw_id in due.order_by("closes_at", "pk").values_list("pk", flat=True):
+        try:
+            draw_reveal(draw_id)
+            revealed.append(draw_id)
+        except ApplicationError as exc:  # revealed by staff meanwhile: not an error
+            if exc.code != "not_closed":
+                logger.warning("draw %s could not be revealed: %s", draw_id, exc.code, extra={"draw_id": draw_id})
+                refused.append(draw_id)
+    stale = now - REQUEUE_AFTER
+    lost_fulfilments = sorted(set(GroupDrawWinner.objects.filter(
+        status=GroupDrawWinner.Status.PENDING, draw__revealed_at__lte=stale).values_list("draw_id", flat=True)))
+    for draw_id in lost_fulfilments:
+        fulfil_draw.delay(draw_id)
+    lost_announcements = list(GroupDrawAnnouncement.objects.filter(
+        status=GroupDrawAnnouncement.Status.PENDING, created_at__lte=stale).values_list("pk", flat=True)[:500])
+    for announcement_id in lost_announcements:
+        send_draw_announcement.delay(announcement_id)
+    return {"revealed": revealed, "refused": refused, "fulfil_requeued": lost_fulfilments,
+            "announcements_requeued": lost_announcements}
 
 
 def announcement_send(announcement_id: int) -> str:

@@ -20,7 +20,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
-from crm.errors import ApplicationError, NotFound
+from crm.audit import audit_action
+from crm.errors import ApplicationError, Conflict, NotFound
 from crm.models import CustomerGroup, GroupMember, GroupPacketPost, RedPacketClaim, RedPacketPool
 from crm.services.customer_links import absolute_url, sign_contact
 from crm.services.redpackets import (
@@ -126,17 +127,46 @@ def group_packet_post_send(pool_id: int) -> str:
     The GroupPacketPost row (one per pool) is the idempotency key: made SENDING and committed before WeCom is
     called, so a retry or a second launch never posts twice; a crash after the call leaves it SENDING (reported,
     not re-sent: a duplicate packet message in a VIP group is worse than a retry by hand)."""
+    pool = group_packet_get(pool_id)
+    try:
+        with transaction.atomic():
+            post = GroupPacketPost.objects.create(pool=pool, sender=_sender(pool))
+    except IntegrityError:
+        return "already posted"
+    return _post_deliver(pool, post)
+
+
+def _sender(pool: RedPacketPool) -> str:
+    group = CustomerGroup.objects.select_related("owner").get(pk=pool.group_id)
+    return group.owner.userid if group.owner_id else ""
+
+
+def group_packet_post_retry(pool_id: int, *, user) -> str:
+    """Post a packet whose post failed again, now, from the group's owner today (a handover may have given the group
+    one): the row is claimed SENDING again by a conditional update, so two retries never post twice. Audited. 409
+    not_failed for a post that did not fail (a SENDING one may have gone out: never re-sent blindly)."""
+    pool = group_packet_get(pool_id)
+    with transaction.atomic():
+        post = GroupPacketPost.objects.select_for_update().filter(pool=pool).first()
+        if post is None or post.status != GroupPacketPost.Status.FAILED:
+            raise Conflict(gettext("Only a failed post can be sent again."), code="not_failed", field="status")
+        if pool.status != RedPacketPool.Status.ACTIVE or pool.expires_at <= timezone.now():
+            raise Conflict(gettext("Sorry, this red packet has expired."), code="expired", field="status")
+        sender = _sender(pool)
+        audit_action(post, actor=user, action="repost_group_packet",
+                     changes={"status": (post.status, GroupPacketPost.Status.SENDING), "sender": (post.sender, sender)})
+        GroupPacketPost.objects.filter(pk=post.pk).update(status=GroupPacketPost.Status.SENDING, sender=sender,
+                                                          errmsg="")  # fmt: skip
+        post.sender = sender
+    return _post_deliver(pool, post)
+
+
+def _post_deliver(pool: RedPacketPool, post: GroupPacketPost) -> str:
+    """The call itself, for a post row this caller holds (just made, or claimed back from failed)."""
     from crm.wecom.client import get_client
     from crm.wecom.errors import WeComError
 
-    pool = group_packet_get(pool_id)
-    group = pool.group
-    sender = group.owner.userid if group.owner_id else ""
-    try:
-        with transaction.atomic():
-            post = GroupPacketPost.objects.create(pool=pool, sender=sender)
-    except IntegrityError:
-        return "already posted"
+    group, sender = pool.group, post.sender
     if not sender:
         GroupPacketPost.objects.filter(pk=post.pk).update(status=GroupPacketPost.Status.FAILED,
                                                           errmsg="the group has no owner to send from")

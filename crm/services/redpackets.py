@@ -255,6 +255,12 @@ def redpacket_pool_update(pool_id: int, **fields) -> RedPacketPool:
     unknown = sorted(set(fields) - POOL_EDITABLE_FIELDS)
     if unknown:
         raise ApplicationError(f"{unknown[0]} cannot be changed.", field=unknown[0])
+    # A draw's red-packet prize pool is amount x winners of its prize: its money follows the prize, not an edit.
+    money = sorted(name for name in ("budget_fen", "count", "mode", "min_fen", "max_fen")
+                   if name in fields and fields[name] != getattr(pool, name))  # fmt: skip
+    if pool.draw_prize_id is not None and money:
+        raise Conflict(gettext("This pool is a lucky draw's prize: its amount follows the prize."), field=money[0],
+                       code="draw_prize_pool")  # fmt: skip
     merged = {name: fields.get(name, getattr(pool, name)) for name in POOL_EDITABLE_FIELDS - {"gate_channel"}}
     merged["gate_channel"] = fields.get("gate_channel", pool.gate_channel_id)
     pool.min_fen, pool.max_fen = redpacket_pool_validate(
@@ -495,9 +501,10 @@ ELIGIBLE_CACHE_SECONDS = 60
 
 
 def redpacket_claim_refusal(pool: RedPacketPool, contact_id: int) -> str | None:
-    """Why this contact may not claim from an active pool yet: not_started (before starts_at), not_eligible
-    (outside its eligibility), locked (a gate not passed: crm.services.gates); None when they may. The claim and
-    the customer's page both ask this."""
+    """Why this contact may not claim from an active pool yet: not_started (before starts_at), not_member (a
+    group packet's or a members-only pool's outsider), not_eligible (outside its eligibility, or not a winner of a
+    draw's prize pool), locked (a gate not passed: crm.services.gates); None when they may. The claim and the
+    customer's page both ask this."""
     if pool.starts_at is not None and pool.starts_at > timezone.now():
         return "not_started"
     if pool.group_id is not None:  # a group packet: present members of the group only (at open time, uncached)
@@ -506,11 +513,32 @@ def redpacket_claim_refusal(pool: RedPacketPool, contact_id: int) -> str | None:
         refusal = group_packet_refusal(pool, contact_id)
         if refusal:
             return refusal
+    if pool.draw_prize_id is not None and not _is_prize_winner(pool, contact_id):
+        return "not_eligible"  # a draw's red-packet prize: its winners only (claimed for them at fulfilment)
     if not redpacket_eligible(pool, contact_id):
-        return "not_eligible"
+        return "not_member" if _outside_required_groups(pool.eligibility, contact_id) else "not_eligible"
     if gates_incomplete(pool, contact_id):
         return "locked"
     return None
+
+
+def _is_prize_winner(pool: RedPacketPool, contact_id: int) -> bool:
+    from crm.models import GroupDrawWinner
+
+    return GroupDrawWinner.objects.filter(prize_id=pool.draw_prize_id, entry__contact_id=contact_id).exists()
+
+
+GROUP_FIELDS = ("group", "vip_group")
+
+
+def _outside_required_groups(eligibility: dict, contact_id: int) -> bool:
+    """A members-only pool (its eligibility requires a customer group's membership, alone or ANDed with more) and
+    this contact is not a present member: the page says "members only" rather than "for other customers"."""
+    from crm.services.segments import resolve
+
+    conditions = eligibility.get("all") if isinstance(eligibility.get("all"), list) else [eligibility]
+    required = [c for c in conditions if isinstance(c, dict) and c.get("field") in GROUP_FIELDS]
+    return any(not resolve(c).filter(pk=contact_id).exists() for c in required)
 
 
 def redpacket_eligible(pool: RedPacketPool, contact_id: int) -> bool:

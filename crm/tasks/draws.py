@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from crm.services.draws import announcement_send, draw_fulfil
+from crm.services.draws import announcement_send, draw_fulfil, draws_close_due
 from crm.wecom.errors import WeComError
 
 
@@ -22,3 +22,10 @@ def send_draw_announcement(self, announcement_id: int) -> str:
         if exc.permanent or exc.maybe_applied:
             return "failed" if exc.permanent else "unknown"
         raise self.retry(exc=exc, countdown=min(300, 2 ** min(self.request.retries, 8)))
+
+
+@shared_task(acks_late=True)
+def close_due_draws() -> dict:
+    """Beat (every 30 s): close and reveal the draws whose entries are due to close; winners, fulfilment and the
+    winners' announcement follow from the reveal. Queues lost fulfilments and announcements again."""
+    return draws_close_due()

@@ -18,8 +18,10 @@
       .then(function (k) { return crypto.subtle.sign("HMAC", k, enc.encode(message)); }).then(hex);
   }
   function post(url, body) {
-    return fetch(url, { method: "POST", headers: { "Content-Type": "application/json", "Accept": "application/json" },
-                        body: JSON.stringify(body || {}), credentials: "same-origin" })
+    var headers = { "Content-Type": "application/json", "Accept": "application/json" };
+    // The pool page's calls are credentialed by the session cookie: they carry the page's CSRF token.
+    if (root.dataset.csrf) headers["X-CSRFToken"] = root.dataset.csrf;
+    return fetch(url, { method: "POST", headers: headers, body: JSON.stringify(body || {}), credentials: "same-origin" })
       .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }); });
   }
 

@@ -51,3 +51,54 @@ def test_console_creates_opens_closes_reveals(admin_client):
     r = admin_client.get(f"{act}reveal-draw/", follow=True)  # a second reveal is refused with its message
     assert draw.winners.count() == 1
     assert admin_client.get("/admin/crm/groupdraw/").status_code == 200
+
+
+def test_console_retries_a_failed_prize_from_the_draw_page_and_the_winners_list(admin_client):
+    from auditlog.models import LogEntry
+
+    from crm.models import GroupDrawWinner
+    from loyalty.models import Reward
+
+    staff = make_staff()
+    members = [make_contact(staff) for _ in range(2)]
+    group = _group(staff, members)
+    reward = Reward.objects.create(name="Mug", points_cost=100, stock=0)
+    now = timezone.now()
+    draw = svc.draw_create(name="Retry draw", group_ids=[group.pk], opens_at=now - timedelta(minutes=1),
+                           closes_at=now + timedelta(hours=1),
+                           prizes=[{"kind": "coupon", "reward_id": reward.pk, "winners": 2}])  # fmt: skip
+    svc.draw_open(draw.pk)
+    for c in members:
+        svc.draw_enter(draw.pk, c.pk)
+    svc.draw_close(draw.pk)
+    svc.draw_reveal(draw.pk)
+    svc.draw_fulfil(draw.pk)
+    first, second = GroupDrawWinner.objects.filter(draw=draw).order_by("rank")
+    assert {first.status, second.status} == {"failed"}
+
+    Reward.objects.filter(pk=reward.pk).update(stock=1)  # enough for one of them
+    page = admin_client.get(f"/admin/crm/groupdraw/{draw.pk}/retry-failed/", follow=True).content.decode()
+    assert "fulfilled 1" in page
+    assert sorted(GroupDrawWinner.objects.filter(draw=draw).values_list("status", flat=True)) == [
+        "failed", "fulfilled"]
+    still = GroupDrawWinner.objects.get(draw=draw, status="failed")
+
+    Reward.objects.filter(pk=reward.pk).update(stock=1)
+    r = admin_client.post("/admin/crm/groupdrawwinner/", {"action": "retry_prize", "_selected_action": [still.pk]},
+                          follow=True)  # fmt: skip
+    assert r.status_code == 200 and "fulfilled" in r.content.decode()
+    assert set(GroupDrawWinner.objects.filter(draw=draw).values_list("status", flat=True)) == {"fulfilled"}
+    entries = LogEntry.objects.filter(additional_data__action="retry_prize")
+    assert entries.count() == 3 and {e.actor.username for e in entries} == {"admin"}
+    page = admin_client.get(f"/admin/crm/groupdraw/{draw.pk}/retry-failed/", follow=True).content.decode()
+    assert "Nothing failed" in page
+
+
+def test_viewing_winners_is_not_retrying_them(client, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_groupdrawwinner"))
+    client.force_login(viewer)
+    page = client.get("/admin/crm/groupdrawwinner/")
+    assert page.status_code == 200 and "retry_prize" not in page.content.decode()

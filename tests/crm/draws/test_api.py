@@ -104,3 +104,68 @@ def test_the_shared_link_asks_wechat_who_is_entering(client):
     session[wechat_oauth.SESSION_KEY] = {"draw": {"contact_id": member.pk, "openid": "", "at": int(time.time())}}
     session.save()
     assert client.post(f"/m/groupdraw/{draw.pk}/?format=json").json()["entered"] is True
+
+
+def test_marketing_creates_a_red_packet_prize_and_retries_a_failed_prize_over_the_api(client):
+    from auditlog.models import LogEntry
+
+    from crm.models import GroupDraw, GroupDrawWinner, RedPacketPool
+    from crm.services import draws as svc
+    from loyalty.models import Reward
+
+    roles_ensure()
+    user = get_user_model().objects.create_user("mkt", password="x")
+    user_role_set(user, MARKETING)
+    client.force_login(user)
+    staff = make_staff()
+    members = [make_contact(staff) for _ in range(2)]
+    group = _group(staff, members)
+    now = timezone.now()
+    body = {"name": "Prize draw", "group_ids": [group.pk], "opens_at": (now - timedelta(minutes=1)).isoformat(),
+            "closes_at": (now + timedelta(hours=1)).isoformat(),
+            "prizes": [{"kind": "red_packet", "amount_fen": 50, "winners": 1}]}
+    refused = _post(client, "/api/draws/", body)
+    assert refused.status_code == 400 and "amount_fen" in str(refused.json()["error"]["field"])
+    body["prizes"] = [{"kind": "red_packet", "amount_fen": 666, "winners": 2}]
+    created = _post(client, "/api/draws/", body).json()
+    pool = RedPacketPool.objects.get(draw_prize__draw_id=created["id"])
+    assert created["prizes"][0]["pool"] == pool.pk and pool.budget_fen == 1332
+
+    reward = Reward.objects.create(name="Mug", points_cost=100, stock=0)
+    draw = svc.draw_create(name="Coupon draw", group_ids=[group.pk], opens_at=now - timedelta(minutes=1),
+                           closes_at=now + timedelta(hours=1),
+                           prizes=[{"kind": "coupon", "reward_id": reward.pk, "winners": 1}])  # fmt: skip
+    svc.draw_open(draw.pk)
+    svc.draw_enter(draw.pk, members[0].pk)
+    GroupDraw.objects.filter(pk=draw.pk).update(closes_at=timezone.now())
+    svc.draws_close_due()
+    svc.draw_fulfil(draw.pk)
+    assert GroupDrawWinner.objects.get(draw=draw).status == "failed"
+    Reward.objects.filter(pk=reward.pk).update(stock=1)
+    r = _post(client, f"/api/draws/{draw.pk}/retry/")
+    assert r.status_code == 200 and r.json()["outcomes"] == {"fulfilled": 1}
+    assert r.json()["winners"][0]["status"] == "fulfilled" and r.json()["winners"][0]["fulfilled_ref"]
+    assert LogEntry.objects.get(additional_data__action="retry_prize").actor == user
+    assert _post(client, f"/api/draws/{draw.pk}/retry/").json()["outcomes"] == {}
+    assert _post(client, "/api/draws/999999/retry/").status_code == 404
+
+    client.logout()
+    assert _post(client, f"/api/draws/{draw.pk}/retry/").status_code in (401, 403)
+    assert _post(client, f"/api/group-packets/{pool.pk}/repost").status_code in (401, 403)
+
+
+def test_repost_of_a_group_packet_that_did_not_fail_is_a_409(client):
+    from crm.services import group_packets as gp
+    from crm.services import redpackets as rp
+
+    roles_ensure()
+    user = get_user_model().objects.create_user("mkt", password="x")
+    user_role_set(user, MARKETING)
+    client.force_login(user)
+    staff = make_staff()
+    group = _group(staff, [make_contact(staff)])
+    pool = gp.group_packet_create(group_id=group.id, budget_fen=300, count=2)
+    rp.redpacket_pool_activate(pool.id)
+    r = _post(client, f"/api/group-packets/{pool.pk}/repost")  # never posted: nothing failed
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "not_failed")
+    assert _post(client, "/api/group-packets/999999/repost").status_code == 404
