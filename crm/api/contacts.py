@@ -153,11 +153,12 @@ class ContactDetailSerializer(ContactOutputSerializer):
 class ContactListApi(APIView):
     permission_classes = [HasStaffPerms]
     required_perms = {"GET": ("crm.view_contact",)}
+    pagination_class = LimitOffsetPagination  # so the schema documents the page (count, next, results)
 
     @extend_schema(parameters=[ContactFilterSerializer], responses=ContactOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
         qs = contact_list(**_filters(request)).prefetch_related("contact_tags__tag__group")
-        paginator = LimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(ContactOutputSerializer(page, many=True).data)
 
