@@ -108,7 +108,7 @@ def test_the_api_answers_every_generated_case_within_its_schema(fuzz_world):
     total = int(os.environ.get("FUZZ_CASES", "0"))
     operations = sum(1 for _ in fuzz_world["schema"]["paths"].values() for m in _ if m in ("get", "post", "put",
                                                                                               "patch", "delete"))
-    per_operation = max(int(os.environ.get("FUZZ_EXAMPLES", "3")), math.ceil(total / operations) if total else 0)
+    per_operation = max(int(os.environ.get("FUZZ_EXAMPLES", "2")), math.ceil(total / operations) if total else 0)
     cases, failures, examples = _fuzz(fuzz_world, per_operation)
     report = "\n".join(f"{count}x {op} as {role}: {status} {title}\n  {examples[(op, role, status, title)]}"
                        for (op, role, status, title), count in failures.most_common())
