@@ -112,7 +112,7 @@ class ContactOutputSerializer(serializers.Serializer):
     type = serializers.IntegerField()
     gender = serializers.IntegerField()
     channel = serializers.SerializerMethodField()
-    first_added_at = serializers.DateTimeField()
+    first_added_at = serializers.DateTimeField(allow_null=True)
     birthday = serializers.DateField(allow_null=True)
     tags = serializers.SerializerMethodField()
 
@@ -129,14 +129,14 @@ class FollowOutputSerializer(serializers.Serializer):
     description = serializers.CharField()
     state = serializers.CharField()
     add_way = serializers.IntegerField()
-    added_at = serializers.DateTimeField()
-    deleted_by_staff_at = serializers.DateTimeField()
-    deleted_by_customer_at = serializers.DateTimeField()
+    added_at = serializers.DateTimeField(allow_null=True)
+    deleted_by_staff_at = serializers.DateTimeField(allow_null=True)
+    deleted_by_customer_at = serializers.DateTimeField(allow_null=True)
 
 
 class EventOutputSerializer(serializers.Serializer):
     kind = serializers.CharField()
-    staff = serializers.CharField(source="staff.userid", default=None)
+    staff = serializers.CharField(source="staff.userid", default=None, allow_null=True)
     data = serializers.JSONField()
     occurred_at = serializers.DateTimeField()
 
