@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 
 class ApiErrorSerializer(serializers.Serializer):
@@ -43,6 +44,13 @@ DESCRIPTIONS = {
 
 
 class ApiSchema(AutoSchema):
+    def _get_serializer_field_meta(self, field, direction):
+        meta = super()._get_serializer_field_meta(field, direction)
+        # An answer's field whose source may be missing (`source="purchase.receipt_id", default=None`) is null then.
+        if direction == "response" and getattr(field, "default", empty) is None:
+            meta["nullable"] = True
+        return meta
+
     def _error_codes(self, operation: dict) -> list[str]:
         parameters = operation.get("parameters", [])
         takes_query = any(p.get("in") == "query" for p in parameters)
