@@ -167,9 +167,9 @@ def _generate(connection) -> dict:
                                 scheduled_at=now + timedelta(hours=5))
         cur.execute(
             "INSERT INTO crm_callbackevent (dedupe_key, msg_signature, timestamp, nonce, raw_body, decrypted_xml, "
-            "payload, event, change_type, event_time, status, attempts, error, result, received_at, processed_at) "
+            "payload, event, change_type, event_time, status, attempts, error, result, received_at, applied_at) "
             "SELECT 'k' || i, '', 0, '', '', '', '{}'::jsonb, 'change_external_contact', 'add_external_contact', "
-            "t, CASE WHEN i <= 30 THEN 'received' WHEN i <= 35 THEN 'failed' ELSE 'processed' END, 1, '', '', t, t "
+            "t, CASE WHEN i <= 30 THEN 'received' WHEN i <= 35 THEN 'failed' ELSE 'applied' END, 1, '', '', t, t "
             "FROM generate_series(1, 200000) i, LATERAL (SELECT now() - (i * interval '9 seconds') t) tt"
         )
         cur.execute("SET session_replication_role = DEFAULT")

@@ -6,10 +6,11 @@
    Baseline, same Redis, same run: `redis-benchmark -c 64` EVALSHA of the same script on a second pool with as many
    packets, a random contact id per call (so the call takes the same path: HGET miss, LPOP, HSET). Target >= 50%.
    Checked on the way: every packet claimed once, the sum equals the budget.
-2. `redpacket_claims_http`: the customer's claim POST (`/m/rp/<signed token>/?format=json`: rate limits, pool and
-   contact reads, eligibility, the Lua claim, the claim row and billno committed, the payout queued) by 64
-   concurrent clients (closed loop, one connection per request) against gunicorn (WORKERS sync workers) on a
-   throwaway PostgreSQL database; baseline `/bench/bare` (bench/_till_wsgi.py) on the same server in the same run.
+2. `redpacket_claims_http`: the customer's claim POST (`/m/rp/<signed token>/?format=json`: the signed link, rate
+   limits, the Lua claim, the claim row and billno committed, the payout queued) by 64 concurrent clients (closed
+   loop, one connection per request) against the ingest server that takes claims in production (crm.ingest:
+   gunicorn, WORKERS uvicorn workers, crm.api.claim_ingest) on a throwaway PostgreSQL database; baseline
+   `/bench/bare` (bench/_callback_asgi.py) on the same server in the same run.
    Every acknowledged claim is then looked up in the database (same amount): durable before it was answered.
    The per-IP rate is raised for the bench (every client is 127.0.0.1); the per-visitor one stays on.
    Targets: >= 60% of the bare endpoint's rate, p99 < 100 ms.
@@ -38,7 +39,7 @@ CLIENTS = 64
 PROCS = int(os.environ.get("BENCH_RP_PROCS", 2))
 PACKETS = int(os.environ.get("BENCH_RP_PACKETS", 200_000))
 HTTP_CLAIMS = int(os.environ.get("BENCH_RP_HTTP_CLAIMS", 6_000))
-WORKERS = int(os.environ.get("BENCH_RP_WORKERS", 8))
+WORKERS = int(os.environ.get("BENCH_RP_WORKERS", os.cpu_count() or 1))  # uvicorn workers: one event loop per core
 TARGET_REDIS, TARGET_HTTP, TARGET_P99_MS = 0.5, 0.6, 100.0
 
 
@@ -273,9 +274,11 @@ def _http_bench(redis_url: str) -> dict:
                        check=True, stdout=log, stderr=log)  # fmt: skip
         seed = json.loads(seed_out.read_text())
         port = _free_port()
+        # The ingest server as production runs it (gunicorn, uvicorn workers), `/bench/bare` added to the same app.
         server = _start(
-            [str(VENV_BIN / "gunicorn"), "--pythonpath", str(ROOT / "bench"), "_till_wsgi:application",
-             "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS), "--backlog", "4096", "--log-level", "warning"],
+            [str(VENV_BIN / "gunicorn"), "-c", "python:crm.gunicorn_ingest_conf", "--pythonpath", str(ROOT / "bench"),
+             "_callback_asgi:application", "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS),
+             "--log-level", "warning"],
             env, log,
         )  # fmt: skip
         _wait_listening(port, server)
@@ -306,7 +309,8 @@ def _http_bench(redis_url: str) -> dict:
         "target": f">= {TARGET_HTTP:.0%} of a bare endpoint, p99 < {TARGET_P99_MS:.0f} ms, 64 clients",
         "met": ratio >= TARGET_HTTP and claims["p99_ms"] < TARGET_P99_MS and durable == len(acked) == claims["n"],
         "p99_ms": round(claims["p99_ms"], 1),
-        "note": (f"{claims['n']:,} claims, gunicorn {WORKERS} sync workers, PostgreSQL, {os.cpu_count()} CPUs, load "
+        "note": (f"{claims['n']:,} claims, ingest server (gunicorn, {WORKERS} uvicorn workers, claims in groups), "
+                 f"PostgreSQL, {os.cpu_count()} CPUs, load "
                  f"average {load:.1f} at the end. Claims p50 {claims['p50_ms']:.1f} ms p99 {claims['p99_ms']:.1f} ms "
                  f"(statuses {claims['statuses']}); bare p50 {base['p50_ms']:.1f} ms p99 {base['p99_ms']:.1f} ms. "
                  f"{len(acked):,} acknowledged 'claimed', {durable:,} found in the DB with the same amount; "

@@ -15,3 +15,11 @@ backlog = 4096
 # No line per request: at a thousand callbacks a second that is a log of its own. The app logs each stored
 # group, each duplicate and each refusal.
 accesslog = None
+
+
+def post_worker_init(worker) -> None:
+    # uvicorn writes its own line per request whenever its access logger has a handler (the worker gives it
+    # gunicorn's); at a thousand requests a second that line costs as much as answering a bare request.
+    import logging
+
+    logging.getLogger("uvicorn.access").handlers = []

@@ -299,6 +299,19 @@ LOYALTY_CARD_RATE = env_str("LOYALTY_CARD_RATE", "10/min")
 # Red-packet claim POSTs (crm/api/throttles.py): per visitor, and per IP (loose: carrier NAT shares addresses).
 REDPACKET_CLAIM_VISITOR_RATE = env_str("REDPACKET_CLAIM_VISITOR_RATE", "10/min")
 REDPACKET_CLAIM_IP_RATE = env_str("REDPACKET_CLAIM_IP_RATE", "600/min")
+# Customer pages and public endpoints (crm/api/throttles.py throttle_page / page_throttles), per kind of page: a
+# window per visitor (the signed link, or the contact OAuth put in the session) and one per IP. A card page polls
+# its QR about once a minute; the IP rate is loose on purpose (carrier NAT shares addresses).
+PAGE_THROTTLE_KINDS = ("card", "mall", "draw", "gp", "redpacket", "oauth")
+PAGE_VISITOR_RATE = env_str("PAGE_VISITOR_RATE", "120/min")
+PAGE_IP_RATE = env_str("PAGE_IP_RATE", "1200/min")
+# WeChat OAuth's callback has no visitor yet and costs a code exchange each: per IP only, tighter.
+OAUTH_CALLBACK_IP_RATE = env_str("OAUTH_CALLBACK_IP_RATE", "300/min")
+PAGE_THROTTLE_RATES = {
+    **{f"page_{kind}_visitor": PAGE_VISITOR_RATE for kind in PAGE_THROTTLE_KINDS},
+    **{f"page_{kind}_ip": PAGE_IP_RATE for kind in PAGE_THROTTLE_KINDS},
+    "page_oauth_ip": OAUTH_CALLBACK_IP_RATE,
+}
 
 # --- Audit (crm.audit) ----------------------------------------------------------------------
 # What staff change in the console and the API. Personal fields are masked: an erased person must not live on
@@ -349,6 +362,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "loyalty_till": LOYALTY_TILL_RATE, "loyalty_card": LOYALTY_CARD_RATE,
         "redpacket_claim_visitor": REDPACKET_CLAIM_VISITOR_RATE, "redpacket_claim_ip": REDPACKET_CLAIM_IP_RATE,
+        **PAGE_THROTTLE_RATES,
     },
 }
 SPECTACULAR_SETTINGS = {

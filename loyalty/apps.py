@@ -28,6 +28,10 @@ class LoyaltyConfig(AppConfig):
         from loyalty.services import draw_prizes
 
         draw_prizes.register()
+        # Loyalty's part of a person's export and erasure (crm.services.erasure): card, ledger, purchases.
+        from loyalty.services import erasure
+
+        erasure.register()
         # The till's cached stores, bindings, rules and tiers follow every write of them (loyalty.till_cache).
         from loyalty import till_cache
 

@@ -24,6 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from crm.api.customer_pages import shared_identity
+from crm.api.throttles import session_visitor, throttle_page
 from crm.errors import ApplicationError, error_body
 from crm.models import ConsentRecord, Contact
 from crm.services.consent import consent_from_customer, consent_policy_version, consent_state
@@ -66,6 +67,7 @@ def _qr_payload(card: Card) -> dict:
 
 @require_GET
 @never_cache
+@throttle_page("card")
 def card_page(request: HttpRequest, token: str) -> HttpResponse:
     try:
         card = _card_for_token(token)
@@ -76,6 +78,7 @@ def card_page(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_GET
 @never_cache
+@throttle_page("card", visitor=session_visitor)
 def shared_card_page(request: HttpRequest) -> HttpResponse:
     """The card link for everyone: the visitor's own card, once WeChat OAuth has said who they are."""
     contact_id, response = shared_identity(request, CARD_LINK_PURPOSE)
@@ -153,6 +156,7 @@ def _consent_input(request: HttpRequest) -> dict:
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 @never_cache
+@throttle_page("card")
 def card_consent(request: HttpRequest, token: str) -> HttpResponse:
     """GET: the consent in force per purpose (JSON). POST purpose + granted (+ policy_version for a grant): one
     customer decision, recorded as the next version with source "card_page"; back to the card page, or JSON."""
@@ -191,6 +195,7 @@ def card_consent(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_GET
 @never_cache
+@throttle_page("card", json=True)
 def card_qr(request: HttpRequest, token: str) -> JsonResponse:
     """A fresh QR token for the card page (polled by its inline script): {qr_token, expires_in, qr_svg, ...}."""
     try:

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from crm.api.throttles import throttle_page
 from crm.errors import ApplicationError
 from loyalty.models import Card, Coupon, Reward
 from loyalty.pages import _card_for_token
@@ -83,6 +84,7 @@ def _mall_response(request: HttpRequest, card: Card, token: str, *, error: str =
 
 @require_GET
 @never_cache
+@throttle_page("mall")
 def mall_page(request: HttpRequest, token: str) -> HttpResponse:
     try:
         card = _card_for_token(token)
@@ -93,6 +95,7 @@ def mall_page(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_POST
 @never_cache
+@throttle_page("mall")
 def mall_redeem(request: HttpRequest, token: str) -> HttpResponse:
     """Redeem one reward for the signed card's points; the page's nonce (with the reward) keys the redemption, so
     a double tap or a resubmitted form redeems once. Refusal: the mall again with the reason, 4xx, nothing written."""

@@ -6,6 +6,7 @@ from crm.admin import (  # noqa: F401
     contacts,
     draw_records,
     draws,
+    erasure,
     group_packets,
     platform,
     rollups,

@@ -77,6 +77,14 @@ def _approvals() -> dict | None:
     return item
 
 
+def _failed_callbacks() -> dict | None:
+    """System › Failed callbacks: events whose effect failed, with payload and error, replayable (the list filtered)."""
+    item = _model(_("Failed callbacks"), "sms_failed", "crm", "callbackevent")
+    if item is not None:
+        item["link"] += "?status__exact=failed"
+    return item
+
+
 def _simulator() -> dict | None:
     """System › Simulator: the simulated WeCom world's models, only when the simulator is mounted."""
     if not settings.WECOM_SIM_ENABLED or not apps.is_installed("wecom_sim"):
@@ -113,6 +121,7 @@ def sections() -> list[tuple[str, list[dict | None]]]:
             _model(_("Consent"), "verified_user", "crm", "consentrecord"),
             _model(_("Welcome messages"), "waving_hand", "crm", "welcomemessage"),
             _model(_("Contact syncs"), "sync", "crm", "syncrun"),
+            _model(_("Erasures"), "delete_forever", "crm", "erasuretombstone"),
         ]),
         (_("Channels"), [
             _model(_("Channels"), "qr_code_2", "crm", "channel"),
@@ -176,6 +185,7 @@ def sections() -> list[tuple[str, list[dict | None]]]:
             _page(_("Health and queues"), "monitor_heart", "console:system", "crm.view_callbackevent"),
             _model(_("Audit log"), "policy", "auditlog", "logentry"),
             _model(_("Callback events"), "webhook", "crm", "callbackevent"),
+            _failed_callbacks(),
             _model(_("Beat schedules"), "schedule", "django_celery_beat", "periodictask"),
             _model(_("Intervals"), "timer", "django_celery_beat", "intervalschedule"),
             _model(_("Crontabs"), "calendar_month", "django_celery_beat", "crontabschedule"),

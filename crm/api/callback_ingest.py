@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 CALLBACK_PATH = "/wecom/callback"
 HEALTH_PATH = "/healthz"
+CLAIMS_PREFIX = "/m/rp/"
 
 Send = Callable[[dict], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict]]
@@ -50,8 +51,11 @@ class TooLarge(Exception):
 class CallbackIngestApp:
     """ASGI application: the callback receiver, a liveness probe, and 404 for anything else."""
 
-    def __init__(self, *, store: Callable[..., list[Receipt]] = callbacks_store, max_batch: int = 64) -> None:
+    def __init__(self, *, store: Callable[..., list[Receipt]] = callbacks_store, max_batch: int = 64,
+                 claims=None) -> None:
         self.writer: GroupCommitWriter = GroupCommitWriter(store, max_batch=max_batch, name="callback-writer")
+        # The red-packet claims under /m/rp/ (crm.api.claim_ingest), when this server takes them too.
+        self.claims = claims
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -59,10 +63,15 @@ class CallbackIngestApp:
         elif scope["type"] == "http":
             if scope["path"] == CALLBACK_PATH:
                 await self._callback(scope, receive, send)
+            elif self.claims is not None and scope["path"].startswith(CLAIMS_PREFIX):
+                await self.claims(scope, receive, send)
             elif scope["path"] == HEALTH_PATH:
-                writer = self.writer
-                ok = writer.alive
-                checks = {"writer": {"ok": ok, "groups": writer.groups, "largest_group": writer.largest_group}}
+                writers = {"writer": self.writer}
+                if self.claims is not None:
+                    writers["claim_writer"] = self.claims.writer
+                checks = {name: {"ok": w.alive, "groups": w.groups, "largest_group": w.largest_group}
+                          for name, w in writers.items()}
+                ok = all(check["ok"] for check in checks.values())
                 await _json(send, 200 if ok else 503, {"ok": ok, "checks": checks})
             else:
                 await _json(send, 404, error_body("not_found", "no such path on the callback ingest server"))
@@ -72,10 +81,14 @@ class CallbackIngestApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.writer.start()
+                if self.claims is not None:
+                    self.claims.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # Requests still waiting on the writer are answered before the process goes.
                 await asyncio.get_running_loop().run_in_executor(None, self.writer.stop)
+                if self.claims is not None:
+                    await asyncio.get_running_loop().run_in_executor(None, self.claims.stop)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

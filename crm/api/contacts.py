@@ -24,11 +24,11 @@ from crm.models.channels import Channel
 from crm.selectors.contacts import contact_get, contact_list, contact_timeline
 from crm.services import segments
 from crm.services.channels import channel_create, channel_daily_stats
-from crm.services.consent import consent_record, contact_erase, contact_export
+from crm.services.consent import consent_record
 from crm.services.contacts import contact_set_birthday, phone_hash
 from crm.services.handover import handover_create, handover_report, handover_start
 from crm.services.openness import source_import_csv, source_ingest
-from crm.services.roles import ERASE_CONTACT, EXPORT_CONTACT, HANDOVER_STAFF
+from crm.services.roles import EXPORT_CONTACT, HANDOVER_STAFF
 from crm.services.tags import contacts_bulk_tag
 
 
@@ -341,28 +341,6 @@ class ContactConsentApi(APIView):
         return Response(ConsentOutputSerializer(record).data, status=201)
 
 
-class ContactDataExportApi(APIView):
-    """Everything held about one person (data rights), audited on the timeline."""
-
-    permission_classes = [HasStaffPerms]
-    required_perms = {"GET": (EXPORT_CONTACT,)}
-
-    @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request: Request, contact_id: int) -> Response:
-        return Response(contact_export(contact_id, actor=request.user.get_username()))
-
-
-class ContactEraseApi(APIView):
-    """Anonymise one person across the database and Redis, audited."""
-
-    permission_classes = [HasStaffPerms]
-    required_perms = {"POST": (ERASE_CONTACT,)}
-
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
-    def post(self, request: Request, contact_id: int) -> Response:
-        return Response(contact_erase(contact_id, actor=request.user.get_username()))
-
-
 class IngestInputSerializer(serializers.Serializer):
     records = serializers.ListField(child=serializers.DictField(), allow_empty=False)
 
@@ -437,8 +415,6 @@ urlpatterns = [
     path("api/contacts/bulk-tag/", ContactBulkTagApi.as_view(), name="contact-bulk-tag"),
     path("api/contacts/<int:contact_id>/", ContactDetailApi.as_view(), name="contact-detail"),
     path("api/contacts/<int:contact_id>/consent/", ContactConsentApi.as_view(), name="contact-consent"),
-    path("api/contacts/<int:contact_id>/export/", ContactDataExportApi.as_view(), name="contact-data-export"),
-    path("api/contacts/<int:contact_id>/erase/", ContactEraseApi.as_view(), name="contact-erase"),
     path("api/sources/<slug:source_code>/ingest/", SourceIngestApi.as_view(), name="source-ingest"),
     path("api/sources/<slug:source_code>/import/", SourceImportApi.as_view(), name="source-import"),
     path("api/handovers/", HandoverCreateApi.as_view(), name="handover-create"),

@@ -26,7 +26,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from crm.api.throttles import claim_throttle
+from crm.api.throttles import PAGE_VIEW, claim_throttle, no_visitor, session_visitor, throttle_page
 from crm.errors import ApplicationError
 from crm.models import Contact, LuckyDraw, LuckyDrawEntry, RedPacketClaim, RedPacketPool
 from crm.selectors.campaigns import campaign_reached
@@ -226,6 +226,7 @@ def _game(request: HttpRequest, token: str, action: str) -> JsonResponse:
 @csrf_exempt  # the signed token in the URL is the credential
 @require_http_methods(["POST"])
 @never_cache
+@throttle_page("redpacket")
 def game_start_view(request: HttpRequest, token: str) -> JsonResponse:
     return _game(request, token, "start")
 
@@ -233,12 +234,14 @@ def game_start_view(request: HttpRequest, token: str) -> JsonResponse:
 @csrf_exempt  # the signed token in the URL is the credential
 @require_http_methods(["POST"])
 @never_cache
+@throttle_page("redpacket")
 def game_result_view(request: HttpRequest, token: str) -> JsonResponse:
     return _game(request, token, "result")
 
 
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
+@throttle_page("redpacket", methods=PAGE_VIEW)
 def redpacket_page(request: HttpRequest, token: str) -> HttpResponse:
     try:
         pool_id, contact_id = parse_claim_token(token)
@@ -250,6 +253,7 @@ def redpacket_page(request: HttpRequest, token: str) -> HttpResponse:
 @csrf_exempt  # checked in shared_identity: the session is the credential here
 @require_http_methods(["GET", "POST"])
 @never_cache
+@throttle_page("redpacket", visitor=session_visitor, methods=PAGE_VIEW)
 def pool_page(request: HttpRequest, pool_id: int) -> HttpResponse:
     """The same red-packet link for everyone: the visitor is who WeChat OAuth says."""
     found = RedPacketPool.objects.filter(id=pool_id).values_list("campaign_id", flat=True)
@@ -291,6 +295,7 @@ def _draw(request: HttpRequest, draw_id: int, contact_id: int) -> HttpResponse:
 
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
+@throttle_page("draw")
 def lucky_draw_page(request: HttpRequest, token: str) -> HttpResponse:
     try:
         draw_id, contact_id = parse_draw_token(token)
@@ -302,6 +307,7 @@ def lucky_draw_page(request: HttpRequest, token: str) -> HttpResponse:
 @csrf_exempt  # checked in shared_identity: the session is the credential here
 @require_http_methods(["GET", "POST"])
 @never_cache
+@throttle_page("draw", visitor=session_visitor)
 def shared_draw_page(request: HttpRequest, draw_id: int) -> HttpResponse:
     """The same lucky-draw link for everyone."""
     found = LuckyDraw.objects.filter(id=draw_id).values_list("campaign_id", flat=True)
@@ -320,6 +326,7 @@ def shared_draw_page(request: HttpRequest, draw_id: int) -> HttpResponse:
 
 @require_GET
 @never_cache
+@throttle_page("oauth", visitor=no_visitor)
 def oauth_callback(request: HttpRequest) -> HttpResponse:
     """WeChat sends the visitor here with ?code&state: identify them, then back to the page they opened."""
     ip = request.META.get("REMOTE_ADDR", "")

@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from crm.api.customer_pages import _error, _wants_json, shared_identity
 from crm.api.permissions import HasStaffPerms
+from crm.api.throttles import no_visitor, session_visitor, throttle_page
 from crm.errors import ApplicationError, NotFound
 from crm.models import GroupDraw, GroupDrawEntry, GroupDrawPrize, GroupDrawWinner
 from crm.selectors.draws import draw_export
@@ -167,6 +168,7 @@ def _entry(request: HttpRequest, draw_id: int, contact_id: int) -> HttpResponse:
 @csrf_exempt  # the signed token in the URL is the credential
 @require_http_methods(["GET", "POST"])
 @never_cache
+@throttle_page("draw")
 def draw_entry_page(request: HttpRequest, draw_id: int, token: str) -> HttpResponse:
     try:
         contact_id = unsign_contact(token, f"groupdraw:{int(draw_id)}")
@@ -178,6 +180,7 @@ def draw_entry_page(request: HttpRequest, draw_id: int, token: str) -> HttpRespo
 @csrf_exempt  # checked in shared_identity: the session (WeChat OAuth's identity) is the credential here
 @require_http_methods(["GET", "POST"])
 @never_cache
+@throttle_page("draw", visitor=session_visitor)
 def shared_draw_entry_page(request: HttpRequest, draw_id: int) -> HttpResponse:
     """The same link for every group member (posted in the group): WeChat OAuth says who is entering."""
     if not GroupDraw.objects.filter(pk=draw_id).exists():
@@ -188,6 +191,7 @@ def shared_draw_entry_page(request: HttpRequest, draw_id: int) -> HttpResponse:
 
 
 @require_GET
+@throttle_page("draw", visitor=no_visitor)
 def draw_verify_page(request: HttpRequest, draw_id: int) -> HttpResponse:
     """Public: commitment, seed, sorted entries, recomputed winners and whether they match what was published."""
     data = draw_export(draw_id)

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from crm.api.customer_pages import _error, _wants_json, shared_identity
 from crm.api.guards import query_int
 from crm.api.permissions import HasStaffPerms
+from crm.api.throttles import RedisThrottledView, page_throttles, session_visitor, throttle_page, token_visitor
 from crm.errors import ApplicationError
 from crm.models import GroupPacketPost, RedPacketPool
 from crm.models.redpackets import MAX_PACKET_FEN, MIN_PACKET_FEN
@@ -153,12 +154,18 @@ class OpenInput(serializers.Serializer):
     token = serializers.CharField(help_text="The member's signed link token (/m/gp/t/<token>/).")
 
 
-class GroupPacketOpenApi(APIView):
+class GroupPacketOpenApi(RedisThrottledView):
     """The customer opens the packet: 200 with the amount, or 4xx with the reason code (exhausted, not_member,
-    already_claimed, not_started, expired, bad_link). Owner: the customer; the signed token is the permission."""
+    already_claimed, not_started, expired, bad_link). Owner: the customer; the signed token is the permission.
+    Throttled per member link and per IP (429 with Retry-After)."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes = page_throttles("gp")
+
+    def throttle_visitor(self, request) -> str | None:
+        token = request.data.get("token") if hasattr(request.data, "get") else None
+        return token_visitor(request, {"token": token})
 
     @extend_schema(
         operation_id="group_packets_open",
@@ -227,6 +234,7 @@ def _page(request: HttpRequest, pool_id: int, contact_id: int | None) -> HttpRes
 @csrf_exempt  # checked in shared_identity: the session is the credential here
 @require_http_methods(["GET", "POST"])
 @never_cache
+@throttle_page("gp", visitor=session_visitor)
 def shared_page(request: HttpRequest, pool_id: int) -> HttpResponse:
     """The link posted in the group: the visitor is who WeChat OAuth says."""
     contact_id, response = shared_identity(request, "redpacket")
@@ -236,6 +244,7 @@ def shared_page(request: HttpRequest, pool_id: int) -> HttpResponse:
 @csrf_exempt  # the signed token is the credential
 @require_http_methods(["GET", "POST"])
 @never_cache
+@throttle_page("gp")
 def member_page(request: HttpRequest, token: str) -> HttpResponse:
     try:
         pool_id, contact_id = gp.parse_member_token(token)
@@ -246,6 +255,7 @@ def member_page(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_GET
 @never_cache
+@throttle_page("gp")
 def board_page(request: HttpRequest, token: str) -> HttpResponse:
     """The group's public view of the split (a signed link, no identity): who opened, how much, the best luck."""
     try:

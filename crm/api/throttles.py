@@ -1,11 +1,16 @@
-"""DRF throttles counted in Redis, shared by every web process: the till's (loyalty) and the red-packet claim's.
+"""DRF throttles counted in Redis, shared by every web process: the till's (loyalty), the red-packet claim's, and
+every customer page's and public endpoint's (throttle_page, page_throttles).
 
 Over the rate -> 429 code "throttled" with Retry-After. Rates are REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import math
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.cache import cache
@@ -182,3 +187,127 @@ def claim_throttle(request, contact_id: int | None) -> tuple[bool, float | None]
     if not waits:
         return True, None
     return False, max((w for w in waits if w is not None), default=None)
+
+
+# --- customer pages and other public endpoints ---------------------------------------------------------------
+# Every page under /m/ (cards, mall, draws, group packets, red-packet and fission pages) and WeChat OAuth's callback
+# is counted per kind of page: per visitor where one is known (the signed link, or the contact OAuth put in the
+# session) and per IP always (forged or harvested links, scrapers). Rates: REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+# "page_<kind>_visitor" / "page_<kind>_ip" (settings PAGE_*). A refusal is 429 with Retry-After, before the view
+# does any work; both windows ride on one Redis call, as the claim's do.
+
+_page_throttle_classes: dict[str, tuple[type[RedisWindowThrottle], type[RedisWindowThrottle]]] = {}
+
+
+class _PageVisitorThrottle(RedisWindowThrottle):
+    def get_cache_key(self, request, view):
+        visitor = getattr(view, "throttle_visitor", None)
+        visitor = visitor(request) if callable(visitor) else visitor
+        if not visitor:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": visitor}
+
+
+class _PageIPThrottle(RedisWindowThrottle):
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+def page_throttles(kind: str) -> list[type[RedisWindowThrottle]]:
+    """The two throttle classes of one kind of page (for a DRF view's throttle_classes, or throttle_page)."""
+    classes = _page_throttle_classes.get(kind)
+    if classes is None:
+        classes = _page_throttle_classes[kind] = (
+            type(f"PageVisitorThrottle_{kind}", (_PageVisitorThrottle,), {"scope": f"page_{kind}_visitor"}),
+            type(f"PageIPThrottle_{kind}", (_PageIPThrottle,), {"scope": f"page_{kind}_ip"}),
+        )
+    return list(classes)
+
+
+def token_visitor(request, kwargs: dict) -> str | None:
+    """The visitor a signed link names: a digest of its signed payload (the customer and the purpose; the part
+    before the timestamp, so a link signed again is the same visitor). Not verified here: a forged token is a
+    visitor of its own, and the per-IP window is what holds a forger back."""
+    token = kwargs.get("token")
+    if not token:
+        return None
+    return hashlib.sha256(str(token).split(":", 1)[0].encode()).hexdigest()[:24]
+
+
+def session_visitor(request, kwargs: dict) -> str | None:
+    """The contact WeChat OAuth identified in this session (any purpose), else None (then per IP only)."""
+    from crm.services.wechat_oauth import SESSION_KEY
+
+    session = getattr(request, "session", None)
+    identities = (session.get(SESSION_KEY) if session is not None else None) or {}
+    for entry in identities.values():
+        if isinstance(entry, dict) and entry.get("contact_id"):
+            return f"contact:{entry['contact_id']}"
+    return None
+
+
+def no_visitor(request, kwargs: dict) -> None:
+    return None
+
+
+class _PageView:
+    def __init__(self, visitor: str | None) -> None:
+        self.throttle_visitor = visitor
+
+
+def page_throttle(request, kind: str, visitor: str | None) -> tuple[bool, float | None]:
+    """(allowed, seconds to wait) for one request to a page of this kind; every window counts it."""
+    throttles = [cls() for cls in page_throttles(kind)]
+    allowed = RedisWindowThrottle.allow_all(throttles, request, _PageView(visitor))
+    waits = [t.wait() for t, ok in zip(throttles, allowed, strict=True) if not ok]
+    if not waits:
+        return True, None
+    return False, max((w for w in waits if w is not None), default=None)
+
+
+def throttled_response(request, wait: float | None, *, json: bool = False):
+    """429 with Retry-After, as JSON for API-like callers (a JSON endpoint, ?format=json, JSON body or Accept),
+    else a page."""
+    from django.http import JsonResponse
+    from django.shortcuts import render
+    from django.utils.translation import gettext as _
+
+    from crm.errors import error_body
+
+    message = _("Too many attempts. Please wait a minute and try again.")
+    wants_json = (
+        json
+        or request.GET.get("format") == "json"
+        or request.content_type == "application/json"
+        or "application/json" in request.headers.get("Accept", "")
+    )
+    if wants_json:
+        response = JsonResponse(error_body("throttled", message), status=429)
+    else:
+        response = render(request, "crm/throttled.html", {"message": message}, status=429)
+    response["Retry-After"] = str(max(1, math.ceil(wait))) if wait is not None else "60"
+    return response
+
+
+def throttle_page(kind: str, visitor: Callable[..., str | None] = token_visitor, methods: frozenset | None = None,
+                  json: bool = False):
+    """Decorator for a plain Django view: the page throttles of `kind` (only for `methods`, when given: a red-packet
+    page's claim POST has the claim's own throttles). `json`: the view answers JSON, so does its 429."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if methods is None or request.method in methods:
+                allowed, wait = page_throttle(request, kind, visitor(request, kwargs))
+                if not allowed:
+                    return throttled_response(request, wait, json=json)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+# A red-packet page's claim POST is counted by the claim's own windows (one Redis call on the claim's hot path):
+# the page windows count only looking at it.
+PAGE_VIEW = frozenset({"GET", "HEAD"})

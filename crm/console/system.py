@@ -59,7 +59,7 @@ def system_page(request: HttpRequest) -> HttpResponse:
             "rows": [
                 [_("Waiting to be processed"), backlog["received"]],
                 [_("Failed"), backlog["failed"]],
-                [_("Processed in the last 24 hours"), backlog["processed_24h"]],
+                [_("Applied in the last 24 hours"), backlog["processed_24h"]],
                 [_("Oldest waiting"), _("%(s)s s") % {"s": backlog["oldest_age_seconds"]}
                  if backlog["oldest_age_seconds"] is not None else "—"],
             ],
@@ -74,6 +74,8 @@ def system_page(request: HttpRequest) -> HttpResponse:
             ],
         },
         "callbacks_url": _url("admin:crm_callbackevent_changelist"),
+        "failed_callbacks_url": (_url("admin:crm_callbackevent_changelist") or "") + "?status__exact=failed"
+        if _url("admin:crm_callbackevent_changelist") else None,
         "schedules_url": _url("admin:django_celery_beat_periodictask_changelist"),
         "simulator_url": _url("admin:app_list", app_label="wecom_sim") if settings.WECOM_SIM_ENABLED else None,
     }

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from crm.console import channel, contact, pool
+from crm.console import channel, contact, erasure, pool
 from crm.console.system import system_page
 
 app_name = "console"
@@ -21,6 +21,9 @@ urlpatterns += [
          name="contact-tag-add"),
     path("contacts/<int:contact_id>/tags/<int:tag_id>/remove/", admin.site.admin_view(contact.contact_tag_remove_view),
          name="contact-tag-remove"),
+    path("contacts/<int:contact_id>/export.json", admin.site.admin_view(erasure.contact_export_download),
+         name="contact-export"),
+    path("contacts/<int:contact_id>/erase/", admin.site.admin_view(erasure.contact_erase_view), name="contact-erase"),
     path("channels/<int:channel_id>/", admin.site.admin_view(channel.channel_page), name="channel"),
     path("channels/<int:channel_id>/qr.<str:fmt>", admin.site.admin_view(channel.channel_qr_download),
          name="channel-qr"),

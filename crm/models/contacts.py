@@ -33,6 +33,8 @@ class Contact(models.Model):
     )
     first_added_at = models.DateTimeField(null=True, blank=True, db_index=True)
     synced_at = models.DateTimeField(null=True, blank=True)
+    # Set by crm.services.erasure: the row is an anonymised placeholder; pages, claims and cards refuse it.
+    erased_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

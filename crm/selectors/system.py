@@ -43,20 +43,21 @@ def beat_schedules() -> list[PeriodicTask]:
 
 
 def callback_backlog(now: datetime | None = None) -> dict:
-    """Callbacks waiting (received), failed, and processed in the last 24 h; the oldest waiting one's age.
-    Every count reads the (status, received_at) index; processed is bounded to a day so a long history costs
-    nothing."""
+    """Callbacks waiting (received, or routed and not yet applied), failed, and applied in the last 24 h (the key
+    keeps its old name, processed_24h); the oldest waiting one's age. Every count reads the (status, received_at)
+    index; applied is bounded to a day so a long history costs nothing."""
     now = now or timezone.now()
+    waiting = (CallbackEvent.Status.RECEIVED, CallbackEvent.Status.ROUTED)
     open_counts = dict(
-        CallbackEvent.objects.exclude(status=CallbackEvent.Status.PROCESSED)
+        CallbackEvent.objects.exclude(status=CallbackEvent.Status.APPLIED)
         .values("status").annotate(n=Count("id")).order_by().values_list("status", "n")
     )
     processed_24h = CallbackEvent.objects.filter(
-        status=CallbackEvent.Status.PROCESSED, received_at__gte=now - timedelta(hours=24)
+        status=CallbackEvent.Status.APPLIED, received_at__gte=now - timedelta(hours=24)
     ).count()
-    oldest = CallbackEvent.objects.filter(status=CallbackEvent.Status.RECEIVED).aggregate(m=Min("received_at"))["m"]
+    oldest = CallbackEvent.objects.filter(status__in=waiting).aggregate(m=Min("received_at"))["m"]
     return {
-        "received": open_counts.get(CallbackEvent.Status.RECEIVED, 0),
+        "received": sum(open_counts.get(status, 0) for status in waiting),
         "failed": open_counts.get(CallbackEvent.Status.FAILED, 0),
         "processed_24h": processed_24h,
         "oldest_received_at": oldest,

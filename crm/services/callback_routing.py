@@ -4,14 +4,13 @@ Events are hints: every handler re-reads WeCom and is idempotent, so duplicates 
 
 `handle_event` runs inside the receiver's transaction, which holds the event row's lock (and, on SQLite, the
 database write lock). Re-reading WeCom there would hold that lock across HTTP calls — on SQLite the simulator
-answering them cannot write and both sides time out. So it only queues `apply_event` after commit; that runs
-the reads outside any transaction and writes in short transactions of its own."""
+answering them cannot write and both sides time out. So it only says whether a handler takes the event; the
+callback state machine (crm.services.callbacks) marks it routed and runs `apply_event` after commit, outside
+any transaction (its writes in short transactions of their own), and records the outcome: applied or failed."""
 
 from __future__ import annotations
 
 import logging
-
-from django.db import transaction
 
 from crm.services import contact_events, groups, handover, tags
 from crm.services.timeline import from_wecom_ts
@@ -68,18 +67,17 @@ def _chat_event(payload: dict) -> str:
 
 
 HANDLED_EVENTS = frozenset({"change_external_contact", "change_external_chat", "change_external_tag"})
+IGNORED = "ignored"  # no handler takes the event: nothing to apply
 
 
 def handle_event(payload: dict) -> str:
-    """Accept one decrypted event (the XML's fields as a dict): queue `apply_event` after the receiver commits."""
+    """Route one decrypted event (the XML's fields as a dict): IGNORED when no handler takes it, else the route
+    (the caller then applies it with `apply_event`, after its transaction commits)."""
     event = payload.get("Event") or ""
     if event not in HANDLED_EVENTS:
         logger.info("callback event has no handler", extra={"event": event, "change": payload.get("ChangeType")})
-        return "ignored"
-    from crm.tasks.contacts import apply_callback_event
-
-    transaction.on_commit(lambda: apply_callback_event.delay(dict(payload)))
-    return f"queued {event}/{payload.get('ChangeType') or ''}"
+        return IGNORED
+    return f"routed {event}/{payload.get('ChangeType') or ''}"
 
 
 def apply_event(payload: dict) -> str:

@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from crm.errors import ApplicationError
+from crm.errors import ApplicationError, Conflict, NotFound
 from crm.models import CallbackEvent
 from crm.services import callback_routing
 from crm.wecom.crypto import CallbackCryptoError, WXBizMsgCrypt
@@ -402,15 +402,35 @@ def callback_ids_to_drain(limit: int = 100, after_id: int = 0) -> list[int]:
     )
 
 
-# --- process ---------------------------------------------------------------------------------------
+# --- route, apply, retry, replay ------------------------------------------------------------------
+#
+# received -> routed -> applied | failed(reason). Routing runs under the event row's lock and commits the
+# `routed` mark with whatever the dispatcher wrote; the effect (re-reading WeCom, writing contacts) runs after
+# that commit, outside any transaction (see callback_routing), and its outcome is recorded on the row: applied,
+# or failed with the error and, while attempts are left, when it is retried (`next_attempt_at`, exponential).
+
+
+def retry_delay_seconds(attempts: int) -> int:
+    """Backoff before the next automatic attempt: 2, 4, 8 ... seconds, at most a minute."""
+    return min(60, 2 ** min(max(attempts, 1), 6))
+
+
+def _failure(event: CallbackEvent, exc: BaseException) -> None:
+    """Mark the instance failed (the caller saves): the reason, and the next attempt while any are left, counted
+    from now (the failure), not from the attempt's start: a slow failure must not eat its own backoff."""
+    event.status = CallbackEvent.Status.FAILED
+    event.error = f"{type(exc).__name__}: {exc}"[:4000]
+    left = event.attempts < max_attempts()
+    event.next_attempt_at = timezone.now() + timedelta(seconds=retry_delay_seconds(event.attempts)) if left else None
 
 
 def callback_process(*, event_id: int, skip_locked: bool = False) -> CallbackEvent | None:
-    """Apply one stored event through the domain router, at most once in effect.
+    """Route one stored event (received, or failed at routing) through the dispatcher, at most once.
 
-    The row is locked for the whole run and the handler's writes commit with the `processed` mark, so a
-    second run (duplicate task, sweep, redelivery after a crash) finds it processed and does nothing.
-    A handler failure is rolled back and recorded as `failed` (the task decides whether to retry).
+    The row is locked for the whole run and the dispatcher's writes commit with the `routed` mark, so a second
+    run (duplicate task, sweep, redelivery after a crash) finds it routed and does nothing. An event no handler
+    knows has nothing to apply: it is `applied` at once ("ignored"). A routed event's effect is queued on
+    commit (crm.tasks.callbacks.apply_callback). A dispatcher failure is rolled back and recorded as `failed`.
     With skip_locked (drains), an event another worker holds is left to it: None."""
     with transaction.atomic():
         if skip_locked:
@@ -419,39 +439,177 @@ def callback_process(*, event_id: int, skip_locked: bool = False) -> CallbackEve
                 return None
         else:
             event = CallbackEvent.objects.select_for_update().get(pk=event_id)
-        if event.status == CallbackEvent.Status.PROCESSED:
-            return event
-        event.attempts = F("attempts") + 1
-        event.last_attempt_at = timezone.now()
+        if event.status != CallbackEvent.Status.RECEIVED and not (
+            event.status == CallbackEvent.Status.FAILED and event.routed_at is None
+        ):
+            return event  # routed already (or applied): nothing to do here
+        now = timezone.now()
+        event.last_attempt_at = now
         try:
             with transaction.atomic():
                 result = callback_routing.handle_event(dict(event.payload))
         except Exception as exc:
-            event.status = CallbackEvent.Status.FAILED
-            event.error = f"{type(exc).__name__}: {exc}"[:4000]
+            event.attempts += 1  # the row is locked: no other writer
+            _failure(event, exc)
             logger.warning(
-                "callback processing failed", extra={"callback_id": event.pk, "error": event.error}, exc_info=True
+                "callback routing failed", extra={"callback_id": event.pk, "error": event.error}, exc_info=True
             )
         else:
-            event.status = CallbackEvent.Status.PROCESSED
-            event.result = "" if result is None else str(result)[:4000]
+            event.routed_at = now
             event.error = ""
-            event.processed_at = timezone.now()
-        event.save(update_fields=["attempts", "last_attempt_at", "status", "error", "result", "processed_at"])
-    event.refresh_from_db(fields=["attempts"])
+            event.next_attempt_at = None
+            event.result = "" if result is None else str(result)[:4000]
+            if result == callback_routing.IGNORED:
+                event.attempts += 1
+                event.status = CallbackEvent.Status.APPLIED
+                event.applied_at = now
+            else:
+                event.status = CallbackEvent.Status.ROUTED
+                transaction.on_commit(lambda: _queue_apply(event_id))
+        event.save(update_fields=["attempts", "last_attempt_at", "status", "error", "result", "routed_at",
+                                  "applied_at", "next_attempt_at"])
+    return event
+
+
+def _queue_apply(event_id: int, countdown: float | None = None) -> None:
+    from crm.tasks.callbacks import apply_callback
+
+    try:
+        apply_callback.apply_async((event_id,), countdown=countdown)
+    except Exception:
+        # The event is routed; the sweep applies it once the broker is back.
+        logger.exception("callback apply publish failed", extra={"callback_id": event_id})
+
+
+def callback_apply(*, event_id: int) -> CallbackEvent:
+    """Apply a routed event's effect (or retry one that failed at it), and record the outcome on the row.
+
+    The handlers re-read WeCom and are idempotent, so the effect runs outside any transaction (no lock held
+    across HTTP calls). Two runs racing (a duplicate task, the sweep) are told apart by a compare-and-set on
+    (status, attempts): only one of them applies. Never raises for the effect's failure: it is recorded."""
+    event = CallbackEvent.objects.get(pk=event_id)
+    applicable = event.status == CallbackEvent.Status.ROUTED or (
+        event.status == CallbackEvent.Status.FAILED and event.routed_at is not None
+    )
+    if not applicable:
+        return event
+    now = timezone.now()
+    claimed = CallbackEvent.objects.filter(pk=event_id, status=event.status, attempts=event.attempts).update(
+        attempts=F("attempts") + 1, last_attempt_at=now, next_attempt_at=None
+    )
+    if not claimed:
+        return CallbackEvent.objects.get(pk=event_id)
+    event.refresh_from_db(fields=["attempts", "last_attempt_at"])
+    try:
+        result = callback_routing.apply_event(dict(event.payload))
+    except Exception as exc:
+        _failure(event, exc)
+        CallbackEvent.objects.filter(pk=event_id).update(
+            status=event.status, error=event.error, next_attempt_at=event.next_attempt_at
+        )
+        logger.warning(
+            "callback apply failed",
+            extra={"callback_id": event_id, "attempts": event.attempts, "error": event.error},
+            exc_info=True,
+        )
+    else:
+        event.status = CallbackEvent.Status.APPLIED
+        event.result = "" if result is None else str(result)[:4000]
+        event.error = ""
+        event.applied_at = timezone.now()
+        CallbackEvent.objects.filter(pk=event_id).update(
+            status=event.status, result=event.result, error="", applied_at=event.applied_at
+        )
     return event
 
 
 def callback_due_for_sweep(*, older_than: float | None = None, limit: int = 1000) -> list[int]:
-    """Ids of events left received or failed (with attempts left) for longer than `older_than` seconds.
-
-    These are events whose task was lost: the broker was down at enqueue time, or a worker died mid-task."""
+    """Ids of events whose task was lost (the broker was down at enqueue time, a worker died mid-task):
+    received or routed and untouched for longer than `older_than` seconds, or failed with attempts left and
+    past both that age and their retry time."""
     age = sweep_after_seconds() if older_than is None else older_than
-    cutoff = timezone.now() - timedelta(seconds=age)
-    stale_received = Q(status=CallbackEvent.Status.RECEIVED, received_at__lte=cutoff) & (
-        Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lte=cutoff)
-    )
-    stale_failed = Q(status=CallbackEvent.Status.FAILED, attempts__lt=max_attempts(), last_attempt_at__lte=cutoff)
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=age)
+    untouched = Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lte=cutoff)
+    stale_received = Q(status=CallbackEvent.Status.RECEIVED, received_at__lte=cutoff) & untouched
+    stale_routed = Q(status=CallbackEvent.Status.ROUTED, routed_at__lte=cutoff) & untouched
+    stale_failed = Q(
+        status=CallbackEvent.Status.FAILED, attempts__lt=max_attempts(), last_attempt_at__lte=cutoff
+    ) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
     return list(
-        CallbackEvent.objects.filter(stale_received | stale_failed).order_by("id").values_list("id", flat=True)[:limit]
+        CallbackEvent.objects.filter(stale_received | stale_routed | stale_failed)
+        .order_by("id").values_list("id", flat=True)[:limit]
     )
+
+
+def callback_run(event_id: int) -> CallbackEvent | None:
+    """Take one event one step on, whatever its state: route it, or apply it (what a sweep or replay queues)."""
+    event = callback_process(event_id=event_id)
+    if event is not None and (event.status == CallbackEvent.Status.ROUTED or event.failed_step == "apply"):
+        # Routed before this run: its apply task was lost, or this is a retry of a failed apply.
+        return callback_apply(event_id=event_id)
+    return event
+
+
+def retry_due(event: CallbackEvent | None) -> float | None:
+    """Seconds until a failed event's next automatic attempt, or None when it gets none (not failed, or out of
+    attempts: left for a person to replay)."""
+    if event is None or event.status != CallbackEvent.Status.FAILED or event.next_attempt_at is None:
+        return None
+    return max(0.0, (event.next_attempt_at - timezone.now()).total_seconds())
+
+
+REPLAYABLE = (CallbackEvent.Status.FAILED,)
+
+
+class CallbackNotReplayable(Conflict):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="not_replayable", field="status")
+
+
+def callback_replay(*, event_ids: Sequence[int], actor) -> list[int]:
+    """A person asks for failed events to be applied again now (after fixing what made them fail): each gets a
+    fresh retry budget, an audit entry (who, when, the error it had) and a task. Returns the ids queued; events
+    not failed are skipped."""
+    from auditlog.models import LogEntry
+
+    queued: list[int] = []
+    with transaction.atomic():
+        events = list(
+            CallbackEvent.objects.select_for_update().filter(pk__in=list(event_ids), status__in=REPLAYABLE)
+            .order_by("id")
+        )
+        for event in events:
+            LogEntry.objects.log_create(
+                event, action=LogEntry.Action.UPDATE, actor=actor,
+                changes={"status": [event.status, "replay requested"], "attempts": [str(event.attempts), "0"],
+                         "error": [event.error, ""]},
+            )  # fmt: skip
+            queued.append(event.pk)
+        # A fresh budget: the automatic retries had run out, or the cause was fixed. The error stays until the
+        # next attempt replaces it, so the screen still says why it failed.
+        CallbackEvent.objects.filter(pk__in=queued).update(attempts=0, next_attempt_at=None)
+        for event_id in queued:
+            transaction.on_commit(lambda event_id=event_id: _queue_run(event_id))
+    logger.info("callbacks replayed", extra={"callback_ids": queued, "actor": getattr(actor, "pk", None)})
+    return queued
+
+
+def callback_replay_one(*, event_id: int, actor) -> CallbackEvent:
+    """Replay one event (the API): 404 for an unknown id, 409 for one that is not failed."""
+    event = CallbackEvent.objects.filter(pk=event_id).first()
+    if event is None:
+        raise NotFound(f"callback event {event_id} does not exist", field="event_id")
+    if not callback_replay(event_ids=[event_id], actor=actor):
+        raise CallbackNotReplayable(f"callback event {event_id} is {event.status}, not failed")
+    event.refresh_from_db()
+    return event
+
+
+def _queue_run(event_id: int) -> None:
+    from crm.tasks.callbacks import process_callback
+
+    try:
+        process_callback.delay(event_id)
+    except Exception:
+        logger.exception("callback replay publish failed", extra={"callback_id": event_id})

@@ -25,6 +25,7 @@ from crm.errors import ApplicationError, Conflict, NotFound
 from crm.models import (
     Campaign,
     ConsentRecord,
+    Contact,
     CustomerGroup,
     LuckyDraw,
     LuckyDrawEntry,
@@ -699,6 +700,8 @@ def lucky_draw_play(*, draw_id: int, contact_id: int) -> LuckyDrawEntry:
         draw = LuckyDraw.objects.select_for_update().filter(id=draw_id).first()
         if draw is None:
             raise NotFound(_("No such lucky draw."), field="draw")
+        if Contact.objects.filter(pk=contact_id, erased_at__isnull=False).exists():  # an erased person's old link
+            raise NotFound(_("No such customer."), field="contact")
         existing = LuckyDrawEntry.objects.filter(draw=draw, contact_id=contact_id).first()
         if existing:
             return existing

@@ -36,7 +36,7 @@ def expire_unpaid_claims(limit: int = 1000) -> list[int]:
     done = []
     for claim_id in due:
         with transaction.atomic():
-            claim = RedPacketClaim.objects.select_for_update().select_related("pool").get(id=claim_id)
+            claim = RedPacketClaim.objects.select_for_update(of=("self",)).select_related("pool").get(id=claim_id)
             # Re-checked under the lock: a retry may have queued or paid it meanwhile.
             if claim.status not in EXPIRABLE:
                 continue

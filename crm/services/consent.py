@@ -11,17 +11,15 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-import redis
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from crm.audit import audit_scrub_contact
 from crm.errors import ApplicationError, NotFound
-from crm.models.consent import ConsentRecord, SourceEvent, SourceOrderLine
-from crm.models.contacts import Contact, ContactEvent, FollowRelation
+from crm.models.consent import ConsentRecord
+from crm.models.contacts import Contact, ContactEvent
 from crm.services.timeline import timeline_add
 
 logger = logging.getLogger(__name__)
@@ -60,6 +58,8 @@ def consent_record(
         raise ApplicationError("Say where the consent was given.", field="source")
     with transaction.atomic():
         contact = _contact_locked(contact_id)  # serialises versions per contact
+        if contact.erased_at is not None:  # an old link or session of an erased person: no new consent history
+            raise ApplicationError("This contact has been erased.", field="contact_id", code="erased", status_code=409)
         current = ConsentRecord.objects.filter(contact=contact, purpose=purpose).order_by("-version").first()
         if current is not None and current.granted == granted and current.policy_version == policy_version:
             return current
@@ -124,55 +124,15 @@ def contacts_consenting(purpose: str, qs: QuerySet[Contact] | None = None) -> Qu
     return qs.filter(Exists(granted))
 
 
-def contact_export(contact_id: int, *, actor: str) -> dict:
-    """Everything held about one person, as JSON-ready data (audited)."""
-    contact = Contact.objects.select_related("channel").filter(pk=contact_id).first()
-    if contact is None:
-        raise NotFound(f"Contact {contact_id} does not exist.", field="contact_id")
-    from crm.services.contacts import phone_decrypt
+def contact_export(contact_id: int, *, actor: str = "", user=None, reason: str = "") -> dict:
+    """Everything held about one person (crm.services.erasure, where export and erase live)."""
+    from crm.services.erasure import contact_export as export
 
-    data = {
-        "contact": {
-            "id": contact.id, "external_userid": contact.external_userid, "unionid": contact.unionid,
-            "name": contact.name, "type": contact.type, "gender": contact.gender, "avatar": contact.avatar,
-            "corp_name": contact.corp_name, "phone": phone_decrypt(contact.phone_encrypted),
-            "channel": contact.channel.state if contact.channel else None,
-            "first_added_at": contact.first_added_at.isoformat() if contact.first_added_at else None,
-        },
-        "follows": list(contact.follows.values("staff__userid", "remark", "description", "state", "add_way",
-                                               "added_at", "deleted_by_staff_at", "deleted_by_customer_at")),
-        "tags": [str(ct.tag) for ct in contact.contact_tags.select_related("tag__group")],
-        "consents": list(contact.consents.values("purpose", "version", "granted", "source", "policy_version",
-                                                 "recorded_at")),
-        "groups": list(contact.group_memberships.values("group__chat_id", "group__name", "joined_at", "left_at")),
-        "timeline": list(contact.events.values("kind", "staff__userid", "data", "occurred_at")),
-        "source_events": list(contact.source_events.values("source__code", "kind", "properties", "occurred_at")),
-        "source_orders": list(contact.source_order_lines.values("source__code", "order_id", "line_no", "sku",
-                                                                "quantity", "amount_fen", "ordered_at")),
-    }
-    timeline_add(contact, ContactEvent.Kind.DATA_RIGHTS, data={"action": "export", "actor": actor})
-    return data
+    return export(contact_id, actor=actor, user=user, reason=reason)
 
 
-def contact_erase(contact_id: int, *, actor: str) -> dict:
-    """Anonymise one person across the database and Redis. The row and its relations stay (the company's
-    history of a relationship), every personal field goes; the audit row says who erased and when."""
-    with transaction.atomic():
-        contact = _contact_locked(contact_id)
-        Contact.objects.filter(pk=contact.pk).update(
-            name="", unionid="", avatar="", corp_name="", phone_encrypted="", phone_hash="", updated_at=timezone.now()
-        )
-        FollowRelation.objects.filter(contact=contact).update(remark="", description="")
-        deleted_events = SourceEvent.objects.filter(contact=contact).delete()[0]
-        SourceOrderLine.objects.filter(contact=contact).update(contact=None, phone_hash="")
-        contact.events.exclude(kind=ContactEvent.Kind.DATA_RIGHTS).update(data={})
-        contact.group_memberships.update(name="")
-        timeline_add(contact, ContactEvent.Kind.DATA_RIGHTS, data={"action": "erase", "actor": actor})
-        audit_scrub_contact(contact.pk)
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    keys = list(client.scan_iter(match=f"crm:*contact:{contact_id}:*", count=1000))
-    keys += list(client.scan_iter(match=f"crm:*contact:{contact_id}", count=1000))
-    if keys:
-        client.delete(*keys)
-    logger.info("contact erased", extra={"contact_id": contact_id, "actor": actor})
-    return {"contact_id": contact_id, "source_events_deleted": deleted_events, "redis_keys_deleted": len(keys)}
+def contact_erase(contact_id: int, *, reason: str, actor: str = "", user=None) -> dict:
+    """Erase one person, reason required (crm.services.erasure)."""
+    from crm.services.erasure import contact_erase as erase
+
+    return erase(contact_id, reason=reason, actor=actor, user=user)

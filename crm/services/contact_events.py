@@ -15,6 +15,7 @@ from crm.services.contacts import (
     follow_mark_deleted_by_staff,
     wecom_read_contact,
 )
+from crm.services.erasure import erasure_link_successor, erasure_supersede_on_add, external_userid_erased
 from crm.services.fission import fission_record_add
 from crm.services.staff import staff_get_or_create
 from crm.services.timeline import timeline_add
@@ -33,6 +34,13 @@ def contact_add_from_callback(
     """add_external_contact / add_half_external_contact: own the contact, its relation, channel and welcome."""
     data = wecom_read_contact(external_userid)
     with transaction.atomic():
+        # An erased person adding us again is a new, consented relationship: it supersedes the tombstone. An add
+        # from before the erasure (late or redelivered) brings nobody back (crm.services.erasure).
+        superseded = False
+        if external_userid_erased(external_userid):
+            if not erasure_supersede_on_add(external_userid, event_time=event_time):
+                return "erased: an add from before the erasure, ignored"
+            superseded = True
         follow = None
         if data is not None:
             contact, follows = contact_apply_wecom(data, occurred_at=event_time, source="callback")
@@ -54,6 +62,8 @@ def contact_add_from_callback(
             if created:
                 timeline_add(contact, ContactEvent.Kind.HALF_ADDED, staff=staff, data={"state": state},
                              occurred_at=event_time)
+        if superseded:
+            erasure_link_successor(external_userid, contact)
         sent = welcome_prepare(follow, welcome_code, event_time=event_time)
         # A personal invite QR's state (fission): the friend counts for the customer who shared it.
         fission = fission_record_add(state=state, contact=contact)

@@ -68,8 +68,13 @@ def phone_decrypt(token: str) -> str:
 
 
 def contact_set_phone(contact: Contact, raw: str) -> Contact:
+    from crm.services.erasure import erased_phone_hashes
+
+    hashed = phone_hash(raw)
+    if erased_phone_hashes([hashed]):  # the number of an erased person is not taken on again (tombstone)
+        raise ApplicationError("This number belongs to an erased person.", field="phone", code="erased")
     contact.phone_encrypted = phone_encrypt(raw)
-    contact.phone_hash = phone_hash(raw)
+    contact.phone_hash = hashed
     contact.save(update_fields=["phone_encrypted", "phone_hash", "updated_at"])
     return contact
 
@@ -268,7 +273,13 @@ def contact_apply_wecom(
 
 
 def contact_refresh(external_userid: str, *, source: str = "refresh") -> Contact | None:
-    """Re-read one customer from WeCom and apply it; None (and relations marked deleted) if WeCom says gone."""
+    """Re-read one customer from WeCom and apply it; None (and relations marked deleted) if WeCom says gone.
+    None, without asking WeCom, for an erased person (crm.services.erasure): edit and delete callbacks and
+    reconciliation never bring them back."""
+    from crm.services.erasure import external_userid_erased
+
+    if external_userid_erased(external_userid):
+        return None
     data = wecom_read_contact(external_userid)
     if data is None:
         with transaction.atomic():

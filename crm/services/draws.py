@@ -159,7 +159,7 @@ def draw_enter(draw_id: int, contact_id: int) -> GroupDrawEntry:
         draw = GroupDraw.objects.select_for_update(of=("self",)).filter(pk=draw_id).first()  # serialise with close
         if draw is None:
             raise NotFound(_("No such draw."), code="unknown_draw", field="draw")
-        contact = Contact.objects.filter(pk=contact_id).first()
+        contact = Contact.objects.filter(pk=contact_id, erased_at__isnull=True).first()
         if contact is None:
             raise NotFound(_("No such customer."), code="unknown_contact", field="contact")
         reason = entry_refusal(draw, contact, now=timezone.now())
@@ -220,6 +220,10 @@ def winner_fulfil(winner_id: int) -> str:
                   .filter(pk=winner_id).first())
         if winner is None or winner.status == GroupDrawWinner.Status.FULFILLED:
             return "done"
+        if Contact.objects.filter(pk=winner.entry.contact_id, erased_at__isnull=False).exists():
+            winner.status, winner.reason = GroupDrawWinner.Status.FAILED, "contact_erased"  # crm.services.erasure
+            winner.save(update_fields=["status", "reason"])
+            return winner.reason
         hook = _prize_hooks.get(winner.prize.kind)
         if hook is None:
             winner.status, winner.reason = GroupDrawWinner.Status.FAILED, "no_fulfilment"

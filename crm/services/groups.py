@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from crm.models.contacts import Contact, ContactEvent
 from crm.models.groups import CustomerGroup, GroupJoinWay, GroupMember, VipInvite
+from crm.services.erasure import erased_external_userids
 from crm.services.staff import staff_get_or_create
 from crm.services.timeline import from_wecom_ts, timeline_add
 from crm.wecom.client import get_client
@@ -44,6 +45,7 @@ def group_apply(group_chat: dict, *, quit_scene: int | None = None, occurred_at:
         existing = {m.member_id: m for m in group.members.all()}
         vip_states = set(GroupJoinWay.objects.filter(is_vip=True).values_list("state", flat=True))
         contacts = {c.external_userid: c for c in Contact.objects.filter(external_userid__in=list(listed))}
+        erased = erased_external_userids(listed)  # an erased person's name is not taken on again
         joined = left = 0
         for member_id, m in listed.items():
             contact = contacts.get(member_id) if int(m.get("type") or 2) == GroupMember.Type.EXTERNAL else None
@@ -53,7 +55,7 @@ def group_apply(group_chat: dict, *, quit_scene: int | None = None, occurred_at:
                 member = GroupMember(group=group, member_id=member_id)
             member.contact = contact or member.contact
             member.type = int(m.get("type") or 2)
-            member.name = (m.get("name") or member.name or "")[:128]
+            member.name = "" if member_id in erased else (m.get("name") or member.name or "")[:128]
             member.join_scene = int(m.get("join_scene") or 0)
             member.join_state = (m.get("state") or "")[:64]
             member.joined_at = from_wecom_ts(m.get("join_time")) or member.joined_at or now

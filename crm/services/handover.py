@@ -18,6 +18,7 @@ from crm.models.contacts import Contact, ContactEvent, FollowRelation
 from crm.models.groups import CustomerGroup
 from crm.models.staff import GroupHandoverItem, Handover, HandoverItem, Staff
 from crm.services.contacts import contact_refresh
+from crm.services.erasure import erased_external_userids
 from crm.services.groups import group_sync
 from crm.services.timeline import from_wecom_ts, timeline_add
 from crm.wecom.client import get_client
@@ -196,8 +197,9 @@ def handover_plan(handover_id: int) -> dict:
         for _ in range(len(done_eids) % len(takeovers)):
             next(robin)
         new_items = []
+        erased = erased_external_userids(eids)  # erased people are not ours to hand over any more
         for eid in eids:
-            if eid in done_eids:
+            if eid in done_eids or eid in erased:
                 continue
             contact, _ = Contact.objects.get_or_create(external_userid=eid)  # the company keeps every customer
             takeover = next(robin)

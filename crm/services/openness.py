@@ -28,6 +28,7 @@ from crm.models.consent import ConsentRecord, DataSource, SourceAggregate, Sourc
 from crm.models.contacts import Contact
 from crm.services.consent import contacts_consenting
 from crm.services.contacts import phone_hash, phone_normalise
+from crm.services.erasure import erased_phone_hashes, erasure_blocks_phones, live_tombstone_phone_hashes_sql
 
 Openness = DataSource.Openness
 logger = logging.getLogger(__name__)
@@ -158,6 +159,12 @@ def _write(source: DataSource, rows: list[dict]) -> dict:
         counts["stored"] = len(events)
     elif source.openness == Openness.SEMI_OPEN:
         hashes = {r["phone_hash"] for r in rows}
+        # An erased person's number: the line is kept for the figures, but not linked, nor its phone hash kept.
+        erased = erased_phone_hashes(hashes)
+        for r in rows:
+            if r["phone_hash"] in erased:
+                r["phone_hash"] = ""
+        hashes -= erased | {""}
         matched = dict(Contact.objects.filter(phone_hash__in=hashes).values_list("phone_hash", "pk"))
         lines = [SourceOrderLine(source=source, contact_id=matched.get(r["phone_hash"]), **r) for r in rows]
         counts["unmatched"] = sum(1 for line in lines if line.contact_id is None)
@@ -286,13 +293,16 @@ def _import_orders_copy(source: DataSource, header: list[str], reader) -> dict:
                 copy.write_row(line)
                 rows += 1
         staged = time.monotonic()
+        if erasure_blocks_phones():  # erased people's numbers: lines kept unlinked, their phone hash dropped
+            blocked, params = live_tombstone_phone_hashes_sql()
+            cursor.execute(f"UPDATE {stage} SET phone_hash = '' WHERE phone_hash IN ({blocked})", params)  # noqa: S608
         cursor.execute(f"ANALYZE {stage}")  # temporary tables are never auto-analysed: give the join real sizes
         columns = ", ".join(_STAGE_COLUMNS)
         # Only identifiers from this module and the models are formatted in; the one value is a parameter.
         cursor.execute(
             f"""WITH matched AS (
                     SELECT phone_hash, min(id) AS contact_id FROM {Contact._meta.db_table}
-                    WHERE phone_hash IN (SELECT phone_hash FROM {stage}) GROUP BY phone_hash
+                    WHERE phone_hash IN (SELECT phone_hash FROM {stage} WHERE phone_hash <> '') GROUP BY phone_hash
                 ), stored AS (
                     INSERT INTO {SourceOrderLine._meta.db_table} (source_id, contact_id, {columns})
                     SELECT %s, m.contact_id, {", ".join(f"s.{c}" for c in _STAGE_COLUMNS)}

@@ -43,7 +43,10 @@ def _note_error(claim_id: int, message: str) -> None:
 def claim_payout(claim_id: int) -> str:
     """Pay one claim; the resulting status. Raises PayoutRetry when trying again (same billno) can help."""
     with transaction.atomic():
-        claim = RedPacketClaim.objects.select_for_update().select_related("contact", "pool").filter(id=claim_id).first()
+        # of=self: the claim's row only. Locking the joined pool and contact rows FOR UPDATE too (Django's default)
+        # blocked every claim of the pool meanwhile (they hold it FOR KEY SHARE) and deadlocked with them.
+        claim = (RedPacketClaim.objects.select_for_update(of=("self",)).select_related("contact", "pool")
+                 .filter(id=claim_id).first())
         settled = (RedPacketClaim.Status.PAID, RedPacketClaim.Status.FAILED, RedPacketClaim.Status.EXPIRED)
         if claim is None or claim.status in settled:
             return claim.status if claim else "missing"

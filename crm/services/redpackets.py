@@ -448,7 +448,7 @@ def redpacket_claim(*, pool_id: int, contact_id: int) -> ClaimOutcome:
     pool = RedPacketPool.objects.filter(id=pool_id).first()
     if pool is None:
         raise NotFound("No such red-packet pool.", field="pool")
-    if not Contact.objects.filter(id=contact_id).exists():
+    if not Contact.objects.filter(id=contact_id, erased_at__isnull=True).exists():  # erased: an old link/session
         raise NotFound("No such customer.", field="contact")
     if pool.status == RedPacketPool.Status.DRAFT:
         return ClaimOutcome("not_started")

@@ -20,6 +20,7 @@ from crm.models.contacts import Contact, ContactEvent, FollowRelation, SyncRun
 from crm.models.staff import Staff
 from crm.models.tags import ContactTag, Tag
 from crm.services.contacts import follow_mark_deleted_by_staff
+from crm.services.erasure import erased_external_userids
 from crm.services.groups import groups_sync_all
 from crm.services.staff import staff_sync
 from crm.services.tags import tags_sync_from_wecom
@@ -74,6 +75,11 @@ def _apply_page(run: SyncRun, items: list[dict], now: datetime) -> Counter:
     """Upsert one page of {external_contact, follow_info} in bulk; returns what changed."""
     counts: Counter = Counter()
     source = run.kind
+    # An erased person is not brought back by a sync (crm.services.erasure); only a new add supersedes that.
+    erased = erased_external_userids(it["external_contact"]["external_userid"] for it in items)
+    if erased:
+        items = [it for it in items if it["external_contact"]["external_userid"] not in erased]
+        counts["erased_skipped"] += len(erased)
     contacts_data = {it["external_contact"]["external_userid"]: it["external_contact"] for it in items}
     first_added: dict[str, datetime] = {}
     for it in items:

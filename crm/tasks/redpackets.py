@@ -22,6 +22,15 @@ def pay_claim(self, claim_id: int) -> str:
 
 
 @shared_task(acks_late=True)
+def pay_claims(claim_ids: list[int]) -> int:
+    """A group of claims written together by the claim server (one message for the group): one pay task each, so
+    each retries on its own. A lost message is caught by the stuck-payout sweep below."""
+    for claim_id in claim_ids:
+        pay_claim.delay(claim_id)
+    return len(claim_ids)
+
+
+@shared_task(acks_late=True)
 def refund_expired_pools() -> dict:
     """Beat: refund expired pools, and queue again payouts that look stuck (a lost task message)."""
     refunded = redpacket_refund_all_expired()

@@ -30,10 +30,12 @@ def card_number_generate() -> str:
 
 def card_get_or_create(contact_id: int) -> Card:
     """The contact's card, made (at the entry tier) on first use; safe against two first opens at once."""
-    existing = Card.objects.select_related("tier", "contact").filter(contact_id=contact_id).first()
+    # An erased contact has no card any more, whatever link or session still names it (crm.services.erasure).
+    existing = Card.objects.select_related("tier", "contact").filter(
+        contact_id=contact_id, contact__erased_at__isnull=True).first()
     if existing:
         return existing
-    if not Contact.objects.filter(pk=contact_id).exists():
+    if not Contact.objects.filter(pk=contact_id, erased_at__isnull=True).exists():
         raise NotFound("No such customer.", field="contact")
     for _attempt in range(5):
         try:

@@ -311,7 +311,9 @@ def tiers_evaluate_all(*, at: datetime | None = None, batch: int = 500) -> dict:
     counts = {"cards": 0, "upgraded": 0, "downgraded": 0}
     last = 0
     while True:
-        ids = list(Card.objects.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:batch])
+        # Erased people's cards keep their tier as it was: no move, no VIP message (crm.services.erasure).
+        ids = list(Card.objects.filter(pk__gt=last, contact__erased_at__isnull=True).order_by("pk")
+                   .values_list("pk", flat=True)[:batch])
         if not ids:
             break
         for card_id in ids:

@@ -103,9 +103,13 @@ def test_personal_fields_are_masked_and_an_erase_scrubs_the_name(client, django_
     assert (entry.actor, entry.remote_addr) == (root, "10.0.0.7")
 
     client.force_login(root)
-    assert client.post(f"/api/contacts/{contact.pk}/erase/").status_code == 200
+    assert client.post(f"/api/contacts/{contact.pk}/erase/", {"reason": "customer asked"},
+                       content_type="application/json", REMOTE_ADDR="10.0.0.8").status_code == 200
     entry.refresh_from_db()
     assert entry.actor == root and "Han" not in entry.object_repr and "erased" in entry.object_repr
+    # The erase itself is in the audit log: who, from where, why.
+    erase = LogEntry.objects.get(object_pk=str(contact.pk), additional_data__data_rights="erase")
+    assert (erase.actor, erase.remote_addr, erase.additional_data["reason"]) == (root, "10.0.0.8", "customer asked")
 
 
 def test_the_audit_log_is_an_admin_page_for_admins_only(client, marketer):

@@ -46,7 +46,7 @@ def ingest(live_stack):
 
 
 def _probe(i: int, created: int | None = None) -> str:
-    # An event type no handler knows: processed as "ignored", which keeps these tests about delivery.
+    # An event type no handler knows: applied as "ignored", which keeps these tests about delivery.
     return event_xml(Event="crm_test_probe", ChangeType="ingest", CreateTime=str(created or int(time.time())),
                      ExternalUserID=f"wmingest{i:05d}", State=None, WelcomeCode=None)  # fmt: skip
 
@@ -93,7 +93,7 @@ def test_an_acknowledged_callback_is_already_stored(ingest):
         assert answer.status_code == 200 and answer.content == b""
         # No waiting: the 200 is only sent once the row is committed.
         event = CallbackEvent.objects.get(payload__ExternalUserID=f"wmingest{i:05d}")
-        assert event.status in ("received", "processed") and event.nonce
+        assert event.status in ("received", "routed", "applied") and event.nonce
 
 
 def test_a_burst_with_redeliveries_and_replays_is_stored_once_and_processed_once(ingest, celery_worker):
@@ -121,7 +121,7 @@ def test_a_burst_with_redeliveries_and_replays_is_stored_once_and_processed_once
     assert CallbackEvent.objects.count() == 300
     assert ingest.app.writer.largest_group > 1  # concurrent callbacks shared commits
 
-    wait_for(lambda: CallbackEvent.objects.filter(status="processed").count() == 300, timeout=60,
+    wait_for(lambda: CallbackEvent.objects.filter(status="applied").count() == 300, timeout=60,
              message="every stored callback processed by the worker")  # fmt: skip
     assert set(CallbackEvent.objects.values_list("attempts", flat=True)) == {1}
 

@@ -244,19 +244,29 @@ def _stored(client, on_commit, **fields) -> CallbackEvent:
     return CallbackEvent.objects.latest("id")
 
 
-def test_process_applies_the_event_once(client, on_commit, monkeypatch):
+def test_routing_marks_routed_and_queues_the_apply_once(client, on_commit, monkeypatch):
     calls = []
-    monkeypatch.setattr(callback_routing, "handle_event", lambda payload: calls.append(payload) or "contact 7 added")
+    monkeypatch.setattr(callback_routing, "handle_event", lambda payload: calls.append(payload) or "routed x/y")
     event = _stored(client, on_commit, ExternalUserID="wmONE")
+    before = len(on_commit())
     done = svc.callback_process(event_id=event.pk)
-    assert done.status == CallbackEvent.Status.PROCESSED
-    assert done.result == "contact 7 added" and done.attempts == 1 and done.processed_at
+    # Routed is not applied: the effect is queued (after commit) and only its outcome makes the event applied.
+    assert done.status == CallbackEvent.Status.ROUTED
+    assert done.result == "routed x/y" and done.attempts == 0 and done.routed_at and done.applied_at is None
+    assert len(on_commit()) == before + 1
     again = svc.callback_process(event_id=event.pk)
-    assert again.status == CallbackEvent.Status.PROCESSED and again.attempts == 1
+    assert again.status == CallbackEvent.Status.ROUTED and len(on_commit()) == before + 1
     assert len(calls) == 1 and calls[0]["ExternalUserID"] == "wmONE"
 
 
-def test_failure_is_recorded_rolled_back_and_retried_later(client, on_commit, monkeypatch):
+def test_an_event_no_handler_takes_is_applied_at_once(client, on_commit):
+    event = _stored(client, on_commit, Event="crm_test_probe", ChangeType="probe")
+    done = svc.callback_process(event_id=event.pk)
+    assert done.status == CallbackEvent.Status.APPLIED and done.result == "ignored"
+    assert done.attempts == 1 and done.applied_at and done.routed_at
+
+
+def test_routing_failure_is_recorded_rolled_back_and_retried_later(client, on_commit, monkeypatch):
     from crm.models import Staff
 
     def failing(payload):
@@ -266,13 +276,15 @@ def test_failure_is_recorded_rolled_back_and_retried_later(client, on_commit, mo
     monkeypatch.setattr(callback_routing, "handle_event", failing)
     event = _stored(client, on_commit)
     failed = svc.callback_process(event_id=event.pk)
-    assert failed.status == CallbackEvent.Status.FAILED
+    assert failed.status == CallbackEvent.Status.FAILED and failed.failed_step == "route"
     assert failed.attempts == 1 and "contact service unavailable" in failed.error
+    assert failed.next_attempt_at and svc.retry_due(failed) <= svc.retry_delay_seconds(1)
     assert not Staff.objects.filter(userid="written-then-rolled-back").exists()
 
-    monkeypatch.setattr(callback_routing, "handle_event", lambda payload: "ok")
+    monkeypatch.setattr(callback_routing, "handle_event", lambda payload: "routed")
     done = svc.callback_process(event_id=event.pk)
-    assert done.status == CallbackEvent.Status.PROCESSED and done.attempts == 2 and done.error == ""
+    assert done.status == CallbackEvent.Status.ROUTED and done.attempts == 1 and done.error == ""
+    assert done.next_attempt_at is None
 
 
 def test_task_retries_a_bounded_number_of_times(client, on_commit, monkeypatch, settings):
@@ -289,45 +301,113 @@ def test_task_retries_a_bounded_number_of_times(client, on_commit, monkeypatch, 
     assert process_callback.apply(args=[event.pk]).get() == "failed"
     event.refresh_from_db()
     assert event.attempts == 3 and event.status == CallbackEvent.Status.FAILED
-    assert svc.callback_due_for_sweep(older_than=0) == []  # out of attempts: left for a human (admin)
+    assert event.next_attempt_at is None  # out of attempts: left for a person to replay
+    assert svc.callback_due_for_sweep(older_than=0) == []
 
 
-def test_sweep_finds_stale_received_and_failed_with_attempts_left(client, on_commit, monkeypatch):
+def test_backoff_doubles_up_to_a_minute():
+    assert [svc.retry_delay_seconds(n) for n in (1, 2, 3, 5, 6, 9)] == [2, 4, 8, 32, 60, 60]
+
+
+def test_sweep_finds_stale_received_routed_and_failed_due(client, on_commit, monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
     fresh = _stored(client, on_commit)
     stale = _stored(client, on_commit)
     failed = _stored(client, on_commit)
     done = _stored(client, on_commit)
-    past = time.time() - 3600
-    from datetime import UTC, datetime
-
-    old = datetime.fromtimestamp(past, tz=UTC)
-    CallbackEvent.objects.filter(pk__in=[stale.pk, failed.pk, done.pk]).update(received_at=old)
-    CallbackEvent.objects.filter(pk=failed.pk).update(status="failed", attempts=1, last_attempt_at=old)
-    CallbackEvent.objects.filter(pk=done.pk).update(status="processed", attempts=1, last_attempt_at=old)
-    assert svc.callback_due_for_sweep(older_than=600) == [stale.pk, failed.pk]
-    assert set(svc.callback_due_for_sweep(older_than=0)) == {fresh.pk, stale.pk, failed.pk}
+    routed = _stored(client, on_commit)
+    backing_off = _stored(client, on_commit)
+    old = datetime.fromtimestamp(time.time() - 3600, tz=UTC)
+    later = datetime.now(tz=UTC) + timedelta(minutes=5)
+    CallbackEvent.objects.exclude(pk=fresh.pk).update(received_at=old)
+    CallbackEvent.objects.filter(pk=failed.pk).update(status="failed", attempts=1, last_attempt_at=old,
+                                                      routed_at=old, next_attempt_at=old)  # fmt: skip
+    CallbackEvent.objects.filter(pk=backing_off.pk).update(status="failed", attempts=1, last_attempt_at=old,
+                                                           next_attempt_at=later)  # fmt: skip
+    CallbackEvent.objects.filter(pk=done.pk).update(status="applied", attempts=1, last_attempt_at=old)
+    CallbackEvent.objects.filter(pk=routed.pk).update(status="routed", routed_at=old)  # its apply task was lost
+    assert svc.callback_due_for_sweep(older_than=600) == [stale.pk, failed.pk, routed.pk]
+    assert set(svc.callback_due_for_sweep(older_than=0)) == {fresh.pk, stale.pk, failed.pk, routed.pk}
 
     queued = []
     from crm.tasks import callbacks as tasks
 
     monkeypatch.setattr(tasks.process_callback, "delay", lambda event_id: queued.append(event_id))
-    assert sweep_unprocessed(older_than=600) == 2
-    assert queued == [stale.pk, failed.pk]
+    assert sweep_unprocessed(older_than=600) == 3
+    assert queued == [stale.pk, failed.pk, routed.pk]
 
 
-def test_admin_lists_shows_and_requeues_events(admin_client, client, on_commit, monkeypatch):
-    event = _stored(client, on_commit)
-    assert admin_client.get("/admin/crm/callbackevent/").status_code == 200
-    assert admin_client.get(f"/admin/crm/callbackevent/{event.pk}/change/").status_code == 200
-    queued = []
-    from crm.tasks import callbacks as tasks
+def test_admin_lists_shows_and_replays_failed_events(admin_client, admin_user, client, on_commit):
+    from auditlog.models import LogEntry
 
-    monkeypatch.setattr(tasks.process_callback, "delay", lambda event_id: queued.append(event_id))
+    event = _stored(client, on_commit, Event="crm_test_probe")
+    applied = _stored(client, on_commit, Event="crm_test_probe")
+    CallbackEvent.objects.filter(pk=event.pk).update(status="failed", attempts=5, error="WeComError: -1 busy",
+                                                     routed_at=event.received_at)  # fmt: skip
+    CallbackEvent.objects.filter(pk=applied.pk).update(status="applied")
+    listing = admin_client.get("/admin/crm/callbackevent/?status__exact=failed")
+    assert listing.status_code == 200 and b"WeComError: -1 busy" in listing.content
+    detail = admin_client.get(f"/admin/crm/callbackevent/{event.pk}/change/")
+    assert detail.status_code == 200 and b"callback-payload" in detail.content and b"crm_test_probe" in detail.content
+    before = len(on_commit())
     response = admin_client.post(
-        "/admin/crm/callbackevent/", {"action": "process_again", "_selected_action": [event.pk]}, follow=True
+        "/admin/crm/callbackevent/", {"action": "replay", "_selected_action": [event.pk, applied.pk]}, follow=True
     )
     assert response.status_code == 200
-    assert queued == [event.pk]
+    assert len(on_commit()) == before + 1  # the failed one only
+    event.refresh_from_db()
+    assert event.attempts == 0 and event.status == "failed"  # a fresh budget; the error stays until the next try
+    entry = LogEntry.objects.get(object_pk=str(event.pk))
+    assert entry.actor == admin_user and entry.changes_dict["status"] == ["failed", "replay requested"]
+    assert not LogEntry.objects.filter(object_pk=str(applied.pk)).exists()
+
+    # The detail page's own button, one event.
+    CallbackEvent.objects.filter(pk=event.pk).update(attempts=5)
+    assert f"/admin/crm/callbackevent/{event.pk}/replay/" in admin_client.get(
+        f"/admin/crm/callbackevent/{event.pk}/change/").content.decode()
+    assert admin_client.get(f"/admin/crm/callbackevent/{event.pk}/replay/").status_code == 302
+    assert LogEntry.objects.filter(object_pk=str(event.pk)).count() == 2
+    # An applied event's page offers no replay, and the action's URL refuses it.
+    assert f"/admin/crm/callbackevent/{applied.pk}/replay/" not in admin_client.get(
+        f"/admin/crm/callbackevent/{applied.pk}/change/").content.decode()
+    assert admin_client.get(f"/admin/crm/callbackevent/{applied.pk}/replay/").status_code == 403
+
+
+def test_replay_needs_the_replay_permission(client, on_commit, django_user_model):
+    event = _stored(client, on_commit, Event="crm_test_probe")
+    CallbackEvent.objects.filter(pk=event.pk).update(status="failed")
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    from django.contrib.auth.models import Permission
+
+    viewer.user_permissions.add(Permission.objects.get(codename="view_callbackevent"))
+    client.force_login(viewer)
+    assert client.get("/admin/crm/callbackevent/?status__exact=failed").status_code == 200
+    assert client.post(f"/api/callbacks/{event.pk}/replay/").status_code == 403
+    client.get(f"/admin/crm/callbackevent/{event.pk}/replay/")
+    from auditlog.models import LogEntry
+
+    assert not LogEntry.objects.filter(object_pk=str(event.pk)).exists()
+
+
+def test_api_lists_failed_and_replays(admin_client, client, on_commit):
+    event = _stored(client, on_commit, Event="crm_test_probe")
+    CallbackEvent.objects.filter(pk=event.pk).update(status="failed", attempts=5, error="boom",
+                                                     routed_at=event.received_at)  # fmt: skip
+    listed = admin_client.get("/api/callbacks/?status=failed").json()
+    assert [(e["id"], e["error"], e["failed_step"]) for e in listed] == [(event.pk, "boom", "apply")]
+    assert listed[0]["payload"]["Event"] == "crm_test_probe"
+    bad = admin_client.get("/api/callbacks/?status=processed")
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "status"
+    replayed = admin_client.post(f"/api/callbacks/{event.pk}/replay/")
+    assert replayed.status_code == 202 and replayed.json()["attempts"] == 0
+    event.refresh_from_db()
+    CallbackEvent.objects.filter(pk=event.pk).update(status="applied")
+    again = admin_client.post(f"/api/callbacks/{event.pk}/replay/")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "not_replayable"
+    assert admin_client.post("/api/callbacks/999999/replay/").status_code == 404
+    schema = admin_client.get("/api/schema/").content.decode()
+    assert "/api/callbacks/{event_id}/replay/" in schema
 
 
 def test_oversized_body_is_refused_before_decrypting(client, on_commit):
@@ -388,11 +468,11 @@ def test_drain_applies_received_events_in_arrival_order_and_schedules_failures(c
     bad = _stored(client, on_commit, ExternalUserID="wmBAD")
     done = _stored(client, on_commit, ExternalUserID="wmDONE")
     last = _stored(client, on_commit, ExternalUserID="wmZ")
-    CallbackEvent.objects.filter(pk=done.pk).update(status="processed", attempts=1)
+    CallbackEvent.objects.filter(pk=done.pk).update(status="applied", attempts=1)
 
     assert tasks.drain_callbacks.apply().get() == 3
-    assert seen == ["wmA", "wmBAD", "wmZ"]  # id order; the processed one is not applied again
+    assert seen == ["wmA", "wmBAD", "wmZ"]  # id order; the applied one is not routed again
     statuses = dict(CallbackEvent.objects.values_list("id", "status"))
-    assert statuses == {first.pk: "processed", bad.pk: "failed", done.pk: "processed", last.pk: "processed"}
+    assert statuses == {first.pk: "routed", bad.pk: "failed", done.pk: "applied", last.pk: "routed"}
     assert retried == [bad.pk]  # retried with backoff by its own task, within the attempt budget
     assert tasks.drain_callbacks.apply().get() == 0  # nothing left received

@@ -27,7 +27,7 @@ def sim(live_stack):
 
 
 def _noop_event(i: int, created: int) -> str:
-    # An event type no handler knows: the router stores its outcome ("ignored") and marks it processed,
+    # An event type no handler knows: the router stores its outcome ("ignored") and marks it applied,
     # which keeps these tests about delivery and idempotency, not about the contact domain.
     return event_xml(Event="crm_test_probe", ChangeType="burst", CreateTime=str(created), ExternalUserID=f"wm{i:05d}",
                      State=None, WelcomeCode=None)  # fmt: skip
@@ -41,7 +41,7 @@ def _status_counts() -> dict:
 
 def _wait_processed(count: int, timeout: float) -> None:
     try:
-        wait_for(lambda: CallbackEvent.objects.filter(status="processed").count() == count, timeout=timeout)
+        wait_for(lambda: CallbackEvent.objects.filter(status="applied").count() == count, timeout=timeout)
     except pytest.fail.Exception:
         pytest.fail(f"not all {count} callbacks processed within {timeout}s: {_status_counts()}")
 
@@ -123,7 +123,7 @@ def test_burst_with_duplicates_is_processed_exactly_once(live_stack, celery_work
         process_callback.delay(event_id)
     time.sleep(2)
     rows = list(CallbackEvent.objects.values_list("status", "attempts", "result"))
-    assert {(s, a) for s, a, _ in rows} == {("processed", 1)}
+    assert {(s, a) for s, a, _ in rows} == {("applied", 1)}
 
 
 @pytest.mark.worker
@@ -147,7 +147,7 @@ def test_worker_killed_mid_drain_loses_nothing_after_sweep(live_stack, worker_fa
     # is allowed, as long as none is applied twice or lost.
     time.sleep(1)
     statuses = set(CallbackEvent.objects.values_list("status", flat=True))
-    assert statuses <= {CallbackEvent.Status.RECEIVED, CallbackEvent.Status.PROCESSED}
+    assert statuses <= {CallbackEvent.Status.RECEIVED, CallbackEvent.Status.APPLIED}
     assert CallbackEvent.objects.count() == 40
     # The drain cleared the test's 120 s flag on start, so the next callback asks again. Under load a request the
     # client gave up on and retried may still finish on the server after that and ask anew: a flag with the app's

@@ -213,7 +213,7 @@ def test_callback_backlog(frozen):
 
     assert sel.callback_backlog() == {"waiting": 0, "failed": 0, "oldest_received_at": None,
                                       "oldest_age_seconds": None}
-    event("a", "processed", NOW - timedelta(hours=5))
+    event("a", "applied", NOW - timedelta(hours=5))
     event("b", "received", NOW - timedelta(seconds=90))
     event("c", "received", NOW - timedelta(seconds=10))
     event("d", "failed", NOW - timedelta(hours=1))

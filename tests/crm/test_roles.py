@@ -192,7 +192,7 @@ ENDPOINTS = [
     ("post", "/api/loyalty/journeys", {}, 400, {A, M}),
     ("put", f"/api/loyalty/journeys/{MISSING}", {}, 400, {A, M}),
     ("patch", "/api/contacts/{contact}/", {"birthday": "2999-01-01"}, 400, {A, M}),
-    ("post", "/api/contacts/{contact}/erase/", None, 200, {A}),  # last: it erases the contact
+    ("post", "/api/contacts/{contact}/erase/", {"reason": "role matrix"}, 200, {A}),  # last: it erases the contact
 ]
 
 

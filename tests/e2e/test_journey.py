@@ -38,7 +38,7 @@ def test_the_whole_journey(live_stack, celery_worker):
     assert rec["claimable_fen"] > 0  # more packets than VIPs: part of the budget is still claimable
 
     # Every callback the simulator sent was stored and processed, none twice.
-    assert CallbackEvent.objects.exclude(status=CallbackEvent.Status.PROCESSED).count() == 0
+    assert CallbackEvent.objects.exclude(status=CallbackEvent.Status.APPLIED).count() == 0
     # One campaign message per recipient, one claim per customer.
     recipients = CampaignRecipient.objects
     assert recipients.values("campaign", "contact").distinct().count() == recipients.count()

@@ -165,7 +165,7 @@ def test_seed_converges_after_kills_and_reruns_as_a_no_op(live_stack, celery_wor
     assert finished.red_packet_pool.status == RedPacketPool.Status.ACTIVE
     tonight = Campaign.objects.get(name=TONIGHT_CAMPAIGN)
     assert tonight.status == Campaign.Status.SCHEDULED and tonight.scheduled_at.hour == 12  # 20:00 in Shanghai
-    assert CallbackEvent.objects.exclude(status=CallbackEvent.Status.PROCESSED).count() == 0
+    assert CallbackEvent.objects.exclude(status=CallbackEvent.Status.APPLIED).count() == 0
     assert seed_state()["state"] == "done"
     assert sim.get("clock")["now"] - time.time() > 0, "the simulated clock is not left in the past"
     assert figures["shoppers"] == CUSTOMERS and figures["vip_in_group"] == len(vips)

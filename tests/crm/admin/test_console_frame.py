@@ -86,7 +86,7 @@ def test_system_page_shows_health_queues_schedules_and_backlog(admin_client, red
     old = timezone.now() - timezone.timedelta(minutes=10)
     CallbackEvent.objects.create(dedupe_key="a" * 64, status=CallbackEvent.Status.RECEIVED, received_at=old)
     CallbackEvent.objects.create(dedupe_key="b" * 64, status=CallbackEvent.Status.FAILED)
-    CallbackEvent.objects.create(dedupe_key="c" * 64, status=CallbackEvent.Status.PROCESSED)
+    CallbackEvent.objects.create(dedupe_key="c" * 64, status=CallbackEvent.Status.APPLIED)
 
     response = admin_client.get(reverse("console:system"))
     assert response.status_code == 200

@@ -117,10 +117,12 @@ def test_export_and_erase(api, mei):
     export = api.get(f"/api/contacts/{mei.id}/export/").json()
     assert export["contact"]["phone"] == "13800138000" and export["follows"][0]["remark"] == "VIP-ish"
     assert export["consents"][0]["purpose"] == "marketing"
-    erased = api.post(f"/api/contacts/{mei.id}/erase/").json()
+    assert export["schema_version"] == 1
+    erased = api.post(f"/api/contacts/{mei.id}/erase/", {"reason": "customer request"},
+                      content_type="application/json").json()
     assert erased["contact_id"] == mei.id
     mei.refresh_from_db()
-    assert mei.name == "" and mei.phone_hash == "" and mei.phone_encrypted == ""
-    assert FollowRelation.objects.get(contact=mei).remark == ""
+    assert mei.name == "" and mei.phone_hash == "" and mei.phone_encrypted == "" and mei.erased_at is not None
+    assert not FollowRelation.objects.filter(contact=mei).exists()  # the relation goes with the person
     audit = list(mei.events.filter(kind=ContactEvent.Kind.DATA_RIGHTS).values_list("data__action", flat=True))
     assert sorted(audit) == ["erase", "export"]

@@ -49,7 +49,7 @@ def test_group_membership_follows_callbacks(staffed, celery_worker, settings):
     assert member.left_at is None
     join_event = wait_for(
         lambda: CallbackEvent.objects.filter(
-            payload__ChatId=chat_id, payload__UpdateDetail="add_member", status="processed"
+            payload__ChatId=chat_id, payload__UpdateDetail="add_member", status="applied"
         ).first(),
         message="add_member processed",
     )

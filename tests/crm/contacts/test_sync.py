@@ -28,7 +28,7 @@ def customers(staffed, celery_worker, redis_client):
         sim.scan(eid, "qr-b")
     wait_for(lambda: FollowRelation.objects.count() == 7, timeout=60, message="callbacks applied")
     # Half adds make the relations; their full adds may still be on the way and would bring a contact back.
-    wait_for(lambda: not CallbackEvent.objects.exclude(status="processed").exists(), timeout=30,
+    wait_for(lambda: not CallbackEvent.objects.exclude(status="applied").exists(), timeout=30,
              message="every callback routed")  # fmt: skip
     settle(sim, redis_client)
     Contact.objects.all().delete()  # follows and timeline go with them: the CRM starts empty

@@ -32,10 +32,10 @@ def test_each_exclusion_with_its_reason(sim):
     consent_record(contact_id=withdrawn.id, purpose=ConsentRecord.Purpose.MARKETING, granted=False, source="card_page")
     FollowRelation.objects.filter(contact=deleted, staff=staff).update(deleted_by_customer_at=timezone.now())
     FollowRelation.objects.filter(contact=unfollowed, staff=staff).update(deleted_by_staff_at=timezone.now())
-    contact_erase(erased.id, actor="dpo")
+    contact_erase(erased.id, actor="dpo", reason="customer request")
     consent_record(contact_id=erased_and_withdrawn.id, purpose=ConsentRecord.Purpose.MARKETING, granted=False,
                    source="card_page")
-    contact_erase(erased_and_withdrawn.id, actor="dpo")  # erased wins over the other reasons
+    contact_erase(erased_and_withdrawn.id, actor="dpo", reason="customer request")  # erased wins over the others
 
     assert mass_message_send(message.id) == "created"
     got = dict(CampaignRecipient.objects.filter(mass_message=message).values_list("contact_id", "reason"))

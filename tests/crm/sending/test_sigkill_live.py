@@ -45,8 +45,15 @@ def test_worker_killed_mid_sending_delivers_each_customer_once(sim, settings, _s
     campaign_runs.campaign_launch(campaign.id)  # planning, then the sends, queued on the pushes queue
     wait_for(lambda: MassMessage.objects.filter(campaign=campaign, status="created").count() >= 6, timeout=60,
              message="a few messages sent")
-    wait_for(lambda: MassMessage.objects.filter(campaign=campaign, status="sending").exists(), timeout=10,
-             interval=0.02, message="calls in flight")
+
+    def calls_in_flight() -> bool:
+        # Counted by WeCom on arrival, before its 0.6 s delay: more calls received than msgids stored means some are
+        # inside WeCom now. A message merely marked `sending` may not have reached WeCom yet on a loaded machine,
+        # and a kill then leaves no orphan to adopt.
+        stored_now = MassMessage.objects.filter(campaign=campaign).exclude(msgid=None).count()
+        return MassMessage.objects.filter(campaign=campaign, status="sending").exists() and add_calls(sim) > stored_now
+
+    wait_for(calls_in_flight, timeout=20, interval=0.02, message="calls in flight")
     doomed.kill()
     in_flight = MassMessage.objects.filter(campaign=campaign, status="sending").count()
     assert in_flight >= 1

@@ -1,0 +1,75 @@
+"""Claims taken in groups (crm.services.claim_batches, the claim server's path): the same rules as one claim at a
+time, whatever a group holds. (On SQLite each claim is written alone; the group INSERT is PostgreSQL's.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from crm.api.claim_ingest import _windows
+from crm.api.throttles import ClaimVisitorThrottle
+from crm.models import RedPacketClaim
+from crm.services import redpackets as rp
+from crm.services.claim_batches import ClaimRequest, claims_take, pool_facts
+from tests.crm.campaigns.conftest import make_contact, make_staff
+from tests.crm.claims_scale.test_claim_ingest import _later, _pool
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _req(pool, contact, ip="10.0.0.1") -> ClaimRequest:
+    return ClaimRequest(pool.id, contact.id, _windows(contact.id, {"REMOTE_ADDR": ip}))
+
+
+def test_a_second_tap_in_the_same_group_gets_the_same_packet():
+    pool, (a, b) = _pool(2)
+    answers = claims_take([_req(pool, a), _req(pool, a), _req(pool, b)])
+    assert [x.status for x in answers] == ["claimed", "already_claimed", "claimed"]
+    assert answers[0].amount_fen == answers[1].amount_fen and answers[0].claim_id == answers[1].claim_id
+    rows = dict(RedPacketClaim.objects.filter(pool=pool).values_list("contact_id", "amount_fen"))
+    assert rows == {a.id: answers[0].amount_fen, b.id: answers[2].amount_fen}
+    assert sum(rows.values()) == pool.budget_fen
+    assert rp.redpacket_reconcile(pool.id)["balanced"]
+
+
+def test_a_group_never_pays_more_than_the_pool_holds():
+    pool, people = _pool(5)
+    late = [make_contact(make_staff()) for _ in range(3)]
+    answers = claims_take([_req(pool, c) for c in people + late])
+    assert [x.status for x in answers].count("claimed") == 5
+    assert [x.status for x in answers[5:]] == ["none_left"] * 3
+    assert RedPacketClaim.objects.filter(pool=pool).count() == 5
+    claims = RedPacketClaim.objects.filter(pool=pool)
+    assert all(c.billno == rp.make_billno(c) for c in claims)  # the one-claim path's billno, from the row
+    assert rp.redpacket_reconcile(pool.id)["balanced"]
+
+
+def test_a_lost_redis_state_is_rebuilt_and_nothing_is_claimed_twice():
+    pool, (a, b, _c) = _pool(3)
+    claims_take([_req(pool, a)])
+    rp.get_redis().delete(*rp.pool_keys(pool.id))  # Redis restarted empty
+    answers = claims_take([_req(pool, a), _req(pool, b)])
+    assert [x.status for x in answers] == ["already_claimed", "claimed"]
+    assert RedPacketClaim.objects.filter(pool=pool).count() == 2
+    assert rp.redpacket_reconcile(pool.id)["balanced"]
+
+
+def test_a_refunded_pool_answers_expired_and_reserves_nothing():
+    pool, (a, _b) = _pool(2, expires_at=_later())
+    rp.get_redis().set(rp.pool_keys(pool.id)[2], "closed")  # the refund closes the Redis state first
+    assert claims_take([_req(pool, a)])[0].status == "expired"
+    assert not RedPacketClaim.objects.filter(pool=pool).exists()
+
+
+def test_the_visitor_window_counts_every_tap_and_refuses_over_it(monkeypatch):
+    monkeypatch.setattr(ClaimVisitorThrottle, "THROTTLE_RATES", {"redpacket_claim_visitor": "2/min"})
+    pool, (a, b) = _pool(2)
+    answers = claims_take([_req(pool, a), _req(pool, a), _req(pool, a), _req(pool, b)])
+    assert [x.status for x in answers] == ["claimed", "already_claimed", "throttled", "claimed"]
+    assert 0 < answers[2].wait_seconds <= 60
+
+
+def test_only_plain_open_pools_take_the_fast_path():
+    plain, _ = _pool(1)
+    gated, _ = _pool(1, gate_game=True)
+    assert pool_facts(plain.id).fast and not pool_facts(gated.id).fast
+    assert pool_facts(10**9) is None
