@@ -13,11 +13,12 @@ export PYTHONDONTWRITEBYTECODE := 1
 # deployment leaves it off.
 export WECOM_SIM_ENABLED ?= 1
 
-.PHONY: help install install-dev run test lint bench migrate seed simulate clean
+.PHONY: help install install-dev run test lint fuzz bench migrate seed simulate clean
 
 help:
 	@echo "make run     install, migrate, seed demo data, start web + worker + beat + simulator"
 	@echo "make test    install test dependencies, lint, check import contracts, run the whole suite"
+	@echo "make fuzz    fuzz the API over its OpenAPI schema (schemathesis, >= FUZZ_CASES cases per role) and the callback receiver"
 	@echo "make bench   run the benchmarks (BENCH=name for one); writes bench/results.json and the README table"
 
 $(VENV)/.python:
@@ -50,6 +51,14 @@ PYTEST_WORKERS ?= 3
 
 test: install-dev lint
 	$(PY) -m crm.embedded_redis -- $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+# The full fuzz (README "Fuzzing"): schemathesis over /api/schema/ on a live test server with the simulator, as an
+# admin and as a cashier, at least FUZZ_CASES generated cases each, and the callback receiver with malformed input.
+# `make test` runs the same tests bounded (a few cases per operation).
+FUZZ_CASES ?= 1000
+fuzz: install-dev
+	FUZZ_CASES=$(FUZZ_CASES) FUZZ_CALLBACK_EXAMPLES=$${FUZZ_CALLBACK_EXAMPLES:-400} \
+	  $(PY) -m crm.embedded_redis -- $(PY) -m pytest -n 0 tests/fuzz -s $(PYTEST_ARGS)
 
 bench: install-dev
 	$(PY) -m crm.embedded_redis -- $(PY) bench/run.py $(if $(BENCH),--only $(BENCH),)

@@ -19,8 +19,10 @@ class CrmConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from crm import checks  # noqa: F401  (registers the deploy checks)
+        from crm.api.guards import bound_integer_fields
         from crm.audit import skip_system_writes
         from crm.services.roles import roles_post_migrate
 
         pre_log.connect(skip_system_writes, dispatch_uid="crm.audit.skip_system_writes")
         post_migrate.connect(roles_post_migrate, dispatch_uid="crm.roles_post_migrate")
+        bound_integer_fields()  # an API integer beyond a column's range is a 400, not a DataError

@@ -62,6 +62,7 @@ MIDDLEWARE = [
     # After sessions, before common (Django's order): staff by their cookie, customers' /m/ pages by the browser.
     "crm.i18n.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "crm.api.guards.PathIntegerGuard",  # a path id no row can have is a 404 before the view
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "crm.audit.AuditMiddleware",  # after authentication: the audit log's actor and remote address
@@ -356,7 +357,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "crm.api.schema.ApiSchema",  # documents every operation's error answers
     "EXCEPTION_HANDLER": "crm.errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
@@ -376,6 +377,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Fields of the same name with different choices: one named enum each (otherwise a hash-suffixed name).
+    "ENUM_NAME_OVERRIDES": {
+        "PrizeKindEnum": "crm.models.draws.GroupDrawPrize.Kind",
+        "EarningRuleKindEnum": "loyalty.models.earning.EarningRule.Kind",
+        "RedPacketPoolStatusEnum": "crm.models.redpackets.RedPacketPool.Status",
+        "JourneyStepActionEnum": "loyalty.models.coupons.JourneyStep.Action",
+    },
 }
 
 # --- The console (django-unfold over the admin) ---------------------------------------------

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from crm.health import healthz, healthz_money, readyz
 
+handler404 = "crm.api.guards.api_not_found"  # JSON under /api/
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("healthz/money", healthz_money, name="healthz-money"),

@@ -7,6 +7,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.urls import path
 from django.utils.translation import gettext_lazy
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, serializers, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
@@ -14,6 +15,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm.api.guards import query_int
 from crm.api.permissions import HasStaffPerms
 from crm.api.throttles import RedisThrottledView, RedisWindowThrottle, Stale
 from crm.errors import ApplicationError, NotFound
@@ -285,6 +287,18 @@ class TillTokenAuthentication(TokenAuthentication):
         return user, token
 
 
+class TillTokenScheme(OpenApiAuthenticationExtension):
+    """The till's token in the schema: DRF's `Authorization: Token <key>`, under a name of its own (a second class
+    documented as DRF's "tokenAuth" would collide with it)."""
+
+    target_class = TillTokenAuthentication
+    name = "tillTokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "Authorization",
+                "description": 'Token-based authentication with required prefix "Token"'}
+
+
 _TOKEN_SQL: dict[str, str] = {}
 
 
@@ -516,10 +530,8 @@ class CardListApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        tier = self.request.query_params.get("tier")
-        if tier is not None and not tier.isdigit():
-            raise ApplicationError("tier must be a tier id.", field="tier")
-        cards = selectors.card_list(search=self.request.query_params.get("search"), tier_id=int(tier) if tier else None)
+        tier = query_int(self.request, "tier")
+        cards = selectors.card_list(search=self.request.query_params.get("search"), tier_id=tier)
         return scope_to_user_stores(cards, self.request.user)
 
 

@@ -4,7 +4,7 @@ receipt earn?". Owner: marketing / admin (the earningrule model permissions and 
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -48,6 +48,7 @@ class PreviewLineSerializer(serializers.Serializer):
     amount_fen = serializers.IntegerField()
 
 
+@extend_schema_serializer(component_name="EarningPreviewInput")  # crm.api.segments has a PreviewInput
 class PreviewInputSerializer(serializers.Serializer):
     store = serializers.CharField(required=False, allow_blank=True, help_text="Store code.")
     card = serializers.CharField(required=False, allow_blank=True, help_text="Card number (its tier and day).")

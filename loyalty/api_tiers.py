@@ -8,6 +8,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm.api.guards import query_int
 from crm.api.permissions import HasStaffPerms
 from crm.errors import ApplicationError, NotFound
 from loyalty.models import Card, Tier, TierChange, TierPolicy
@@ -109,13 +110,11 @@ class TierChangeListApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        card, reason = self.request.query_params.get("card"), self.request.query_params.get("reason")
-        if card is not None and not card.isdigit():
-            raise ApplicationError("card must be a card id.", code="invalid", field="card")
+        card, reason = query_int(self.request, "card"), self.request.query_params.get("reason")
         if reason and reason not in TierChange.Reason.values:
             raise ApplicationError("Unknown reason.", code="invalid_choice", field="reason")
         cards = scope_to_user_stores(Card.objects.all(), self.request.user)
-        return tier_changes(card_id=int(card) if card else None, reason=reason).filter(card__in=cards)
+        return tier_changes(card_id=card, reason=reason).filter(card__in=cards)
 
 
 class CardTierSetApi(APIView):

@@ -99,7 +99,7 @@ class CampaignOutput(serializers.ModelSerializer):
     def get_image_url(self, obj: Campaign) -> str:
         return campaign_services.campaign_image_url(obj)
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_next_occurrence(self, obj: Campaign) -> str | None:
         if obj.status not in (Campaign.Status.SCHEDULED, Campaign.Status.RUNNING):
             return None
@@ -164,6 +164,31 @@ class LuckyDrawInput(serializers.Serializer):
     win_rate_percent = serializers.IntegerField(min_value=0, max_value=100, default=100)
 
 
+_INT = serializers.IntegerField
+_RECONCILIATION = {name: _INT() for name in (
+    "pool_id", "budget_fen", "paid_fen", "pending_fen", "paying_fen", "queued_fen", "failed_fen", "refunded_fen",
+    "expired_claims_fen", "claimable_fen", "in_flight_fen", "reserved_fen", "claimed_fen", "claims",
+    "mismatched_claims", "total_fen")}
+ReconciliationOutput = inline_serializer("PoolReconciliation", {
+    **_RECONCILIATION, "status": serializers.CharField(), "redis_state": serializers.CharField(),
+    "balanced": serializers.BooleanField()})
+RefundOutput = inline_serializer("PoolRefund", {
+    "pool_id": _INT(), "refunded_fen": _INT(), "reconciliation": ReconciliationOutput})
+LaunchOutput = inline_serializer("CampaignLaunch", {"campaign": CampaignOutput(), "queued_messages": _INT()})
+RemindOutput = inline_serializer("CampaignRemind", {"reminded": _INT()})
+LuckyDrawOutput = inline_serializer("LuckyDraw", {
+    "id": _INT(), "campaign": _INT(), "prizes": serializers.JSONField(), "win_rate_percent": _INT()})
+_COUNTS = serializers.DictField(child=_INT())
+StatsOutput = inline_serializer("CampaignStats", {
+    "campaign_id": _INT(), "status": serializers.CharField(), "recipients_total": _INT(), "recipients": _COUNTS,
+    "messages_total": _INT(), "messages": _COUNTS,
+    "red_packet": inline_serializer("CampaignStatsRedPacket", {
+        "pool_id": _INT(), "status": serializers.CharField(), "budget_fen": _INT(), "count": _INT(), "claims": _INT(),
+        "claims_by_status": serializers.DictField(child=inline_serializer("ClaimsOfStatus", {
+            "count": _INT(), "amount_fen": _INT()})),
+    }, allow_null=True)})
+
+
 class _Base(APIView):
     """Each view names the permissions of each method (crm.api.permissions); the marketing role holds them."""
 
@@ -202,6 +227,7 @@ class CampaignDetailApi(_Base):
         campaign_services.campaign_update(campaign_id, **data.validated_data, require_audience=True)
         return Response(CampaignOutput(campaign_get(campaign_id)).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, campaign_id: int) -> Response:
         campaign_services.campaign_delete(campaign_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -210,6 +236,7 @@ class CampaignDetailApi(_Base):
 class CampaignScheduleApi(_Base):
     required_perms = {"POST": ("crm.change_campaign",)}
 
+    @extend_schema(request=ScheduleInput, responses=CampaignOutput)
     def post(self, request: Request, campaign_id: int) -> Response:
         data = ScheduleInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -303,6 +330,7 @@ class CampaignResumeApi(_Base):
 class CampaignLaunchApi(_Base):
     required_perms = {"POST": ("crm.change_campaign",)}
 
+    @extend_schema(request=None, responses=LaunchOutput)
     def post(self, request: Request, campaign_id: int) -> Response:
         campaign_get(campaign_id)
         queued = campaign_runs.campaign_launch(campaign_id)
@@ -312,6 +340,7 @@ class CampaignLaunchApi(_Base):
 class CampaignCancelApi(_Base):
     required_perms = {"POST": ("crm.change_campaign",)}
 
+    @extend_schema(request=None, responses=CampaignOutput)
     def post(self, request: Request, campaign_id: int) -> Response:
         run_control.campaign_cancel(campaign_id)
         return Response(CampaignOutput(campaign_get(campaign_id)).data)
@@ -320,6 +349,7 @@ class CampaignCancelApi(_Base):
 class CampaignRemindApi(_Base):
     required_perms = {"POST": ("crm.change_campaign",)}
 
+    @extend_schema(request=None, responses=RemindOutput)
     def post(self, request: Request, campaign_id: int) -> Response:
         return Response({"reminded": run_control.campaign_remind(campaign_id)})
 
@@ -327,6 +357,7 @@ class CampaignRemindApi(_Base):
 class CampaignStatsApi(_Base):
     required_perms = {"GET": ("crm.view_campaign",)}
 
+    @extend_schema(responses=StatsOutput)
     def get(self, request: Request, campaign_id: int) -> Response:
         return Response(campaign_stats(campaign_id))
 
@@ -334,6 +365,7 @@ class CampaignStatsApi(_Base):
 class CampaignRedPacketApi(_Base):
     required_perms = {"POST": ("crm.change_campaign", "crm.add_redpacketpool")}
 
+    @extend_schema(request=RedPacketInput, responses={201: PoolOutput})
     def post(self, request: Request, campaign_id: int) -> Response:
         campaign = campaign_get(campaign_id)
         if campaign.status not in campaign_services.EDITABLE:
@@ -347,6 +379,7 @@ class CampaignRedPacketApi(_Base):
 class CampaignLuckyDrawApi(_Base):
     required_perms = {"POST": ("crm.change_campaign", "crm.add_luckydraw")}
 
+    @extend_schema(request=LuckyDrawInput, responses={201: LuckyDrawOutput})
     def post(self, request: Request, campaign_id: int) -> Response:
         data = LuckyDrawInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -358,6 +391,7 @@ class CampaignLuckyDrawApi(_Base):
 class PoolListApi(_Base):
     required_perms = {"GET": ("crm.view_redpacketpool",)}
 
+    @extend_schema(operation_id="redpacket_pools_list", responses=PoolOutput(many=True))
     def get(self, request: Request) -> Response:
         return Response(PoolOutput(RedPacketPool.objects.order_by("-id")[:200], many=True).data)
 
@@ -365,6 +399,7 @@ class PoolListApi(_Base):
 class PoolDetailApi(_Base):
     required_perms = {"GET": ("crm.view_redpacketpool",)}
 
+    @extend_schema(responses=PoolOutput)
     def get(self, request: Request, pool_id: int) -> Response:
         return Response(PoolOutput(pool_get(pool_id)).data)
 
@@ -372,6 +407,7 @@ class PoolDetailApi(_Base):
 class PoolReconciliationApi(_Base):
     required_perms = {"GET": ("crm.view_redpacketpool",)}
 
+    @extend_schema(responses=ReconciliationOutput)
     def get(self, request: Request, pool_id: int) -> Response:
         return Response(redpacket_services.redpacket_reconcile(pool_id))
 
@@ -389,6 +425,7 @@ class PoolApproveApi(_Base):
 class PoolRefundApi(_Base):
     required_perms = {"POST": ("crm.change_redpacketpool",)}
 
+    @extend_schema(request=None, responses=RefundOutput)
     def post(self, request: Request, pool_id: int) -> Response:
         pool_get(pool_id)
         refund = redpacket_services.redpacket_refund_expired(pool_id)

@@ -112,7 +112,7 @@ class ContactOutputSerializer(serializers.Serializer):
     type = serializers.IntegerField()
     gender = serializers.IntegerField()
     channel = serializers.SerializerMethodField()
-    first_added_at = serializers.DateTimeField()
+    first_added_at = serializers.DateTimeField(allow_null=True)
     birthday = serializers.DateField(allow_null=True)
     tags = serializers.SerializerMethodField()
 
@@ -129,14 +129,14 @@ class FollowOutputSerializer(serializers.Serializer):
     description = serializers.CharField()
     state = serializers.CharField()
     add_way = serializers.IntegerField()
-    added_at = serializers.DateTimeField()
-    deleted_by_staff_at = serializers.DateTimeField()
-    deleted_by_customer_at = serializers.DateTimeField()
+    added_at = serializers.DateTimeField(allow_null=True)
+    deleted_by_staff_at = serializers.DateTimeField(allow_null=True)
+    deleted_by_customer_at = serializers.DateTimeField(allow_null=True)
 
 
 class EventOutputSerializer(serializers.Serializer):
     kind = serializers.CharField()
-    staff = serializers.CharField(source="staff.userid", default=None)
+    staff = serializers.CharField(source="staff.userid", default=None, allow_null=True)
     data = serializers.JSONField()
     occurred_at = serializers.DateTimeField()
 
@@ -153,11 +153,12 @@ class ContactDetailSerializer(ContactOutputSerializer):
 class ContactListApi(APIView):
     permission_classes = [HasStaffPerms]
     required_perms = {"GET": ("crm.view_contact",)}
+    pagination_class = LimitOffsetPagination  # so the schema documents the page (count, next, results)
 
     @extend_schema(parameters=[ContactFilterSerializer], responses=ContactOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
         qs = contact_list(**_filters(request)).prefetch_related("contact_tags__tag__group")
-        paginator = LimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(ContactOutputSerializer(page, many=True).data)
 

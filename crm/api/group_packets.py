@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api.customer_pages import _error, _wants_json, shared_identity
+from crm.api.guards import query_int
 from crm.api.permissions import HasStaffPerms
 from crm.api.throttles import RedisThrottledView, page_throttles, session_visitor, throttle_page, token_visitor
 from crm.errors import ApplicationError
@@ -112,11 +113,13 @@ def _packets():
 class GroupPacketListApi(_Base):
     required_perms = {"GET": ("crm.view_grouppacket",), "POST": ("crm.add_grouppacket",)}
 
-    @extend_schema(operation_id="group_packets_list", responses=GroupPacketOutput(many=True))
+    @extend_schema(operation_id="group_packets_list", responses=GroupPacketOutput(many=True),
+                   parameters=[OpenApiParameter("group", int, description="Only this customer group's (id).")])
     def get(self, request: Request) -> Response:
         qs = _packets()
-        if request.query_params.get("group"):
-            qs = qs.filter(group_id=request.query_params["group"])
+        group = query_int(request, "group")
+        if group is not None:
+            qs = qs.filter(group_id=group)
         return Response(GroupPacketOutput(qs[:200], many=True).data)
 
     @extend_schema(request=GroupPacketInput, responses={201: GroupPacketOutput})

@@ -45,6 +45,7 @@ IDENTITY_FIELDS = (
 # Child tags whose value is a list: `<Item>` children in newer payloads, a comma string in older ones.
 LIST_FIELDS = frozenset({"MemChangeList"})
 MAX_BODY_BYTES = 256 * 1024
+NONCE_MAX_LENGTH = 64  # CallbackEvent.nonce
 
 
 class CallbackRefused(ApplicationError):
@@ -101,7 +102,7 @@ def _check_fresh(timestamp: str) -> int:
         ts = int(timestamp)
     except (TypeError, ValueError):
         raise CallbackRefused("timestamp is not an integer", code="bad_request", status_code=400) from None
-    if abs(time.time() - ts) > settings.WECOM_CALLBACK_MAX_AGE_SECONDS:
+    if abs(int(time.time()) - ts) > settings.WECOM_CALLBACK_MAX_AGE_SECONDS:  # ints: no float overflow
         raise CallbackRefused("timestamp outside the accepted window", code="stale")
     return ts
 
@@ -112,6 +113,20 @@ def _require(params: dict, *names: str) -> list[str]:
     if missing:
         raise CallbackRefused(f"missing {', '.join(missing)}", code="bad_request", status_code=400)
     return values
+
+
+def _check_storable(nonce: str, body: bytes) -> None:
+    """What is stored as text must fit its column: WeCom's nonce is short, its envelope UTF-8 and without NUL
+    (PostgreSQL text cannot hold one). Anything else is not WeCom's, and refused before it is stored: a 503
+    would have WeCom (or whoever sent it) retry a request that can never be stored."""
+    if len(nonce) > NONCE_MAX_LENGTH or "\x00" in nonce:
+        raise CallbackRefused("nonce is not a WeCom nonce", code="bad_request", status_code=400)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CallbackRefused("body is not UTF-8", code="bad_encoding", status_code=400) from None
+    if "\x00" in text:
+        raise CallbackRefused("body contains NUL", code="bad_encoding", status_code=400)
 
 
 def _refuse(exc: CallbackCryptoError) -> CallbackRefused:
@@ -136,8 +151,9 @@ def callback_verify_url(*, params: dict) -> str:
 def parse_event_xml(xml: str) -> dict:
     """The event XML's child tags as a dict, exactly as named; MemChangeList (and repeated tags) as lists."""
     try:
-        root = ET.fromstring(xml)
-    except ET.ParseError:
+        # As the UTF-8 bytes it was: expat then holds a declared encoding to them (a str parse ignores it).
+        root = ET.fromstring(xml.encode())
+    except (ET.ParseError, LookupError, ValueError):  # LookupError/ValueError: an unknown or multi-byte encoding
         raise CallbackRefused("decrypted message is not XML", code="bad_xml", status_code=400) from None
     payload: dict = {}
     for child in root:
@@ -207,6 +223,7 @@ def callback_open(*, params: dict, body: bytes) -> OpenedCallback:
     msg_signature, timestamp, nonce = _require(params, "msg_signature", "timestamp", "nonce")
     if len(body) > MAX_BODY_BYTES:
         raise CallbackRefused("body too large", code="too_large", status_code=413)
+    _check_storable(nonce, body)
     ts = _check_fresh(timestamp)
     try:
         xml = _crypt().decrypt_message(msg_signature, timestamp, nonce, body)

@@ -273,8 +273,11 @@ def bad(message: str, path: str) -> ApplicationError:
     return ApplicationError(message, field=path)
 
 
+BIGINT_MAX = 2**63 - 1  # a JSON number past PostgreSQL's bigint cannot be compared with a column: a 500
+
+
 def is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, int) and not isinstance(v, bool) and -BIGINT_MAX - 1 <= v <= BIGINT_MAX
 
 
 def int_list(value: Any, path: str, *, allow_single: bool = False) -> list[int]:

@@ -100,7 +100,8 @@ class WXBizMsgCrypt:
 
     def check_signature(self, msg_signature: str, timestamp: str, nonce: str, encrypt: str) -> None:
         expected = signature(self.token, timestamp, nonce, encrypt)
-        if not msg_signature or not hmac.compare_digest(expected, str(msg_signature).lower()):
+        # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, not a refusal).
+        if not msg_signature or not hmac.compare_digest(expected.encode(), str(msg_signature).lower().encode()):
             raise CallbackCryptoError("bad_signature", "msg_signature does not match")
 
     def _decrypt_ours(self, encrypted: str) -> bytes:
@@ -114,7 +115,10 @@ class WXBizMsgCrypt:
     def verify_url(self, msg_signature: str, timestamp: str, nonce: str, echostr: str) -> str:
         """GET URL verification: the plaintext echostr to answer with."""
         self.check_signature(msg_signature, timestamp, nonce, echostr)
-        return self._decrypt_ours(echostr).decode()
+        try:
+            return self._decrypt_ours(echostr).decode()
+        except UnicodeDecodeError:
+            raise CallbackCryptoError("decrypt_failed", "echostr is not UTF-8") from None
 
     def decrypt_message(self, msg_signature: str, timestamp: str, nonce: str, post_body: str | bytes) -> str:
         """POST event: verify the envelope's Encrypt and return the decrypted event XML."""
