@@ -35,7 +35,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from crm.models import Contact, RedPacketClaim, RedPacketPool
+from crm.models import RedPacketClaim, RedPacketPool
 from crm.services import redpackets as rp
 
 logger = logging.getLogger(__name__)
@@ -117,18 +117,11 @@ class ClaimAnswer:
 
 def claims_take(requests: Sequence[ClaimRequest]) -> list[ClaimAnswer]:
     """Claim a group: the Redis scripts in one pipeline, the new rows in one transaction. One answer per request."""
-    # An erased person's old link claims nothing (crm.services.erasure): one read for the whole group, before
-    # anything is reserved.
-    erased = set(Contact.objects.filter(pk__in={req.contact_id for req in requests}, erased_at__isnull=False)
-                 .values_list("pk", flat=True))
-    _reserve([req for req in requests if req.contact_id not in erased])
+    _reserve(requests)
     answers: dict[int, ClaimAnswer] = {}
     fresh: list[int] = []
     rest: list[int] = []
     for i, req in enumerate(requests):
-        if req.contact_id in erased:
-            answers[i] = ClaimAnswer("not_found")
-            continue
         code, amount = req.reserved
         if code == THROTTLED:
             answers[i] = ClaimAnswer("throttled", wait_seconds=amount / 1000)
@@ -213,18 +206,20 @@ def _one(req: ClaimRequest) -> ClaimAnswer:
 def _insert(requests: Sequence[ClaimRequest], fresh: list[int]) -> dict[int, ClaimAnswer]:
     """The fresh reservations' rows, in one transaction; any that cannot be written are released or redone alone.
 
-    Three statements: the pools held FOR KEY SHARE (as _hold_pool: claims share the lock, a rebuild or a refund
-    waits for it) with the ids drawn from the sequence, then the reservations checked in Redis under that lock
-    (as _persist_claim), then one INSERT of every row, billno included; then the commit."""
+    Two statements: the pools held FOR KEY SHARE (as _hold_pool: claims share the lock, a rebuild or a refund
+    waits for it) with the erased among the claimants and the ids drawn from the sequence, then the reservations
+    checked in Redis under that lock (as _persist_claim), then one COPY of every row, billno included; then the
+    commit."""
     answers: dict[int, ClaimAnswer] = {}
     pool_ids = sorted({requests[i].pool_id for i in fresh})
     r = rp.get_redis()
     try:
         with transaction.atomic():
             with connection.cursor() as cur:
-                cur.execute(_HOLD_SQL, [pool_ids, _sequence(), len(fresh)])
-                held_pools, ids = cur.fetchone()
+                cur.execute(_HOLD_SQL, [pool_ids, [requests[i].contact_id for i in fresh], _sequence(), len(fresh)])
+                held_pools, erased, ids = cur.fetchone()
             active = {int(pid) for pid, status in (held_pools or []) if status == RedPacketPool.Status.ACTIVE}
+            erased = set(erased or ())
             pipe = r.pipeline(transaction=False)
             by_pool = {pid: [i for i in fresh if requests[i].pool_id == pid] for pid in pool_ids}
             for pid, mine in by_pool.items():
@@ -232,10 +227,14 @@ def _insert(requests: Sequence[ClaimRequest], fresh: list[int]) -> dict[int, Cla
             held = {}
             for mine, values in zip(by_pool.values(), pipe.execute(), strict=True):
                 held.update(zip(mine, values, strict=True))
-            writable = []
+            writable, release = [], []
             for i in fresh:
                 req = requests[i]
-                if req.pool_id not in active:
+                if req.contact_id in erased:
+                    # An erased person's old link claims nothing (crm.services.erasure): the amount goes back.
+                    answers[i] = ClaimAnswer("not_found")
+                    release.append(req)
+                elif req.pool_id not in active:
                     answers[i] = ClaimAnswer("expired")  # refunded meanwhile: its reservation went with the refund
                 elif held[i] is None or int(held[i]) != req.reserved[1]:
                     answers[i] = ClaimAnswer("retry")  # a rebuild from the DB dropped it (as in _persist_claim)
@@ -247,19 +246,26 @@ def _insert(requests: Sequence[ClaimRequest], fresh: list[int]) -> dict[int, Cla
                 prefix = "".join(ch for ch in settings.WECOM_MCH_ID if ch.isalnum())[:10] + timezone.localtime(
                     now, rp.SHANGHAI).strftime("%Y%m%d")
                 columns, template = _row_template()
-                params = []
+                rows = []
                 written = ids[: len(writable)]
                 for i, claim_id in zip(writable, written, strict=True):
                     req = requests[i]
-                    params += template(claim_id, req.pool_id, req.contact_id, req.reserved[1],
-                                       f"{prefix}{claim_id % 10**10:010d}", now)
+                    rows.append(template(claim_id, req.pool_id, req.contact_id, req.reserved[1],
+                                         f"{prefix}{claim_id % 10**10:010d}", now))
                     answers[i] = ClaimAnswer("claimed", req.reserved[1], claim_id)
-                row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-                # Our own table and column names only; every value is a parameter.
-                sql = f"INSERT INTO {RedPacketClaim._meta.db_table} ({', '.join(columns)}) VALUES "  # noqa: S608
-                with connection.cursor() as cur:
-                    cur.execute(sql + ", ".join([row] * len(writable)), params)
+                # COPY: a group's rows in one go, without building (and the server parsing) a statement of
+                # hundreds of parameters. Our own table and column names only; the values are data.
+                # (The raw cursor's errors are Django's IntegrityError etc. only inside wrap_database_errors.)
+                with connection.cursor() as cur, connection.wrap_database_errors, cur.cursor.copy(
+                    f"COPY {RedPacketClaim._meta.db_table} ({', '.join(columns)}) FROM STDIN"
+                ) as copy:
+                    for row in rows:
+                        copy.write_row(row)
                 transaction.on_commit(lambda: _payouts.put(written))
+            if release:
+                script = rp._script("release")
+                for req in release:
+                    script(keys=rp.pool_keys(req.pool_id), args=[str(req.contact_id), str(req.reserved[1])])
     except IntegrityError:
         # A row already there (a rebuild re-put it) or a contact gone: the group is rolled back, each claim is
         # written alone, as the one-claim path would.
@@ -271,6 +277,7 @@ def _insert(requests: Sequence[ClaimRequest], fresh: list[int]) -> dict[int, Cla
 _HOLD_SQL = """
 WITH held AS (SELECT id, status FROM crm_redpacketpool WHERE id = ANY(%s) FOR KEY SHARE)
 SELECT (SELECT array_agg(ARRAY[id::text, status]) FROM held),
+       (SELECT array_agg(id) FROM crm_contact WHERE id = ANY(%s) AND erased_at IS NOT NULL),
        (SELECT array_agg(nextval(%s)) FROM generate_series(1, %s))
 """
 
