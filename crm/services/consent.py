@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-import redis
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from crm import redisconn
 from crm.audit import audit_scrub_contact
 from crm.errors import ApplicationError, NotFound
 from crm.models.consent import ConsentRecord, SourceEvent, SourceOrderLine
@@ -169,7 +169,7 @@ def contact_erase(contact_id: int, *, actor: str) -> dict:
         contact.group_memberships.update(name="")
         timeline_add(contact, ContactEvent.Kind.DATA_RIGHTS, data={"action": "erase", "actor": actor})
         audit_scrub_contact(contact.pk)
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    client = redisconn.client(settings.REDIS_URL)
     keys = list(client.scan_iter(match=f"crm:*contact:{contact_id}:*", count=1000))
     keys += list(client.scan_iter(match=f"crm:*contact:{contact_id}", count=1000))
     if keys:
