@@ -70,7 +70,8 @@ seed: migrate
 	$(PY) manage.py seed_demo
 
 simulate: install
-	$(PY) -m crm.embedded_redis -- $(PY) manage.py simulate --customers $${CUSTOMERS:-20} --seed $${SEED:-1}
+	$(PY) -m crm.embedded_redis -- $(PY) manage.py simulate --customers $${CUSTOMERS:-20} --seed $${SEED:-1} \
+	  $(if $(FAULTS),--faults $(FAULTS))
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* var/staticfiles .pytest_cache .ruff_cache

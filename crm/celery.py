@@ -4,6 +4,9 @@ import os
 
 from celery import Celery
 
+from crm import kombu_fix
+
+kombu_fix.install()  # a publish right after a Redis restart must not be lost (crm/kombu_fix.py)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
 
 app = Celery("crm")

@@ -10,7 +10,7 @@ from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 from kombu import Exchange, Queue
 
-from crm import embedded_redis
+from crm import embedded_redis, redisconn
 from crm.env import celery_url, env_bool, env_float, env_int, env_list, env_str, redis_py_url
 from crm.logconfig import JSON_FORMATTER
 
@@ -115,6 +115,8 @@ CACHES = {
         "BACKEND": "crm.cache.RedisCache",  # Django's, one client per pool (crm/cache.py)
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "crm",
+        # Reconnect with backoff through a Redis restart instead of failing the request (crm/redisconn.py).
+        "OPTIONS": {"retry": redisconn.retry()},
     }
 }
 
@@ -131,6 +133,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task published while Redis restarts waits for it (~8 s) instead of being dropped: most are published on commit,
+# after the row that asks for them, and nothing would publish them again. Celery's default gives up after 0.6 s.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 10, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Separate queues so a campaign burst never starves callback handling.
 # Each queue gets its own exchange and routing key: with a bare Queue(name) Celery binds every queue to the

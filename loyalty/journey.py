@@ -396,9 +396,32 @@ def _vip_tiers():
     return tiers
 
 
-def run(base_url: str, customers: int, seed: int, timeout: float = 120.0) -> dict:
+# What `simulate --faults RATE` injects: WeCom's API (every cgi-bin path, the OAuth code exchange) answers with
+# one of these kinds, the pay API with one of its own (SYSTEMERROR there comes *after* the packet was paid).
+API_FAULT_KINDS = ("45009", "42001", "5xx", "timeout", "slow")
+PAY_FAULT_KINDS = ("5xx", "timeout", "slow", "SYSTEMERROR")
+
+
+def inject_faults(sim: SimAdmin, rate: float, client_timeout: float) -> list[dict]:
+    """About `rate` of WeCom and pay calls fail, split evenly between the kinds. A "timeout" answers only after
+    the client gave up (client_timeout, seconds); a "slow" one stays well inside it."""
+    sim.delete("faults")
+    timeout_ms = int(client_timeout * 1000) + 500
+    slow_ms = max(50, int(client_timeout * 400))
+    delays = {"timeout": timeout_ms, "slow": slow_ms}
+    rules = []
+    for path, kinds in (("*", API_FAULT_KINDS), ("mch/*", PAY_FAULT_KINDS)):
+        for kind in kinds:
+            body = {"path": path, "kind": kind, "rate": rate / len(kinds), "delay_ms": delays.get(kind)}
+            rules.append(sim.post("faults", body))
+    return rules
+
+
+def run(base_url: str, customers: int, seed: int, timeout: float = 120.0, faults: float = 0.0) -> dict:
     """The whole journey for `customers` new shoppers; returns the figures."""
     journey = Journey(base_url=base_url, seed=seed, timeout=timeout)
+    if faults:
+        inject_faults(journey.sim, faults, float(settings.WECOM_HTTP_TIMEOUT))
     journey.setup_brand()
     state = journey.channel(f"sim-{seed}-{int(time.time()) % 10**8}", f"Simulated store #{seed}")
     eids = journey.add_shoppers(customers, state)

@@ -32,5 +32,8 @@ class SimAdmin:
     def post(self, path: str, body: dict | None = None) -> dict:
         return self._call("POST", path, body or {})
 
+    def delete(self, path: str) -> dict:
+        return self._call("DELETE", path)
+
     def patch(self, path: str, body: dict) -> dict:
         return self._call("PATCH", path, body)

@@ -8,6 +8,8 @@ import uuid
 
 import redis
 from django.conf import settings
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 KEY = "wecomsim:faults"
 KINDS = {"45009", "42001", "40014", "-1", "5xx", "timeout", "slow", "SYSTEMERROR"}
@@ -18,7 +20,9 @@ _client: redis.Redis | None = None
 def client() -> redis.Redis:
     global _client
     if _client is None:
-        _client = redis.Redis.from_url(settings.REDIS_URL)
+        # Rides out a Redis restart (from_url alone retries nothing): Tencent's side stays up meanwhile.
+        retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=9, supported_errors=(redis.ConnectionError,))
+        _client = redis.Redis.from_url(settings.REDIS_URL, retry=retry)
     return _client
 
 

@@ -40,6 +40,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from crm import redisconn
 from crm.audit import audit_scrub_contact
 from crm.errors import ApplicationError, Conflict, NotFound
 from crm.models import (
@@ -313,7 +314,7 @@ def _redis_keys(contact: Contact) -> tuple[list[str], list[str]]:
 
 
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+    return redisconn.client(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
 
 
 def _existing_keys(client: redis.Redis, keys: list[str], patterns: list[str]) -> list[str]:

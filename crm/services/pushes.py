@@ -48,6 +48,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from crm import redisconn
 from crm.models import (
     Campaign,
     CampaignGroupRecipient,
@@ -445,7 +446,7 @@ _lease_redis: tuple[str, redis.Redis] | None = None
 def _leases() -> redis.Redis:
     global _lease_redis
     if _lease_redis is None or _lease_redis[0] != settings.REDIS_URL:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+        client = redisconn.client(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
         _lease_redis = (settings.REDIS_URL, client)
     return _lease_redis[1]
 

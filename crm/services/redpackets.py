@@ -29,6 +29,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from crm import redisconn
 from crm.errors import ApplicationError, Conflict, NotFound
 from crm.models import Contact, RedPacketClaim, RedPacketPool, RedPacketRefund
 from crm.models.redpackets import MAX_PACKET_FEN, MIN_PACKET_FEN
@@ -79,7 +80,7 @@ _scripts: dict[str, object] = {}
 def get_redis() -> redis.Redis:
     global _redis, _redis_url
     if _redis is None or _redis_url != settings.REDIS_URL:
-        _redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+        _redis = redisconn.client(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
         _redis_url = settings.REDIS_URL
         _scripts.clear()
         for name, lua in (("claim", _CLAIM_LUA), ("release", _RELEASE_LUA), ("close", _CLOSE_LUA),

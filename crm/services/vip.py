@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 
-import redis
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from crm import redisconn
 from crm.errors import ApplicationError, NotFound
 from crm.models.contacts import Contact, ContactEvent
 from crm.models.groups import CustomerGroup, GroupJoinWay, VipInvite
@@ -65,7 +65,7 @@ def vip_join_way_ensure(owner_userid: str) -> GroupJoinWay:
     way = GroupJoinWay.objects.filter(state=VIP_STATE).first()
     if way:
         return way
-    lock = redis.Redis.from_url(settings.REDIS_URL).lock(_JOIN_WAY_LOCK, timeout=60, blocking_timeout=60)
+    lock = redisconn.client(settings.REDIS_URL).lock(_JOIN_WAY_LOCK, timeout=60, blocking_timeout=60)
     with lock:
         way = GroupJoinWay.objects.filter(state=VIP_STATE).first()
         if way:

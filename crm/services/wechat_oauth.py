@@ -32,6 +32,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from crm import redisconn
 from crm.errors import ApplicationError
 from crm.models import Contact
 from crm.services.customer_links import absolute_url
@@ -59,7 +60,7 @@ _redis: redis.Redis | None = None
 def _store() -> redis.Redis:
     global _redis
     if _redis is None:
-        _redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+        _redis = redisconn.client(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
     return _redis
 
 

@@ -2,7 +2,7 @@
 
 - The access token is cached in Redis (shared by every process) and fetched under a Redis lock, so fifty
   workers starting together make one gettoken call; on 40014/42001 it is dropped, refreshed and the call
-  repeated once.
+  repeated (at once the first time, then with backoff within the retry budget).
 - -1, 6000, 45009, 45033, HTTP 5xx, timeouts and connection errors are retried with exponential backoff and
   full jitter, a bounded number of times; every other errcode is raised at once as `WeComError`.
 - Every call is logged with endpoint, errcode, duration_ms and attempt; never the token or the secret.
@@ -148,11 +148,16 @@ class WeComClient:
                 return self._request(method, path, {**(params or {}), "access_token": token}, body, attempt, files,
                                      timeout=timeout)
             except WeComError as exc:
-                if exc.errcode in TOKEN_ERRCODES and not refreshed:
-                    # Invalidated early or expired: drop this token, fetch a new one, repeat the call once.
-                    refreshed = True
+                if exc.errcode in TOKEN_ERRCODES and (not refreshed or tries <= self.config.max_retries):
+                    # Invalidated early or expired: drop this token, fetch a new one, repeat the call. The first
+                    # refresh is free; a token refused again (WeCom answers 42001 now and then even to a fresh
+                    # one) backs off within the retry budget instead of failing a call nothing else was wrong with.
                     self.invalidate_token(token)
-                    tries -= 1
+                    if refreshed:
+                        self._sleep(tries)
+                    else:
+                        tries -= 1
+                    refreshed = True
                     continue
                 if self._should_back_off(exc, tries):
                     self._sleep(tries)
@@ -285,7 +290,9 @@ class WeComClient:
                 data = self._request("GET", "gettoken", params, None, attempt)
                 return str(data["access_token"]), int(data.get("expires_in", 7200))
             except WeComError as exc:
-                if self._should_back_off(exc, attempt):
+                # gettoken takes no token: a 40014/42001 from it is WeCom's glitch, as transient as a -1.
+                glitch = exc.errcode in TOKEN_ERRCODES and attempt <= self.config.max_retries
+                if glitch or self._should_back_off(exc, attempt):
                     self._sleep(attempt)
                     continue
                 raise

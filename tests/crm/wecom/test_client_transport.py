@@ -68,12 +68,25 @@ def test_token_error_refreshes_once_and_repeats_the_call(stub, code):
     assert stub.calls("user/get")[-1]["query"]["access_token"] == "TOKEN2"
 
 
-def test_token_error_twice_is_raised(stub):
-    stub.script("user/get", {"errcode": 40014, "errmsg": "x"}, {"errcode": 40014, "errmsg": "x"})
+def test_a_fresh_token_refused_again_is_refreshed_again_with_backoff(stub):
+    """WeCom answers 42001 now and then even to a token just fetched: the call is not lost for it."""
+    stub.script("user/get", {"errcode": 42001, "errmsg": "x"}, {"errcode": 42001, "errmsg": "x"})
+    assert get_client().get("user/get", userid="a")["errcode"] == 0
+    assert len(stub.calls("user/get")) == 3 and len(stub.calls("gettoken")) == 3
+
+
+def test_token_errors_without_end_are_raised_after_the_retry_budget(stub):
+    stub.script("user/get", *[{"errcode": 40014, "errmsg": "x"}] * 6)
     with pytest.raises(WeComError) as exc:
         get_client().get("user/get", userid="a")
     assert exc.value.errcode == 40014
-    assert len(stub.calls("user/get")) == 2
+    assert len(stub.calls("user/get")) == 3 + 2  # the free refresh, then WECOM_MAX_RETRIES more
+
+
+def test_gettoken_answering_a_token_error_is_retried(stub):
+    stub.script("gettoken", {"errcode": 42001, "errmsg": "x"})
+    assert get_client().get("user/get", userid="a")["errcode"] == 0
+    assert len(stub.calls("gettoken")) == 2
 
 
 def test_invalidation_never_drops_a_token_another_worker_just_refreshed(stub, redis_client, settings):
