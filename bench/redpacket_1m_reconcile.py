@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLAIMS = int(os.environ.get("BENCH_RP_1M_CLAIMS", 1_000_000))
 POOLS = int(os.environ.get("BENCH_RP_1M_POOLS", 1_000))
 PROCS = int(os.environ.get("BENCH_RP_1M_PROCS", 4))
-RESTART_EVERY = float(os.environ.get("BENCH_RP_1M_RESTART_SECONDS", 8))  # mean seconds between Redis kills
+RESTART_EVERY = float(os.environ.get("BENCH_RP_1M_RESTART_SECONDS", 30))  # mean seconds between Redis kills
 PAY_POOLS = min(10, int(os.environ.get("BENCH_RP_1M_PAY_POOLS", 5)))  # WeChat Pay: 10 packets a customer a day
 GROUP = 64
 

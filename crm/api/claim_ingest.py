@@ -69,7 +69,8 @@ class ClaimIngestApp:
 
     def __init__(self, django, *, max_batch: int = 128) -> None:
         self.django = django
-        self.writer: GroupCommitWriter = GroupCommitWriter(claims_take, max_batch=max_batch, name="claim-writer")
+        self.writer: GroupCommitWriter = GroupCommitWriter(claims_take, max_batch=max_batch, name="claim-writer",
+                                                           threads=settings.CLAIM_INGEST_WRITERS)
         self._facts: dict[int, PoolFacts] = {}
         self._reading: dict[int, asyncio.Future] = {}
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim-facts")

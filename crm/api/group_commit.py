@@ -25,27 +25,34 @@ _STOP = object()
 
 
 class GroupCommitWriter[Item, Result]:
-    """Calls `store(items) -> results` (one result per item, in order) from one thread, on groups of items."""
+    """Calls `store(items) -> results` (one result per item, in order) from `threads` threads (one by default), on
+    groups of items. With more than one, a group can be written while the previous one waits for its commit (the
+    store must then be safe to run concurrently, as two requests would be)."""
 
-    def __init__(self, store: Callable[[Sequence[Item]], list[Result]], *, max_batch: int = 64, name: str) -> None:
+    def __init__(
+        self, store: Callable[[Sequence[Item]], list[Result]], *, max_batch: int = 64, name: str, threads: int = 1
+    ) -> None:
         self._store = store
         self.max_batch = max_batch
         self.name = name
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._count = max(1, threads)
         self._lock = threading.Lock()
         self.groups = 0  # groups written, and the largest one: how much grouping the load brought
         self.largest_group = 0
 
     def start(self) -> None:
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
+            self._threads = [t for t in self._threads if t.is_alive()]
+            while len(self._threads) < self._count:
+                thread = threading.Thread(target=self._run, name=f"{self.name}-{len(self._threads)}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return len(self._threads) == self._count and all(t.is_alive() for t in self._threads)
 
     def submit(self, item: Item) -> Future:
         """A future for this item's result (or the exception that kept its group from being stored)."""
@@ -56,12 +63,12 @@ class GroupCommitWriter[Item, Result]:
         return future
 
     def stop(self, timeout: float = 10) -> None:
-        """Write what is queued, then end the thread (server shutdown: acknowledged means stored)."""
-        thread = self._thread
-        if thread is None:
-            return
-        self._queue.put(_STOP)
-        thread.join(timeout)
+        """Write what is queued, then end the threads (server shutdown: acknowledged means stored)."""
+        threads = list(self._threads)
+        for _ in threads:
+            self._queue.put(_STOP)
+        for thread in threads:
+            thread.join(timeout)
 
     def _run(self) -> None:
         try:
