@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import logging
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -20,8 +20,8 @@ from crm.errors import ApplicationError
 from crm.models.channels import Channel
 from crm.models.contacts import Contact, ContactEvent, FollowRelation
 from crm.models.staff import Staff
-from crm.models.tags import ContactTag, Tag
 from crm.services.staff import staff_get_or_create
+from crm.services.tags import contact_tags_mirror, follow_tags_touched
 from crm.services.timeline import from_wecom_ts, timeline_add
 from crm.wecom.client import get_client
 from crm.wecom.errors import WeComError
@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 # WeCom answers these when the relation or the customer is gone: nothing to re-read.
 GONE_ERRCODES = frozenset({84061, 40096, 40003})
+# An add time this much later than ours means the pair was made again (WeCom's createtime is whole seconds).
+REMADE_SLACK = timedelta(seconds=1)
 
 # --- phone: encrypted at rest, matched by keyed hash --------------------------------------------
 
@@ -162,6 +164,7 @@ def follow_upsert(
     }
     follow = FollowRelation.objects.select_for_update().filter(staff=staff, contact=contact).first()
     added = False
+    touched: set[str] = set(values["wecom_tag_ids"])
     if follow is None:
         follow, added = FollowRelation.objects.get_or_create(
             staff=staff, contact=contact, defaults={**values, "added_at": added_at}
@@ -169,8 +172,11 @@ def follow_upsert(
     if not added:
         edited = {k: v for k, v in values.items() if getattr(follow, k) != v and k in ("remark", "description")}
         tags_changed = follow.wecom_tag_ids != values["wecom_tag_ids"]
-        if follow.deleted_by_staff_at is not None:
-            # WeCom lists the relation again: it was re-made (a re-add, or the takeover of a transfer).
+        touched = follow_tags_touched(follow.wecom_tag_ids, values["wecom_tag_ids"],
+                                      was_active=follow.deleted_by_staff_at is None)
+        if follow.deleted_by_staff_at is not None or _remade(follow, follow_info):
+            # WeCom lists the relation again (a re-add, or the takeover of a transfer), or lists it with a newer
+            # add time (the customer had deleted the member and added them back): a new relation.
             added = True
             follow.deleted_by_staff_at = None
             follow.added_at = added_at
@@ -197,7 +203,7 @@ def follow_upsert(
         if contact.first_added_at is None or added_at < contact.first_added_at:
             contact.first_added_at = added_at
             contact.save(update_fields=["first_added_at", "updated_at"])
-    _contact_tags_from_wecom(contact, staff, values["wecom_tag_ids"])
+    contact_tags_mirror(contact, touched, staff=staff)
     _attribute_channel(contact, state, staff, added_at)
     mobiles = [m for m in follow_info.get("remark_mobiles") or [] if m]
     if mobiles and not contact.phone_hash:
@@ -206,6 +212,12 @@ def follow_upsert(
         except ApplicationError:
             pass
     return follow, added
+
+
+def _remade(follow: FollowRelation, follow_info: dict) -> bool:
+    """WeCom's add time for the pair is later than the one we hold: the relation was made again since."""
+    created = from_wecom_ts(follow_info.get("createtime"))
+    return bool(created and follow.added_at and created > follow.added_at + REMADE_SLACK)
 
 
 def _attribute_channel(contact: Contact, state: str, staff: Staff, occurred_at: datetime) -> None:
@@ -225,16 +237,6 @@ def _attribute_channel(contact: Contact, state: str, staff: Staff, occurred_at: 
             data={"channel_id": channel.id, "state": state, "name": channel.name},
             occurred_at=occurred_at,
         )
-
-
-def _contact_tags_from_wecom(contact: Contact, staff: Staff, tag_ids: list[str]) -> None:
-    """Mirror corp tags this staff member set in WeCom onto the company view (add only; untag is explicit)."""
-    if not tag_ids:
-        return
-    for tag in Tag.objects.filter(wecom_id__in=tag_ids):
-        _, created = ContactTag.objects.get_or_create(contact=contact, tag=tag, defaults={"staff": staff})
-        if created:
-            timeline_add(contact, ContactEvent.Kind.TAGGED, staff=staff, data={"tag": str(tag), "source": "wecom"})
 
 
 # --- re-reading WeCom ---------------------------------------------------------------------------
@@ -298,6 +300,8 @@ def follow_mark_deleted_by_staff(
             follow.contact, ContactEvent.Kind.DELETED_BY_STAFF, staff=follow.staff, data={"reason": reason},
             occurred_at=when,
         )
+        # The relation's tags went with it in WeCom: the contact keeps a tag only if another relation carries it.
+        contact_tags_mirror(follow.contact, follow.wecom_tag_ids or [], staff=follow.staff)
     return bool(updated)
 
 
