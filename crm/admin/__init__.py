@@ -12,4 +12,5 @@ from crm.admin import (  # noqa: F401
     runs,
     security,
     segments,
+    tags,
 )

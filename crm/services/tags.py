@@ -317,6 +317,22 @@ def _clean_name(name, *, field: str = "name") -> str:
     return name
 
 
+def tag_name_validate(group: TagGroup, name, *, tag: Tag | None = None) -> str:
+    """The checks a tag name passes before WeCom is asked (forms show them on the field): 1-30 characters, not
+    another tag's in the group (deleted ones keep their names)."""
+    name = _clean_name(name)
+    if Tag.objects.filter(group=group, name=name).exclude(pk=tag.pk if tag else None).exists():
+        raise ApplicationError(_("This group already has a tag of that name."), code="duplicate", field="name")
+    return name
+
+
+def tag_group_name_validate(name, *, group: TagGroup | None = None) -> str:
+    name = _clean_name(name)
+    if TagGroup.objects.filter(name=name, deleted_at__isnull=True).exclude(pk=group.pk if group else None).exists():
+        raise ApplicationError(_("A tag group of that name exists."), code="duplicate", field="name")
+    return name
+
+
 def _wecom_still_has(wecom_id: str, *, group: bool) -> bool:
     data = get_client().get_corp_tag_list(**({"group_id": [wecom_id]} if group else {"tag_id": [wecom_id]}))
     for g in data.get("tag_group") or []:
@@ -346,16 +362,27 @@ def _push(call, wecom_id: str, *, group: bool, field: str | None = "name") -> st
     return "pushed"
 
 
+def tag_create(group: TagGroup, name: str) -> TagChange:
+    """A new tag in a group, created in WeCom too (add_corp_tag) when WeCom answers; kept local otherwise."""
+    if group.deleted_at is not None:
+        raise ApplicationError(_("This tag group was deleted."), code="deleted", field="group")
+    name = tag_name_validate(group, name)
+    tag = Tag.objects.create(group=group, name=name)
+    try:
+        tag = tag_push(tag)
+    except WeComError:
+        return TagChange(tag, "local")  # pushed when a contact gets it (contact_tags_push), or adopted by a sync
+    return TagChange(tag, "pushed" if tag.wecom_id else "local")
+
+
 def tag_rename(tag: Tag, name: str) -> TagChange:
     """Rename a tag: in WeCom first (edit_corp_tag; the same name twice is a no-op there too), then here."""
-    name = _clean_name(name)
     tag = Tag.objects.select_related("group").get(pk=tag.pk)
     if tag.deleted_at is not None:
         raise ApplicationError(_("This tag was deleted."), code="deleted", field="name")
+    name = tag_name_validate(tag.group, name, tag=tag)
     if name == tag.name:
         return TagChange(tag, "pushed" if tag.wecom_id else "local")
-    if Tag.objects.filter(group=tag.group, name=name).exclude(pk=tag.pk).exists():
-        raise ApplicationError(_("This group already has a tag of that name."), code="duplicate", field="name")
     wecom = "local"
     if tag.wecom_id:
         wecom = _push(lambda: get_client().edit_corp_tag(tag.wecom_id, name=name), tag.wecom_id, group=False)
@@ -389,14 +416,12 @@ def tag_delete(tag: Tag) -> TagChange:
 
 
 def tag_group_rename(group: TagGroup, name: str) -> TagChange:
-    name = _clean_name(name)
     group = TagGroup.objects.get(pk=group.pk)
     if group.deleted_at is not None:
         raise ApplicationError(_("This tag group was deleted."), code="deleted", field="name")
+    name = tag_group_name_validate(name, group=group)
     if name == group.name:
         return TagChange(group, "pushed" if group.wecom_id else "local")
-    if TagGroup.objects.filter(name=name, deleted_at__isnull=True).exclude(pk=group.pk).exists():
-        raise ApplicationError(_("A tag group of that name exists."), code="duplicate", field="name")
     wecom = "local"
     if group.wecom_id:
         wecom = _push(lambda: get_client().edit_corp_tag(group.wecom_id, name=name), group.wecom_id, group=True)
