@@ -18,6 +18,7 @@ from django.utils import timezone
 from crm.models.channels import Channel
 from crm.models.contacts import Contact, ContactEvent, FollowRelation, SyncRun
 from crm.models.staff import Staff
+from crm.models.tags import ContactTag, Tag
 from crm.services.contacts import REMADE_SLACK, follow_mark_deleted_by_staff
 from crm.services.groups import groups_sync_all
 from crm.services.staff import staff_sync
@@ -112,7 +113,8 @@ def _apply_page(run: SyncRun, items: list[dict], now: datetime) -> Counter:
         for f in FollowRelation.objects.filter(contact__in=contacts.values(), staff__in=staff.values())
     }
     new_follows, changed_follows, seen_follows, events = [], [], [], []
-    touched: dict[int, set[str]] = {}  # contact pk -> corp tag ids one of its relations gained or lost
+    # contact pk -> corp tag ids an existing relation gained or lost (new relations' tags are added in bulk below)
+    touched: dict[int, set[str]] = {}
     for it in items:
         fi = it["follow_info"]
         contact = contacts[it["external_contact"]["external_userid"]]
@@ -124,7 +126,6 @@ def _apply_page(run: SyncRun, items: list[dict], now: datetime) -> Counter:
             follow = FollowRelation(staff=member, contact=contact, added_at=added_at, last_seen_at=now, **values)
             follows[(member.pk, contact.pk)] = follow
             new_follows.append(follow)
-            touched.setdefault(contact.pk, set()).update(values["wecom_tag_ids"])
             events.append(ContactEvent(contact=contact, staff=member, kind=ContactEvent.Kind.ADDED,
                                        occurred_at=added_at, data={"state": values["state"], "source": source}))
         else:
@@ -174,7 +175,16 @@ def _apply_page(run: SyncRun, items: list[dict], now: datetime) -> Counter:
                                 batch_size=500)
     counts["channels_attributed"] += len(attributed)
 
-    # The company view of the tags that changed (both ways: WeCom untagging is mirrored too).
+    # A new relation's tags are the contact's too: in bulk (a first sync of 100k contacts is mostly this).
+    new_tag_ids = {t for f in new_follows for t in f.wecom_tag_ids}
+    if new_tag_ids:
+        tags = Tag.objects.in_bulk(list(new_tag_ids), field_name="wecom_id")
+        ContactTag.objects.bulk_create(
+            [ContactTag(contact=f.contact, tag=tags[t], staff=f.staff) for f in new_follows for t in f.wecom_tag_ids
+             if t in tags and tags[t].deleted_at is None],
+            ignore_conflicts=True,
+        )
+    # What existing relations gained or lost, per contact (both ways: WeCom untagging is mirrored too).
     by_pk = {c.pk: c for c in contacts.values()}
     for contact_pk, tag_ids in touched.items():
         mirrored = contact_tags_mirror(by_pk[contact_pk], tag_ids)
