@@ -308,3 +308,16 @@ def test_random_world_with_lost_callbacks_converges_after_reconcile(world, redis
     assert len(expected["relations"]) > 20 and expected["groups"] and expected["corp_tags"]
     assert Contact.objects.count() >= len(expected["contacts"])
     assert drift > 0  # lost callbacks left the CRM behind: the reconcile is what converged it
+
+
+def test_a_dismissal_whose_callback_was_lost_is_found_by_the_reconcile(world, redis_client):
+    sim = world.sim
+    chat_id = sim.post("groupchats", {"owner": "bob", "name": "Gone soon"})["chat_id"]
+    _wait_quiet(sim, redis_client)
+    assert CustomerGroup.objects.get(chat_id=chat_id).status == CustomerGroup.Status.ACTIVE
+    sim.call("PATCH", "corp", {"drop_rate": 1.0})
+    sim.post(f"groupchats/{chat_id}/dismiss")
+    _wait_quiet(sim, redis_client)
+    assert CustomerGroup.objects.get(chat_id=chat_id).status == CustomerGroup.Status.ACTIVE  # the callback was lost
+    assert reconcile()["groups"]["dismissed"] == 1
+    assert CustomerGroup.objects.get(chat_id=chat_id).status == CustomerGroup.Status.DISMISSED

@@ -171,3 +171,22 @@ def test_a_relation_made_again_after_the_customer_deleted_the_member_is_two_way(
     _quiet(sim, tagged["redis"])
     follow.refresh_from_db()
     assert follow.deleted_by_customer_at is None and follow.is_active
+
+
+def test_tag_group_rename_and_delete_are_pushed(tagged, client):
+    from crm.models import TagGroup
+
+    client.force_login(get_user_model().objects.create_superuser("boss", password="pw"))
+    tier = TagGroup.objects.get(name="Tier")
+    response = client.patch(f"/api/tag-groups/{tier.pk}/", {"name": "Level"}, content_type="application/json")
+    assert response.status_code == 200 and response.json()["wecom"] == "pushed", response.content
+    groups = {g["group_id"]: g["group_name"] for g in get_client().get_corp_tag_list()["tag_group"]}
+    assert groups[tier.wecom_id] == "Level"
+    response = client.delete(f"/api/tag-groups/{tier.pk}/")
+    assert response.status_code == 200 and response.json()["wecom"] == "pushed"
+    assert tier.wecom_id not in {g["group_id"] for g in get_client().get_corp_tag_list()["tag_group"]}
+    assert Tag.objects.get(wecom_id=tagged["gold"]).deleted_at is not None
+    assert _company(tagged["contact"]) == {"Tea"}
+    interest = TagGroup.objects.get(name="Interest")  # WeCom's console made it: refused, unchanged
+    response = client.patch(f"/api/tag-groups/{interest.pk}/", {"name": "Hobby"}, content_type="application/json")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "wecom_not_owner"
