@@ -21,7 +21,7 @@ from crm.models.channels import Channel
 from crm.models.contacts import Contact, ContactEvent, FollowRelation
 from crm.models.staff import Staff
 from crm.services.staff import staff_get_or_create
-from crm.services.tags import contact_tags_mirror, follow_tags_touched
+from crm.services.tags import contact_tags_mirror, follow_tags_touched, tags_lock_shared
 from crm.services.timeline import from_wecom_ts, timeline_add
 from crm.wecom.client import get_client
 from crm.wecom.errors import WeComError
@@ -258,6 +258,7 @@ def contact_apply_wecom(
     """Apply one externalcontact/get answer: the contact, every follow relation WeCom lists, and mark relations
     WeCom no longer lists as deleted by staff. Returns the contact and {userid: (follow, added)}."""
     with transaction.atomic():
+        tags_lock_shared()  # before any row lock (see crm.services.tags)
         contact, _ = contact_upsert(data["external_contact"])
         follows: dict[str, tuple[FollowRelation, bool]] = {}
         for info in data.get("follow_user") or []:

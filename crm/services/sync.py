@@ -22,7 +22,7 @@ from crm.models.tags import ContactTag, Tag
 from crm.services.contacts import REMADE_SLACK, follow_mark_deleted_by_staff
 from crm.services.groups import groups_sync_all
 from crm.services.staff import staff_sync
-from crm.services.tags import contact_tags_mirror, follow_tags_touched, tags_sync_from_wecom
+from crm.services.tags import contact_tags_mirror, follow_tags_touched, tags_lock_shared, tags_sync_from_wecom
 from crm.services.timeline import from_wecom_ts
 from crm.wecom.client import get_client
 from crm.wecom.errors import WeComError
@@ -239,6 +239,7 @@ def sync_run(run_id: int, max_pages: int | None = None) -> dict:
             now = timezone.now()
             items = [it for it in page.get("external_contact_list") or [] if it.get("follow_info", {}).get("userid")]
             with transaction.atomic():
+                tags_lock_shared()  # before any row lock (see crm.services.tags)
                 run = SyncRun.objects.select_for_update().get(pk=run.pk)
                 counts = _apply_page(run, items, now)
                 skipped = (page.get("fail_info") or {}).get("unlicensed_userid_list") or []

@@ -149,6 +149,27 @@ def contacts_bulk_tag(*, contact_ids: list[int], tag_ids: list[int], remove: boo
 
 # --- the company view follows WeCom ------------------------------------------------------------
 
+# A relation may carry a tag id the CRM does not know yet (the member's edit was read before the tag's own
+# change_external_tag), while a tag sync creates that tag and puts it on the relations already carrying it. Run
+# concurrently, each would miss the other's uncommitted half. So a transaction that writes relations' tag ids takes
+# this lock shared at its start (they never wait on each other) and the tag sync takes it exclusively: one then
+# sees what the other committed. First thing in the transaction, before any row lock, so it cannot deadlock.
+# PostgreSQL only: SQLite serialises writers anyway.
+_TAGS_LOCK_KEY = 0x7461_6773  # "tags"
+
+
+def tags_lock_shared() -> None:
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", [_TAGS_LOCK_KEY])
+
+
+def _tags_lock_exclusive() -> None:
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [_TAGS_LOCK_KEY])
+
+
 
 def contact_tags_mirror(contact: Contact, wecom_ids: Iterable[str], *, staff: Staff | None = None) -> dict:
     """For these corp tag ids (the ones a relation of the contact just gained or lost in WeCom), make the company
@@ -244,6 +265,7 @@ def tags_sync_from_wecom() -> dict:
     seen_tags: set[str] = set()
     appeared: list[Tag] = []
     with transaction.atomic():
+        _tags_lock_exclusive()
         for g in data.get("tag_group") or []:
             if g.get("deleted"):
                 continue

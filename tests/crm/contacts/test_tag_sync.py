@@ -190,3 +190,16 @@ def test_tag_group_rename_and_delete_are_pushed(tagged, client):
     interest = TagGroup.objects.get(name="Interest")  # WeCom's console made it: refused, unchanged
     response = client.patch(f"/api/tag-groups/{interest.pk}/", {"name": "Hobby"}, content_type="application/json")
     assert response.status_code == 409 and response.json()["error"]["code"] == "wecom_not_owner"
+
+
+def test_console_delete_goes_through_the_service_and_says_what_wecom_did(tagged, client):
+    client.force_login(get_user_model().objects.create_superuser("boss", password="pw"))
+    gold = Tag.objects.get(wecom_id=tagged["gold"])
+    response = client.post(f"/admin/crm/tag/{gold.pk}/delete/", {"post": "yes"}, follow=True)
+    assert response.status_code == 200
+    assert "Deleted. WeCom was updated too." in [str(m) for m in response.context["messages"]]
+    gold.refresh_from_db()
+    assert gold.deleted_at is not None  # kept, marked deleted; WeCom's is gone and the contact lost it
+    assert get_client().get_corp_tag_list(tag_id=[tagged["gold"]])["tag_group"][0]["tag"][0]["deleted"] is True
+    assert _company(tagged["contact"]) == {"Tea"}
+    assert client.get(f"/admin/crm/tag/{gold.pk}/delete/").status_code == 403  # a deleted tag is read-only
