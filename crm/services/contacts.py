@@ -287,11 +287,20 @@ def contact_refresh(external_userid: str, *, source: str = "refresh") -> Contact
 # --- deletions (the relation row and the contact are kept: the company owns the customer) -------
 
 
+def _lock_contact_first(follow: FollowRelation) -> None:
+    """Rows are locked contact first, then its relations (as contact_apply_wecom does): a deletion applied while
+    another event re-applies the same contact then waits instead of deadlocking with it."""
+    if transaction.get_connection().in_atomic_block:
+        tags_lock_shared()
+        list(Contact.objects.select_for_update().filter(pk=follow.contact_id).values_list("pk", flat=True))
+
+
 def follow_mark_deleted_by_staff(
     follow: FollowRelation, *, occurred_at: datetime | None = None, reason: str = ""
 ) -> bool:
     """The member deleted the customer (or WeCom no longer lists the pair). Returns False if already marked."""
     when = occurred_at or timezone.now()
+    _lock_contact_first(follow)
     updated = FollowRelation.objects.filter(pk=follow.pk, deleted_by_staff_at__isnull=True).update(
         deleted_by_staff_at=when, updated_at=timezone.now()
     )
@@ -309,6 +318,7 @@ def follow_mark_deleted_by_staff(
 def follow_mark_deleted_by_customer(follow: FollowRelation, *, occurred_at: datetime | None = None) -> bool:
     """The customer deleted the member: the relation is one-way now (WeCom APIs still work)."""
     when = occurred_at or timezone.now()
+    _lock_contact_first(follow)
     updated = FollowRelation.objects.filter(pk=follow.pk, deleted_by_customer_at__isnull=True).update(
         deleted_by_customer_at=when, updated_at=timezone.now()
     )
