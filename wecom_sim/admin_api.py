@@ -194,6 +194,12 @@ def corp_tag_delete(request, data, tag_id):
 
 
 @admin_view({"POST"})
+def corp_tag_edit(request, data, tag_id):
+    world.console_edit_tag(get_corp(), tag_id, str(_required(data, "name")))
+    return {"ok": True}
+
+
+@admin_view({"POST"})
 def shoppers(request, data):
     shopper = world.create_shopper(get_corp(), _required(data, "name"), int(data.get("gender") or 0),
                                    data.get("unionid") or "", data.get("phone") or "", data.get("external_userid"))
@@ -272,6 +278,24 @@ def groupchats(request, data):
 @admin_view({"POST"})
 def groupchat_dismiss(request, data, chat_id):
     world.dismiss_group(get_corp(), chat_id)
+    return {"ok": True}
+
+
+@admin_view({"POST"})
+def groupchat_add_member(request, data, chat_id):
+    world.owner_adds_member(get_corp(), chat_id, _required(data, "external_userid"))
+    return {"ok": True}
+
+
+@admin_view({"POST"})
+def groupchat_remove_member(request, data, chat_id):
+    world.owner_removes_member(get_corp(), chat_id, _required(data, "external_userid"))
+    return {"ok": True}
+
+
+@admin_view({"POST"})
+def groupchat_rename(request, data, chat_id):
+    world.owner_renames_group(get_corp(), chat_id, str(_required(data, "name"))[:128])
     return {"ok": True}
 
 

@@ -239,6 +239,24 @@ def console_delete_tag(corp: SimCorp, tag_or_group_id: str) -> None:
         raise WorldError("no such tag or group", "not_found", "id", 404)
 
 
+def console_edit_tag(corp: SimCorp, tag_or_group_id: str, name: str) -> None:
+    """An admin renames a corp tag or tag group in the admin console: change_external_tag update."""
+    from wecom_sim.models import SimTag, SimTagGroup
+
+    if not name or len(name) > 30:
+        raise WorldError("name must be 1 to 30 characters", "invalid", "name")
+    tag = SimTag.objects.filter(group__corp=corp, tag_id=tag_or_group_id, deleted=False).first()
+    target = tag or SimTagGroup.objects.filter(corp=corp, group_id=tag_or_group_id, deleted=False).first()
+    if target is None:
+        raise WorldError("no such tag or group", "not_found", "id", 404)
+    siblings = SimTag.objects.filter(group_id=tag.group_id) if tag else SimTagGroup.objects.filter(corp=corp)
+    if siblings.filter(name=name, deleted=False).exclude(pk=target.pk).exists():
+        raise WorldError("that name is taken", "duplicate", "name", 409)
+    target.name = name
+    target.save(update_fields=["name"])
+    events.emit(corp, "change_external_tag", "update", Id=tag_or_group_id, TagType="tag" if tag else "tag_group")
+
+
 def resign_member(corp: SimCorp, member: SimMember) -> None:
     member.resigned_at = now(corp)
     member.save(update_fields=["resigned_at"])
@@ -333,6 +351,46 @@ def leave_group(corp: SimCorp, shopper: SimShopper, chat_id: str) -> None:
     last_ver, cur_ver = bump_version(chat)
     events.chat_event(corp, "update", chat.chat_id, UpdateDetail="del_member", QuitScene=0, MemChangeCnt=1,
                       MemChangeList=[shopper.external_userid], LastMemVer=last_ver, CurMemVer=cur_ver)
+
+
+def _live_chat(corp: SimCorp, chat_id: str) -> SimGroupChat:
+    chat = SimGroupChat.objects.filter(corp=corp, chat_id=chat_id, dismissed=False).first()
+    if chat is None:
+        raise WorldError("no such group", "not_found", "chat_id", 404)
+    return chat
+
+
+def owner_adds_member(corp: SimCorp, chat_id: str, external_userid: str) -> None:
+    """The owner invites a customer straight into the group (join_scene 1; the event's JoinScene 0)."""
+    chat = _live_chat(corp, chat_id)
+    shopper = get_shopper(corp, external_userid)
+    if chat.members.filter(userid=shopper.external_userid).exists():
+        raise WorldError("already a member of this group", "already_member", "external_userid", 409)
+    if chat.members.count() >= corp.group_size_limit:
+        raise WorldError("the group is full", "group_full", "chat_id", 409)
+    SimGroupMember.objects.create(chat=chat, userid=shopper.external_userid, type=2, unionid=shopper.unionid,
+                                  name=shopper.name, join_time=now(corp), join_scene=1, invitor=chat.owner)
+    last_ver, cur_ver = bump_version(chat)
+    events.chat_event(corp, "update", chat.chat_id, UpdateDetail="add_member", JoinScene=0, MemChangeCnt=1,
+                      MemChangeList=[shopper.external_userid], LastMemVer=last_ver, CurMemVer=cur_ver)
+
+
+def owner_removes_member(corp: SimCorp, chat_id: str, external_userid: str) -> None:
+    """The owner removes a customer from the group (QuitScene 1)."""
+    chat = _live_chat(corp, chat_id)
+    deleted, _ = chat.members.filter(userid=external_userid or "", type=2).delete()
+    if not deleted:
+        raise WorldError("not a member of this group", "not_member", "external_userid", 409)
+    last_ver, cur_ver = bump_version(chat)
+    events.chat_event(corp, "update", chat.chat_id, UpdateDetail="del_member", QuitScene=1, MemChangeCnt=1,
+                      MemChangeList=[external_userid], LastMemVer=last_ver, CurMemVer=cur_ver)
+
+
+def owner_renames_group(corp: SimCorp, chat_id: str, name: str) -> None:
+    chat = _live_chat(corp, chat_id)
+    chat.name = name
+    chat.save(update_fields=["name"])
+    events.chat_event(corp, "update", chat.chat_id, UpdateDetail="change_name")
 
 
 def dismiss_group(corp: SimCorp, chat_id: str) -> None:

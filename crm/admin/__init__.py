@@ -13,4 +13,5 @@ from crm.admin import (  # noqa: F401
     runs,
     security,
     segments,
+    tags,
 )

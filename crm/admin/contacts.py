@@ -28,7 +28,7 @@ from crm.models.consent import ConsentRecord, DataSource, SourceAggregate, Sourc
 from crm.models.contacts import Contact, ContactEvent, FollowRelation, SyncRun, WelcomeMessage
 from crm.models.groups import CustomerGroup, GroupJoinWay, GroupMember, VipInvite
 from crm.models.staff import GroupHandoverItem, Handover, HandoverItem, Staff
-from crm.models.tags import ContactTag, Tag, TagGroup
+from crm.models.tags import ContactTag, Tag
 from crm.wecom.errors import WeComError
 
 
@@ -397,26 +397,6 @@ class ChannelAdmin(OutsideTransactionFormMixin, ServiceModelAdmin):
         # The dialog posts through htmx, which follows HX-Redirect back to the page it was opened from.
         back = request.headers.get("referer") or reverse("admin:crm_channel_change", args=[object_id])
         return HttpResponse(headers={"HX-Redirect": back})
-
-
-@admin.register(TagGroup)
-class TagGroupAdmin(ModelAdmin):
-    list_display = ["name", "wecom_id", "order", "deleted_at"]
-    search_fields = ["name", "wecom_id"]
-    actions = ["sync_from_wecom"]
-
-    @admin.action(description=_("Sync corp tags from WeCom"))
-    def sync_from_wecom(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from crm.services.tags import tags_sync_from_wecom
-
-        _run(request, _("Tag sync"), tags_sync_from_wecom)
-
-
-@admin.register(Tag)
-class TagAdmin(ModelAdmin):
-    list_display = ["name", "group", "wecom_id", "order", "deleted_at"]
-    list_filter = ["group"]
-    search_fields = ["name", "group__name", "wecom_id"]
 
 
 class ContactTagForm(forms.ModelForm):

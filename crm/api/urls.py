@@ -12,6 +12,7 @@ from crm.api import (
     runs,
     segments,
 )
+from crm.api import tags as tag_api
 
 urlpatterns = [
     *callbacks.urlpatterns,
@@ -21,6 +22,7 @@ urlpatterns = [
     *fission.urlpatterns,
     *runs.urlpatterns,
     *segments.urlpatterns,
+    *tag_api.urlpatterns,
     *group_packets.urlpatterns,
     *customer_pages.urlpatterns,
     *draws.urlpatterns,

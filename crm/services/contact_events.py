@@ -85,13 +85,27 @@ def _follow(userid: str, external_userid: str) -> FollowRelation | None:
     )
 
 
+def _lists_pair(data: dict | None, userid: str) -> bool:
+    return data is not None and any(
+        (f.get("userid") or "").lower() == userid.lower() for f in data.get("follow_user") or []
+    )
+
+
 def contact_deleted_by_staff_from_callback(
     *, userid: str, external_userid: str, source: str = "", event_time: datetime | None = None
 ) -> str:
-    """del_external_contact: the member deleted the customer (Source=DELETE_BY_TRANSFER after a transfer)."""
+    """del_external_contact: the member deleted the customer (Source=DELETE_BY_TRANSFER after a transfer).
+
+    WeCom is re-read first: when it lists the pair again (a re-add whose event overtook this one), its state wins
+    rather than the stale deletion."""
+    data = wecom_read_contact(external_userid)
+    if _lists_pair(data, userid):
+        contact_apply_wecom(data, occurred_at=event_time, source="delete callback")
+        return "relation listed again by WeCom"
     follow = _follow(userid, external_userid)
     if follow is None:
-        contact_refresh(external_userid, source="delete callback")
+        if data is not None:
+            contact_apply_wecom(data, occurred_at=event_time, source="delete callback")
         follow = _follow(userid, external_userid)
         if follow is None:
             return "unknown relation"

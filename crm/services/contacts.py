@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import logging
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -20,8 +20,8 @@ from crm.errors import ApplicationError
 from crm.models.channels import Channel
 from crm.models.contacts import Contact, ContactEvent, FollowRelation
 from crm.models.staff import Staff
-from crm.models.tags import ContactTag, Tag
 from crm.services.staff import staff_get_or_create
+from crm.services.tags import contact_tags_mirror, follow_tags_touched, tags_lock_shared
 from crm.services.timeline import from_wecom_ts, timeline_add
 from crm.wecom.client import get_client
 from crm.wecom.errors import WeComError
@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 # WeCom answers these when the relation or the customer is gone: nothing to re-read.
 GONE_ERRCODES = frozenset({84061, 40096, 40003})
+# An add time this much later than ours means the pair was made again (WeCom's createtime is whole seconds).
+REMADE_SLACK = timedelta(seconds=1)
 
 # --- phone: encrypted at rest, matched by keyed hash --------------------------------------------
 
@@ -167,6 +169,7 @@ def follow_upsert(
     }
     follow = FollowRelation.objects.select_for_update().filter(staff=staff, contact=contact).first()
     added = False
+    touched: set[str] = set(values["wecom_tag_ids"])
     if follow is None:
         follow, added = FollowRelation.objects.get_or_create(
             staff=staff, contact=contact, defaults={**values, "added_at": added_at}
@@ -174,8 +177,11 @@ def follow_upsert(
     if not added:
         edited = {k: v for k, v in values.items() if getattr(follow, k) != v and k in ("remark", "description")}
         tags_changed = follow.wecom_tag_ids != values["wecom_tag_ids"]
-        if follow.deleted_by_staff_at is not None:
-            # WeCom lists the relation again: it was re-made (a re-add, or the takeover of a transfer).
+        touched = follow_tags_touched(follow.wecom_tag_ids, values["wecom_tag_ids"],
+                                      was_active=follow.deleted_by_staff_at is None)
+        if follow.deleted_by_staff_at is not None or _remade(follow, follow_info):
+            # WeCom lists the relation again (a re-add, or the takeover of a transfer), or lists it with a newer
+            # add time (the customer had deleted the member and added them back): a new relation.
             added = True
             follow.deleted_by_staff_at = None
             follow.added_at = added_at
@@ -202,7 +208,7 @@ def follow_upsert(
         if contact.first_added_at is None or added_at < contact.first_added_at:
             contact.first_added_at = added_at
             contact.save(update_fields=["first_added_at", "updated_at"])
-    _contact_tags_from_wecom(contact, staff, values["wecom_tag_ids"])
+    contact_tags_mirror(contact, touched, staff=staff)
     _attribute_channel(contact, state, staff, added_at)
     mobiles = [m for m in follow_info.get("remark_mobiles") or [] if m]
     if mobiles and not contact.phone_hash:
@@ -211,6 +217,12 @@ def follow_upsert(
         except ApplicationError:
             pass
     return follow, added
+
+
+def _remade(follow: FollowRelation, follow_info: dict) -> bool:
+    """WeCom's add time for the pair is later than the one we hold: the relation was made again since."""
+    created = from_wecom_ts(follow_info.get("createtime"))
+    return bool(created and follow.added_at and created > follow.added_at + REMADE_SLACK)
 
 
 def _attribute_channel(contact: Contact, state: str, staff: Staff, occurred_at: datetime) -> None:
@@ -232,16 +244,6 @@ def _attribute_channel(contact: Contact, state: str, staff: Staff, occurred_at: 
         )
 
 
-def _contact_tags_from_wecom(contact: Contact, staff: Staff, tag_ids: list[str]) -> None:
-    """Mirror corp tags this staff member set in WeCom onto the company view (add only; untag is explicit)."""
-    if not tag_ids:
-        return
-    for tag in Tag.objects.filter(wecom_id__in=tag_ids):
-        _, created = ContactTag.objects.get_or_create(contact=contact, tag=tag, defaults={"staff": staff})
-        if created:
-            timeline_add(contact, ContactEvent.Kind.TAGGED, staff=staff, data={"tag": str(tag), "source": "wecom"})
-
-
 # --- re-reading WeCom ---------------------------------------------------------------------------
 
 
@@ -261,6 +263,7 @@ def contact_apply_wecom(
     """Apply one externalcontact/get answer: the contact, every follow relation WeCom lists, and mark relations
     WeCom no longer lists as deleted by staff. Returns the contact and {userid: (follow, added)}."""
     with transaction.atomic():
+        tags_lock_shared()  # before any row lock (see crm.services.tags)
         contact, _ = contact_upsert(data["external_contact"])
         follows: dict[str, tuple[FollowRelation, bool]] = {}
         for info in data.get("follow_user") or []:
@@ -295,11 +298,20 @@ def contact_refresh(external_userid: str, *, source: str = "refresh") -> Contact
 # --- deletions (the relation row and the contact are kept: the company owns the customer) -------
 
 
+def _lock_contact_first(follow: FollowRelation) -> None:
+    """Rows are locked contact first, then its relations (as contact_apply_wecom does): a deletion applied while
+    another event re-applies the same contact then waits instead of deadlocking with it."""
+    if transaction.get_connection().in_atomic_block:
+        tags_lock_shared()
+        list(Contact.objects.select_for_update().filter(pk=follow.contact_id).values_list("pk", flat=True))
+
+
 def follow_mark_deleted_by_staff(
     follow: FollowRelation, *, occurred_at: datetime | None = None, reason: str = ""
 ) -> bool:
     """The member deleted the customer (or WeCom no longer lists the pair). Returns False if already marked."""
     when = occurred_at or timezone.now()
+    _lock_contact_first(follow)
     updated = FollowRelation.objects.filter(pk=follow.pk, deleted_by_staff_at__isnull=True).update(
         deleted_by_staff_at=when, updated_at=timezone.now()
     )
@@ -309,12 +321,15 @@ def follow_mark_deleted_by_staff(
             follow.contact, ContactEvent.Kind.DELETED_BY_STAFF, staff=follow.staff, data={"reason": reason},
             occurred_at=when,
         )
+        # The relation's tags went with it in WeCom: the contact keeps a tag only if another relation carries it.
+        contact_tags_mirror(follow.contact, follow.wecom_tag_ids or [], staff=follow.staff)
     return bool(updated)
 
 
 def follow_mark_deleted_by_customer(follow: FollowRelation, *, occurred_at: datetime | None = None) -> bool:
     """The customer deleted the member: the relation is one-way now (WeCom APIs still work)."""
     when = occurred_at or timezone.now()
+    _lock_contact_first(follow)
     updated = FollowRelation.objects.filter(pk=follow.pk, deleted_by_customer_at__isnull=True).update(
         deleted_by_customer_at=when, updated_at=timezone.now()
     )

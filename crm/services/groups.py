@@ -130,11 +130,19 @@ def group_sync(chat_id: str, *, quit_scene: int | None = None, occurred_at: date
 
 
 def groups_sync_all() -> dict:
-    """Re-read every customer group WeCom lists for us (used by reconciliation and VIP bootstrap)."""
-    counts = {"groups": 0}
+    """Re-read every customer group WeCom lists for us (used by reconciliation and VIP bootstrap), then every group
+    we hold as active that it did not list: a dismissal whose callback was lost is found there (groupchat/get
+    answers 90501), and a group WeCom lists only by owner (a resigned owner's) is re-read rather than assumed gone."""
+    counts = {"groups": 0, "dismissed": 0}
+    listed: set[str] = set()
     for row in get_client().iter_groupchat_list(status_filter=0):
         group_sync(row["chat_id"])
+        listed.add(row["chat_id"])
         counts["groups"] += 1
+    unlisted = CustomerGroup.objects.filter(status=CustomerGroup.Status.ACTIVE).exclude(chat_id__in=listed)
+    for chat_id in list(unlisted.values_list("chat_id", flat=True)):
+        if group_sync(chat_id).endswith(" dismissed"):
+            counts["dismissed"] += 1
     return counts
 
 

@@ -19,11 +19,11 @@ from crm.models.channels import Channel
 from crm.models.contacts import Contact, ContactEvent, FollowRelation, SyncRun
 from crm.models.staff import Staff
 from crm.models.tags import ContactTag, Tag
-from crm.services.contacts import follow_mark_deleted_by_staff
+from crm.services.contacts import REMADE_SLACK, follow_mark_deleted_by_staff
 from crm.services.erasure import erased_external_userids
 from crm.services.groups import groups_sync_all
 from crm.services.staff import staff_sync
-from crm.services.tags import tags_sync_from_wecom
+from crm.services.tags import contact_tags_mirror, follow_tags_touched, tags_lock_shared, tags_sync_from_wecom
 from crm.services.timeline import from_wecom_ts
 from crm.wecom.client import get_client
 from crm.wecom.errors import WeComError
@@ -119,6 +119,8 @@ def _apply_page(run: SyncRun, items: list[dict], now: datetime) -> Counter:
         for f in FollowRelation.objects.filter(contact__in=contacts.values(), staff__in=staff.values())
     }
     new_follows, changed_follows, seen_follows, events = [], [], [], []
+    # contact pk -> corp tag ids an existing relation gained or lost (new relations' tags are added in bulk below)
+    touched: dict[int, set[str]] = {}
     for it in items:
         fi = it["follow_info"]
         contact = contacts[it["external_contact"]["external_userid"]]
@@ -133,9 +135,15 @@ def _apply_page(run: SyncRun, items: list[dict], now: datetime) -> Counter:
             events.append(ContactEvent(contact=contact, staff=member, kind=ContactEvent.Kind.ADDED,
                                        occurred_at=added_at, data={"state": values["state"], "source": source}))
         else:
+            was_active = follow.deleted_by_staff_at is None
             diff = {k: v for k, v in values.items() if getattr(follow, k) != v}
-            if follow.deleted_by_staff_at is not None:
-                diff["deleted_by_staff_at"] = None
+            if "wecom_tag_ids" in diff or not was_active:
+                touched.setdefault(contact.pk, set()).update(
+                    follow_tags_touched(follow.wecom_tag_ids, values["wecom_tag_ids"], was_active=was_active))
+            remade = not was_active or (follow.added_at is not None and added_at > follow.added_at + REMADE_SLACK)
+            if remade:
+                # Listed again (re-added, taken over) or with a later add time (the customer came back): new relation.
+                diff.update(deleted_by_staff_at=None, deleted_by_customer_at=None, added_at=added_at)
             if diff:
                 for k, v in diff.items():
                     setattr(follow, k, v)
@@ -147,7 +155,9 @@ def _apply_page(run: SyncRun, items: list[dict], now: datetime) -> Counter:
                 changed_follows.append(follow)
             seen_follows.append(follow.pk)
     FollowRelation.objects.bulk_create(new_follows, ignore_conflicts=True)
-    FollowRelation.objects.bulk_update(changed_follows, [*_FOLLOW_FIELDS, "deleted_by_staff_at"], batch_size=500)
+    FollowRelation.objects.bulk_update(
+        changed_follows, [*_FOLLOW_FIELDS, "deleted_by_staff_at", "deleted_by_customer_at", "added_at"], batch_size=500
+    )
     FollowRelation.objects.filter(pk__in=seen_follows).update(last_seen_at=now)
     counts["follows_created"] += len(new_follows)
 
@@ -171,19 +181,21 @@ def _apply_page(run: SyncRun, items: list[dict], now: datetime) -> Counter:
                                 batch_size=500)
     counts["channels_attributed"] += len(attributed)
 
-    tag_ids = {t for it in items for t in it["follow_info"].get("tag_id") or []}
-    if tag_ids:
-        tags = Tag.objects.in_bulk(list(tag_ids), field_name="wecom_id")
+    # A new relation's tags are the contact's too: in bulk (a first sync of 100k contacts is mostly this).
+    new_tag_ids = {t for f in new_follows for t in f.wecom_tag_ids}
+    if new_tag_ids:
+        tags = Tag.objects.in_bulk(list(new_tag_ids), field_name="wecom_id")
         ContactTag.objects.bulk_create(
-            [
-                ContactTag(contact=contacts[it["external_contact"]["external_userid"]], tag=tags[t],
-                           staff=staff[it["follow_info"]["userid"].lower()])
-                for it in items
-                for t in it["follow_info"].get("tag_id") or []
-                if t in tags
-            ],
+            [ContactTag(contact=f.contact, tag=tags[t], staff=f.staff) for f in new_follows for t in f.wecom_tag_ids
+             if t in tags and tags[t].deleted_at is None],
             ignore_conflicts=True,
         )
+    # What existing relations gained or lost, per contact (both ways: WeCom untagging is mirrored too).
+    by_pk = {c.pk: c for c in contacts.values()}
+    for contact_pk, tag_ids in touched.items():
+        mirrored = contact_tags_mirror(by_pk[contact_pk], tag_ids)
+        counts["contacts_tagged"] += mirrored["tagged"]
+        counts["contacts_untagged"] += mirrored["untagged"]
     ContactEvent.objects.bulk_create(events, batch_size=1000)
     return counts
 
@@ -233,6 +245,7 @@ def sync_run(run_id: int, max_pages: int | None = None) -> dict:
             now = timezone.now()
             items = [it for it in page.get("external_contact_list") or [] if it.get("follow_info", {}).get("userid")]
             with transaction.atomic():
+                tags_lock_shared()  # before any row lock (see crm.services.tags)
                 run = SyncRun.objects.select_for_update().get(pk=run.pk)
                 counts = _apply_page(run, items, now)
                 skipped = (page.get("fail_info") or {}).get("unlicensed_userid_list") or []

@@ -33,7 +33,8 @@ def contact_json(shopper: SimShopper) -> dict:
 def _tags(friendship: SimFriendship) -> list[SimTag]:
     if not friendship.tag_ids:
         return []
-    return list(SimTag.objects.filter(tag_id__in=friendship.tag_ids).select_related("group"))
+    # A deleted corp tag is gone from every customer (the relation's list keeps the id; nobody sees it).
+    return list(SimTag.objects.filter(tag_id__in=friendship.tag_ids, deleted=False).select_related("group"))
 
 
 def _common(friendship: SimFriendship) -> dict:
@@ -108,7 +109,8 @@ def batch_get_by_user(corp: SimCorp, params: dict) -> dict:
     chunk = window[:limit]
     cursor = make_cursor(chunk[-1].id, query) if len(window) > limit else ""
     tag_ids = {t for f in chunk for t in f.tag_ids}
-    known = set(SimTag.objects.filter(tag_id__in=tag_ids).values_list("tag_id", flat=True)) if tag_ids else set()
+    known = set(SimTag.objects.filter(tag_id__in=tag_ids, deleted=False).values_list("tag_id", flat=True)
+                ) if tag_ids else set()
     return {
         "external_contact_list": [
             {"external_contact": contact_json(f.shopper), "follow_info": follow_info_json(f, known)} for f in chunk

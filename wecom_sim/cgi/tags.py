@@ -57,13 +57,14 @@ def add_corp_tag(corp: SimCorp, params: dict) -> dict:
     else:
         name = require(params, "group_name")
         group = SimTagGroup.objects.filter(corp=corp, name=name, deleted=False).first() or SimTagGroup.objects.create(
-            corp=corp, group_id=ids.tag_id(), name=name, order=as_int(params, "order", 0), create_time=moment
+            corp=corp, group_id=ids.tag_id(), name=name, order=as_int(params, "order", 0), create_time=moment,
+            by_app=True,
         )
     existing = set(group.tags.filter(deleted=False).values_list("name", flat=True))
     if any(t["name"] in existing for t in tags):
         raise WecomError(40071)
     created = [SimTag.objects.create(group=group, tag_id=ids.tag_id(), name=t["name"], order=int(t.get("order") or 0),
-                                     create_time=moment) for t in tags]
+                                     create_time=moment, by_app=True) for t in tags]
     return {"tag_group": group_json(group, created)}
 
 
@@ -72,11 +73,17 @@ def edit_corp_tag(corp: SimCorp, params: dict) -> dict:
     target_id = require(params, "id")
     target = (SimTag.objects.filter(group__corp=corp, tag_id=target_id, deleted=False).first()
               or SimTagGroup.objects.filter(corp=corp, group_id=target_id, deleted=False).first())
-    if target is None:
+    # An app edits only the tags it created; WeCom answers a console-made one as an invalid id [community].
+    if target is None or not target.by_app:
         raise WecomError(40068)
     if params.get("name"):
         if len(params["name"]) > 30:
             raise WecomError(40058, "name too long")
+        # "修改后的标签组不能和已有的标签组重名,标签也不能和同一标签组下的其他标签重名"
+        siblings = (SimTag.objects.filter(group_id=target.group_id) if isinstance(target, SimTag)
+                    else SimTagGroup.objects.filter(corp=corp))
+        if siblings.filter(name=params["name"], deleted=False).exclude(pk=target.pk).exists():
+            raise WecomError(40071)
         target.name = params["name"]
     if params.get("order") is not None:
         target.order = as_int(params, "order")
@@ -93,6 +100,8 @@ def del_corp_tag(corp: SimCorp, params: dict) -> dict:
     groups = SimTagGroup.objects.filter(corp=corp, group_id__in=group_ids, deleted=False)
     if tags.count() != len(set(tag_ids)) or groups.count() != len(set(group_ids)):
         raise WecomError(40068)
+    if tags.filter(by_app=False).exists() or groups.filter(by_app=False).exists():
+        raise WecomError(40068)  # not made by this app (see edit_corp_tag)
     touched = set(tags.values_list("group_id", flat=True))
     tags.update(deleted=True)
     for group in groups:

@@ -136,6 +136,9 @@ class SimTagGroup(models.Model):
     order = models.BigIntegerField(default=0)
     create_time = models.DateTimeField()
     deleted = models.BooleanField(default=False)
+    # Made through add_corp_tag by the corp's app: only those may be edited or deleted through the API
+    # ("应用仅能编辑和删除本应用创建的标签"); the admin console's are the console's.
+    by_app = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return self.name
@@ -150,6 +153,7 @@ class SimTag(models.Model):
     order = models.BigIntegerField(default=0)
     create_time = models.DateTimeField()
     deleted = models.BooleanField(default=False)
+    by_app = models.BooleanField(default=False)  # see SimTagGroup.by_app
 
     def __str__(self) -> str:
         return self.name
