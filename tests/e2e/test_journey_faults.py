@@ -93,7 +93,7 @@ def assert_money_reconciles(figures: dict) -> None:
     assert PointsLedger.objects.aggregate(s=Sum("delta"))["s"] == figures["points_credited"]
     for card in Card.objects.all():
         assert card.points_balance == sum(card.ledger.values_list("delta", flat=True)), card.pk
-    assert CallbackEvent.objects.exclude(status=CallbackEvent.Status.PROCESSED).count() == 0
+    assert CallbackEvent.objects.exclude(status=CallbackEvent.Status.APPLIED).count() == 0
 
 
 @pytest.mark.timeout(300)

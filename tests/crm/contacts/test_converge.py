@@ -277,7 +277,7 @@ def world(staffed, celery_worker, redis_client):
 
 def _wait_quiet(sim, redis_client) -> None:
     sim.drain(timeout=20)
-    wait_for(lambda: not CallbackEvent.objects.exclude(status="processed").exists(), timeout=60,
+    wait_for(lambda: not CallbackEvent.objects.exclude(status="applied").exists(), timeout=60,
              message="every delivered callback processed")
     settle(sim, redis_client)
 

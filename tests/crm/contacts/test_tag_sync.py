@@ -41,7 +41,7 @@ def tagged(staffed, celery_worker, redis_client):
 
 def _quiet(sim, redis_client) -> None:
     sim.drain(timeout=20)
-    wait_for(lambda: not CallbackEvent.objects.exclude(status="processed").exists(), timeout=60,
+    wait_for(lambda: not CallbackEvent.objects.exclude(status="applied").exists(), timeout=60,
              message="callbacks processed")
     settle(sim, redis_client)
 
