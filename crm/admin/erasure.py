@@ -4,13 +4,13 @@ and whether a new add superseded the tombstone. Written by the service only; the
 from __future__ import annotations
 
 from django.contrib import admin
-from unfold.admin import ModelAdmin
 
+from crm.admin.base import ReadOnlyModelAdmin
 from crm.models import ErasureTombstone
 
 
 @admin.register(ErasureTombstone)
-class ErasureTombstoneAdmin(ModelAdmin):
+class ErasureTombstoneAdmin(ReadOnlyModelAdmin):
     list_display = ["id", "contact", "erased_at", "erased_by_name", "reason", "superseded_at"]
     list_filter = ["erased_at", "superseded_at"]
     search_fields = ["erased_by_name", "reason", "contact__id"]
@@ -18,12 +18,3 @@ class ErasureTombstoneAdmin(ModelAdmin):
                        "superseded_by"]
     exclude = ["external_userid_hash", "phone_hash"]
     raw_id_fields = ["contact", "superseded_by", "erased_by"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
