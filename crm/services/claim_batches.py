@@ -8,7 +8,7 @@ is per-claim overhead, not the claim. Here the claims that arrive together are t
    atomic script per claim, so "once per customer, never over budget" is decided exactly as before);
 2. one transaction: the pools held FOR KEY SHARE (as `_hold_pool`: a rebuild or a refund waits for us), the
    reservations checked to be still ours (one HMGET per pool), ids drawn from the sequence in one statement,
-   the rows and their billnos inserted in one INSERT, one commit;
+   the rows and their billnos written in one COPY, one commit;
 3. one task message for the groups' payouts, sent by a thread of its own (`pay_claims` fans them out in the
    worker).
 
@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import redis
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from crm.models import RedPacketClaim, RedPacketPool
 from crm.services import redpackets as rp
+from crm.services.gates import pool_gates
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +87,7 @@ def pool_facts(pool_id: int) -> PoolFacts | None:
         and pool.group_id is None
         and pool.draw_prize_id is None  # a draw's prize: its winners only (redpacket_claim_refusal)
         and not pool.eligibility
-        and not pool.gate_friends
-        and not pool.gate_game
-        and not pool.gate_purchase_fen
-        and pool.gate_channel_id is None
+        and not pool_gates(pool)  # the gates' own list: a gate added there is never skipped here
     )
     return PoolFacts(pool.id, fast, pool.expires_at, pool.campaign.name if pool.campaign else "", time.monotonic())
 
@@ -242,9 +239,7 @@ def _insert(requests: Sequence[ClaimRequest], fresh: list[int]) -> dict[int, Cla
                     writable.append(i)
             if writable:
                 now = timezone.now()
-                # make_billno's: mch_id (10) + the claim's Shanghai date (8) + claim id (10).
-                prefix = "".join(ch for ch in settings.WECOM_MCH_ID if ch.isalnum())[:10] + timezone.localtime(
-                    now, rp.SHANGHAI).strftime("%Y%m%d")
+                prefix = rp.billno_prefix(now)  # make_billno's, once for the group
                 columns, template = _row_template()
                 rows = []
                 written = ids[: len(writable)]

@@ -392,11 +392,15 @@ class ClaimOutcome:
         return self.status in ("claimed", "already_claimed")
 
 
+def billno_prefix(claimed_at: datetime) -> str:
+    """make_billno without the claim id: what every claim of that Shanghai day shares (claim groups use it)."""
+    day = timezone.localtime(claimed_at, SHANGHAI).strftime("%Y%m%d")
+    return "".join(ch for ch in settings.WECOM_MCH_ID if ch.isalnum())[:10] + day
+
+
 def make_billno(claim: RedPacketClaim) -> str:
     """mch_id (10) + Shanghai date of the claim (8) + claim id (10): <= 28 of [0-9a-zA-Z], unique, deterministic."""
-    day = timezone.localtime(claim.claimed_at, SHANGHAI).strftime("%Y%m%d")
-    prefix = "".join(ch for ch in settings.WECOM_MCH_ID if ch.isalnum())[:10]
-    return f"{prefix}{day}{claim.id % 10**10:010d}"
+    return f"{billno_prefix(claim.claimed_at)}{claim.id % 10**10:010d}"
 
 
 class PoolClosed(Exception):
