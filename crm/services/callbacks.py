@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -501,7 +501,7 @@ def callback_apply(*, event_id: int) -> CallbackEvent:
         return CallbackEvent.objects.get(pk=event_id)
     event.refresh_from_db(fields=["attempts", "last_attempt_at"])
     try:
-        result = callback_routing.apply_event(dict(event.payload))
+        result = _apply_racing(dict(event.payload))
     except Exception as exc:
         _failure(event, exc)
         CallbackEvent.objects.filter(pk=event_id).update(
@@ -521,6 +521,26 @@ def callback_apply(*, event_id: int) -> CallbackEvent:
             status=event.status, result=event.result, error="", applied_at=event.applied_at
         )
     return event
+
+
+# PostgreSQL's deadlock_detected and serialization_failure: two applies for the same person (an add and its
+# redelivery, two staff adding one customer) writing the same unique keys in another order. One of them is
+# aborted; it is a race, not a failure, and the handlers are idempotent, so it runs again at once.
+_RACE_SQLSTATES = {"40P01", "40001"}
+RACE_RETRIES = 3
+
+
+def _apply_racing(payload: dict):
+    attempt = 0
+    while True:
+        try:
+            return callback_routing.apply_event(dict(payload))
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) not in _RACE_SQLSTATES or attempt >= RACE_RETRIES:
+                raise
+            attempt += 1
+            logger.info("callback apply raced another; again", extra={"attempt": attempt})
+            time.sleep(0.05 * attempt)
 
 
 def callback_due_for_sweep(*, older_than: float | None = None, limit: int = 1000) -> list[int]:
