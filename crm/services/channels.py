@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta
+from time import sleep
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -97,22 +99,53 @@ def channel_update(
     return channel
 
 
+ADD_WAY_ATTEMPTS = 3
+FIND_WAY_LOOKUPS = 50  # the newest contact ways looked at for one whose creation went unanswered
+
+
 def _add_contact_way(name: str, state: str, staff_userids: list[str]) -> tuple[str, str]:
-    """The WeCom call: a scene-2 QR contact way -> (config_id, qr_code)."""
+    """The WeCom call: a scene-2 QR contact way -> (config_id, qr_code).
+
+    add_contact_way is not idempotent, so the client never repeats it once WeCom may have acted (a timeout, a
+    5xx). Here we find out: a way with our state made by that call is adopted; only when there is none is the
+    call made again."""
     client = get_client()
+    fields = {"type": 1 if len(staff_userids) == 1 else 2, "scene": 2, "remark": name[:30], "skip_verify": True,
+              "state": state, "user": list(staff_userids)}  # fmt: skip
     try:
-        created = client.add_contact_way(
-            type=1 if len(staff_userids) == 1 else 2,
-            scene=2,
-            remark=name[:30],
-            skip_verify=True,
-            state=state,
-            user=list(staff_userids),
-        )
+        for attempt in range(1, ADD_WAY_ATTEMPTS + 1):
+            try:
+                created = client.add_contact_way(**fields)
+                break
+            except WeComError as exc:
+                if not exc.maybe_applied or attempt == ADD_WAY_ATTEMPTS:
+                    raise
+                # A call that timed out may still be running in WeCom: give it as long as we gave it, then look.
+                sleep(float(settings.WECOM_HTTP_TIMEOUT))
+                created = _contact_way_with_state(client, state)
+                if created:
+                    break
         qr_code = created.get("qr_code") or client.get_contact_way(created["config_id"])["contact_way"].get("qr_code")
     except WeComError as exc:
         raise ApplicationError(f"WeCom refused the contact way: {exc.errmsg}", code=f"wecom_{exc.errcode}") from exc
     return created["config_id"], qr_code or ""
+
+
+def _contact_way_with_state(client, state: str) -> dict | None:
+    """The newest contact way carrying `state` ({config_id, qr_code}), if WeCom has one (list_contact_way's
+    default window: the last 90 days)."""
+    config_ids, cursor = [], ""
+    while True:
+        page = client.list_contact_way(**({"cursor": cursor} if cursor else {}), limit=1000)
+        config_ids += [w["config_id"] for w in page.get("contact_way", [])]
+        cursor = page.get("next_cursor") or ""
+        if not cursor:
+            break
+    for config_id in reversed(config_ids[-FIND_WAY_LOOKUPS:]):
+        way = client.get_contact_way(config_id)["contact_way"]
+        if way.get("state") == state:
+            return {"config_id": config_id, "qr_code": way.get("qr_code")}
+    return None
 
 
 def _channel_create_in_wecom(

@@ -85,3 +85,22 @@ def test_admin_add_channel_creates_the_contact_way(staffed, admin_client, celery
     assert channel.qr_code
     assert get_client().get_contact_way(channel.config_id)["contact_way"]["state"] == "admin-qr"
     assert list(channel.staff.values_list("userid", flat=True)) == ["alice"]
+
+
+def _ways_with_state(state: str) -> list[str]:
+    client = get_client()
+    ids = [w["config_id"] for w in client.list_contact_way(limit=1000)["contact_way"]]
+    return [i for i in ids if client.get_contact_way(i)["contact_way"].get("state") == state]
+
+
+@pytest.mark.parametrize(("kind", "delay_ms"), [("slow", 900), ("timeout", 700), ("5xx", None)],
+                         ids=["created-unanswered", "not-created", "bad-gateway"])
+def test_an_unanswered_contact_way_is_found_or_made_once(staffed, settings, kind, delay_ms):
+    """add_contact_way is not idempotent: when WeCom does not answer, the channel adopts the way the lost call
+    made (slow: WeCom made it after the client gave up) or makes it again (it made none); one way either way."""
+    settings.WECOM_HTTP_TIMEOUT = 0.5
+    staffed.post("faults", {"path": "externalcontact/add_contact_way", "kind": kind, "count": 1,
+                            "delay_ms": delay_ms})  # fmt: skip
+    channel = channel_create(name="Beijing store", state="store-bj-001", staff_userids=["alice"])
+    assert _ways_with_state("store-bj-001") == [channel.config_id]
+    assert staffed.get("stats")["calls"]["externalcontact/add_contact_way"] == (1 if kind == "slow" else 2)
