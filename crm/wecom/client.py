@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -25,6 +24,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
+from crm.logconfig import redact
 from crm.wecom.errors import BACKOFF_ERRCODES, NOT_IDEMPOTENT, TOKEN_ERRCODES, TRANSPORT_ERRCODE, WeComError
 from crm.wecom.ratelimit import RateLimiter
 
@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 
 TOKEN_KEY = "crm:wecom:token:{corp_id}"
 TOKEN_LOCK_KEY = "crm:wecom:token-lock:{corp_id}"
-_SECRET_IN_TEXT = re.compile(r"(access_token|corpsecret)=[^&\s'\"]+")
 
 # Delete the cached token only if it is still the one that failed (another worker may have refreshed it).
 _COMPARE_AND_DELETE = """
@@ -86,10 +85,6 @@ def _never_sent(exc: requests.RequestException) -> bool:
     reason = exc.args[0] if exc.args else None
     reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
     return isinstance(reason, NewConnectionError | NameResolutionError)
-
-
-def _redact(text: str) -> str:
-    return _SECRET_IN_TEXT.sub(r"\1=***", text)
 
 
 def _ttl(expires_in: int) -> int:
@@ -201,11 +196,11 @@ class WeComClient:
                     )
             except requests.Timeout as exc:
                 # A connect timeout sent nothing; a read timeout may come after WeCom acted on the request.
-                raise WeComError(TRANSPORT_ERRCODE, f"timeout: {_redact(str(exc))}", path, retryable=True,
+                raise WeComError(TRANSPORT_ERRCODE, f"timeout: {redact(str(exc))}", path, retryable=True,
                                  maybe_applied=not isinstance(exc, requests.ConnectTimeout)) from None
             except requests.RequestException as exc:
                 raise WeComError(
-                    TRANSPORT_ERRCODE, f"{type(exc).__name__}: {_redact(str(exc))}", path, retryable=True,
+                    TRANSPORT_ERRCODE, f"{type(exc).__name__}: {redact(str(exc))}", path, retryable=True,
                     maybe_applied=not _never_sent(exc),
                 ) from None
             if response.status_code >= 500:
