@@ -12,6 +12,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 KEY = "wecomsim:faults"
+HITS = f"{KEY}:hits"  # rule id -> calls it answered (what a run with faults really got)
 KINDS = {"45009", "42001", "40014", "-1", "5xx", "timeout", "slow", "SYSTEMERROR"}
 
 _client: redis.Redis | None = None
@@ -43,11 +44,13 @@ def add(path: str, kind: str, rate: float | None = None, count: int | None = Non
 
 def clear() -> None:
     ids = [k.decode() for k in client().hkeys(KEY)]
-    client().delete(KEY, *[f"{KEY}:left:{i}" for i in ids])
+    client().delete(KEY, HITS, *[f"{KEY}:left:{i}" for i in ids])
 
 
 def rules() -> list[dict]:
-    return [json.loads(v) for v in client().hvals(KEY)]
+    """The rules in force, each with `hits`: the calls it has answered so far."""
+    hits = {k.decode(): int(v) for k, v in client().hgetall(HITS).items()}
+    return [{**rule, "hits": hits.get(rule["id"], 0)} for rule in map(json.loads, client().hvals(KEY))]
 
 
 def _matches(rule_path: str, path: str) -> bool:
@@ -70,5 +73,6 @@ def pick(path: str) -> dict | None:
             if left < 0:
                 client().hdel(KEY, rule["id"])
                 continue
+        client().hincrby(HITS, rule["id"], 1)
         return rule
     return None

@@ -32,9 +32,8 @@ from wecom_sim.models import SimRedPack
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 CUSTOMERS, SEED = 8, 5
-# A lucky split is drawn with a secure RNG (crm.services.redpackets), by design not reproducible from a seed:
-# what was paid is checked against the budget and the pay API instead of against the other run.
-RANDOM_BY_DESIGN = {"seconds", "red_packets_paid_fen", "reconciliation"}
+# How long a run took is no figure of the world it built; a pool's id is a database key.
+NOT_FIGURES = {"seconds"}
 
 
 @pytest.fixture
@@ -75,7 +74,9 @@ def simulate(server: PrivateRedis, log: Path, *options: str, during=None) -> dic
 
 
 def comparable(figures: dict) -> dict:
-    return {k: v for k, v in figures.items() if k not in RANDOM_BY_DESIGN}
+    out = {k: v for k, v in figures.items() if k not in NOT_FIGURES}
+    out["reconciliation"] = {k: v for k, v in figures["reconciliation"].items() if k != "pool_id"}
+    return out
 
 
 def assert_money_reconciles(figures: dict) -> None:
@@ -88,7 +89,7 @@ def assert_money_reconciles(figures: dict) -> None:
     paid = RedPacketClaim.objects.filter(status=RedPacketClaim.Status.PAID)
     assert SimRedPack.objects.count() == paid.count() == figures["red_packets_claimed"]
     sim_paid = SimRedPack.objects.aggregate(s=Sum("total_amount"))["s"]
-    assert sim_paid == figures["red_packets_paid_fen"] == rec["paid_fen"]
+    assert sim_paid == figures["red_packets_paid_fen"] == rec["paid_fen"] == rec["budget_fen"]  # every packet
     # Points: one credit per purchase, every balance the sum of its ledger.
     assert PointsLedger.objects.filter(delta__gt=0).count() == Purchase.objects.count() == figures["scans"]
     assert PointsLedger.objects.aggregate(s=Sum("delta"))["s"] == figures["points_credited"]
@@ -115,8 +116,8 @@ def test_faults_and_a_redis_restart_change_no_figure(private_redis, tmp_path):
 
     stormy = simulate(server, tmp_path / "faults.log", "--faults", "0.1", during=restart_in_the_middle)
     assert restarted, "the journey ended before Redis could be restarted"
-    served = (tmp_path / "faults.log").read_text(errors="replace")  # the simulator answers in simulate's process
-    # Faults really happened: the client logs every WeCom call with its errcode (-1: a 5xx or a timeout).
-    assert re.search(r'"errcode": (-1|45009|42001),', served), "no fault was injected"
+    # Faults really happened: simulate reports what the simulator counted, calls of the CRM's worker included.
+    injected = re.search(r"faults injected: (\d+)", (tmp_path / "faults.log").read_text(errors="replace"))
+    assert injected and int(injected.group(1)) >= 1, "no fault was injected"
     assert comparable(stormy) == comparable(baseline)
     assert_money_reconciles(stormy)

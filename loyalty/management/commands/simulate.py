@@ -6,6 +6,7 @@ and drives shoppers, cashier and marketing through the journey (see loyalty/jour
 import contextlib
 import json
 import time
+from collections import Counter
 
 import redis
 import requests
@@ -55,7 +56,13 @@ class Command(BaseCommand):
         finally:
             if faults:  # the simulator keeps its rules in Redis: a later run on it starts without them
                 with contextlib.suppress(SimAdminError, requests.RequestException):
-                    SimAdmin(server.url, settings.WECOM_SIM["ADMIN_KEY"]).delete("faults")
+                    sim = SimAdmin(server.url, settings.WECOM_SIM["ADMIN_KEY"])
+                    hits = Counter()
+                    for rule in sim.get("faults")["faults"]:
+                        hits[f"{rule['path']} {rule['kind']}"] += rule["hits"]
+                    self.stderr.write(f"faults injected: {sum(hits.values())} "
+                                      f"({', '.join(f'{k}: {n}' for k, n in sorted(hits.items()) if n)})")
+                    sim.delete("faults")
             worker.stop()
             server.stop()
         figures["seconds"] = round(time.monotonic() - started, 1)
