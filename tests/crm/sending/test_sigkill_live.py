@@ -49,9 +49,11 @@ def test_worker_killed_mid_sending_delivers_each_customer_once(sim, settings, _s
     def calls_in_flight() -> bool:
         # Counted by WeCom on arrival, before its 0.6 s delay: more calls received than msgids stored means some are
         # inside WeCom now. A message merely marked `sending` may not have reached WeCom yet on a loaded machine,
-        # and a kill then leaves no orphan to adopt.
+        # and a kill then leaves no orphan to adopt. WeCom's count is read first: a call counted then and not stored
+        # after is still inside WeCom (read the other way round, a call finishing in between looks in flight).
+        arrived = add_calls(sim)
         stored_now = MassMessage.objects.filter(campaign=campaign).exclude(msgid=None).count()
-        return MassMessage.objects.filter(campaign=campaign, status="sending").exists() and add_calls(sim) > stored_now
+        return arrived > stored_now and MassMessage.objects.filter(campaign=campaign, status="sending").exists()
 
     wait_for(calls_in_flight, timeout=20, interval=0.02, message="calls in flight")
     doomed.kill()
