@@ -46,11 +46,12 @@ lint: install-dev
 	$(VENV)/bin/lint-imports
 
 # Parallel test workers (pytest-xdist, whole files per worker): most tests wait on HTTP, workers and browsers, so
-# three fit two cores. Each worker has its own database and Redis db (tests/xdist_isolation.py). 0 = in-process.
+# three fit two cores. The longest files go first (tests/conftest.py SLOWEST_FIRST), so none is left running alone
+# at the end. Each worker has its own database and Redis db (tests/xdist_isolation.py). 0 = in-process.
 PYTEST_WORKERS ?= 3
 
 test: install-dev lint
-	$(PY) -m crm.embedded_redis -- $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m crm.embedded_redis -- $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The full fuzz (README "Fuzzing"): schemathesis over /api/schema/ on a live test server with the simulator, as an
 # admin and as a cashier, at least FUZZ_CASES generated cases each, and the callback receiver with malformed input.
