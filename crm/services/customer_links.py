@@ -24,15 +24,21 @@ def sign_contact(contact_id: int, purpose: str) -> str:
 
 def unsign_contact(token: str, purpose: str, max_age: int | None = None) -> int:
     """The contact id in a token made by sign_contact for this purpose, or a 403 ApplicationError."""
+    contact_id, signed_for = unsign_contact_any(token, max_age)
+    if signed_for != purpose:
+        raise ApplicationError(_("This link is not valid here."), code="bad_link", field="token", status_code=403)
+    return contact_id
+
+
+def unsign_contact_any(token: str, max_age: int | None = None) -> tuple[int, str]:
+    """(contact id, purpose) of a token made by sign_contact, verified; a 403 ApplicationError otherwise."""
     try:
         data = signing.loads(token, salt=_SALT, max_age=max_age)
+        return int(data["c"]), str(data["p"])
     except signing.SignatureExpired:
         raise ApplicationError(_("This link has expired."), code="link_expired", field="token", status_code=403)
-    except signing.BadSignature:
+    except (signing.BadSignature, TypeError, KeyError, ValueError):
         raise ApplicationError(_("This link is not valid."), code="bad_link", field="token", status_code=403)
-    if data.get("p") != purpose:
-        raise ApplicationError(_("This link is not valid here."), code="bad_link", field="token", status_code=403)
-    return int(data["c"])
 
 
 def absolute_url(path: str) -> str:
