@@ -1,6 +1,7 @@
 """`make run`'s supervisor as a newcomer meets it: a fresh var/ and nothing at REDIS_URL (so it starts the embedded
 Redis), everything comes up, serves and seeds, a command beside it shares its Redis, no secret reaches a log, and
-Ctrl-C stops all of it. How it stops in other ways: test_make_run_stops.py."""
+Ctrl-C stops all of it. How it stops in other ways, and runs again on what an earlier run left (its data, a
+seed killed half-way): test_make_run_stops.py, whose runs share one var/."""
 
 from __future__ import annotations
 
@@ -54,64 +55,62 @@ def assert_no_secrets_in_logs(run: Run, redis_url: str, *more: str) -> None:
 
 
 def test_make_run_serves_everything_shares_its_redis_and_stops_on_ctrl_c(tmp_path):
-    for attempt in (1, 2):  # the second run picks up the first one's data
-        run = Run(tmp_path)
-        try:
-            run.wait_for_line(READY)
-            text = run.text()
-            health = requests.get(f"{run.base}/healthz", timeout=10)
-            assert health.status_code == 200 and health.json()["checks"]["worker"]["alive"] >= 1
-            ready = requests.get(f"{run.base}/readyz", timeout=10).json()
-            assert ready["ok"] and ready["checks"]["demo_seed"]["state"] == "done"
-            session = login(run.base)
-            assert session.get(f"{run.base}/api/docs/", timeout=10).status_code == 200
-            assert session.get(f"{run.base}/api/schema/", timeout=30).status_code == 200
-            gettoken = requests.get(f"http://127.0.0.1:{run.sim_port}/wecom-sim/cgi-bin/gettoken", timeout=10).json()
-            assert gettoken["errcode"] != 0  # no credentials given: a WeCom error, in WeCom's envelope
-            # The printed simulator admin URL answers, and the key it prints opens the control API.
-            sim_admin = f"http://127.0.0.1:{run.sim_port}/wecom-sim/admin/"
-            assert f"{sim_admin}  (header X-Sim-Admin-Key: sim-admin)" in text
-            assert requests.get(sim_admin, timeout=10).status_code == 200
-            stats = requests.get(f"{sim_admin}stats", headers={"X-Sim-Admin-Key": "sim-admin"}, timeout=10)
-            assert stats.status_code == 200
-            ingest = requests.get(f"http://127.0.0.1:{run.ingest_port}/healthz", timeout=10)
-            assert ingest.status_code == 200 and ingest.json()["ok"]
-            assert f"{run.base}/admin/" in text and "admin / admin" in text and "marketing / marketing" in text
-            # The demo shoppers were added by callback, and the simulator sends callbacks to the ingest server.
-            assert f"http://127.0.0.1:{run.ingest_port}/wecom/callback" in text
-            # A person reads the terminal; the JSON logs are in var/log/, one file per process.
-            assert not [line for line in text.splitlines() if line.startswith("{")]
-            for name in ("web", "worker", "beat", "simulator", "ingest", "seed", "migrate"):
-                assert (tmp_path / "log" / f"{name}.log").stat().st_size > 0, name
-            recorded = (tmp_path / "redis.url").read_text().strip()
-            assert recorded.startswith("unix://") and redis.Redis.from_url(recorded).ping()
+    run = Run(tmp_path)
+    try:
+        run.wait_for_line(READY)
+        text = run.text()
+        health = requests.get(f"{run.base}/healthz", timeout=10)
+        assert health.status_code == 200 and health.json()["checks"]["worker"]["alive"] >= 1
+        ready = requests.get(f"{run.base}/readyz", timeout=10).json()
+        assert ready["ok"] and ready["checks"]["demo_seed"]["state"] == "done"
+        session = login(run.base)
+        assert session.get(f"{run.base}/api/docs/", timeout=10).status_code == 200
+        assert session.get(f"{run.base}/api/schema/", timeout=30).status_code == 200
+        gettoken = requests.get(f"http://127.0.0.1:{run.sim_port}/wecom-sim/cgi-bin/gettoken", timeout=10).json()
+        assert gettoken["errcode"] != 0  # no credentials given: a WeCom error, in WeCom's envelope
+        # The printed simulator admin URL answers, and the key it prints opens the control API.
+        sim_admin = f"http://127.0.0.1:{run.sim_port}/wecom-sim/admin/"
+        assert f"{sim_admin}  (header X-Sim-Admin-Key: sim-admin)" in text
+        assert requests.get(sim_admin, timeout=10).status_code == 200
+        stats = requests.get(f"{sim_admin}stats", headers={"X-Sim-Admin-Key": "sim-admin"}, timeout=10)
+        assert stats.status_code == 200
+        ingest = requests.get(f"http://127.0.0.1:{run.ingest_port}/healthz", timeout=10)
+        assert ingest.status_code == 200 and ingest.json()["ok"]
+        assert f"{run.base}/admin/" in text and "admin / admin" in text and "marketing / marketing" in text
+        # The demo shoppers were added by callback, and the simulator sends callbacks to the ingest server.
+        assert f"http://127.0.0.1:{run.ingest_port}/wecom/callback" in text
+        # A person reads the terminal; the JSON logs are in var/log/, one file per process.
+        assert not [line for line in text.splitlines() if line.startswith("{")]
+        for name in ("web", "worker", "beat", "simulator", "ingest", "seed", "migrate"):
+            assert (tmp_path / "log" / f"{name}.log").stat().st_size > 0, name
+        recorded = (tmp_path / "redis.url").read_text().strip()
+        assert recorded.startswith("unix://") and redis.Redis.from_url(recorded).ping()
 
-            if attempt == 1:
-                # `make simulate` beside the run: same var/, nothing at REDIS_URL. It uses the run's Redis and,
-                # being not its starter, leaves it running.
-                simulate = subprocess.run(
-                    [sys.executable, "-m", "crm.embedded_redis", "--", sys.executable, "manage.py", "simulate",
-                     "--customers", "2", "--seed", "3"],
-                    cwd=ROOT, env=dict(run.env, CRM_RUN_MARKER="simulate"), capture_output=True, text=True,
-                    timeout=240)
-                assert simulate.returncode == 0, simulate.stderr[-3000:]
-                assert "started an embedded Redis" not in simulate.stderr
-                assert '"reconciled": true' in simulate.stdout
-                assert_no_secrets_in_logs(run, recorded, simulate.stdout + simulate.stderr)
-                assert redis.Redis.from_url(recorded).ping()
-                after = requests.get(f"{run.base}/healthz", timeout=10)
-                assert after.status_code == 200, after.text
-                # A bare manage.py command beside the run finds the same Redis through var/redis.url.
-                env = {k: v for k, v in run.env.items() if k != "REDIS_URL"}
-                probe = subprocess.run([sys.executable, "manage.py", "shell", "-c",
-                                        "from django.conf import settings; print(settings.REDIS_URL)"],
-                                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-                socket_path = recorded.split("://", 1)[1].split("?")[0]
-                assert socket_path in probe.stdout, probe.stdout + probe.stderr
+        # `make simulate` beside the run: same var/, nothing at REDIS_URL. It uses the run's Redis and,
+        # being not its starter, leaves it running.
+        simulate = subprocess.run(
+            [sys.executable, "-m", "crm.embedded_redis", "--", sys.executable, "manage.py", "simulate",
+             "--customers", "2", "--seed", "3"],
+            cwd=ROOT, env=dict(run.env, CRM_RUN_MARKER="simulate"), capture_output=True, text=True,
+            timeout=240)
+        assert simulate.returncode == 0, simulate.stderr[-3000:]
+        assert "started an embedded Redis" not in simulate.stderr
+        assert '"reconciled": true' in simulate.stdout
+        assert_no_secrets_in_logs(run, recorded, simulate.stdout + simulate.stderr)
+        assert redis.Redis.from_url(recorded).ping()
+        after = requests.get(f"{run.base}/healthz", timeout=10)
+        assert after.status_code == 200, after.text
+        # A bare manage.py command beside the run finds the same Redis through var/redis.url.
+        env = {k: v for k, v in run.env.items() if k != "REDIS_URL"}
+        probe = subprocess.run([sys.executable, "manage.py", "shell", "-c",
+                                "from django.conf import settings; print(settings.REDIS_URL)"],
+                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        socket_path = recorded.split("://", 1)[1].split("?")[0]
+        assert socket_path in probe.stdout, probe.stdout + probe.stderr
 
-            run.signal(signal.SIGINT, to_group=True)  # what Ctrl-C in a terminal sends to the foreground group
-            assert run.proc.wait(timeout=STOP_WITHIN) == 0
-            run.assert_all_gone()
-            assert not (tmp_path / "redis.url").exists()
-        finally:
-            run.finish()
+        run.signal(signal.SIGINT, to_group=True)  # what Ctrl-C in a terminal sends to the foreground group
+        assert run.proc.wait(timeout=STOP_WITHIN) == 0
+        run.assert_all_gone()
+        assert not (tmp_path / "redis.url").exists()
+    finally:
+        run.finish()
