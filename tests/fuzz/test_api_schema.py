@@ -96,8 +96,7 @@ def _fuzz(world, per_operation: int, *, full: bool) -> tuple[int, Counter, dict]
     http = requests.Session()
     # Django's test server (wsgiref) now and then reads what is left of an odd case on a kept-alive connection as
     # the next request line and answers it without a status line: the next case then fails with BadStatusLine,
-    # never having reached the app. It is sent again on a new connection (once); a connection per case instead
-    # made the pass three times slower.
+    # never having reached the app. It is sent again on a new connection (once), and the other cases keep theirs.
     again = Retry(total=1, connect=1, read=1, status=0, other=0, allowed_methods=None, raise_on_status=False)
     http.mount("http://", HTTPAdapter(max_retries=again))
     cases, failures, examples = 0, Counter(), {}
