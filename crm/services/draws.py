@@ -260,7 +260,7 @@ def draw_reveal(draw_id: int) -> GroupDraw:
 def winner_fulfil(winner_id: int) -> str:
     """Fulfil one winner's prize once: the hook gets the winner's unique key, so a re-run grants nothing new."""
     with transaction.atomic():
-        winner = (GroupDrawWinner.objects.select_for_update().select_related("prize", "entry")
+        winner = (GroupDrawWinner.objects.select_for_update(of=("self",)).select_related("prize", "entry")
                   .filter(pk=winner_id).first())
         if winner is None or winner.status == GroupDrawWinner.Status.FULFILLED:
             return "done"

@@ -122,7 +122,9 @@ def handover_start(handover_id: int) -> str:
     if first is not None and first.status == Handover.Status.PLANNED:
         _refuse_if_still_active(first)
     with transaction.atomic():
-        handover = Handover.objects.select_for_update().select_related("handover_staff").filter(pk=handover_id).first()
+        # of=self: the row only; a joined row locked FOR UPDATE also blocks every insert that points at it.
+        handover = (Handover.objects.select_for_update(of=("self",)).select_related("handover_staff")
+                    .filter(pk=handover_id).first())
         if handover is None:
             raise NotFound(f"Handover {handover_id} does not exist.")
         if handover.status == Handover.Status.FINISHED:

@@ -97,7 +97,8 @@ def vip_invite_send(invite_id: int) -> str:
     At most once: the row is claimed (SENDING) and committed before WeCom is called; a crash after the call
     leaves it SENDING, reported rather than re-sent (a second message to a customer is worse than none)."""
     with transaction.atomic():
-        invite = VipInvite.objects.select_for_update().select_related("contact").filter(pk=invite_id).first()
+        invite = (VipInvite.objects.select_for_update(of=("self",)).select_related("contact")
+                  .filter(pk=invite_id).first())
         if invite is None or invite.status != VipInvite.Status.PENDING:
             return "nothing to send"
         follow = follow_active_for(invite.contact)

@@ -175,7 +175,7 @@ def coupon_redeem(*, code: str, store_code: str, user: AbstractBaseUser | None =
         raise ApplicationError(_("Unknown store."), code="store_unknown", field="store")
     store_check_user(store, user if user is not None and user.is_authenticated else None)
     code = (code or "").strip().upper()
-    coupon = Coupon.objects.select_for_update().filter(code=code).select_related("reward", "card").first()
+    coupon = Coupon.objects.select_for_update(of=("self",)).filter(code=code).select_related("reward", "card").first()
     if coupon is None:
         raise NotFound(_("No such coupon."), code="coupon_unknown", field="code")
     if coupon.redeemed_at is not None:

@@ -113,7 +113,7 @@ def velocity_check(purchase: Purchase, recent: int | None = None, p99_cached=MIS
 
 
 def _pending(review_id: int) -> ScanReview:
-    review = ScanReview.objects.select_for_update().select_related("purchase").filter(pk=review_id).first()
+    review = ScanReview.objects.select_for_update(of=("self",)).select_related("purchase").filter(pk=review_id).first()
     if review is None:
         raise NotFound("No such scan review.", field="review")
     if review.status != ScanReview.Status.PENDING:
