@@ -13,6 +13,7 @@ from crm.services.contacts import (
     contact_refresh,
     follow_mark_deleted_by_customer,
     follow_mark_deleted_by_staff,
+    person_lock,
     wecom_read_contact,
 )
 from crm.services.erasure import erasure_link_successor, erasure_supersede_on_add, external_userid_erased
@@ -34,6 +35,7 @@ def contact_add_from_callback(
     """add_external_contact / add_half_external_contact: own the contact, its relation, channel and welcome."""
     data = wecom_read_contact(external_userid)
     with transaction.atomic():
+        person_lock(external_userid)  # the whole add, welcome included, one at a time per customer
         # An erased person adding us again is a new, consented relationship: it supersedes the tombstone. An add
         # from before the erasure (late or redelivered) brings nobody back (crm.services.erasure).
         superseded = False

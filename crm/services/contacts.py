@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -257,13 +257,28 @@ def wecom_read_contact(external_userid: str) -> dict | None:
         raise
 
 
+def person_lock(external_userid: str) -> None:
+    """Serialise, until commit, the transactions that write one WeCom customer. Two events for a new customer (an
+    add and its half add, two members adding them, a callback beside a sync) otherwise insert the same unique keys
+    (the contact, its relation, the welcome) in different orders and deadlock; there is no row to lock before the
+    first insert. The tags lock first, shared, as every relation writer takes it (crm.services.tags), then this:
+    one order everywhere. PostgreSQL only: SQLite serialises writers anyway."""
+    tags_lock_shared()
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_PERSON_LOCK_CLASS, external_userid])
+
+
+_PERSON_LOCK_CLASS = 0x7065_7273  # "pers": the first key of the two-key advisory lock (the tags lock uses one key)
+
+
 def contact_apply_wecom(
     data: dict, *, occurred_at: datetime | None = None, source: str = "callback"
 ) -> tuple[Contact, dict[str, tuple[FollowRelation, bool]]]:
     """Apply one externalcontact/get answer: the contact, every follow relation WeCom lists, and mark relations
     WeCom no longer lists as deleted by staff. Returns the contact and {userid: (follow, added)}."""
     with transaction.atomic():
-        tags_lock_shared()  # before any row lock (see crm.services.tags)
+        person_lock(data["external_contact"]["external_userid"])
         contact, _ = contact_upsert(data["external_contact"])
         follows: dict[str, tuple[FollowRelation, bool]] = {}
         for info in data.get("follow_user") or []:
