@@ -309,9 +309,12 @@ class Journey:
         claimed = 0
         for eid in eids:
             links = wait_until(lambda e=eid: self.red_packet_links(e), self.timeout, f"campaign message for {eid}")
-            result = self.sim.post(f"shoppers/{eid}/open_link", {"url": links[0], "method": "POST", "data": {}})
-            if result.get("status") == 200:
-                claimed += 1
+            for _tap in range(CLAIM_TAPS):  # a page that failed to answer (WeCom or pay down a moment): tap again
+                result = self.sim.post(f"shoppers/{eid}/open_link", {"url": links[0], "method": "POST", "data": {}})
+                if result.get("status") == 200:
+                    claimed += 1
+                    break
+                time.sleep(0.5)
         pool = campaign.red_packet_pool
         wait_until(
             lambda: (
@@ -357,6 +360,9 @@ class Journey:
             out["reconciliation"] = reconciliation
             out["reconciled"] = bool(reconciliation.get("balanced"))
         return out
+
+
+CLAIM_TAPS = 5  # a customer taps again when the page did not answer; the claim is once per customer anyway
 
 
 def qr_token_on(page: str, eid: str) -> str:
