@@ -44,3 +44,7 @@ def write(request):
 urlpatterns = [path("bench/bare", bare), path("bench/write", write), path("", include("crm.urls"))]
 settings.ROOT_URLCONF = __name__
 application = get_wsgi_application()
+
+from crm.heap import freeze_loaded_app  # noqa: E402
+
+freeze_loaded_app()  # as crm.wsgi does

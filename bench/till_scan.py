@@ -40,6 +40,10 @@ RATE = float(os.environ.get("BENCH_TILL_RATE", 300))  # the fixed offered rate o
 SECONDS = float(os.environ.get("BENCH_TILL_SECONDS", 4))
 MAX_RATE = float(os.environ.get("BENCH_TILL_MAX_RATE", 700))  # offered to find the most each endpoint answers
 MAX_SECONDS = float(os.environ.get("BENCH_TILL_MAX_SECONDS", 3))
+# The most answered is measured in rounds, scans and minimal writes alternating, and each side's best round
+# counts: on a shared VM a single pair of phases swung the ratio from 0.50 to 0.70 between two runs minutes apart
+# (the machine's own pace drifting), and alternating gives both sides the same moments.
+ROUNDS = int(os.environ.get("BENCH_TILL_ROUNDS", 3))
 WARMUP = 100
 WORKERS = 4
 MAX_OPEN = 256
@@ -180,13 +184,14 @@ def run() -> list[dict]:
         LOYALTY_TILL_RATE="10000000/min",  # one bench till stands for many tills; per-card limits stay on
     )
     n_fixed, n_max = int(RATE * SECONDS), int(MAX_RATE * MAX_SECONDS)
+    n_cards = WARMUP + n_fixed + n_max * ROUNDS
     log = open(tmp / "servers.log", "wb")  # noqa: SIM115  (closed in finally)
     server = None
     try:
         database.create(env, log)
         seed_out = tmp / "seed.json"
         subprocess.run(
-            [sys.executable, "-c", SEED, str(WARMUP + n_fixed + n_max), str(seed_out)],
+            [sys.executable, "-c", SEED, str(n_cards), str(seed_out)],
             cwd=ROOT, env=env, check=True, stdout=log, stderr=log,
         )  # fmt: skip
         seed = json.loads(seed_out.read_text())
@@ -221,15 +226,20 @@ def run() -> list[dict]:
             ("fixed", lambda: scans(n_fixed, "F"), RATE),
             ("bare_fixed", lambda: bares[:n_fixed], RATE),
             ("write_fixed", lambda: writes(n_fixed), RATE),
-            ("most", lambda: scans(n_max, "M"), MAX_RATE),
-            ("write_most", lambda: writes(n_max), MAX_RATE * 2),
+            *[phase for r in range(ROUNDS) for phase in (
+                (f"most_{r}", lambda r=r: scans(n_max, f"M{r}"), MAX_RATE),
+                (f"write_most_{r}", lambda: writes(n_max), MAX_RATE * 2),
+            )],
             ("bare_most", lambda: bares[:n_max], MAX_RATE * 4),
-        ]:
+        ]:  # fmt: skip
             _drain(port)
             phases.append((name, _drive(port, make(), rate)))
         results = dict(phases)
         fixed, bare_fixed, write_fixed = results["fixed"], results["bare_fixed"], results["write_fixed"]
-        most, bare_most, write_most = results["most"], results["bare_most"], results["write_most"]
+        rounds = [(results[f"most_{r}"], results[f"write_most_{r}"]) for r in range(ROUNDS)]
+        most = max((scan for scan, _ in rounds), key=lambda x: x["per_s"])
+        write_most = max((write for _, write in rounds), key=lambda x: x["per_s"])
+        bare_most = results["bare_most"]
     finally:
         _stop(server)
         log.close()
@@ -245,10 +255,11 @@ def run() -> list[dict]:
         f"gunicorn {WORKERS} sync workers, {engine}, {os.cpu_count()} CPUs, load average {load:.1f} at the end "
         f"(a loaded machine when > {os.cpu_count()}). At {RATE:.0f}/s: scans {fixed['ok']}/{fixed['offered']} "
         f"answered 2xx (statuses {fixed['statuses']}), p50 {fixed['p50_ms']:.1f} ms p99 {fixed['p99_ms']:.1f} ms; "
-        f"bare p99 {bare_fixed['p99_ms']:.1f} ms; minimal write p99 {write_fixed['p99_ms']:.1f} ms. Most answered: "
-        f"scans {most['per_s']:.0f}/s (offered {MAX_RATE:.0f}/s, statuses {most['statuses']}), minimal write "
-        f"{write_most['per_s']:.0f}/s (offered {MAX_RATE * 2:.0f}/s), bare JSON {bare_most['per_s']:.0f}/s "
-        f"(offered {MAX_RATE * 4:.0f}/s)"
+        f"bare p99 {bare_fixed['p99_ms']:.1f} ms; minimal write p99 {write_fixed['p99_ms']:.1f} ms. Most answered, "
+        f"the best of {ROUNDS} alternating rounds: scans {most['per_s']:.0f}/s (offered {MAX_RATE:.0f}/s, statuses "
+        f"{most['statuses']}), minimal write {write_most['per_s']:.0f}/s (offered {MAX_RATE * 2:.0f}/s), bare JSON "
+        f"{bare_most['per_s']:.0f}/s (offered {MAX_RATE * 4:.0f}/s); rounds (scans/s, writes/s): "
+        + ", ".join(f"({scan['per_s']:.0f}, {write['per_s']:.0f})" for scan, write in rounds)
     )
     ratio = most["per_s"] / write_most["per_s"] if write_most["per_s"] else None
     return [

@@ -16,3 +16,7 @@ from crm.api.claim_ingest import ClaimIngestApp  # noqa: E402
 # WeCom's callbacks and the red-packet claims: the two bursts that come from outside (the proxy sends
 # /wecom/callback and /m/rp/ here; what the claim path does not take is Django's, in this process).
 application = CallbackIngestApp(claims=ClaimIngestApp(get_asgi_application()))
+
+from crm.heap import freeze_loaded_app  # noqa: E402
+
+freeze_loaded_app()

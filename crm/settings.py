@@ -304,6 +304,10 @@ LOYALTY_VELOCITY_MAX_AMOUNT_FEN = env_int("LOYALTY_VELOCITY_MAX_AMOUNT_FEN", 5_0
 LOYALTY_VELOCITY_SAMPLE = env_int("LOYALTY_VELOCITY_SAMPLE", 1000)  # a store's last N receipts give its p99 ...
 LOYALTY_VELOCITY_MIN_SAMPLE = env_int("LOYALTY_VELOCITY_MIN_SAMPLE", 200)  # ... once it has this many
 LOYALTY_VELOCITY_P99_CACHE_SECONDS = env_int("LOYALTY_VELOCITY_P99_CACHE_SECONDS", 600)
+# The till scan's two statements (loyalty.services._scan_statement) as prepared statements on each connection
+# (parsed and planned once, not per scan). Turn off behind a transaction-mode pooler that cannot keep them
+# (PgBouncer before 1.21); the rest of the project never prepares (Django's default).
+LOYALTY_TILL_PREPARED_STATEMENTS = env_bool("LOYALTY_TILL_PREPARED_STATEMENTS", True)
 # Till rate limits (DRF throttles on the Redis cache): per till (the cashier's user) and per card.
 LOYALTY_TILL_RATE = env_str("LOYALTY_TILL_RATE", "120/min")
 LOYALTY_CARD_RATE = env_str("LOYALTY_CARD_RATE", "10/min")

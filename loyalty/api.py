@@ -275,8 +275,15 @@ class TillTokenAuthentication(TokenAuthentication):
     permission checks of a scan cost no query."""
 
     def authenticate_credentials(self, key):
-        # DRF's Token.objects.select_related("user").get(key=key), as one statement compiled once.
-        user = next(iter(get_user_model().objects.raw(_token_user_sql(), [key])), None)
+        # DRF's Token.objects.select_related("user").get(key=key), as one statement compiled once, its row kept
+        # in the till cache (no query for a known token until the configuration changes). A fresh instance per
+        # request: nothing of one request's user object leaks into the next.
+        row = till_config().token_user(key, _token_user_row)
+        user = None
+        if row is not None:
+            users = get_user_model()
+            user = users.from_db(connection.alias, _token_user_columns(), row[:-1])
+            user.token_created = row[-1]
         if user is None:
             raise exceptions.AuthenticationFailed(gettext_lazy("Invalid token."))  # DRF's messages
         if not user.is_active:
@@ -300,6 +307,18 @@ class TillTokenScheme(OpenApiAuthenticationExtension):
 
 
 _TOKEN_SQL: dict[str, str] = {}
+
+
+def _token_user_columns() -> list[str]:
+    return [f.attname for f in get_user_model()._meta.concrete_fields]
+
+
+def _token_user_row(key: str) -> tuple | None:
+    """The user's field values (converted as the ORM does) and the token's created, or None."""
+    user = next(iter(get_user_model().objects.raw(_token_user_sql(), [key])), None)
+    if user is None:
+        return None
+    return (*(getattr(user, name) for name in _token_user_columns()), user.token_created)
 
 
 def _token_user_sql() -> str:
@@ -333,7 +352,14 @@ class ScanCreateApi(RedisThrottledView):
             return super().dispatch(request, *args, **kwargs)
 
     def _reconfirm(self, request, version=None) -> None:
-        till_config_confirm(version)
+        held = till_config_held()
+        if till_config_confirm(version) is not held and isinstance(
+            request.successful_authenticator, TillTokenAuthentication
+        ):
+            # The token was answered from the configuration just replaced (it may have been revoked since):
+            # asked again on the current one (that authenticator only: DRF's own re-run would now find the
+            # token's user on the Django request and take it for a session); a refused token answers 401 here.
+            request.user, request.auth = request.successful_authenticator.authenticate(request)
         self._confirmed = True
         user = getattr(request, "user", None)
         if user is not None and hasattr(user, "_perm_cache"):

@@ -20,6 +20,7 @@ from django.core.cache import cache
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from crm.errors import ApplicationError
+from loyalty.till_cache import redis_client
 
 _VERSION = "L1"
 _SALT = "loyalty.card-qr"
@@ -97,10 +98,17 @@ def qr_token_consume(parsed: QrToken, binding: str) -> None:
     same binding again (a till retrying the same receipt, e.g. after a timeout) passes, so the retry reaches the
     receipt's idempotent replay; any other use -> 409 token_reused."""
     key = _nonce_key(parsed)
-    if cache.add(key, binding, timeout=ttl_seconds() + _MAX_CLOCK_SKEW_SECONDS + 5):
-        return
-    if cache.get(key) == binding:
-        return
+    timeout = ttl_seconds() + _MAX_CLOCK_SKEW_SECONDS + 5
+    client = redis_client()
+    if client is None:  # not a Redis cache (a development setting): Django's add, same rule
+        if cache.add(key, binding, timeout=timeout) or cache.get(key) == binding:
+            return
+    else:
+        # One SET NX on the cache's own client (Django's cache.add builds a client object per call), the
+        # binding stored as plain text; read back only when it was taken.
+        raw_key = cache.make_key(key)
+        if client.set(raw_key, binding, nx=True, ex=timeout) or client.get(raw_key) == binding.encode():
+            return
     raise ApplicationError(
         "This QR code was already used; ask the customer to show the card again.",
         code="token_reused",

@@ -1,9 +1,10 @@
 """What every till scan reads and staff rarely change, kept in process memory: stores by code, the users bound
-to each store, the active earning rules, the tier ladder and the tier policy, and the till users' permissions
-(issue 12, the till hot path).
+to each store, the active earning rules, the tier ladder and the tier policy, the till users' permissions and
+their API tokens (issue 12, the till hot path).
 
 Invalidation: one version token in Redis (`loyalty:till-config` under the cache's key prefix). Any save or
-delete of a Store, EarningRule, Tier, TierPolicy, Group or Permission, and any change of Store.members,
+delete of a Store, EarningRule, Tier, TierPolicy, JourneyStep, Group, Permission, Token or User (but a
+sign-in's last_login), and any change of Store.members,
 User.groups, User.user_permissions or Group.permissions (the services, the admin and the ORM all send these
 signals), replaces the token with a new random one, at once and again after the writer's
 transaction commits. `till_config()` reads the token once (one Redis GET) and drops what it holds when the token
@@ -161,6 +162,19 @@ class TillConfig:
             found = perms[user.pk] = frozenset(backend.get_user_permissions(user) | backend.get_group_permissions(user))
         return found
 
+    def token_user(self, key: str, load):
+        """The (active or not) user a till's API token belongs to, as `load(key)` reads it (a row of the
+        user's columns plus the token's created, or None): a token seen once costs no query until the
+        configuration changes (a Token saved or deleted, a User saved or deleted bumps it). Unknown keys are
+        not kept (a random key costs its query, and holds no memory)."""
+        tokens = self._part("tokens", dict)
+        row = tokens.get(key)
+        if row is None:
+            row = load(key)
+            if row is not None:
+                tokens[key] = row
+        return row
+
     def tier_policy(self):
         """The tier rules; their defaults (unsaved) before the row exists: a scan writes nothing for them (the
         admin's and the API's tier_policy_get still make the row on first read)."""
@@ -239,6 +253,12 @@ def _changed(sender, **kwargs) -> None:
     till_config_bump()
 
 
+def _user_changed(sender, update_fields=None, **kwargs) -> None:
+    if update_fields is not None and set(update_fields) <= {"last_login"}:
+        return  # a console sign-in: nothing a till's token answers changed
+    till_config_bump()
+
+
 def _m2m_changed(sender, action: str, **kwargs) -> None:
     if action in ("post_add", "post_remove", "post_clear"):
         till_config_bump()
@@ -253,7 +273,15 @@ def connect_signals() -> None:
     for model in (Store, EarningRule, Tier, TierPolicy, JourneyStep, Group, Permission):
         post_save.connect(_changed, sender=model, dispatch_uid=f"till-config-save-{model.__name__}")
         post_delete.connect(_changed, sender=model, dispatch_uid=f"till-config-delete-{model.__name__}")
+    from rest_framework.authtoken.models import Token
+
     users = get_user_model()
+    # The till's token cache (TillConfig.token_user): a revoked token or a deactivated user is refused from
+    # the next scan on, in every process.
+    post_save.connect(_changed, sender=Token, dispatch_uid="till-config-save-Token")
+    post_delete.connect(_changed, sender=Token, dispatch_uid="till-config-delete-Token")
+    post_save.connect(_user_changed, sender=users, dispatch_uid="till-config-save-User")
+    post_delete.connect(_changed, sender=users, dispatch_uid="till-config-delete-User")
     throughs = (Store.members.through, users.groups.through, users.user_permissions.through, Group.permissions.through)
     for n, through in enumerate(throughs):
         m2m_changed.connect(_m2m_changed, sender=through, dispatch_uid=f"till-config-m2m-{n}")

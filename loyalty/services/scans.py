@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -16,10 +16,11 @@ from loyalty.models import Card, PointsLedger, Purchase, PurchaseLine, Store, Ti
 from loyalty.qr import QrToken, qr_token_check_fresh, qr_token_consume, qr_token_parse
 from loyalty.scoping import store_check_user
 from loyalty.services._insert import insert_rows, insert_unless_conflict, insert_with_children
+from loyalty.services._scan_statement import MOVED, scan_fast_eligible, scan_lookup, scan_write
 from loyalty.services.earning import earn_bonuses_grant, earn_evaluate
 from loyalty.services.journeys import journey_first_purchase
 from loyalty.services.points import points_credit_locked
-from loyalty.services.tiers import tier_evaluate_locked
+from loyalty.services.tiers import EARNED_KINDS, tier_evaluate_locked, tier_unchanged_by_credit
 from loyalty.services.velocity import velocity_count_params, velocity_count_sql
 from loyalty.till_cache import till_config, till_config_pinned
 
@@ -127,6 +128,52 @@ def _lock_card(card_id: int) -> Card:
     return card
 
 
+def _earned_kinds() -> list[str]:
+    return [k for k in EARNED_KINDS if k in PointsLedger.Kind.values]
+
+
+def _scan_one_statement(store, receipt_id, amount_fen, lines, user, parsed, card, looked) -> ScanResult | None:
+    """The scan written in one statement (loyalty.services._scan_statement), or None when it must take the
+    transactional path: its credit could move the tier, or the card's row moved since the lookup."""
+    card.tier = till_config().tier(card.tier_id) if card.tier_id is not None else None
+    earned = earn_evaluate(card=card, store=store, amount_fen=amount_fen, lines=lines, at=timezone.now())
+    points = earned.points
+    if earned.bonuses or (points and not tier_unchanged_by_credit(card, points, looked.window_points)):
+        return None
+    purchase = Purchase(
+        store=store,
+        receipt_id=receipt_id,
+        card=card,
+        amount_fen=amount_fen,
+        points=points,
+        balance_after=card.points_balance + points,
+        cashier=user,
+        qr_issued_at=datetime.fromtimestamp(parsed.issued_at, tz=UTC),
+        tier_before=card.tier,
+        tier_after=card.tier,
+        earn_breakdown=earned.breakdown,
+    )
+    for line, line_points in zip(lines, earned.line_points or [0] * len(lines), strict=True):
+        line.points = line_points
+    entry = None
+    if points:
+        entry = PointsLedger(
+            card=card,
+            delta=points,
+            kind=PointsLedger.Kind.EARN,
+            reason=f"Receipt {receipt_id} at {store.code}"[:255],
+            idempotency_key=f"receipt:{store.pk}:{receipt_id}",
+            balance_after=card.points_balance + points,
+            created_by=user,
+        )
+    written = scan_write(card, purchase, lines, entry, settings.LOYALTY_VELOCITY_WINDOW_MINUTES)
+    if written is MOVED:
+        return None
+    if written.purchase_id is None:  # the receipt recorded meanwhile (a concurrent retry)
+        return _replay(_existing(store, receipt_id), parsed, amount_fen)
+    return ScanResult(purchase=purchase, duplicate=False, recent_scans=written.recent_scans + 1)
+
+
 def scan_record(
     *,
     qr_token: str,
@@ -164,7 +211,16 @@ def _scan_record(qr_token, store_code, receipt_id, amount_fen, items, cashier, n
     # Before the replay too: a till of another store may not read this store's receipts either.
     store_check_user(store, user)
 
-    existing_id, card_id = _lookup(store, receipt_id, parsed.card_number)
+    config, looked = till_config(), None
+    if scan_fast_eligible(config):
+        # The card's row and its tier-window points come with the replay check (same round trip), for the
+        # one-statement write below.
+        window = config.tier_policy().window_days
+        since = timezone.now() - timedelta(days=window) if window else timezone.now()
+        looked = scan_lookup(store.pk, receipt_id, parsed.card_number, _earned_kinds(), since)
+        existing_id, card_id = looked.existing_id, looked.card.pk if looked.card is not None else None
+    else:
+        existing_id, card_id = _lookup(store, receipt_id, parsed.card_number)
     if existing_id is not None:
         return _replay(_existing(store, receipt_id), parsed, amount_fen)
     if not store.is_active:
@@ -175,6 +231,10 @@ def _scan_record(qr_token, store_code, receipt_id, amount_fen, items, cashier, n
     # Single use: the token's nonce is bound to this (store, receipt) before anything is written. A replay of
     # this receipt was answered above (even with the token used or expired); a concurrent retry passes here.
     qr_token_consume(parsed, f"{store.pk}:{receipt_id}")
+    if looked is not None:
+        fast = _scan_one_statement(store, receipt_id, amount_fen, lines, user, parsed, looked.card, looked)
+        if fast is not None:
+            return fast
 
     with transaction.atomic():
         # Lock the card first: scans of one card serialise, and a concurrent retry of this receipt

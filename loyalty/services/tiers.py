@@ -304,6 +304,31 @@ def tier_evaluate_locked(card: Card, *, scheduled: bool = False, at: datetime | 
     return _move(card, target, TierChange.Reason.DOWNGRADE, standing, as_of)
 
 
+def tier_unchanged_by_credit(card: Card, points: int, window_points: int) -> bool:
+    """Whether tier_evaluate_locked(card), run (not scheduled) right after a credit of `points`, would write
+    nothing, on a points-based policy: `window_points` is what the card earned in the policy's window before the
+    credit. The till's one-statement path (loyalty.services._scan_statement) takes only such scans; the others
+    go through tier_evaluate_locked itself. Mirrors its decisions, in its order."""
+    config = till_config()
+    tiers = config.tiers()
+    if not tiers:
+        return True
+    if card.tier_below_since is None and _rank(card.tier) >= tiers[-1].rank:
+        return True
+    policy = config.tier_policy()
+    if policy.basis != TierPolicy.Basis.POINTS:
+        return False
+    value = max(window_points + points, 0) if policy.window_days else card.lifetime_points + points
+    target = _top_reached(tiers, value, "min_points")
+    if target is None:
+        return True
+    if _rank(target) > _rank(card.tier):
+        return False  # an upgrade
+    if _rank(target) == _rank(card.tier):
+        return card.tier_below_since is None  # else the grace note is cleared
+    return True  # below its tier: only a scheduled evaluation moves it down
+
+
 def tiers_evaluate_all(*, at: datetime | None = None, batch: int = 500) -> dict:
     """The scheduled evaluation: every card holding a tier, one short transaction each (a till scan of the same
     card waits for one card's row lock only). -> {"cards", "upgraded", "downgraded", "in_grace"}."""
