@@ -289,6 +289,8 @@ def _http_bench(redis_url: str) -> dict:
         claims = _closed_loop(port, [_request(port, "POST", p + "?format=json") for p in paths[warm:]])
         _drain(port)
         base = _closed_loop(port, bare)
+        _drain(port)
+        django_base = _closed_loop(port, [_request(port, "GET", "/bench/django-bare") for _ in range(HTTP_CLAIMS)])
         check_out = tmp / "check.json"
         subprocess.run([sys.executable, "-c", CHECK, str(seed["pool"]), str(check_out)], cwd=ROOT, env=env,
                        check=True, stdout=log, stderr=log)  # fmt: skip
@@ -313,6 +315,9 @@ def _http_bench(redis_url: str) -> dict:
                  f"PostgreSQL, {os.cpu_count()} CPUs, load "
                  f"average {load:.1f} at the end. Claims p50 {claims['p50_ms']:.1f} ms p99 {claims['p99_ms']:.1f} ms "
                  f"(statuses {claims['statuses']}); bare p50 {base['p50_ms']:.1f} ms p99 {base['p99_ms']:.1f} ms. "
+                 f"For scale, a bare JSON view through Django on the same server: {django_base['per_s']:,.0f}/s "
+                 f"(statuses {django_base['statuses']}; claims/that "
+                 f"{claims['per_s'] / max(django_base['per_s'], 1e-9):.2f}). "
                  f"{len(acked):,} acknowledged 'claimed', {durable:,} found in the DB with the same amount; "
                  f"reconciliation {'balanced' if check['reconcile'].get('balanced') else check['reconcile']}"),
     }  # fmt: skip
