@@ -214,11 +214,14 @@ class _BenchDatabase:
             host=self.db.get("HOST") or "127.0.0.1", port=self.db.get("PORT") or None, autocommit=True,
         )  # fmt: skip
 
-    def create(self, env: dict, log) -> None:
+    def create(self, env: dict, log, migrations: bool = False) -> None:
+        """`migrations`: the project's migrations (their triggers and indexes, as production has them) instead of
+        the models' tables alone."""
         if self.postgres:
             with self._admin() as conn:
                 conn.execute(f'CREATE DATABASE "{self.name}"')
-        subprocess.run([sys.executable, "-c", CREATE_TABLES], cwd=ROOT, env=env, check=True, stdout=log, stderr=log)
+        argv = [sys.executable, "manage.py", "migrate", "-v0"] if migrations else [sys.executable, "-c", CREATE_TABLES]
+        subprocess.run(argv, cwd=ROOT, env=env, check=True, stdout=log, stderr=log)
         if not self.postgres:
             import sqlite3
 
