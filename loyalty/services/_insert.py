@@ -69,6 +69,22 @@ def insert_rows(objs: list[Model]) -> None:
         obj._state.adding, obj._state.db = False, alias
 
 
+def children_cte(connection, meta, fk: str, fields: list, count: int) -> str:
+    """`c AS (INSERT INTO <meta's table> (<fk>, fields..) SELECT p.id, .. FROM p, (VALUES ..) RETURNING id)`: `count`
+    children of the parent CTE `p`'s row, their parameters (ord, then each field's value) per child in order.
+    Each value is cast to its column's type (the client binds literals); ord keeps the children's order for
+    their ids (one sequence, assigned in the SELECT's order)."""
+    qn = connection.ops.quote_name
+    row = "(" + ", ".join(["%s"] + [f"CAST(%s AS {f.db_type(connection)})" for f in fields]) + ")"
+    names = ", ".join(f"c{i}" for i in range(len(fields)))
+    return (
+        f"c AS (INSERT INTO {qn(meta.db_table)} "  # noqa: S608
+        f"({qn(meta.get_field(fk).column)}, {', '.join(qn(f.column) for f in fields)}) "
+        f"SELECT p.id, {names} FROM p, (VALUES {', '.join([row] * count)}) AS v(ord, {names}) "
+        f"ORDER BY ord RETURNING {qn(meta.pk.column)} AS id)"
+    )
+
+
 def insert_with_children(
     obj: Model, unique: tuple[str, ...], children: list[Model], fk: str, count_sql: str = "", count_params=None
 ) -> tuple[bool, int | None]:
@@ -95,16 +111,7 @@ def insert_with_children(
         ]
         children_out = "NULL"
         if children:
-            # Each value cast to its column's type (the client binds literals); ord keeps the children's order
-            # for their ids (one sequence, assigned in the SELECT's order).
-            row = "(" + ", ".join(["%s"] + [f"CAST(%s AS {f.db_type(connection)})" for f in child_fields]) + ")"
-            names = ", ".join(f"c{i}" for i in range(len(child_fields)))
-            parts.append(
-                f", c AS (INSERT INTO {qn(child_meta.db_table)} "  # noqa: S608
-                f"({qn(child_meta.get_field(fk).column)}, {', '.join(qn(f.column) for f in child_fields)}) "
-                f"SELECT p.id, {names} FROM p, (VALUES {', '.join([row] * len(children))}) AS v(ord, {names}) "
-                f"ORDER BY ord RETURNING {qn(child_meta.pk.column)} AS id)"
-            )
+            parts.append(", " + children_cte(connection, child_meta, fk, child_fields, len(children)))
             children_out = "(SELECT array_agg(id ORDER BY id) FROM c)"
         # count_sql is the caller's own constant SQL (velocity_count_sql), never input.
         parts.append(f" SELECT p.id, {children_out}, {f'({count_sql})' if count_sql else 'NULL'} FROM p")  # noqa: S608

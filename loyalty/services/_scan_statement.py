@@ -31,6 +31,7 @@ from django.db.backends.postgresql.base import ServerBindingCursor  # psycopg is
 from django.utils import timezone
 
 from loyalty.models import Card, EarningRule, JourneyStep, PointsLedger, PointsLot, Purchase, PurchaseLine, TierPolicy
+from loyalty.services._insert import children_cte
 from loyalty.services.lots import lot_expiry
 from loyalty.till_cache import TillConfig
 
@@ -168,16 +169,8 @@ def _statement(n_lines: int, credit: bool) -> str:
     ]
     lines_out = "NULL"
     if n_lines:
-        line_meta = PurchaseLine._meta
-        line_fields = [f for f in line_meta.concrete_fields if not f.primary_key and f.name != "purchase"]
-        # Each value cast to its column's type (the client binds literals); ord orders the lines' ids.
-        row = "(" + ", ".join(["%s"] + [f"CAST(%s AS {f.db_type(connection)})" for f in line_fields]) + ")"
-        names = ", ".join(f"c{i}" for i in range(len(line_fields)))
-        parts.append(
-            f", c AS (INSERT INTO {qn(line_meta.db_table)} ({qn('purchase_id')},"  # noqa: S608
-            f" {', '.join(qn(f.column) for f in line_fields)}) SELECT p.id, {names} FROM p,"
-            f" (VALUES {', '.join([row] * n_lines)}) AS v(ord, {names}) ORDER BY ord RETURNING {qn('id')} AS id)"
-        )
+        line_fields = [f for f in PurchaseLine._meta.concrete_fields if not f.primary_key and f.name != "purchase"]
+        parts.append(", " + children_cte(connection, PurchaseLine._meta, "purchase", line_fields, n_lines))
         lines_out = "(SELECT array_agg(id ORDER BY id) FROM c)"
     entry_out = lot_out = "NULL"
     if credit:

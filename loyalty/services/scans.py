@@ -128,6 +128,25 @@ def _lock_card(card_id: int) -> Card:
     return card
 
 
+def _new_purchase(store, receipt_id, card, amount_fen, earned, lines, user, parsed) -> Purchase:
+    """The receipt's purchase as the rules priced it (its lines' points set), not yet written."""
+    for line, line_points in zip(lines, earned.line_points or [0] * len(lines), strict=True):
+        line.points = line_points
+    return Purchase(
+        store=store,
+        receipt_id=receipt_id,
+        card=card,
+        amount_fen=amount_fen,
+        points=earned.points,
+        balance_after=card.points_balance + earned.points,
+        cashier=user,
+        qr_issued_at=datetime.fromtimestamp(parsed.issued_at, tz=UTC),
+        tier_before=card.tier,
+        tier_after=card.tier,
+        earn_breakdown=earned.breakdown + [dict(b, bonus=True) for b in earned.bonuses],
+    )
+
+
 def _earned_kinds() -> list[str]:
     return [k for k in EARNED_KINDS if k in PointsLedger.Kind.values]
 
@@ -140,21 +159,7 @@ def _scan_one_statement(store, receipt_id, amount_fen, lines, user, parsed, card
     points = earned.points
     if earned.bonuses or (points and not tier_unchanged_by_credit(card, points, looked.window_points)):
         return None
-    purchase = Purchase(
-        store=store,
-        receipt_id=receipt_id,
-        card=card,
-        amount_fen=amount_fen,
-        points=points,
-        balance_after=card.points_balance + points,
-        cashier=user,
-        qr_issued_at=datetime.fromtimestamp(parsed.issued_at, tz=UTC),
-        tier_before=card.tier,
-        tier_after=card.tier,
-        earn_breakdown=earned.breakdown,
-    )
-    for line, line_points in zip(lines, earned.line_points or [0] * len(lines), strict=True):
-        line.points = line_points
+    purchase = _new_purchase(store, receipt_id, card, amount_fen, earned, lines, user, parsed)
     entry = None
     if points:
         entry = PointsLedger(
@@ -243,24 +248,11 @@ def _scan_record(qr_token, store_code, receipt_id, amount_fen, items, cashier, n
         # The earning rules (loyalty.services.earning), evaluated under the card lock so the day cap holds.
         earned = earn_evaluate(card=card, store=store, amount_fen=amount_fen, lines=lines, at=timezone.now())
         points = earned.points
-        purchase = Purchase(
-            store=store,
-            receipt_id=receipt_id,
-            card=card,
-            amount_fen=amount_fen,
-            points=points,
-            # What they will be after this receipt's credit; corrected below when a bonus or the tier moves them.
-            balance_after=card.points_balance + points,
-            cashier=user,
-            qr_issued_at=datetime.fromtimestamp(parsed.issued_at, tz=UTC),
-            tier_before=card.tier,
-            tier_after=card.tier,
-            earn_breakdown=earned.breakdown + [dict(b, bonus=True) for b in earned.bonuses],
-        )
+        # Its balance_after is what it will be after this receipt's credit; corrected below when a bonus or the
+        # tier moves it.
+        purchase = _new_purchase(store, receipt_id, card, amount_fen, earned, lines, user, parsed)
         # The receipt recorded meanwhile (a retry that held the lock before us, or the same receipt scanned at
         # the same moment against another card, whose lock we do not hold): answer as the replay.
-        for line, line_points in zip(lines, earned.line_points or [0] * len(lines), strict=True):
-            line.points = line_points
         recent = None
         if connection.vendor == "postgresql":
             # The purchase, its lines and the velocity rule's count of this card's recent scans: one statement.
