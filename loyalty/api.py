@@ -359,7 +359,10 @@ class ScanCreateApi(RedisThrottledView):
             # The token was answered from the configuration just replaced (it may have been revoked since):
             # asked again on the current one (that authenticator only: DRF's own re-run would now find the
             # token's user on the Django request and take it for a session); a refused token answers 401 here.
-            request.user, request.auth = request.successful_authenticator.authenticate(request)
+            again = request.successful_authenticator.authenticate(request)
+            if again is None:  # the header it read is gone: cannot be, but never a user without credentials
+                raise exceptions.NotAuthenticated()
+            request.user, request.auth = again
         self._confirmed = True
         user = getattr(request, "user", None)
         if user is not None and hasattr(user, "_perm_cache"):
