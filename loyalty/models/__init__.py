@@ -31,7 +31,10 @@ class Card(models.Model):
 
     contact = models.OneToOneField("crm.Contact", on_delete=models.PROTECT, related_name="loyalty_card")
     number = models.CharField(max_length=16, unique=True, help_text="Printed card number (digits, Luhn check).")
-    tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="cards")
+    # No index of its own: on PostgreSQL card_tier_contact (loyalty 0004) leads with tier_id (0015 says why).
+    tier = models.ForeignKey(
+        Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="cards", db_index=False
+    )
     # Both are caches of the ledger, written only by loyalty.services.points under a row lock on the card.
     points_balance = models.IntegerField(default=0)
     lifetime_points = models.IntegerField(default=0, help_text="Earned + adjusted points.")
@@ -134,7 +137,8 @@ class Store(models.Model):
 class Purchase(models.Model):
     """A receipt scanned at a till against a card; a receipt credits at most once (unique per store)."""
 
-    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="purchases")
+    # No index of its own: the unique (store, receipt_id) leads with it.
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="purchases", db_index=False)
     receipt_id = models.CharField(max_length=64)
     card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="purchases")
     amount_fen = models.PositiveBigIntegerField()
@@ -146,7 +150,8 @@ class Purchase(models.Model):
     qr_issued_at = models.DateTimeField(null=True, blank=True, help_text="When the scanned QR token was issued.")
     tier_before = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     tier_after = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    scanned_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # No index of its own: on PostgreSQL purchase_scanned_contact_amount (loyalty 0004) leads with it.
+    scanned_at = models.DateTimeField(auto_now_add=True)
     # The earning rules that applied and what each gave: [{"rule": id|null, "name": str, "points": int}, ...].
     earn_breakdown = models.JSONField(default=list, blank=True)
 
@@ -178,7 +183,8 @@ class PurchaseLine(models.Model):
     """One item on a scanned receipt: what the customer bought."""
 
     purchase = models.ForeignKey(Purchase, on_delete=models.CASCADE, related_name="lines")
-    sku = models.CharField(max_length=64, db_index=True)
+    # No index of its own: on PostgreSQL purchaseline_sku_scanned_contact (loyalty 0004) leads with it.
+    sku = models.CharField(max_length=64)
     name = models.CharField(max_length=128, blank=True)
     qty = models.PositiveIntegerField(default=1)
     amount_fen = models.PositiveBigIntegerField()
