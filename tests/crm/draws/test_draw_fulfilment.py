@@ -91,7 +91,11 @@ def test_red_packet_prize_is_claimed_and_paid_once_and_reconciles(sim, monkeypat
 
 
 @pytest.mark.django_db(transaction=True)
-def test_fewer_entries_than_winners_refunds_the_rest_at_expiry():
+def test_fewer_entries_than_winners_refunds_the_rest_at_expiry(monkeypatch):
+    # As above: the fulfilment queued at reveal must not reach a session worker (CI once found it done already).
+    from crm.tasks.draws import fulfil_draw
+
+    monkeypatch.setattr(fulfil_draw, "delay", lambda *args, **kwargs: None)
     staff = make_staff()
     member = make_contact(staff)
     group = _group(staff, [member])
