@@ -7,10 +7,42 @@ post_save signal is sent: nothing listens to the models written this way (purcha
 
 from __future__ import annotations
 
-from django.db import connections, router
+from django.db import connections, models, router
 from django.db.models import Model
 
 _sql: dict[tuple[str, str, tuple[str, ...]], str] = {}
+_PLAIN = (models.IntegerField, models.CharField, models.TextField, models.BooleanField)
+_AS_IS = frozenset({int, str, bool, type(None)})
+_plans: dict[tuple, list] = {}
+
+
+def _plain(field) -> bool:
+    if isinstance(field, models.ForeignKey):  # its target's adaptation: an integer key is the integer
+        return _plain(field.target_field)
+    return (
+        isinstance(field, _PLAIN)
+        and type(field).get_db_prep_save is models.Field.get_db_prep_save
+        and not getattr(field, "auto_now", False)
+        and not getattr(field, "auto_now_add", False)
+    )
+
+
+def prep_values(obj: Model, fields: list, connection) -> list:
+    """Each field's value for an INSERT, as f.get_db_prep_save(f.pre_save(obj, add=True), connection) gives it.
+    A plain field's (integers, text, booleans, integer foreign keys: no custom adaptation) int, str, bool or None
+    value is bound as it is: what those calls return for it, at a fraction of the cost (a till scan binds ~30)."""
+    key = (type(obj), tuple(f.name for f in fields))
+    plan = _plans.get(key)
+    if plan is None:
+        plan = _plans[key] = [(f, _plain(f)) for f in fields]
+    out = []
+    for field, plain in plan:
+        value = getattr(obj, field.attname) if plain else None
+        # Exactly these types only: a str subclass (a TextChoices member) must be its str(), as the field makes it.
+        if not plain or type(value) not in _AS_IS:
+            value = field.get_db_prep_save(field.pre_save(obj, add=True), connection)
+        out.append(value)
+    return out
 
 
 def insert_unless_conflict(obj: Model, unique: tuple[str, ...]) -> bool:
@@ -31,7 +63,7 @@ def insert_unless_conflict(obj: Model, unique: tuple[str, ...]) -> bool:
             f"ON CONFLICT ({', '.join(qn(meta.get_field(name).column) for name in unique)}) DO NOTHING "
             f"RETURNING {qn(meta.pk.column)}"
         )
-    params = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
+    params = prep_values(obj, fields, connection)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -60,7 +92,7 @@ def insert_rows(objs: list[Model]) -> None:
             f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "  # noqa: S608
             f"VALUES {', '.join([row] * len(objs))} RETURNING {qn(meta.pk.column)}"
         )
-    params = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for obj in objs for f in fields]
+    params = [value for obj in objs for value in prep_values(obj, fields, connection)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         ids = [r[0] for r in cursor.fetchall()]
@@ -116,10 +148,10 @@ def insert_with_children(
         # count_sql is the caller's own constant SQL (velocity_count_sql), never input.
         parts.append(f" SELECT p.id, {children_out}, {f'({count_sql})' if count_sql else 'NULL'} FROM p")  # noqa: S608
         sql = _sql[key] = "".join(parts)
-    params = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
+    params = prep_values(obj, fields, connection)
     for n, child in enumerate(children):
         params.append(n)
-        params.extend(f.get_db_prep_save(f.pre_save(child, add=True), connection) for f in child_fields)
+        params.extend(prep_values(child, child_fields, connection))
     if count_sql:
         params.extend(count_params(obj))
     with connection.cursor() as cursor:

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor  # psycopg is a requirement
 from django.utils import timezone
 
 from loyalty.models import Card, EarningRule, JourneyStep, PointsLedger, PointsLot, Purchase, PurchaseLine, TierPolicy
-from loyalty.services._insert import children_cte
+from loyalty.services._insert import children_cte, prep_values
 from loyalty.services.lots import lot_expiry
 from loyalty.till_cache import TillConfig
 
@@ -114,38 +114,9 @@ def _fetchone(sql: str, params: list) -> tuple:
         return cursor.fetchone()
 
 
-_PLAIN = (models.IntegerField, models.CharField, models.TextField, models.BooleanField)
-_AS_IS = frozenset({int, str, bool, type(None)})
-_preparers: dict[tuple, list] = {}
-
-
-def _plain(field) -> bool:
-    if isinstance(field, models.ForeignKey):  # its target's adaptation: an integer key is the integer
-        return _plain(field.target_field)
-    return (
-        isinstance(field, _PLAIN)
-        and type(field).get_db_prep_save is models.Field.get_db_prep_save
-        and not getattr(field, "auto_now", False)
-        and not getattr(field, "auto_now_add", False)
-    )
-
-
-def _prep(obj, fields) -> list:
-    """Each field's value for the INSERT, as f.get_db_prep_save(f.pre_save(obj, add=True)) gives it. A plain
-    field's (integers, text, booleans, integer foreign keys: no custom adaptation) int, str, bool or None value
-    is bound as it is: what those calls return for it, at a fraction of the cost (a scan binds ~30)."""
-    key = (type(obj), tuple(f.name for f in fields))
-    plan = _preparers.get(key)
-    if plan is None:
-        plan = _preparers[key] = [(f, _plain(f)) for f in fields]
-    out = []
-    for field, plain in plan:
-        value = getattr(obj, field.attname) if plain else None
-        # Exactly these types only: a str subclass (a TextChoices member) must be its str(), as the field makes it.
-        if not plain or type(value) not in _AS_IS:
-            value = field.get_db_prep_save(field.pre_save(obj, add=True), connection)
-        out.append(value)
-    return out
+def _fields(model, but: str = "") -> list:
+    """The model's columns an insert binds: all but the primary key and `but` (taken from a CTE instead)."""
+    return [f for f in model._meta.concrete_fields if not f.primary_key and f.name != but]
 
 
 def _statement(n_lines: int, credit: bool) -> str:
@@ -155,7 +126,7 @@ def _statement(n_lines: int, credit: bool) -> str:
         return sql
     qn = connection.ops.quote_name
     cards, purchases, ledger, lots = Card._meta, Purchase._meta, PointsLedger._meta, PointsLot._meta
-    p_fields = [f for f in purchases.concrete_fields if not f.primary_key]
+    p_fields = _fields(Purchase)
     guard = " AND ".join(f"{qn(c)} IS NOT DISTINCT FROM %s" for c in _GUARD)
     # Identifiers come from the models, quoted; every value is a bound parameter.
     parts = [
@@ -169,13 +140,12 @@ def _statement(n_lines: int, credit: bool) -> str:
     ]
     lines_out = "NULL"
     if n_lines:
-        line_fields = [f for f in PurchaseLine._meta.concrete_fields if not f.primary_key and f.name != "purchase"]
-        parts.append(", " + children_cte(connection, PurchaseLine._meta, "purchase", line_fields, n_lines))
+        parts.append(", " + children_cte(connection, PurchaseLine._meta, "purchase", _fields(PurchaseLine, "purchase"),
+                                         n_lines))  # fmt: skip
         lines_out = "(SELECT array_agg(id ORDER BY id) FROM c)"
     entry_out = lot_out = "NULL"
     if credit:
-        e_fields = [f for f in ledger.concrete_fields if not f.primary_key]
-        l_fields = [f for f in lots.concrete_fields if not f.primary_key]
+        e_fields, l_fields = _fields(PointsLedger), _fields(PointsLot)
         e_values = ", ".join("p.id" if f.name == "purchase" else "%s" for f in e_fields)
         l_values = ", ".join("e.id" if f.name == "entry" else "%s" for f in l_fields)
         parts.append(
@@ -198,7 +168,6 @@ def _statement(n_lines: int, credit: bool) -> str:
 @dataclass
 class Written:
     purchase_id: int | None  # None: the receipt was recorded meanwhile (answer as the replay)
-    line_ids: list[int]
     recent_scans: int  # the card's committed scans in the velocity window, this one not included
 
 
@@ -215,20 +184,19 @@ def scan_write(card: Card, purchase: Purchase, lines: list[PurchaseLine], entry:
     params += [card.points_balance, card.lifetime_points, card.tier_id, adapt(card.tier_below_since),
                adapt(card.updated_at)]  # fmt: skip
     params.append(entry.idempotency_key if credit else f"receipt:{purchase.store_id}:{purchase.receipt_id}")
-    params += _prep(purchase, [f for f in Purchase._meta.concrete_fields if not f.primary_key])  # sets scanned_at
-    line_fields = [f for f in PurchaseLine._meta.concrete_fields if not f.primary_key and f.name != "purchase"]
+    params += prep_values(purchase, _fields(Purchase), connection)  # sets scanned_at
+    line_fields = _fields(PurchaseLine, "purchase")
     for n, line in enumerate(lines):
         params.append(n)
-        params += _prep(line, line_fields)
+        params += prep_values(line, line_fields, connection)
     lot = None
     if credit:
-        params += _prep(entry, [f for f in PointsLedger._meta.concrete_fields if not f.primary_key
-                                and f.name != "purchase"])  # fmt: skip  (sets created_at)
+        params += prep_values(entry, _fields(PointsLedger, "purchase"), connection)  # sets created_at
         expires_on, expires_at = lot_expiry(entry.created_at)
         delta = entry.delta
         lot = PointsLot(card=card, points=delta, remaining=max(delta - max(-card.points_balance, 0), 0),
                         expires_on=expires_on, expires_at=expires_at)  # fmt: skip
-        params += _prep(lot, [f for f in PointsLot._meta.concrete_fields if not f.primary_key and f.name != "entry"])
+        params += prep_values(lot, _fields(PointsLot, "entry"), connection)
         balance = (card.points_balance + delta, card.lifetime_points + delta, timezone.now())
         params += [balance[0], balance[1], adapt(balance[2]), card.pk]
     params += [card.pk, adapt(purchase.scanned_at - timedelta(minutes=velocity_minutes))]
@@ -248,4 +216,4 @@ def scan_write(card: Card, purchase: Purchase, lines: list[PurchaseLine], entry:
             for obj in (entry, lot):
                 obj._state.adding, obj._state.db = False, alias
             card.points_balance, card.lifetime_points, card.updated_at = balance
-    return Written(purchase_id=purchase_id, line_ids=list(line_ids or []), recent_scans=recent)
+    return Written(purchase_id=purchase_id, recent_scans=recent)

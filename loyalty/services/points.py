@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from crm.errors import ApplicationError, Conflict, NotFound
 from loyalty.models import Card, PointsLedger, PointsLot, Purchase, Redemption
-from loyalty.services._insert import insert_unless_conflict
+from loyalty.services._insert import insert_unless_conflict, prep_values
 from loyalty.services.lots import lot_expiry, lot_open, lots_consume
 from loyalty.services.tiers import tier_evaluate
 
@@ -166,7 +166,7 @@ def _credit_in_one_statement(card: Card, entry: PointsLedger, kind: str) -> bool
             f"{qn('updated_at')} = %s WHERE {qn('id')} = %s AND EXISTS (SELECT 1 FROM e)) "
             f"SELECT e.id, l.id FROM e CROSS JOIN l"
         )
-    params = [f.get_db_prep_save(f.pre_save(entry, add=True), connection) for f in ledger_fields]
+    params = prep_values(entry, ledger_fields, connection)
     # lot_open's lot (debt: a negative balance before the credit is paid off first), entry_id from the CTE.
     expires_on, expires_at = lot_expiry(entry.created_at)
     lot = PointsLot(
@@ -176,7 +176,7 @@ def _credit_in_one_statement(card: Card, entry: PointsLedger, kind: str) -> bool
         expires_on=expires_on,
         expires_at=expires_at,
     )
-    params += [f.get_db_prep_save(f.pre_save(lot, add=True), connection) for f in lot_fields if f.name != "entry"]
+    params += prep_values(lot, [f for f in lot_fields if f.name != "entry"], connection)
     points_balance = card.points_balance + delta
     lifetime_points = card.lifetime_points + delta if kind in TIER_KINDS else card.lifetime_points
     updated_at = timezone.now()

@@ -20,7 +20,7 @@ from loyalty.services._scan_statement import MOVED, scan_fast_eligible, scan_loo
 from loyalty.services.earning import earn_bonuses_grant, earn_evaluate
 from loyalty.services.journeys import journey_first_purchase
 from loyalty.services.points import points_credit_locked
-from loyalty.services.tiers import EARNED_KINDS, tier_evaluate_locked, tier_unchanged_by_credit
+from loyalty.services.tiers import earned_kinds, tier_evaluate_locked, tier_unchanged_by_credit
 from loyalty.services.velocity import velocity_count_params, velocity_count_sql
 from loyalty.till_cache import till_config, till_config_pinned
 
@@ -147,13 +147,10 @@ def _new_purchase(store, receipt_id, card, amount_fen, earned, lines, user, pars
     )
 
 
-def _earned_kinds() -> list[str]:
-    return [k for k in EARNED_KINDS if k in PointsLedger.Kind.values]
-
-
-def _scan_one_statement(store, receipt_id, amount_fen, lines, user, parsed, card, looked) -> ScanResult | None:
+def _scan_one_statement(store, receipt_id, amount_fen, lines, user, parsed, looked) -> ScanResult | None:
     """The scan written in one statement (loyalty.services._scan_statement), or None when it must take the
     transactional path: its credit could move the tier, or the card's row moved since the lookup."""
+    card = looked.card
     card.tier = till_config().tier(card.tier_id) if card.tier_id is not None else None
     earned = earn_evaluate(card=card, store=store, amount_fen=amount_fen, lines=lines, at=timezone.now())
     points = earned.points
@@ -222,7 +219,7 @@ def _scan_record(qr_token, store_code, receipt_id, amount_fen, items, cashier, n
         # one-statement write below.
         window = config.tier_policy().window_days
         since = timezone.now() - timedelta(days=window) if window else timezone.now()
-        looked = scan_lookup(store.pk, receipt_id, parsed.card_number, _earned_kinds(), since)
+        looked = scan_lookup(store.pk, receipt_id, parsed.card_number, earned_kinds(), since)
         existing_id, card_id = looked.existing_id, looked.card.pk if looked.card is not None else None
     else:
         existing_id, card_id = _lookup(store, receipt_id, parsed.card_number)
@@ -237,7 +234,7 @@ def _scan_record(qr_token, store_code, receipt_id, amount_fen, items, cashier, n
     # this receipt was answered above (even with the token used or expired); a concurrent retry passes here.
     qr_token_consume(parsed, f"{store.pk}:{receipt_id}")
     if looked is not None:
-        fast = _scan_one_statement(store, receipt_id, amount_fen, lines, user, parsed, looked.card, looked)
+        fast = _scan_one_statement(store, receipt_id, amount_fen, lines, user, parsed, looked)
         if fast is not None:
             return fast
 

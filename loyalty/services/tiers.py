@@ -161,11 +161,16 @@ def card_spend_fen(card: Card, since: datetime | None) -> int:
     return max(total, 0)
 
 
+def earned_kinds() -> list[str]:
+    """The ledger kinds that count as points earned for a tier (EARNED_KINDS the ledger has)."""
+    return [k for k in EARNED_KINDS if k in PointsLedger.Kind.values]
+
+
 def card_points_earned(card: Card, since: datetime | None) -> int:
     """Points earned (earn, adjust and their reversals) since `since`; the lifetime total when None."""
     if since is None:
         return card.lifetime_points
-    kinds = [k for k in EARNED_KINDS if k in PointsLedger.Kind.values]
+    kinds = earned_kinds()
     # The ORM's aggregate(Sum("delta")) over filter(card, kind__in, created_at__gte), compiled once: every
     # credited scan asks.
     key = (connection.vendor, len(kinds))
@@ -261,6 +266,26 @@ def _rank(tier: Tier | None) -> int:
     return tier.rank if tier else 0
 
 
+UPGRADE, CLEAR_GRACE = "upgrade", "clear_grace"
+
+
+def _beyond_thresholds(card: Card, tiers: list[Tier]) -> bool:
+    """In the top tier with no grace note to clear: no credit can change anything, so no sum is needed."""
+    return card.tier_below_since is None and _rank(card.tier) >= tiers[-1].rank
+
+
+def _unscheduled_change(card: Card, target: Tier | None) -> str | None:
+    """What any evaluation does for a card whose standing reaches `target`, before the scheduled-only downgrade:
+    UPGRADE (a higher tier), CLEAR_GRACE (back at its own tier with a grace note), or None."""
+    if target is None:
+        return None
+    if _rank(target) > _rank(card.tier):
+        return UPGRADE
+    if _rank(target) == _rank(card.tier) and card.tier_below_since is not None:
+        return CLEAR_GRACE
+    return None
+
+
 @transaction.atomic
 def tier_evaluate(card_id: int, *, scheduled: bool = False, at: datetime | None = None) -> TierChange | None:
     """Move the card to the tier the rules give it, under its row lock.
@@ -278,23 +303,19 @@ def tier_evaluate_locked(card: Card, *, scheduled: bool = False, at: datetime | 
     as_of, at = at, at or timezone.now()
     config = till_config()
     tiers = config.tiers()
-    if not tiers:
+    if not tiers or (not scheduled and _beyond_thresholds(card, tiers)):
         return None
-    if not scheduled and card.tier_below_since is None and _rank(card.tier) >= tiers[-1].rank:
-        return None  # already in the top tier and nothing to clear: no threshold to cross, skip the sums
     policy = config.tier_policy()
     standing = card_standing(card, policy, at)
     target = standing.tier
-    if target is None:
-        return None
-    if _rank(target) > _rank(card.tier):
+    change = _unscheduled_change(card, target)
+    if change == UPGRADE:
         return _move(card, target, TierChange.Reason.UPGRADE, standing, as_of)
-    if _rank(target) == _rank(card.tier):
-        if card.tier_below_since is not None:
-            card.tier_below_since = None
-            card.save(update_fields=["tier_below_since", "updated_at"])
+    if change == CLEAR_GRACE:
+        card.tier_below_since = None
+        card.save(update_fields=["tier_below_since", "updated_at"])
         return None
-    if not scheduled:
+    if target is None or _rank(target) == _rank(card.tier) or not scheduled:
         return None  # a credit, a return or a redemption never moves a card down
     if card.tier_below_since is None:
         card.tier_below_since = at
@@ -308,25 +329,17 @@ def tier_unchanged_by_credit(card: Card, points: int, window_points: int) -> boo
     """Whether tier_evaluate_locked(card), run (not scheduled) right after a credit of `points`, would write
     nothing, on a points-based policy: `window_points` is what the card earned in the policy's window before the
     credit. The till's one-statement path (loyalty.services._scan_statement) takes only such scans; the others
-    go through tier_evaluate_locked itself. Mirrors its decisions, in its order."""
+    go through tier_evaluate_locked itself. The same decisions (_beyond_thresholds, _unscheduled_change), on the
+    standing the credit will give instead of a read of it."""
     config = till_config()
     tiers = config.tiers()
-    if not tiers:
-        return True
-    if card.tier_below_since is None and _rank(card.tier) >= tiers[-1].rank:
+    if not tiers or _beyond_thresholds(card, tiers):
         return True
     policy = config.tier_policy()
     if policy.basis != TierPolicy.Basis.POINTS:
         return False
     value = max(window_points + points, 0) if policy.window_days else card.lifetime_points + points
-    target = _top_reached(tiers, value, "min_points")
-    if target is None:
-        return True
-    if _rank(target) > _rank(card.tier):
-        return False  # an upgrade
-    if _rank(target) == _rank(card.tier):
-        return card.tier_below_since is None  # else the grace note is cleared
-    return True  # below its tier: only a scheduled evaluation moves it down
+    return _unscheduled_change(card, _top_reached(tiers, value, "min_points")) is None
 
 
 def tiers_evaluate_all(*, at: datetime | None = None, batch: int = 500) -> dict:
