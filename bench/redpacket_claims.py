@@ -254,8 +254,13 @@ def _closed_loop(port: int, requests: list[bytes], concurrency: int = CLIENTS) -
 def _http_bench(redis_url: str) -> dict:
     from django.conf import settings
 
+    from bench._cpu import CpuMeter
     from bench.callback_ingest import _BenchDatabase, _free_port, _start, _stop, _wait_listening
     from bench.till_scan import _drain
+
+    def server_idle(port: int) -> None:
+        time.sleep(0.3)
+        _drain(port)
 
     tmp = Path(tempfile.mkdtemp(prefix="crm-bench-rp-"))
     database = _BenchDatabase(tmp)
@@ -286,9 +291,13 @@ def _http_bench(redis_url: str) -> dict:
         bare = [_request(port, "GET", "/bench/bare") for _ in range(HTTP_CLAIMS)]
         _closed_loop(port, [_request(port, "POST", p + "?format=json") for p in paths[:warm]] + bare[:warm])
         _drain(port)
-        claims = _closed_loop(port, [_request(port, "POST", p + "?format=json") for p in paths[warm:]])
+        claim_requests = [_request(port, "POST", p + "?format=json") for p in paths[warm:]]
+        with CpuMeter(server.pid) as claims_cpu:
+            claims = _closed_loop(port, claim_requests)
+            server_idle(port)  # the payout messages published after the last answer count too
         _drain(port)
-        base = _closed_loop(port, bare)
+        with CpuMeter(server.pid) as base_cpu:
+            base = _closed_loop(port, bare)
         _drain(port)
         django_base = _closed_loop(port, [_request(port, "GET", "/bench/django-bare") for _ in range(HTTP_CLAIMS)])
         check_out = tmp / "check.json"
@@ -305,12 +314,16 @@ def _http_bench(redis_url: str) -> dict:
     durable = sum(1 for a in acked if check["rows"].get(str(a["contact_id"])) == a["amount_fen"])
     ratio = claims["per_s"] / base["per_s"]
     load = os.getloadavg()[0]
+    per_claim, per_bare = claims_cpu.per_request_us(claims["n"]), base_cpu.per_request_us(base["n"])
+    # At 60 % of the bare rate, the machine's CPUs can give a claim at most this much, all processes together.
+    budget = round((os.cpu_count() or 1) / (TARGET_HTTP * base["per_s"]) * 1e6)
     return {
         "name": "redpacket_claims_http", "value": round(claims["per_s"], 1), "unit": "claims/s",
         "baseline": round(base["per_s"], 1), "ratio": round(ratio, 3),
         "target": f">= {TARGET_HTTP:.0%} of a bare endpoint, p99 < {TARGET_P99_MS:.0f} ms, 64 clients",
         "met": ratio >= TARGET_HTTP and claims["p99_ms"] < TARGET_P99_MS and durable == len(acked) == claims["n"],
         "p99_ms": round(claims["p99_ms"], 1),
+        "cpu_us_per_claim": per_claim, "cpu_us_per_bare": per_bare, "cpu_us_budget_per_claim": budget,
         "note": (f"{claims['n']:,} claims, ingest server (gunicorn, {WORKERS} uvicorn workers, claims in groups), "
                  f"PostgreSQL, {os.cpu_count()} CPUs, load "
                  f"average {load:.1f} at the end. Claims p50 {claims['p50_ms']:.1f} ms p99 {claims['p99_ms']:.1f} ms "
@@ -318,9 +331,17 @@ def _http_bench(redis_url: str) -> dict:
                  f"For scale, a bare JSON view through Django on the same server: {django_base['per_s']:,.0f}/s "
                  f"(statuses {django_base['statuses']}; claims/that "
                  f"{claims['per_s'] / max(django_base['per_s'], 1e-9):.2f}). "
+                 f"CPU per claim (us): {_cpu_text(per_claim)}, {sum(per_claim.values())} in all; per bare request: "
+                 f"{_cpu_text(per_bare)}, {sum(per_bare.values())} in all. At {TARGET_HTTP:.0%} of the bare rate a "
+                 f"claim may cost {budget} us in all; PostgreSQL and Redis alone spent "
+                 f"{per_claim['postgres'] + per_claim['redis']}. "
                  f"{len(acked):,} acknowledged 'claimed', {durable:,} found in the DB with the same amount; "
                  f"reconciliation {'balanced' if check['reconcile'].get('balanced') else check['reconcile']}"),
     }  # fmt: skip
+
+
+def _cpu_text(us: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in us.items())
 
 
 def _bench_redis_url(url: str) -> str:
