@@ -450,8 +450,19 @@ class RedPacketPoolAdmin(ServiceModelAdmin):
     list_display = ["id", "campaign", "budget_fen", "count", "mode", "status", "approval", "expires_at"]
     list_filter = [PoolApprovalFilter, "status", "mode"]
     search_fields = ["campaign__name", "act_name"]
-    readonly_fields = ["campaign", "amounts", "activated_at", "status", "created_by", "approved_by", "approved_at"]
+    readonly_fields = ["campaign", "split", "activated_at", "status", "created_by", "approved_by", "approved_at"]
     actions = ["approve", "refund_expired", "rebuild_redis_state"]
+
+    @admin.display(description=_("Packet amounts"))
+    def split(self, obj: RedPacketPool) -> str:
+        # A summary, not the list: a Singles' Day pool's split is 10^5-10^6 amounts.
+        amounts = obj.amounts if obj.pk else []
+        if not amounts:
+            return _("Made at activation")
+        return _("%(count)s packets of %(low)s to %(high)s fen, %(total)s fen in all; the first: %(first)s") % {
+            "count": len(amounts), "low": min(amounts), "high": max(amounts), "total": sum(amounts),
+            "first": ", ".join(map(str, amounts[:10])),
+        }  # fmt: skip
 
     @admin.display(description=_("Approval"))
     def approval(self, obj: RedPacketPool) -> str:

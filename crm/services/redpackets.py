@@ -316,7 +316,7 @@ def redpacket_pool_activate(pool_id: int) -> RedPacketPool:
     """Precompute the split (once; kept in the DB) and build the pool's Redis state. Idempotent. 409
     (approval_required) for a draft over the approval threshold that no second admin approved."""
     with transaction.atomic():
-        pool = RedPacketPool.objects.select_for_update().get(id=pool_id)
+        pool = RedPacketPool.objects.select_for_update().defer(None).get(id=pool_id)
         if pool.status == RedPacketPool.Status.DRAFT and redpacket_pool_needs_approval(pool):
             raise Conflict(
                 gettext("This red-packet pool's budget needs a second admin's approval before it can go live."),
@@ -345,7 +345,7 @@ def redpacket_state_ensure(pool_id: int, *, force: bool = False) -> bool:
     with r.lock(f"{KEY_PREFIX}{pool_id}:rebuild-lock", timeout=30, blocking_timeout=30), transaction.atomic():
         if r.exists(state_key) and not force:
             return False
-        pool = RedPacketPool.objects.select_for_update().get(id=pool_id)
+        pool = RedPacketPool.objects.select_for_update().defer(None).get(id=pool_id)  # the split, too
         if pool.status == RedPacketPool.Status.DRAFT or not pool.amounts:
             return False
         claims = dict(RedPacketClaim.objects.filter(pool=pool).values_list("contact_id", "amount_fen"))

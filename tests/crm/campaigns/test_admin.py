@@ -43,3 +43,20 @@ def test_refund_action_reports_not_expired(admin_client):
                                                                "_selected_action": [pool.id]}, follow=True)
     assert "not expired" in response.content.decode()
     assert RedPacketPool.objects.get(id=pool.id).status == "active"
+
+
+def test_a_pools_page_summarises_its_split_instead_of_listing_it(admin_client):
+    # A Singles' Day pool's split is 10^5-10^6 amounts: the page says what it is, in both languages.
+    campaign = svc.campaign_create(name="s", text="x", red_packet={"budget_fen": 60_000, "count": 200, "min_fen": 100,
+                                                                   "max_fen": 600, "expires_at": later(hours=1)})
+    pool = RedPacketPool.objects.get(campaign=campaign)
+    page = admin_client.get(f"/admin/crm/redpacketpool/{pool.id}/change/").content.decode()
+    assert "Made at activation" in page
+    campaign_runs.campaign_launch(campaign.id, enqueue=False)
+    amounts = RedPacketPool.objects.defer(None).get(id=pool.id).amounts
+    page = admin_client.get(f"/admin/crm/redpacketpool/{pool.id}/change/").content.decode()
+    first = ", ".join(map(str, amounts[:10]))
+    assert (f"200 packets of {min(amounts)} to {max(amounts)} fen, 60000 fen in all; the first: {first}") in page
+    assert ", ".join(map(str, amounts[:11])) not in page
+    page = admin_client.get(f"/admin/crm/redpacketpool/{pool.id}/change/", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert f"共 200 个红包，每个 {min(amounts)} 至 {max(amounts)} 分" in page.content.decode()
