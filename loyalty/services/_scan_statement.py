@@ -22,6 +22,7 @@ journey step's first purchase or a day cap (which reads the day's points under t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -73,7 +74,7 @@ class Lookup:
     window_points: int  # points earned (EARNED_KINDS) since `since`, before this scan
 
 
-def scan_lookup(store_id: int, receipt_id: str, card_number: str, kinds: list[str], since: datetime) -> Lookup:
+def scan_lookup(store_id: int, receipt_id: str, card_number: str, kinds: Sequence[str], since: datetime) -> Lookup:
     """One round trip, before the nonce is consumed: the receipt's purchase id, the card and its window sum."""
     qn = connection.ops.quote_name
     key = ("lookup", len(kinds))

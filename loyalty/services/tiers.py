@@ -7,6 +7,7 @@ the VIP group, leaving one untags VIP and notifies the customer's staff (each on
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -161,9 +162,12 @@ def card_spend_fen(card: Card, since: datetime | None) -> int:
     return max(total, 0)
 
 
-def earned_kinds() -> list[str]:
-    """The ledger kinds that count as points earned for a tier (EARNED_KINDS the ledger has)."""
-    return [k for k in EARNED_KINDS if k in PointsLedger.Kind.values]
+@functools.cache
+def earned_kinds() -> tuple[str, ...]:
+    """The ledger kinds that count as points earned for a tier (EARNED_KINDS the ledger has). Fixed by the code,
+    so computed once: every scan asks, and `Kind.values` builds its list anew on each access."""
+    known = set(PointsLedger.Kind.values)
+    return tuple(k for k in EARNED_KINDS if k in known)
 
 
 def card_points_earned(card: Card, since: datetime | None) -> int:
