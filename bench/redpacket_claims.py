@@ -333,7 +333,7 @@ def _http_bench(redis_url: str) -> dict:
         "minimal_write_per_s": round(write_base["per_s"], 1),
         "cpu_us_per_claim": per_claim, "cpu_us_per_bare": per_bare, "cpu_us_budget_per_claim": budget,
         "note": (f"{claims['n']:,} claims, ingest server (gunicorn, {WORKERS} uvicorn workers, claims in groups), "
-                 f"PostgreSQL, {os.cpu_count()} CPUs, load "
+                 f"{'PostgreSQL' if database.postgres else 'SQLite'}, {os.cpu_count()} CPUs, load "
                  f"average {load:.1f} at the end. Claims p50 {claims['p50_ms']:.1f} ms p99 {claims['p99_ms']:.1f} ms "
                  f"(statuses {claims['statuses']}); bare p50 {base['p50_ms']:.1f} ms p99 {base['p99_ms']:.1f} ms. "
                  f"For scale, a bare JSON view through Django on the same server: {django_base['per_s']:,.0f}/s "
