@@ -121,7 +121,8 @@ class RedPacketClaim(models.Model):
         FAILED = "failed", "Payout failed"
         EXPIRED = "expired", "Not paid in time, refunded"
 
-    pool = models.ForeignKey(RedPacketPool, on_delete=models.PROTECT, related_name="claims")
+    # No index of its own: the unique (pool, contact) leads with it (crm 0027).
+    pool = models.ForeignKey(RedPacketPool, on_delete=models.PROTECT, related_name="claims", db_index=False)
     contact = models.ForeignKey("crm.Contact", on_delete=models.PROTECT, related_name="red_packet_claims")
     amount_fen = models.PositiveIntegerField()
     # mch_id + yyyymmdd + claim id (10 digits): 28 chars, derived from the claim, re-entrant at the pay API.

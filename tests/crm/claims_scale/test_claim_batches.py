@@ -147,3 +147,17 @@ def test_the_payout_publisher_sends_a_burst_of_groups_as_one_message(monkeypatch
     assert done.wait(5)
     time.sleep(0.2)  # nothing more follows
     assert sent == [[1, 2, 3, 4, 5]]
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_claim_writes_only_the_indexes_something_reads():
+    # crm 0027: pool_id alone (the unique (pool, contact) leads with it) and the LIKE twins of billno and status
+    # (no prefix query) are gone; every claim of a burst paid for them.
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the LIKE twins and their drop are PostgreSQL's")
+    with connection.cursor() as cur:
+        cur.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'crm_redpacketclaim'")
+        defs = sorted(row[0].split(" USING btree ")[1] for row in cur.fetchall())
+    assert defs == ["(billno)", "(contact_id)", "(id)", "(pool_id, contact_id)", "(status)"]
