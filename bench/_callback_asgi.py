@@ -23,27 +23,27 @@ from crm.api.group_commit import GroupCommitWriter
 from crm.ingest import application as ingest
 
 _TABLE = "bench_minimal_write"
-
-
-_made = False
+_made = False  # the table, once per process
 
 
 def _store(items: list[int]) -> list[int]:
     from django.db import connection, transaction
 
     global _made
+    postgres = connection.vendor == "postgresql"
     with transaction.atomic(), connection.cursor() as cur:
-        if connection.vendor != "postgresql":  # a SQLite run: the same rows, without COPY
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {_TABLE} (id integer PRIMARY KEY, n bigint NOT NULL)")
+        if not _made:
+            if postgres:  # two workers' first groups must not race to create it
+                cur.execute("SELECT pg_advisory_xact_lock(8015)")
+            key = "bigserial" if postgres else "integer"
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {_TABLE} (id {key} PRIMARY KEY, n bigint NOT NULL)")
+        if not postgres:  # a SQLite run: the same rows, without COPY
             cur.executemany(f"INSERT INTO {_TABLE} (n) VALUES (%s)", [(n,) for n in items])
-            return items
-        if not _made:  # once per process; the lock keeps two workers' first groups from racing to create it
-            cur.execute("SELECT pg_advisory_xact_lock(8015)")
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {_TABLE} (id bigserial PRIMARY KEY, n bigint NOT NULL)")
-            _made = True
-        with cur.cursor.copy(f"COPY {_TABLE} (n) FROM STDIN") as copy:
-            for n in items:
-                copy.write_row((n,))
+        else:
+            with cur.cursor.copy(f"COPY {_TABLE} (n) FROM STDIN") as copy:
+                for n in items:
+                    copy.write_row((n,))
+    _made = True  # committed: a group rolled back makes the table again next time
     return items
 
 

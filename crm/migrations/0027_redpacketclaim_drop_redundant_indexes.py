@@ -13,25 +13,13 @@ trip on. SQLite has no LIKE twins.
 
 from django.db import migrations, models
 
+from crm.migration_ops import drop_redundant_indexes
+
 INDEXES = [
     ("crm_redpacketclaim_pool_id_c0da49fa", "crm_redpacketclaim", "pool_id", ""),
     ("crm_redpacketclaim_billno_13fe34c0_like", "crm_redpacketclaim", "billno", "varchar_pattern_ops"),
     ("crm_redpacketclaim_status_6f29201f_like", "crm_redpacketclaim", "status", "varchar_pattern_ops"),
 ]
-
-
-def drop(apps, schema_editor):
-    for name, _table, _column, _ops in INDEXES:
-        schema_editor.execute(f'DROP INDEX IF EXISTS "{name}"')
-
-
-def restore(apps, schema_editor):
-    postgres = schema_editor.connection.vendor == "postgresql"
-    for name, table, column, ops in INDEXES:
-        if ops and not postgres:
-            continue
-        opclass = f" {ops}" if ops else ""
-        schema_editor.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ("{column}"{opclass})')
 
 
 class Migration(migrations.Migration):
@@ -41,7 +29,7 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.SeparateDatabaseAndState(
-            database_operations=[migrations.RunPython(drop, restore)],
+            database_operations=[drop_redundant_indexes(INDEXES)],
             state_operations=[
                 migrations.AlterField(
                     model_name="redpacketclaim",

@@ -13,6 +13,8 @@ tables are small, so it loses these too.
 
 from django.db import migrations, models
 
+from crm.migration_ops import drop_redundant_indexes
+
 INDEXES = [
     ("loyalty_purchase_store_id_db150259", "loyalty_purchase", "store_id", ""),
     ("loyalty_purchase_scanned_at_b9dc6604", "loyalty_purchase", "scanned_at", ""),
@@ -22,20 +24,6 @@ INDEXES = [
 ]
 
 
-def drop(apps, schema_editor):
-    for name, _table, _column, _ops in INDEXES:
-        schema_editor.execute(f'DROP INDEX IF EXISTS "{name}"')
-
-
-def restore(apps, schema_editor):
-    postgres = schema_editor.connection.vendor == "postgresql"
-    for name, table, column, ops in INDEXES:
-        if ops and not postgres:
-            continue
-        opclass = f" {ops}" if ops else ""
-        schema_editor.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ("{column}"{opclass})')
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("loyalty", "0014_birthday_earning"),
@@ -43,7 +31,7 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.SeparateDatabaseAndState(
-            database_operations=[migrations.RunPython(drop, restore)],
+            database_operations=[drop_redundant_indexes(INDEXES)],
             state_operations=[
                 migrations.AlterField(
                     model_name="card",
