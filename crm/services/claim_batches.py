@@ -35,7 +35,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from crm.models import RedPacketClaim, RedPacketPool
+from crm.models import Contact, RedPacketClaim, RedPacketPool
 from crm.services import redpackets as rp
 from crm.services.gates import pool_gates
 
@@ -218,6 +218,10 @@ def _one(req: ClaimRequest) -> ClaimAnswer:
     code, amount = req.reserved
     try:
         if code == 1:  # a fresh reservation on SQLite: write it as the one-claim path does
+            if Contact.objects.filter(id=req.contact_id, erased_at__isnull=False).exists():
+                # An erased person's old link claims nothing (as _insert refuses it): the amount goes back.
+                rp._script("release")(keys=rp.pool_keys(req.pool_id), args=[str(req.contact_id), str(amount)])
+                return ClaimAnswer("not_found")
             pool = RedPacketPool.objects.get(id=req.pool_id)
             claim, _ = rp._persist_claim(pool, req.contact_id, amount, fresh=True)
             return ClaimAnswer("claimed", claim.amount_fen, claim.id)

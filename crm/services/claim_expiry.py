@@ -13,7 +13,8 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import DurationField, ExpressionWrapper, F
+from django.db.models import DurationField, ExpressionWrapper, F, IntegerField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from crm.models import RedPacketClaim
@@ -25,7 +26,9 @@ EXPIRABLE = (RedPacketClaim.Status.RECEIVED, RedPacketClaim.Status.FAILED)
 def expire_unpaid_claims(limit: int = 1000) -> list[int]:
     """Refund the claims past their pool's claim expiry that were not paid; the ids expired."""
     now = timezone.now()
-    deadline = ExpressionWrapper(F("pool__claim_expiry_hours") * timedelta(hours=1), output_field=DurationField())
+    # Cast: SQLite multiplies a duration only by a plain integer field (not a PositiveSmallIntegerField).
+    hours = Cast("pool__claim_expiry_hours", IntegerField())
+    deadline = ExpressionWrapper(hours * timedelta(hours=1), output_field=DurationField())
     due = list(
         RedPacketClaim.objects.filter(status__in=EXPIRABLE)
         .annotate(deadline=F("claimed_at") + deadline)
